@@ -145,3 +145,55 @@ def configs_from_moore(
         block_out_channels=tuple(pose_guider.get("block_out_channels", (16, 32, 96, 256))),
     )
     return {"reference_net": reference, "denoising_unet": denoising, "pose_guider": guider}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Whole release -> networks
+# ---------------------------------------------------------------------------------------------------------
+
+
+def pose_guider_config_from_weights(state: Mapping[str, Tensor]) -> dict[str, Any]:
+    """Read channels off a Pose Guider state dict (strides cannot be read from weights: stride 2 assumed)."""
+    try:
+        channels = [state["conv_in.weight"].shape[0]]
+        n_blocks = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+        channels += [state[f"blocks.{i}.weight"].shape[0] for i in range(1, n_blocks, 2)]
+        return {
+            "conditioning_embedding_channels": state["conv_out.weight"].shape[0],
+            "conditioning_channels": state["conv_in.weight"].shape[1],
+            "block_out_channels": tuple(channels),
+        }
+    except KeyError as exc:
+        raise ConversionError(f"pose guider weights lack {exc}; not a Pose Guider state dict") from exc
+
+
+def target_shapes(module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def networks_from_moore(
+    denoising_unet: Sequence[Mapping[str, Tensor]],
+    reference_unet: Mapping[str, Tensor],
+    pose_guider: Mapping[str, Tensor],
+    motion_module: Mapping[str, Tensor] | None = None,
+    configs: Mapping[str, Mapping[str, Any]] | None = None,
+):
+    """Build an ``AnimateAnyone`` holding exactly the given weights (strict: nothing missing or unused).
+
+    ``denoising_unet``: one or more state dicts whose union is the denoising UNet (Moore's stage-1
+    ``denoising_unet.pth``, possibly already holding temporal layers); ``motion_module``: Moore's
+    ``motion_module.pth`` or AnimateDiff's ``mm_sd_v15_v2.ckpt``. ``configs``: constructor kwargs
+    (default: SD-1.5 + inference_v2). The networks are built on the meta device and take the tensors as is.
+    """
+    from ..models.specs import build_networks, network_configs
+
+    model = build_networks(dict(configs) if configs is not None else network_configs("sd15"), device="meta")
+    sources = list(denoising_unet) + ([motion_module] if motion_module is not None else [])
+    converted = {
+        "denoising_unet": convert_denoising_unet(sources, target_shapes(model.denoising_unet)),
+        "reference_net": convert_reference_unet(reference_unet, target_shapes(model.reference_net)),
+        "pose_guider": convert_pose_guider(pose_guider, target_shapes(model.pose_guider)),
+    }
+    for name, state in converted.items():
+        getattr(model, name).load_state_dict(state, strict=True, assign=True)
+    return model

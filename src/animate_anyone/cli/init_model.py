@@ -1,0 +1,24 @@
+"""``animate-anyone init-model``: write a randomly initialised model directory."""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("init-model", help="write a randomly initialised model directory (tiny or sd15)")
+    p.add_argument("--size", choices=("tiny", "sd15"), default="tiny")
+    p.add_argument("--out", required=True, help="model directory to create")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+    p.set_defaults(run=run)
+
+
+def run(args) -> None:
+    from ..init_model import init_model
+
+    path = init_model(args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite)
+    print(f"wrote {args.size} model to {path}")

@@ -1,0 +1,113 @@
+"""Model directories: init-model, save/load round trip, convert from the public files, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from animate_anyone.cli.main import main
+from animate_anyone.model_dir import load_networks
+from conftest import golden_dir, golden_spec
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "tiny"
+    assert main(["init-model", "--size", "tiny", "--out", str(out), "--seed", "3"]) == 0
+    return out
+
+
+def test_init_model_writes_a_complete_loadable_directory(tiny_dir):
+    index = json.loads((tiny_dir / "model_index.json").read_text())
+    for name in ("reference_net", "denoising_unet", "pose_guider", "vae", "image_encoder", "feature_extractor", "scheduler"):
+        assert name in index and (tiny_dir / name).is_dir(), name
+    model = load_networks(tiny_dir)
+    # Stock initialisation: pose guider output and temporal output projections start at zero.
+    assert model.pose_guider.conv_out.weight.abs().sum() == 0
+    motion_out = [p for n, p in model.denoising_unet.named_parameters() if ".motion_modules." in n and "proj_out" in n]
+    assert motion_out and all(p.abs().sum() == 0 for p in motion_out)
+    assert not list(tiny_dir.parent.glob(".tiny.*"))  # no temporary directory left behind
+
+
+def test_save_load_round_trip_preserves_outputs(tiny_dir, tmp_path):
+    from animate_anyone.model_dir import atomic_directory, save_networks
+
+    model = load_networks(tiny_dir).eval()
+    for p in model.parameters():  # make every pathway non-trivial
+        torch.nn.init.normal_(p, std=0.05)
+    with atomic_directory(tmp_path / "copy") as tmp:
+        save_networks(model, tmp)
+    again = load_networks(tmp_path / "copy").eval()
+    latents, ref = torch.randn(1, 4, 2, 8, 8), torch.randn(1, 4, 8, 8)
+    embeds, pose = torch.randn(1, 1, 32), torch.rand(1, 3, 2, 64, 64)
+    with torch.no_grad():
+        outs = [
+            m.denoise(latents, 500, embeds, m.encode_pose(pose), m.encode_reference(ref, embeds), 2.0) for m in (model, again)
+        ]
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_missing_component_is_named(tiny_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dir, broken)
+    shutil.rmtree(broken / "pose_guider")
+    with pytest.raises(FileNotFoundError, match="pose_guider"):
+        load_networks(broken)
+
+
+def test_init_model_refuses_to_overwrite(tiny_dir, capsys):
+    assert main(["init-model", "--size", "tiny", "--out", str(tiny_dir)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def golden_convert_args(tmp_path, out):
+    spec, d = golden_spec(), golden_dir()
+    (tmp_path / "unet.json").write_text(json.dumps(spec["denoising_unet_config_3d"]))
+    (tmp_path / "extra.json").write_text(json.dumps(spec["unet_additional_kwargs"]))
+    return [
+        "convert", "moore",
+        "--denoising-unet", str(d / "weights_denoising_unet.safetensors"),
+        "--reference-unet", str(d / "weights_reference_unet.safetensors"),
+        "--pose-guider", str(d / "weights_pose_guider.safetensors"),
+        "--unet-config", str(tmp_path / "unet.json"),
+        "--unet-additional-kwargs", str(tmp_path / "extra.json"),
+        "--out", str(out),
+    ]  # fmt: skip
+
+
+def test_convert_moore_cli_reproduces_golden_outputs(tmp_path):
+    out = tmp_path / "converted"
+    assert main(golden_convert_args(tmp_path, out)) == 0
+    model = load_networks(out).eval()
+    case = sorted(golden_spec()["unet_cases"])[0]
+    t = {k[len(case) + 1 :]: v for k, v in load_file(golden_dir() / "unet_step.safetensors").items() if k.startswith(case)}
+    with torch.no_grad():
+        bank = model.encode_reference(t["in.ref_latents"], t["in.image_embeds"])
+        pose = model.encode_pose(t["in.pose_images"])
+        guided = model.denoise(t["in.noisy_latents"], t["in.timestep"], t["in.image_embeds"], pose, bank, 3.5)
+    assert (guided - t["out.cfg.guided_fp32bank"]).abs().max() <= 1e-4
+
+
+def test_convert_moore_cli_names_missing_keys_and_writes_nothing(tmp_path, capsys):
+    state = load_file(golden_dir() / "weights_reference_unet.safetensors")
+    del state["mid_block.resnets.0.conv1.weight"]
+    save_file(state, tmp_path / "ref.safetensors")
+    args = golden_convert_args(tmp_path, tmp_path / "out")
+    args[args.index("--reference-unet") + 1] = str(tmp_path / "ref.safetensors")
+    assert main(args) == 2
+    assert "mid_block.resnets.0.conv1.weight" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_weight_file_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "denoising_unet.pth"
+    bad.write_bytes(b"not a checkpoint")
+    args = golden_convert_args(tmp_path, tmp_path / "out")
+    args[args.index("--denoising-unet") + 1] = str(bad)
+    assert main(args) == 2
+    assert "denoising_unet.pth" in capsys.readouterr().err
