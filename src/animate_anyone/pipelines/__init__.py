@@ -1,0 +1,1 @@
+"""Inference: temporal windows and the denoising loop."""

@@ -1,0 +1,76 @@
+"""Temporal windows for long videos (pure functions).
+
+A schedule returns, for one denoising step, the list of windows (frame indices, in the order the temporal
+layers see them) and a per-position blend weight for each window. Predictions of a frame are averaged over
+the windows that cover it with those weights.
+
+* ``moore``: the public implementation's closed-loop "uniform" schedule, identical at every step; windows
+  wrap around the end of the video (frame 0 follows the last frame) and weights are uniform.
+* ``shifted`` (default): windows never wrap; their offset changes from step to step so seams do not stay in
+  place, and weights fall off linearly towards a window's edges so the seams are blended.
+"""
+
+from __future__ import annotations
+
+import math
+
+WINDOW_MODES = ("shifted", "moore")
+
+
+def check_window(num_frames: int, context_frames: int, context_overlap: int) -> None:
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    if context_frames < 1:
+        raise ValueError(f"context_frames must be >= 1, got {context_frames}")
+    if not 0 <= context_overlap < context_frames:
+        raise ValueError(f"context_overlap must be in [0, context_frames), got {context_overlap} for {context_frames}")
+
+
+def moore_windows(num_frames: int, context_frames: int, context_overlap: int, context_stride: int = 1) -> list[list[int]]:
+    """Moore-AnimateAnyone's ``uniform`` schedule at step 0 (the only step it uses), closed loop."""
+    check_window(num_frames, context_frames, context_overlap)
+    if num_frames <= context_frames:
+        return [list(range(num_frames))]
+    stride_levels = min(context_stride, int(math.ceil(math.log2(num_frames / context_frames))) + 1)
+    windows = []
+    for level in range(stride_levels):
+        step = 1 << level
+        for start in range(0, num_frames, context_frames * step - context_overlap):
+            windows.append([i % num_frames for i in range(start, start + context_frames * step, step)])
+    return windows
+
+
+def shifted_windows(num_frames: int, context_frames: int, context_overlap: int, step_index: int) -> list[list[int]]:
+    """Non-wrapping windows of ``context_frames`` with ``context_overlap``, offset by the step index.
+
+    Consecutive windows start ``context_frames - context_overlap`` apart; at step ``k`` the grid is shifted
+    by ``k * (stride // 2 + 1) mod stride`` frames so seams move between steps. Every frame is covered.
+    """
+    check_window(num_frames, context_frames, context_overlap)
+    if num_frames <= context_frames:
+        return [list(range(num_frames))]
+    stride = context_frames - context_overlap
+    shift = (step_index * (stride // 2 + 1)) % stride
+    starts = list(range(shift - stride if shift else 0, num_frames - context_frames + 1, stride))
+    starts = sorted({min(max(s, 0), num_frames - context_frames) for s in starts} | {num_frames - context_frames})
+    return [list(range(s, s + context_frames)) for s in starts]
+
+
+def blend_weights(length: int, ramp: int) -> list[float]:
+    """Per-position weights of a window: 1 in the middle, falling linearly over ``ramp`` frames at each edge
+    (never 0, so a frame covered by a single window keeps its prediction)."""
+    if ramp <= 0:
+        return [1.0] * length
+    return [min(1.0, (i + 1) / (ramp + 1), (length - i) / (ramp + 1)) for i in range(length)]
+
+
+def window_schedule(
+    mode: str, num_frames: int, context_frames: int, context_overlap: int, step_index: int, context_stride: int = 1
+) -> list[tuple[list[int], list[float]]]:
+    """(frames, weights) for every window of one denoising step."""
+    if mode == "moore":
+        return [(w, [1.0] * len(w)) for w in moore_windows(num_frames, context_frames, context_overlap, context_stride)]
+    if mode == "shifted":
+        windows = shifted_windows(num_frames, context_frames, context_overlap, step_index)
+        return [(w, blend_weights(len(w), context_overlap)) for w in windows]
+    raise ValueError(f"unknown window mode {mode!r}; choose one of {WINDOW_MODES}")
