@@ -128,9 +128,6 @@ class AnimateAnyoneUNet(UNetMotionModel):
                 )
         return ReferenceBank(tokens=bank.tokens, keys_values=keys_values)
 
-    def motion_parameter_names(self) -> list[str]:
-        return [name for name, _ in self.named_parameters() if ".motion_modules." in name]
-
 
 def zero_init_motion_modules(unet: AnimateAnyoneUNet) -> None:
     """Zero the temporal layers' output projections so each is the identity (AnimateDiff's initialisation)."""

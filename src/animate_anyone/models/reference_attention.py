@@ -90,10 +90,6 @@ class ReferenceBank:
     tokens: dict[str, Tensor]
     keys_values: dict[str, tuple[Tensor, Tensor]] | None = None
 
-    @property
-    def rows(self) -> int:
-        return next(iter(self.tokens.values())).shape[0]
-
 
 @dataclass
 class ReferenceRead:
