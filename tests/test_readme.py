@@ -13,7 +13,7 @@ README = Path(__file__).parents[1] / "README.md"
 def test_readme_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     init = re.search(r"animate-anyone (init-model [^\n]+)", README.read_text()).group(1)
-    assert main(init.split()[0:1] + init.split()[1:]) == 0
+    assert main(init.split()) == 0
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README has no python example"
     scope: dict = {}

@@ -65,5 +65,5 @@ def init_model(size: str, out: str | Path, seed: int = 0, dtype: torch.dtype = t
             if isinstance(component, torch.nn.Module) and dtype != torch.float32:
                 component = component.to(dtype)
             component.save_pretrained(tmp / name)
-        write_model_index(tmp, ["reference_net", "denoising_unet", "pose_guider", *aux])
+        write_model_index(tmp, ["reference_net", "denoising_unet", "pose_guider", *aux], {n: type(c) for n, c in aux.items()})
     return Path(out)

@@ -61,11 +61,16 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
             shutil.rmtree(tmp)
 
 
-def write_model_index(directory: Path, components: list[str]) -> None:
+def write_model_index(directory: Path, components: list[str], classes: dict[str, type] | None = None) -> None:
+    """``classes`` overrides the default class of a component (e.g. the image-processor backend in use)."""
     import diffusers
 
     index = {"_class_name": "AnimateAnyonePipeline", "_diffusers_version": diffusers.__version__}
-    index.update({name: list(LIBRARY[name]) for name in components})
+    for name in components:
+        library, class_name = LIBRARY[name]
+        if classes and name in classes:
+            class_name = classes[name].__name__
+        index[name] = [library, class_name]
     (directory / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
