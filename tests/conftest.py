@@ -62,3 +62,11 @@ def golden_model():
 @pytest.fixture
 def fresh_golden_model():
     return load_golden_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A complete tiny model directory written by ``init-model`` (shared by the whole session: read only)."""
+    from animate_anyone.init_model import init_model
+
+    return init_model("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0)

@@ -19,4 +19,17 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     scope: dict = {}
     for block in blocks:
         exec(compile(block, str(README), "exec"), scope)
-    assert scope["noise_pred"].shape == (1, 4, 4, 16, 12)
+    assert scope["video"].shape == (8, 128, 96, 3)
+
+
+def test_readme_commands_parse():
+    """Every `animate-anyone ...` command the README shows is accepted by the CLI's parser as written."""
+    import shlex
+
+    from animate_anyone.cli.main import build_parser
+
+    text = re.sub(r"\\\n\s*", " ", README.read_text())
+    commands = re.findall(r"^\.venv/bin/animate-anyone (.+)$", text, flags=re.M)
+    assert {c.split()[0] for c in commands} >= {"convert", "animate", "init-model"}
+    for command in commands:
+        build_parser().parse_args(shlex.split(command))

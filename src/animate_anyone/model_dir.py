@@ -95,6 +95,6 @@ def load_networks(
                 f"{model_dir} has no {name}/config.json; a model directory needs {', '.join(NETWORKS)} "
                 f"(create one with `animate-anyone init-model` or `animate-anyone convert moore`)"
             )
-        parts[name] = cls.from_pretrained(sub, torch_dtype=dtype)
+        parts[name] = cls.from_pretrained(sub, dtype=dtype)
     model = AnimateAnyone(**parts)
     return model.to(device) if device is not None else model

@@ -18,7 +18,7 @@ def sample_video(
     scheduler,
     latents: Tensor,
     image_embeds: Tensor,
-    pose_features: Tensor,
+    pose_features: Tensor | Callable[[Tensor], Tensor],
     reference: ReferenceBank,
     num_inference_steps: int,
     guidance_scale: float,
@@ -35,7 +35,12 @@ def sample_video(
     At every step each window is predicted (guided rows [uncond, cond]), predictions are averaged per frame
     with the windows' blend weights, then one scheduler step is taken on the whole video. ``callback(step,
     window)`` is called after every window (for progress bars).
+
+    ``pose_features`` is either the whole video's (b, C0, frames, h, w) or a function from a window's frame
+    indices to that window's features; the pipeline passes a function so that long videos never hold pose
+    features for all frames at once.
     """
+    pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
     num_frames = latents.shape[2]
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
     step_kwargs = {"eta": eta, "generator": generator} if "eta" in _step_parameters(scheduler) else {}
@@ -49,7 +54,7 @@ def sample_video(
         for window_index, (frames, weights) in enumerate(schedule):
             idx = torch.tensor(frames, device=latents.device)
             w = torch.tensor(weights, device=latents.device, dtype=torch.float32)
-            pred = model.denoise(model_input[:, :, idx], t, image_embeds, pose_features[:, :, idx], reference, guidance_scale)
+            pred = model.denoise(model_input[:, :, idx], t, image_embeds, pose_of(idx), reference, guidance_scale)
             total.index_add_(2, idx, pred.float() * w.view(1, 1, -1, 1, 1))
             weight.index_add_(0, idx, w)
             if callback is not None:

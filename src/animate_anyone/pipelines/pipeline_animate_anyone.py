@@ -1,0 +1,250 @@
+"""``AnimateAnyonePipeline``: one reference image + a pose sequence -> a video of that character.
+
+    pipe = AnimateAnyonePipeline.from_pretrained("models/animate-anyone", dtype=torch.float16).to("cuda")
+    video = pipe(Image.open("ref.png"), pose_frames, num_inference_steps=25, guidance_scale=3.5).frames
+
+The pipeline only orchestrates; the networks' forward lives in ``models.AnimateAnyone`` and the windowed
+denoising loop in ``pipelines.sampling``. Any diffusers scheduler can replace the default DDIM
+(``pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers import DiffusionPipeline
+from diffusers.utils import BaseOutput
+from diffusers.utils.torch_utils import randn_tensor
+from torch import Tensor
+
+from ..models import AnimateAnyone
+from .context import WINDOW_MODES, check_window, window_schedule
+from .sampling import sample_video
+
+COMPONENTS = ("vae", "image_encoder", "feature_extractor", "reference_net", "denoising_unet", "pose_guider", "scheduler")
+OUTPUT_TYPES = ("np", "pil", "latent")
+
+
+@dataclass
+class AnimateAnyonePipelineOutput(BaseOutput):
+    """``frames``: (frames, H, W, 3) uint8 for ``"np"``, a list of PIL images for ``"pil"``, the final latents
+    (1, 4, frames, H/8, W/8) for ``"latent"``; None when the frames were handed to ``frame_sink`` instead."""
+
+    frames: np.ndarray | list[PIL.Image.Image] | Tensor | None
+
+
+def default_size(reference: PIL.Image.Image, short_side: int) -> tuple[int, int]:
+    """(width, height) with the reference's aspect ratio, the shorter side ``short_side``, both multiples of 8."""
+    w, h = reference.size
+    scale = short_side / min(w, h)
+    return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
+
+
+def check_model_directory(path: str | Path) -> None:
+    """Fail early, naming what is missing, before diffusers starts loading anything."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory not found: {path}")
+    fix = "create one with `animate-anyone convert moore --vae ... --image-encoder ...` or `animate-anyone init-model`"
+    index = path / "model_index.json"
+    if not index.is_file():
+        raise FileNotFoundError(f"{path} is not a model directory (no model_index.json); {fix}")
+    listed = json.loads(index.read_text())
+    for name in COMPONENTS:
+        if name not in listed:
+            raise FileNotFoundError(f"{path}/model_index.json lists no {name!r} component; {fix}")
+        sub = path / name
+        if not sub.is_dir() or not any(sub.glob("*.json")):
+            raise FileNotFoundError(f"{path} is missing the {name} component ({sub}/ with its config); {fix}")
+
+
+class AnimateAnyonePipeline(DiffusionPipeline):
+    model_cpu_offload_seq = "image_encoder->reference_net->pose_guider->denoising_unet->vae"
+
+    def __init__(self, vae, image_encoder, feature_extractor, reference_net, denoising_unet, pose_guider, scheduler):
+        super().__init__()
+        self.register_modules(
+            vae=vae, image_encoder=image_encoder, feature_extractor=feature_extractor, reference_net=reference_net,
+            denoising_unet=denoising_unet, pose_guider=pose_guider, scheduler=scheduler,
+        )  # fmt: skip
+        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """Load every component from a local model directory (nothing is downloaded)."""
+        if not kwargs.keys() & set(COMPONENTS):  # components passed in by the caller need not be on disk
+            check_model_directory(pretrained_model_name_or_path)
+        kwargs.setdefault("local_files_only", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @property
+    def model(self) -> AnimateAnyone:
+        return AnimateAnyone(self.reference_net, self.denoising_unet, self.pose_guider)
+
+    # -- the pieces __call__ is made of ---------------------------------------------------------------------
+    def check_inputs(self, height, width, num_frames, available_frames, steps, guidance_scale, context_frames, context_overlap, window_mode, output_type):
+        for name, value in (("height", height), ("width", width)):
+            if value <= 0 or value % 8:
+                raise ValueError(f"{name} must be a positive multiple of 8, got {value}; try {max(8, round(value / 8) * 8)}")
+        if num_frames > available_frames:
+            raise ValueError(f"num_frames={num_frames} but the pose sequence has only {available_frames} frames")
+        if steps < 1:
+            raise ValueError(f"num_inference_steps must be >= 1, got {steps}")
+        if guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0 (1 or less disables guidance), got {guidance_scale}")
+        limit = self.denoising_unet.config.motion_max_seq_length
+        if min(context_frames, num_frames) > limit:
+            raise ValueError(
+                f"context_frames={context_frames} exceeds the temporal layers' positional-encoding limit of {limit} "
+                f"frames; use windows of at most {limit} frames"
+            )
+        check_window(num_frames, context_frames, context_overlap)
+        if window_mode not in WINDOW_MODES:
+            raise ValueError(f"window_mode must be one of {WINDOW_MODES}, got {window_mode!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+
+    def encode_image(self, reference: PIL.Image.Image, height: int, width: int, device, dtype) -> tuple[Tensor, Tensor]:
+        """CLIP image embedding (1, 1, C) and scaled VAE latents (1, 4, h, w) of the reference."""
+        clip = self.feature_extractor(images=reference, return_tensors="pt").pixel_values
+        image_embeds = self.image_encoder(clip.to(device, self.image_encoder.dtype)).image_embeds.unsqueeze(1)
+        pixels = _to_tensor(np.asarray(reference.resize((width, height), PIL.Image.Resampling.BICUBIC)))  # (1, 3, H, W)
+        pixels = pixels.to(device, self.vae.dtype) * 2 - 1
+        latents = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor  # as Moore: the mean
+        return image_embeds.to(dtype), latents.to(dtype)
+
+    def decode_latents(self, latents: Tensor, chunk_size: int = 8) -> Iterator[np.ndarray]:
+        """Yield (H, W, 3) uint8 frames, decoding ``chunk_size`` frames at a time."""
+        frames = latents.shape[2]
+        for start in range(0, frames, chunk_size):
+            chunk = latents[0, :, start : start + chunk_size].transpose(0, 1)  # (f, 4, h, w)
+            images = self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample  # (f, 3, H, W)
+            images = ((images.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+            yield from images.permute(0, 2, 3, 1).cpu().numpy()  # (H, W, 3) each
+
+    # -- the task ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(
+        self,
+        reference_image: PIL.Image.Image,
+        pose_frames: Sequence[PIL.Image.Image] | np.ndarray | Tensor,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        num_inference_steps: int = 25,
+        guidance_scale: float = 3.5,
+        generator: torch.Generator | None = None,
+        context_frames: int = 24,
+        context_overlap: int = 4,
+        window_mode: str = "shifted",
+        eta: float = 0.0,
+        decode_chunk_size: int = 8,
+        output_type: str = "np",
+        frame_sink: Callable[[np.ndarray], None] | None = None,
+    ) -> AnimateAnyonePipelineOutput:
+        """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
+        uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
+
+        Size defaults to the reference's aspect ratio with the shorter side = the VAE's ``sample_size``;
+        ``num_frames`` defaults to all pose frames. Videos longer than ``context_frames`` are denoised in
+        overlapping windows (``window_mode``: "shifted" blends moving windows, "moore" reproduces the public
+        implementation). With ``frame_sink``, decoded uint8 frames are handed over one by one as they are
+        decoded and not kept, so memory does not grow with the video's length.
+        """
+        device, dtype = self._execution_device, self.denoising_unet.dtype
+        # 1. Inputs.
+        reference_image = _rgb(reference_image)
+        if height is None or width is None:
+            w, h = default_size(reference_image, self.vae.config.sample_size)
+            width, height = width or w, height or h
+        pose = _pose_tensor(pose_frames)  # (F, 3, Hp, Wp) uint8
+        num_frames = pose.shape[0] if num_frames is None else num_frames
+        self.check_inputs(height, width, num_frames, pose.shape[0], num_inference_steps, guidance_scale, context_frames, context_overlap, window_mode, output_type)
+        pose = _resize(pose[:num_frames], height, width).to(device)  # (F, 3, H, W) uint8
+        # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
+        model = self.model
+        image_embeds, ref_latents = self.encode_image(reference_image, height, width, device, dtype)
+        bank = model.encode_reference(ref_latents, image_embeds)
+
+        # 3. Pose features per window (the guider works frame by frame, so windows can be encoded on demand).
+        def pose_features(idx: Tensor) -> Tensor:
+            images = pose[idx.to(device)].to(dtype) / 255  # (f, 3, H, W)
+            return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
+
+        # 4. Initial noise.
+        shape = (1, self.denoising_unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        # 5. Denoising loop over windows, with a progress bar of steps x windows.
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        total = sum(
+            len(window_schedule(window_mode, num_frames, context_frames, context_overlap, i)) for i in range(len(self.scheduler.timesteps))
+        )
+        with self.progress_bar(total=total) as bar:
+            latents = sample_video(
+                model, self.scheduler, latents, image_embeds, pose_features, bank, num_inference_steps, guidance_scale,
+                context_frames, context_overlap, window_mode, generator=generator, eta=eta,
+                callback=lambda step, window: bar.update(),
+            )  # fmt: skip
+        if output_type == "latent":
+            return AnimateAnyonePipelineOutput(frames=latents)
+        # 6. Decode in chunks; stream to the sink or collect.
+        decoded = self.decode_latents(latents, decode_chunk_size)
+        if frame_sink is not None:
+            for frame in decoded:
+                frame_sink(frame)
+            frames = None
+        else:
+            frames = np.stack(list(decoded))
+            if output_type == "pil":
+                frames = [PIL.Image.fromarray(f) for f in frames]
+        self.maybe_free_model_hooks()
+        return AnimateAnyonePipelineOutput(frames=frames)
+
+
+def _rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    if not isinstance(image, PIL.Image.Image):
+        raise TypeError(f"reference_image must be a PIL image (see animate_anyone.media.load_image), got {type(image).__name__}")
+    from ..media import load_image
+
+    return load_image(image)
+
+
+def _to_tensor(array: np.ndarray) -> Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.array(array)).permute(2, 0, 1).unsqueeze(0).float() / 255
+
+
+def _pose_tensor(frames) -> Tensor:
+    """Pose frames in any accepted form -> (F, 3, H, W) uint8."""
+    if isinstance(frames, Tensor):
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"pose tensor must be (frames, 3, H, W), got {tuple(frames.shape)}")
+        return frames if frames.dtype == torch.uint8 else (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    if isinstance(frames, np.ndarray):
+        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"pose array must be uint8 (frames, H, W, 3), got {frames.dtype} {frames.shape}")
+        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    frames = list(frames)
+    if not frames:
+        raise ValueError("pose_frames is empty")
+    sizes = {f.size for f in frames}
+    if len(sizes) > 1:
+        raise ValueError(f"pose frames differ in size: {sorted(sizes)}")
+    return torch.from_numpy(np.stack([np.asarray(f.convert("RGB")) for f in frames])).permute(0, 3, 1, 2)
+
+
+def _resize(pose: Tensor, height: int, width: int) -> Tensor:
+    """(F, 3, h, w) uint8 -> (F, 3, height, width) uint8 (bilinear, frame by frame to bound memory)."""
+    if pose.shape[-2:] == (height, width):
+        return pose
+    out = torch.empty(pose.shape[0], 3, height, width, dtype=torch.uint8)
+    for i in range(pose.shape[0]):
+        frame = torch.nn.functional.interpolate(pose[i : i + 1].float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        out[i] = frame.round().clamp(0, 255).to(torch.uint8)[0]
+    return out
