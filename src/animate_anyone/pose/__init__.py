@@ -1,0 +1,1 @@
+"""Pose tools: the keypoint format, extraction, OpenPose-style rendering and retargeting."""
