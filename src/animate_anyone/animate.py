@@ -8,14 +8,12 @@ complete (the writer renames a temporary file on success).
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
-KEYPOINT_SUFFIXES = (".npz", ".json")
-
 
 def resolve_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
@@ -61,12 +59,23 @@ def set_scheduler(pipe, name: str | None) -> None:
     pipe.scheduler = getattr(diffusers, choices[name]).from_config(pipe.scheduler.config)
 
 
+@dataclass
+class PoseOptions:
+    """How keypoint files and raw driving videos become pose frames."""
+
+    align: bool = True  # retarget the driver's skeleton to the reference's body proportions
+    backend: str = "mediapipe"  # pose extractor for the reference (and a raw driving video): mediapipe or dwpose
+    det_model: str | None = None  # DWPose ONNX files (default: $ANIMATE_ANYONE_DWPOSE_DET / _POSE)
+    pose_model: str | None = None
+
+
 def animate(
     model: str | Path,
     reference: str | Path,
-    pose: str | Path,
+    pose: str | Path | None,
     out: str | Path,
     *,
+    driver: str | Path | None = None,
     seed: int = 0,
     steps: int = 25,
     guidance: float = 3.5,
@@ -80,25 +89,30 @@ def animate(
     window_mode: str = "shifted",
     scheduler: str | None = None,
     fps: float | None = None,
+    pose_options: PoseOptions | None = None,
     progress: bool = True,
 ) -> Path:
-    """Animate the character in ``reference`` with the poses in ``pose`` (a rendered-skeleton video, a
-    folder of images or one image) and write ``out`` (.mp4, .gif or a folder of PNGs). Returns ``out``."""
-    from .media import VideoWriter, iter_frames, load_image, probe_frames
+    """Animate the character in ``reference`` and write ``out`` (.mp4, .gif or a folder of PNGs).
+
+    The motion is ``pose``: rendered skeletons (a video, a folder of images, one image) used as they are,
+    or a keypoint file (.npz/.json) that is aligned to the reference and rendered; or ``driver``: an
+    ordinary video of a person, whose pose is extracted, aligned and rendered. Returns ``out``.
+    """
+    from .media import VideoWriter, load_image
     from .pipelines.pipeline_animate_anyone import AnimateAnyonePipeline, check_model_directory, default_size
 
     # 1. Check everything that can be checked before loading the model.
-    if Path(pose).suffix.lower() in KEYPOINT_SUFFIXES:
-        raise ValueError(f"{pose}: keypoint files are not supported yet; pass rendered pose frames (a video or a folder of images)")
+    if (pose is None) == (driver is None):
+        raise ValueError("give exactly one of --pose (skeleton frames or a keypoint file) and --driver (a video of a person)")
     image = load_image(reference)
-    info = probe_frames(pose)
-    num_frames = info.num_frames if frames is None else frames
-    if not 1 <= num_frames <= info.num_frames:
-        raise ValueError(f"--frames {frames}: the pose sequence {pose} has {info.num_frames} frames")
     check_model_directory(model)
     _check_window(model, context_frames)
+    width, height = parse_size(size) or default_size(image, _config(model, "vae")["sample_size"])
+    # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
+    pose_frames, pose_fps = _pose_frames(pose, driver, image, (width, height), frames, pose_options or PoseOptions(), progress)
+    reference_frame = np.asarray(image.resize((width, height)))
+    # 3. Load the pipeline.
     dev = resolve_device(device)
-    # 2. Load the pipeline.
     if not progress:
         import diffusers
         import transformers
@@ -108,15 +122,11 @@ def animate(
     pipe = AnimateAnyonePipeline.from_pretrained(model, dtype=resolve_dtype(dtype, dev)).to(dev)
     pipe.set_progress_bar_config(disable=not progress, desc="denoising (steps x windows)")
     set_scheduler(pipe, scheduler)
-    width, height = parse_size(size) or default_size(image, pipe.vae.config.sample_size)
-    # 3. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
-    pose_frames = np.stack(list(iter_frames(pose, size=(width, height), count=num_frames)))  # (F, H, W, 3)
-    reference_frame = np.asarray(image.resize((width, height)))
     # 4. Generate, streaming decoded frames to the writer(s).
-    fps = fps or info.fps
+    fps = fps or pose_fps
     generator = torch.Generator("cpu").manual_seed(seed)
     with VideoWriter(out, fps) as writer, (VideoWriter(side_by_side, fps) if side_by_side else nullcontext()) as panel:
-        bar = tqdm(total=num_frames, desc="decoding", disable=not progress)
+        bar = tqdm(total=len(pose_frames), desc="decoding", disable=not progress)
         index = 0
 
         def sink(frame: np.ndarray) -> None:
@@ -128,19 +138,42 @@ def animate(
             bar.update()
 
         pipe(
-            image, pose_frames, height=height, width=width, num_frames=num_frames, num_inference_steps=steps,
-            guidance_scale=guidance, generator=generator, context_frames=context_frames,
-            context_overlap=context_overlap, window_mode=window_mode, frame_sink=sink,
+            image, pose_frames, height=height, width=width, num_inference_steps=steps, guidance_scale=guidance,
+            generator=generator, context_frames=context_frames, context_overlap=context_overlap,
+            window_mode=window_mode, frame_sink=sink,
         )  # fmt: skip
         bar.close()
     return Path(out)
 
 
-def _check_window(model: str | Path, context_frames: int) -> None:
-    """The temporal layers' positional-encoding limit, read from the config before any weights load."""
+def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progress: bool) -> tuple[np.ndarray, float]:
+    """(F, H, W, 3) uint8 pose frames at ``size`` and their fps, from whichever pose source was given."""
+    from .media import iter_frames, probe_frames
+    from .pose.keypoints import is_pose_file
+
+    if driver is not None or is_pose_file(pose):
+        from .pose.jobs import animation_poses
+
+        return animation_poses(
+            driver if driver is not None else pose, image, size, frames, align=options.align, backend=options.backend,
+            det_model=options.det_model, pose_model=options.pose_model, progress=progress,
+        )  # fmt: skip
+    info = probe_frames(pose)
+    count = info.num_frames if frames is None else frames
+    if not 1 <= count <= info.num_frames:
+        raise ValueError(f"--frames {frames}: the pose sequence {pose} has {info.num_frames} frames")
+    return np.stack(list(iter_frames(pose, size=size, count=count))), info.fps  # (F, H, W, 3)
+
+
+def _config(model: str | Path, component: str) -> dict:
     import json
 
-    limit = json.loads((Path(model) / "denoising_unet" / "config.json").read_text())["motion_max_seq_length"]
+    return json.loads((Path(model) / component / "config.json").read_text())
+
+
+def _check_window(model: str | Path, context_frames: int) -> None:
+    """The temporal layers' positional-encoding limit, read from the config before any weights load."""
+    limit = _config(model, "denoising_unet")["motion_max_seq_length"]
     if context_frames > limit:
         raise ValueError(
             f"--context-frames {context_frames} exceeds the temporal layers' positional-encoding limit of {limit} "

@@ -7,7 +7,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("animate", help="animate a reference image with a pose sequence")
     p.add_argument("--model", required=True, help="model directory (from `convert moore` or `init-model`)")
     p.add_argument("--reference", required=True, help="reference image of the character (any size or mode)")
-    p.add_argument("--pose", required=True, help="rendered pose skeletons: a video, a folder of images, or one image")
+    motion = p.add_mutually_exclusive_group(required=True)
+    motion.add_argument("--pose", help="rendered skeletons (a video, a folder of images, one image) or a keypoint file (.npz/.json)")
+    motion.add_argument("--driver", help="an ordinary video of a person: its pose is extracted, aligned and rendered")
     p.add_argument("--out", required=True, help="output: .mp4 (h264), .gif, or a folder for PNG frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
@@ -22,15 +24,20 @@ def register(subparsers) -> None:
     p.add_argument("--window-mode", default="shifted", choices=["shifted", "moore"], help="long-video window schedule")
     p.add_argument("--scheduler", default="ddim", choices=["ddim", "dpm++", "euler", "unipc"])
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
+    p.add_argument("--no-align", action="store_true", help="keypoint/driver input: keep the driver's proportions")
+    p.add_argument("--pose-backend", default="mediapipe", choices=["mediapipe", "dwpose"], help="pose extractor (default mediapipe, offline)")
+    p.add_argument("--dwpose-det", help="DWPose detector ONNX (default $ANIMATE_ANYONE_DWPOSE_DET)")
+    p.add_argument("--dwpose-pose", help="DWPose pose ONNX (default $ANIMATE_ANYONE_DWPOSE_POSE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
 
 def run(args) -> None:
-    from ..animate import animate
+    from ..animate import PoseOptions, animate
 
+    options = PoseOptions(not args.no_align, args.pose_backend, args.dwpose_det, args.dwpose_pose)
     out = animate(
-        args.model, args.reference, args.pose, args.out, seed=args.seed, steps=args.steps, guidance=args.guidance,
+        args.model, args.reference, args.pose, args.out, driver=args.driver, pose_options=options, seed=args.seed, steps=args.steps, guidance=args.guidance,
         frames=args.frames, size=args.size, device=args.device, dtype=args.dtype, side_by_side=args.side_by_side,
         context_frames=args.context_frames, context_overlap=args.context_overlap, window_mode=args.window_mode,
         scheduler=args.scheduler, fps=args.fps, progress=not args.quiet,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import animate, convert, init_model
+from . import animate, convert, init_model, pose
 
-SUBCOMMANDS = (animate, init_model, convert)
+SUBCOMMANDS = (animate, pose, init_model, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

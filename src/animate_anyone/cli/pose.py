@@ -1,0 +1,64 @@
+"""``animate-anyone pose extract | render | align``: the pose toolchain on files."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("pose", help="extract, render and retarget pose keypoints")
+    jobs = p.add_subparsers(dest="job", required=True)
+
+    e = jobs.add_parser("extract", help="keypoints of a video, image folder or image -> .npz/.json")
+    e.add_argument("source", help="video, folder of images, or image")
+    e.add_argument("-o", "--out", required=True, help="keypoint file to write (.npz or .json)")
+    _backend_arguments(e)
+    e.add_argument("--max-gap", type=int, default=8, help="interpolate missing detections over at most this many frames")
+    e.set_defaults(run=run_extract)
+
+    r = jobs.add_parser("render", help="keypoint file -> OpenPose-style skeleton video (.mp4, .gif, PNG folder)")
+    r.add_argument("poses", help="keypoint file (.npz or .json)")
+    r.add_argument("-o", "--out", required=True)
+    r.add_argument("--size", help="WIDTHxHEIGHT (default: the keypoints' image size)")
+    r.add_argument("--fps", type=float, help="default: the keypoint file's")
+    r.add_argument("--no-hands", action="store_true")
+    r.add_argument("--no-face", action="store_true")
+    r.set_defaults(run=run_render)
+
+    a = jobs.add_parser("align", help="retarget a driver's keypoints to a reference image's body")
+    a.add_argument("driver", help="driver keypoint file (.npz or .json)")
+    a.add_argument("--reference", required=True, help="reference image of the character")
+    a.add_argument("-o", "--out", required=True, help="aligned keypoint file to write")
+    a.add_argument("--overlay", help="also write a before/after debug video here")
+    a.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing, Gaussian sigma in frames (0: off)")
+    _backend_arguments(a)
+    a.set_defaults(run=run_align)
+
+
+def _backend_arguments(parser) -> None:
+    parser.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dwpose"], help="default mediapipe (offline)")
+    parser.add_argument("--dwpose-det", help="DWPose detector ONNX (default $ANIMATE_ANYONE_DWPOSE_DET)")
+    parser.add_argument("--dwpose-pose", help="DWPose pose ONNX (default $ANIMATE_ANYONE_DWPOSE_POSE)")
+
+
+def run_extract(args) -> None:
+    from ..pose.jobs import extract_file
+
+    out, report = extract_file(args.source, args.out, backend=args.backend, det_model=args.dwpose_det, pose_model=args.dwpose_pose, max_gap=args.max_gap)
+    print(f"wrote {out}; {report}")
+
+
+def run_render(args) -> None:
+    from ..animate import parse_size
+    from ..pose.jobs import render_file
+
+    out = render_file(args.poses, args.out, size=parse_size(args.size), fps=args.fps, hands=not args.no_hands, face=not args.no_face)
+    print(f"wrote {out}")
+
+
+def run_align(args) -> None:
+    from ..pose.jobs import align_file
+
+    out = align_file(
+        args.reference, args.driver, args.out, backend=args.backend, smoothing=args.smoothing,
+        overlay_out=args.overlay, det_model=args.dwpose_det, pose_model=args.dwpose_pose,
+    )  # fmt: skip
+    print(f"wrote {out}" + (f" and {args.overlay}" if args.overlay else ""))

@@ -1,0 +1,206 @@
+"""Keypoints from a video, an image folder or an image, in the format of :mod:`animate_anyone.pose.keypoints`.
+
+Backends (``pip install "animate-anyone[pose]"``):
+
+* ``"mediapipe"`` (default, offline, nothing to download): MediaPipe Pose, body only; hands and face are
+  missing. See :mod:`animate_anyone.pose.mediapipe_body`.
+* ``"dwpose"``: DWPose on onnxruntime, body + hands + face, from two ONNX files given as ``det_model`` /
+  ``pose_model`` or ``$ANIMATE_ANYONE_DWPOSE_DET`` / ``$ANIMATE_ANYONE_DWPOSE_POSE``. See
+  :mod:`animate_anyone.pose.dwpose`.
+
+One person per frame (the sequence has one person slot; with DWPose the largest detected box). Keypoints
+whose confidence is not above ``min_confidence`` or that fall outside the image are missing.
+
+``extract_poses(source) -> (PoseSequence, ExtractionReport)``. A frame where nobody is found gets all-missing
+keypoints. A run of at most ``max_gap`` such frames between two frames with a person is filled by linear
+interpolation, per keypoint, of the points present at both ends (confidence = the smaller end's x 0.9; a
+point missing at either end stays missing). Longer runs, and runs at the start or end of the source (nothing
+to interpolate from), stay missing and are listed in ``report.flagged``. A source in which no frame has a
+person is a ``ValueError`` naming it.
+
+``extract_image(image) -> PoseSequence`` (one frame) raises a ``ValueError`` when nobody is found.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..media import iter_frames, load_image, probe_frames
+from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
+
+BACKENDS = ("mediapipe", "dwpose")
+INTERPOLATED_CONFIDENCE = 0.9  # interpolated confidence = min(confidence at both ends) x this
+
+
+@dataclass
+class ExtractionReport:
+    """What ``extract_poses`` found, by frame index.
+
+    ``frames_without_person``: frames where the backend found nobody. ``interpolated``: those of them filled
+    in by interpolation. ``flagged``: inclusive ``(first, last)`` runs of them left missing (longer than
+    ``max_gap``, or at the start or end).
+    """
+
+    source: str
+    backend: str
+    num_frames: int
+    max_gap: int
+    frames_without_person: list[int] = field(default_factory=list)
+    interpolated: list[int] = field(default_factory=list)
+    flagged: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[int]:
+        """Frames that still have no keypoints in the returned sequence."""
+        return [i for first, last in self.flagged for i in range(first, last + 1)]
+
+    def summary(self) -> str:
+        text = (f"{self.source}: {self.num_frames} frames ({self.backend}), person found in "
+                f"{self.num_frames - len(self.frames_without_person)}, interpolated {len(self.interpolated)}")  # fmt: skip
+        if self.flagged:
+            runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.flagged)
+            text += f", left missing {len(self.missing)} (frames {runs})"
+        return text
+
+    __str__ = summary  # printing a report gives the one-line summary; repr() stays the full dataclass
+
+
+def open_backend(backend: str = "mediapipe", *, static_image_mode: bool = False, det_model=None, pose_model=None,
+                 min_confidence: float = 0.3):  # fmt: skip
+    """An extractor ``(rgb) -> (body (P, 18, 3), hands (P, 2, 21, 3), face (P, 68, 3))`` with ``close()``."""
+    if backend == "mediapipe":
+        if det_model is not None or pose_model is not None:
+            raise ValueError("det_model / pose_model are DWPose files; the 'mediapipe' backend takes none")
+        from .mediapipe_body import MediaPipeBody
+
+        return MediaPipeBody(static_image_mode=static_image_mode, min_confidence=min_confidence)
+    if backend == "dwpose":
+        from .dwpose import DWPose
+
+        return DWPose(det_model, pose_model, min_confidence=min_confidence)
+    raise ValueError(f"unknown pose backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def extract_poses(source: str | os.PathLike[str], backend: str = "mediapipe", *, det_model=None, pose_model=None,
+                  max_gap: int = 8, min_confidence: float = 0.3,
+                  progress: bool = True) -> tuple[PoseSequence, ExtractionReport]:  # fmt: skip
+    """Keypoints of every frame of a video, image folder or image, with gaps filled; see the module doc.
+
+    Returns a one-person ``PoseSequence`` (size and fps of the source; folders and images 30 fps) and an
+    ``ExtractionReport``. Raises ``ValueError`` when no frame has a person, ``FileNotFoundError`` /
+    ``MediaError`` for a missing or unreadable source, ``ImportError`` when the backend is not installed.
+    """
+    if max_gap < 0:
+        raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+    path = Path(source)
+    info = probe_frames(path)
+    body, hands, face, found = [], [], [], []
+    extractor = open_backend(backend, static_image_mode=info.num_frames == 1, det_model=det_model,
+                             pose_model=pose_model, min_confidence=min_confidence)  # fmt: skip
+    try:
+        with tqdm(total=info.num_frames, desc=f"poses ({backend})", unit="frame", disable=not progress) as bar:
+            for frame in iter_frames(path):
+                if frame.shape[:2] != (info.height, info.width):
+                    raise ValueError(f"{path}: frame {len(found)} is {frame.shape[1]}x{frame.shape[0]}, "
+                                     f"the source is {info.width}x{info.height}")  # fmt: skip
+                b, h, f = _first_person(*extractor(frame))
+                body.append(b)
+                hands.append(h)
+                face.append(f)
+                found.append(_has_person(b, h, f))
+                bar.update(1)
+    finally:
+        extractor.close()
+    if not any(found):
+        raise ValueError(f"{path}: no person found in any of its {len(found)} frame(s) (pose backend '{backend}'); "
+                         "the source needs a clearly visible person")  # fmt: skip
+    pose = PoseSequence(np.stack(body), np.stack(hands), np.stack(face), info.width, info.height, info.fps)
+    found = np.array(found)
+    pose, interpolated, flagged = fill_gaps(pose, found, max_gap)
+    report = ExtractionReport(str(path), backend, pose.num_frames, max_gap, np.flatnonzero(~found).tolist(), interpolated, flagged)
+    return pose, report
+
+
+def extract_image(image: Image.Image | np.ndarray | str | os.PathLike[str], backend: str = "mediapipe", *,
+                  det_model=None, pose_model=None, min_confidence: float = 0.3) -> PoseSequence:  # fmt: skip
+    """A one-frame ``PoseSequence`` of an image (PIL image, HxWx3 uint8 RGB array or path).
+
+    Raises ``ValueError`` (naming the image) when nobody is found.
+    """
+    name, rgb = _image_array(image)
+    extractor = open_backend(backend, static_image_mode=True, det_model=det_model, pose_model=pose_model,
+                             min_confidence=min_confidence)  # fmt: skip
+    try:
+        b, h, f = _first_person(*extractor(rgb))
+    finally:
+        extractor.close()
+    if not _has_person(b, h, f):
+        raise ValueError(f"{name}: no person found in the image (pose backend '{backend}'); "
+                         "it needs a clearly visible person")  # fmt: skip
+    return PoseSequence(b[None], h[None], f[None], rgb.shape[1], rgb.shape[0])
+
+
+def fill_gaps(pose: PoseSequence, found: np.ndarray, max_gap: int) -> tuple[PoseSequence, list[int], list[tuple[int, int]]]:
+    """Interpolate runs of at most ``max_gap`` frames without a person between two frames with one.
+
+    Returns the new sequence, the interpolated frame indices and the ``(first, last)`` runs left missing.
+    """
+    found = np.asarray(found, bool)
+    arrays = [pose.body.copy(), pose.hands.copy(), pose.face.copy()]
+    interpolated, flagged = [], []
+    n, start = len(found), None
+    for i in range(n + 1):
+        if i < n and not found[i]:
+            start = i if start is None else start
+            continue
+        if start is None:
+            continue
+        first, last, start = start, i - 1, None
+        before, after = first - 1, last + 1
+        if before < 0 or after >= n or last - first + 1 > max_gap:
+            flagged.append((first, last))
+            continue
+        for array in arrays:
+            a, b = array[before], array[after]
+            both = (a[..., 2] > 0) & (b[..., 2] > 0)
+            for t in range(first, last + 1):
+                w = (t - before) / (after - before)
+                frame = np.zeros_like(a)
+                frame[..., :2] = (1 - w) * a[..., :2] + w * b[..., :2]
+                frame[..., 2] = np.minimum(a[..., 2], b[..., 2]) * INTERPOLATED_CONFIDENCE
+                array[t] = np.where(both[..., None], frame, 0.0)
+        interpolated.extend(range(first, last + 1))
+    return PoseSequence(*arrays, pose.width, pose.height, pose.fps), interpolated, flagged
+
+
+def _first_person(body: np.ndarray, hands: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first person slot as (1, ...) arrays, all missing when there is nobody."""
+    if len(body):
+        return body[:1], hands[:1], face[:1]
+    zeros = np.zeros
+    return zeros((1, BODY_POINTS, 3), np.float32), zeros((1, 2, HAND_POINTS, 3), np.float32), zeros((1, FACE_POINTS, 3), np.float32)
+
+
+def _has_person(*parts: np.ndarray) -> bool:
+    return any(bool(part[..., 2].any()) for part in parts)
+
+
+def _image_array(image) -> tuple[str, np.ndarray]:
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise ValueError(f"an image array must be HxWx3 uint8 RGB, got {image.dtype} {image.shape}")
+        if array.shape[2] == 4:
+            array = np.asarray(load_image(Image.fromarray(array, "RGBA")))
+        return "<image array>", np.ascontiguousarray(array)
+    if isinstance(image, Image.Image):
+        return getattr(image, "filename", "") or "<PIL image>", np.asarray(load_image(image))
+    return str(image), np.asarray(load_image(image))

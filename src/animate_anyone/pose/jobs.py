@@ -1,0 +1,95 @@
+"""File-level pose jobs behind ``animate-anyone pose ...`` and the pose input of ``animate``.
+
+Each job reads its inputs, calls the pure functions of ``extract``, ``align`` and ``draw``, and writes its
+output atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import PIL.Image
+
+from .keypoints import PoseSequence, is_pose_file, load_pose
+
+
+def extract_file(source, out, *, backend: str = "mediapipe", det_model=None, pose_model=None, max_gap: int = 8, progress: bool = True):
+    """Extract keypoints from a video, image folder or image and save them; returns (path, report)."""
+    from .extract import extract_poses
+
+    pose, report = extract_poses(source, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, progress=progress)
+    return pose.save(out), report
+
+
+def render_file(poses, out, *, size: tuple[int, int] | None = None, fps: float | None = None, hands: bool = True, face: bool = True, progress: bool = True) -> Path:
+    """Render a keypoint file as OpenPose-style skeleton video (or GIF / PNG folder)."""
+    from .draw import render_video
+
+    return render_video(load_pose(poses), out, size=size, fps=fps, progress=progress, hands=hands, face=face)
+
+
+def reference_pose(image: PIL.Image.Image, *, backend: str = "mediapipe", det_model=None, pose_model=None) -> PoseSequence:
+    """The reference character's own pose (one frame), in its image's pixels."""
+    from .extract import extract_image
+
+    return extract_image(image, backend, det_model=det_model, pose_model=pose_model)
+
+
+def align_file(
+    reference, driver, out, *, backend: str = "mediapipe", smoothing: float = 1.0, overlay_out=None,
+    det_model=None, pose_model=None, progress: bool = True,
+) -> Path:  # fmt: skip
+    """Retarget the driver's keypoints to the reference image's body; optionally write a before/after video."""
+    from ..media import VideoWriter, load_image
+    from .align import retarget
+
+    image = load_image(reference)
+    drv = load_pose(driver)
+    aligned = retarget(drv, reference_pose(image, backend=backend, det_model=det_model, pose_model=pose_model), smoothing=smoothing)
+    if overlay_out is not None:
+        with VideoWriter(overlay_out, drv.fps) as writer:
+            for frame in before_after(drv, aligned, image):
+                writer.write(frame)
+    return aligned.save(out)
+
+
+def before_after(driver: PoseSequence, aligned: PoseSequence, image: PIL.Image.Image) -> Iterator[np.ndarray]:
+    """Debug frames: [driver skeleton at its own proportions | aligned skeleton over the reference image]."""
+    from .draw import draw_pose, overlay
+
+    photo = np.asarray(image.convert("RGB"))
+    height = photo.shape[0]
+    width = max(2, round(driver.width * height / driver.height))
+    for i in range(driver.num_frames):
+        before = draw_pose(driver, i, (width, height), scale="auto")
+        after = overlay(photo, draw_pose(aligned, i, (photo.shape[1], height), scale="auto"))
+        yield np.concatenate([before, after], axis=1)  # (H, w_driver + W, 3)
+
+
+def animation_poses(
+    source, reference: PIL.Image.Image, size: tuple[int, int], frames: int | None = None, *, align: bool = True,
+    backend: str = "mediapipe", det_model=None, pose_model=None, progress: bool = True,
+) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Rendered pose frames (F, H, W, 3) uint8 at ``size`` = (width, height) and their fps, from a keypoint
+    file or a raw driving video (extracted first); aligned to the reference's body unless ``align=False``
+    (then the driver's frame is stretched onto the output)."""
+    if is_pose_file(source):
+        pose = load_pose(source)
+    else:
+        from .extract import extract_poses
+
+        pose = extract_poses(source, backend, det_model=det_model, pose_model=pose_model, progress=progress)[0]
+    if frames is not None:
+        if not 1 <= frames <= pose.num_frames:
+            raise ValueError(f"--frames {frames}: the pose sequence {source} has {pose.num_frames} frames")
+        pose = pose.select(slice(0, frames))
+    if align:
+        from .align import retarget
+
+        pose = retarget(pose, reference_pose(reference, backend=backend, det_model=det_model, pose_model=pose_model))
+    from .draw import iter_rendered
+
+    return np.stack(list(iter_rendered(pose, size, scale="auto"))), pose.fps
+
