@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 
-from diffusers import UNetMotionModel
+import torch
 import torch.nn.functional as F
+from diffusers import UNetMotionModel
 from torch import Tensor, nn
 
 from .reference_attention import (
@@ -107,7 +108,11 @@ class AnimateAnyoneUNet(UNetMotionModel):
         try:
             return super().forward(sample, timestep, encoder_hidden_states, return_dict=False)[0]
         finally:
-            self.conv_in.pose_features, self.reference_state.read = None, None
+            # Without gradients the seams are cleared now. With gradients they stay set until the next forward
+            # replaces them: gradient checkpointing recomputes blocks during backward and must read the same
+            # bank (every forward sets both seams, so nothing carries over to another micro-batch).
+            if not torch.is_grad_enabled():
+                self.conv_in.pose_features, self.reference_state.read = None, None
 
     def _check_bank(self, bank: ReferenceBank) -> None:
         missing = [b for b in self.reference_blocks if b not in bank.tokens]

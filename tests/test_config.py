@@ -1,0 +1,48 @@
+"""Typed configs: YAML instances and dotted overrides; unknown keys and wrong types are errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from animate_anyone.config import ConfigError, load_config, to_dict
+from animate_anyone.training.config import TrainConfig
+
+CONFIGS = Path(__file__).parents[1] / "configs" / "train"
+
+
+@pytest.mark.parametrize("name", ["stage1.yaml", "stage2.yaml", "tiny.yaml"])
+def test_shipped_configs_load(name):
+    config = load_config(TrainConfig, CONFIGS / name)
+    assert config.stage in (1, 2) and config.data.resolution[0] % 8 == 0
+
+
+def test_overrides_are_typed_and_nested():
+    config = load_config(TrainConfig, CONFIGS / "tiny.yaml", ["optim.lr=3e-5", "data.resolution=[128, 96]", "ema_decay=0.99", "noise.min_snr_gamma=null", "max_steps=7"])
+    assert config.optim.lr == 3e-5 and config.data.resolution == (128, 96) and config.ema_decay == 0.99
+    assert config.noise.min_snr_gamma is None and config.max_steps == 7
+    assert to_dict(config)["data"]["resolution"] == [128, 96]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=1", "unknown key(s) optim.lrr"),
+        ("max_steps=ten", "max_steps: expected int"),
+        ("mixed_precision=fp8", "mixed_precision: 'fp8' is not one of"),
+        ("data.resolution=[1, 2, 3]", "expected 2 values"),
+        ("gradient_checkpointing=1", "expected bool"),
+        ("stage=3", "stage: 3 is not one of"),
+        ("nonsense", "must look like key.sub=value"),
+    ],
+)
+def test_bad_keys_and_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        load_config(TrainConfig, CONFIGS / "tiny.yaml", [override])
+
+
+def test_unknown_key_in_yaml(tmp_path):
+    (tmp_path / "bad.yaml").write_text("data:\n  rezolution: [64, 64]\n")
+    with pytest.raises(ConfigError, match="data.rezolution"):
+        load_config(TrainConfig, tmp_path / "bad.yaml")
