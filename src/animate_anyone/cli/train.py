@@ -1,0 +1,25 @@
+"""``animate-anyone train stage1|stage2 --config FILE [key=value ...]``."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train stage 1 (image level) or stage 2 (temporal layers)")
+    stages = p.add_subparsers(dest="stage", required=True)
+    for stage, what in (("stage1", "image level: ReferenceNet, UNet spatial layers, Pose Guider"), ("stage2", "temporal layers")):
+        s = stages.add_parser(stage, help=what)
+        s.add_argument("--config", help=f"YAML instance of TrainConfig (configs/train/{stage}.yaml, ...)")
+        s.add_argument("--resume", nargs="?", const="auto", help="continue from the latest checkpoint in output_dir, or from PATH")
+        s.add_argument("--quiet", action="store_true", help="no progress bar")
+        s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=1e-5 data.frames=24")
+        s.set_defaults(run=run)
+
+
+def run(args) -> None:
+    from ..config import load_config
+    from ..training.config import TrainConfig
+    from ..training.loop import train
+
+    config = load_config(TrainConfig, args.config, [*args.overrides, f"stage={args.stage[-1]}"])
+    result = train(config, resume=args.resume, progress=not args.quiet)
+    print(f"wrote {result}")

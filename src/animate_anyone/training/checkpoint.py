@@ -1,0 +1,81 @@
+"""Checkpoints (atomic, resumable) and the final export (a model directory the pipeline loads).
+
+    OUTPUT_DIR/checkpoints/step-000100/   accelerate state (model, optimizer, lr scheduler, RNG) + trainer.json
+                                          (+ ema.pt); written to a temporary sibling and renamed
+    OUTPUT_DIR/final/                     model directory: trained networks (EMA weights when EMA is on),
+                                          the starting directory's VAE / image encoder / processor, and the
+                                          scheduler configuration used for training
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..model_dir import atomic_directory, save_networks
+
+AUXILIARY = ("vae", "image_encoder", "feature_extractor")
+
+
+def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    return Path(output_dir) / "checkpoints" / f"step-{step:06d}"
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    found = sorted((Path(output_dir) / "checkpoints").glob("step-*[0-9]"))
+    return found[-1] if found else None
+
+
+def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2, extra: dict | None = None) -> Path:
+    """Everything needed to continue bit for bit; the newest ``keep`` checkpoints are kept.
+
+    All processes write into ``step-N.partial`` (accelerate saves each process's RNG state); the main
+    process renames it to ``step-N`` once everyone is done, so a crash never leaves a checkpoint that looks
+    complete.
+    """
+    out = checkpoint_dir(output_dir, step)
+    tmp = out.with_name(out.name + ".partial")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "trainer.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
+        if ema is not None:
+            torch.save(ema.state_dict(), tmp / "ema.pt")
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.replace(out)
+        for old in sorted(out.parent.glob("step-*[0-9]"))[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return out
+
+
+def load_checkpoint(accelerator, path: str | Path, ema=None) -> int:
+    """Restore a checkpoint; returns its step."""
+    path = Path(path)
+    if not (path / "trainer.json").is_file():
+        raise FileNotFoundError(f"{path} is not a training checkpoint (no trainer.json)")
+    accelerator.load_state(str(path))
+    if ema is not None:
+        if not (path / "ema.pt").is_file():
+            raise FileNotFoundError(f"{path} has no ema.pt but EMA is on; resume with the same ema_decay")
+        ema.load_state_dict(torch.load(path / "ema.pt", weights_only=True))
+    return int(json.loads((path / "trainer.json").read_text())["step"])
+
+
+def export_model(model, pretrained: str | Path, scheduler, out: str | Path) -> Path:
+    """Write a complete model directory from the trained networks and the starting directory's components."""
+    pretrained = Path(pretrained)
+    with atomic_directory(out, overwrite=True) as tmp:
+        save_networks(model, tmp)
+        for name in AUXILIARY:
+            shutil.copytree(pretrained / name, tmp / name)
+        scheduler.save_pretrained(tmp / "scheduler")
+        shutil.copy2(pretrained / "model_index.json", tmp / "model_index.json")
+    return Path(out)

@@ -1,0 +1,226 @@
+"""The one training loop (both stages) on accelerate, and the training step it repeats.
+
+Every random choice of a sample (frames, crop, noise, timestep, reference dropout) is seeded by the sample's
+position in the run (``sampling.py``), so the run is a pure function of the config: gradient accumulation
+sees the same samples as a larger batch, and a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..config import to_dict
+from .checkpoint import export_model, latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .losses import diffusion_loss, diffusion_target, sample_noise
+from .sampling import ResumableBatchSampler
+from .setup import apply_stage, load_components
+
+logger = logging.getLogger(__name__)
+
+
+def training_step(model, vae, image_encoder, feature_extractor, scheduler, batch: dict, config: TrainConfig) -> Tensor:
+    """Loss of one micro-batch. batch: pixels (b, 3, f, H, W) in [-1, 1], pose (b, 3, f, H, W) in [0, 1],
+    reference (b, 3, H, W) in [-1, 1], reference_image (b, H, W, 3) uint8, seed (b,)."""
+    device = batch["pixels"].device
+    generators = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
+    b, _, f, height, width = batch["pixels"].shape
+    with torch.no_grad():
+        # 1. Frozen encoders: video latents (b, 4, f, h, w), reference latents (b, 4, h, w), image embedding.
+        frames = batch["pixels"].transpose(1, 2).reshape(b * f, 3, height, width)  # (b*f, 3, H, W)
+        latents = _sample_latents(vae, frames, [g for g in generators for _ in range(f)])
+        latents = latents.reshape(b, f, *latents.shape[1:]).transpose(1, 2)  # (b, 4, f, h, w)
+        ref_latents = _sample_latents(vae, batch["reference"], generators)
+        clip = feature_extractor(images=list(batch["reference_image"].cpu().numpy()), return_tensors="pt").pixel_values
+        image_embeds = image_encoder(clip.to(device, image_encoder.dtype)).image_embeds.unsqueeze(1)  # (b, 1, C)
+    # 2. Per-sample noise, timestep and reference dropout.
+    noise = sample_noise(tuple(latents.shape), generators, config.noise.noise_offset, device).to(latents.dtype)
+    timesteps = torch.stack([torch.randint(0, scheduler.config.num_train_timesteps, (), generator=g) for g in generators]).to(device)
+    use_reference = torch.stack([torch.rand((), generator=g) >= config.noise.reference_dropout for g in generators]).to(device)
+    image_embeds = image_embeds * use_reference.view(b, 1, 1).to(image_embeds.dtype)  # dropped rows: zero embedding
+    noisy, target = diffusion_target(scheduler, latents, noise, timesteps)
+    # 3. The shared forward and the pure loss.
+    pred = model(noisy, timesteps, ref_latents, image_embeds, batch["pose"], use_reference)
+    return diffusion_loss(pred, target, timesteps, scheduler.alphas_cumprod, scheduler.config.prediction_type, config.noise.min_snr_gamma)
+
+
+def _sample_latents(vae, images: Tensor, generators: list[torch.Generator]) -> Tensor:
+    posterior = vae.encode(images.to(vae.dtype)).latent_dist
+    eps = torch.stack([torch.randn(posterior.mean.shape[1:], generator=g) for g in generators]).to(posterior.mean)
+    return (posterior.mean + posterior.std * eps) * vae.config.scaling_factor
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next optimizer step and returns."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def train(config: TrainConfig, resume: str | None = None, progress: bool = True) -> Path:
+    """Run (or continue) a training stage; returns the exported model directory (``output_dir/final``),
+    or the checkpoint written when stopped by SIGINT/SIGTERM."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from diffusers.optimization import get_scheduler
+
+    from ..data.dataset import VideoPoseDataset, collate
+
+    out = Path(config.output_dir)
+    if config.log_with == "tensorboard":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            raise ValueError("log_with=tensorboard needs tensorboard (pip install \"animate-anyone[train]\"), or set log_with=none") from None
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation,
+        mixed_precision=config.mixed_precision,
+        log_with=None if config.log_with == "none" else config.log_with,
+        project_dir=str(out),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # dropped-reference rows
+    )
+    torch.manual_seed(config.seed)
+    # 1. Components, what trains, and the optimizer.
+    model, vae, image_encoder, feature_extractor, scheduler = load_components(config)
+    params = apply_stage(model, config.stage)
+    if config.gradient_checkpointing:
+        model.reference_net.enable_gradient_checkpointing()
+        model.denoising_unet.enable_gradient_checkpointing()
+    vae.requires_grad_(False).eval().to(accelerator.device)
+    image_encoder.requires_grad_(False).eval().to(accelerator.device)
+    optimizer = _optimizer(params, config)
+    lr_scheduler = get_scheduler(config.optim.lr_scheduler, optimizer, num_warmup_steps=config.optim.warmup_steps, num_training_steps=config.max_steps)
+    ema = None
+    if config.ema_decay is not None:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(params, decay=config.ema_decay)
+    model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
+    model.train()
+    # 2. Resume.
+    step = 0
+    if resume is not None:
+        path = latest_checkpoint(out) if resume == "auto" else Path(resume)
+        if path is not None:
+            step = load_checkpoint(accelerator, path, ema)
+            logger.info("resumed from %s at step %d", path, step)
+    if ema is not None:
+        ema.to(accelerator.device)
+    # 3. Data from the sample position after the last completed optimizer step.
+    d = config.data
+    dataset = VideoPoseDataset(d.root, frames=d.frames, stride=d.stride, resolution=tuple(d.resolution), augment=d.augment)
+    sampler = ResumableBatchSampler(len(dataset), config.batch_size, config.seed, step * config.gradient_accumulation, accelerator.process_index, accelerator.num_processes)
+    loader = torch.utils.data.DataLoader(_Seeded(dataset), batch_sampler=sampler, collate_fn=_collate_with(collate), num_workers=d.num_workers)
+    if accelerator.is_main_process and config.log_with != "none":
+        accelerator.init_trackers(f"stage{config.stage}", config=_flat(to_dict(config)))
+    # 4. The loop: micro-batches, accumulation, optimizer steps, checkpoints, validation.
+    bar = tqdm(total=config.max_steps, initial=step, desc=f"stage {config.stage}", disable=not (progress and accelerator.is_main_process))
+    batches = iter(loader)
+    with _StopRequest() as stop:
+        while step < config.max_steps:
+            batch = {k: v.to(accelerator.device) if isinstance(v, Tensor) else v for k, v in next(batches).items()}
+            with accelerator.accumulate(model):
+                with accelerator.autocast():
+                    loss = training_step(model, vae, image_encoder, feature_extractor, scheduler, batch, config)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and config.optim.max_grad_norm:
+                    accelerator.clip_grad_norm_(params, config.optim.max_grad_norm)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            if ema is not None:
+                ema.step(params)
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % config.log_every == 0 or step == config.max_steps:
+                accelerator.log({"loss": loss.item(), "lr": lr_scheduler.get_last_lr()[0]}, step=step)
+            if stop.requested or step % config.checkpoint_every == 0:
+                save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})
+            if stop.requested:
+                bar.close()
+                accelerator.end_training()
+                return latest_checkpoint(out)
+            if config.validate_every and step % config.validate_every == 0 and accelerator.is_main_process:
+                from .validation import write_validation_video
+
+                write_validation_video(accelerator.unwrap_model(model), vae, image_encoder, feature_extractor, scheduler, dataset, out / "validation" / f"step-{step:06d}.mp4", config)
+    bar.close()
+    # 5. Final checkpoint and export (EMA weights when EMA is on).
+    save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})
+    final = out / "final"
+    if accelerator.is_main_process:
+        networks = accelerator.unwrap_model(model)
+        if ema is not None:
+            ema.store(params)
+            ema.copy_to(params)
+        export_model(networks, config.model.pretrained, scheduler, final)
+        if ema is not None:
+            ema.restore(params)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final
+
+
+def _optimizer(params, config: TrainConfig):
+    o = config.optim
+    if o.adam_8bit:
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise ValueError("optim.adam_8bit needs bitsandbytes (pip install bitsandbytes, CUDA only)") from None
+        return bnb.optim.AdamW8bit(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+
+
+class _Seeded(torch.utils.data.Dataset):
+    """The dataset keyed by (clip index, sample seed); the seed travels with the sample."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        return {**self.dataset[key], "seed": key[1]}
+
+
+def _collate_with(collate):
+    def run(items):
+        seeds = torch.tensor([item.pop("seed") for item in items], dtype=torch.int64)
+        return {**collate(items), "seed": seeds}
+
+    return run
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat

@@ -1,0 +1,56 @@
+"""The diffusion training objective as pure functions (no module state, no global RNG)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def sample_noise(shape: tuple[int, ...], generators: list[torch.Generator], noise_offset: float = 0.0, device=None) -> Tensor:
+    """Gaussian noise, one generator per sample (so a sample's noise does not depend on its batch).
+
+    ``noise_offset`` adds a per-sample, per-channel constant of that std (the "offset noise" recipe).
+    shape: (batch, channels, ...) with batch == len(generators).
+    """
+    noise = torch.stack([torch.randn(shape[1:], generator=g) for g in generators])
+    if noise_offset:
+        offset = torch.stack([torch.randn(shape[1], generator=g) for g in generators])  # (b, c)
+        noise = noise + noise_offset * offset.view(*offset.shape, *([1] * (len(shape) - 2)))
+    return noise.to(device)
+
+
+def diffusion_target(scheduler, latents: Tensor, noise: Tensor, timesteps: Tensor) -> tuple[Tensor, Tensor]:
+    """(noisy latents, regression target) for the scheduler's prediction type."""
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    prediction_type = scheduler.config.prediction_type
+    if prediction_type == "epsilon":
+        return noisy, noise
+    if prediction_type == "v_prediction":
+        return noisy, scheduler.get_velocity(latents, noise, timesteps)
+    raise ValueError(f"unsupported prediction_type {prediction_type!r}; use epsilon or v_prediction")
+
+
+def snr(alphas_cumprod: Tensor, timesteps: Tensor) -> Tensor:
+    """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) at each timestep."""
+    a = alphas_cumprod.to(timesteps.device)[timesteps].float()
+    return a / (1 - a)
+
+
+def diffusion_loss(
+    pred: Tensor, target: Tensor, timesteps: Tensor, alphas_cumprod: Tensor, prediction_type: str, min_snr_gamma: float | None = None
+) -> Tensor:
+    """Mean squared error, optionally weighted per sample by min-SNR-gamma (Hang et al., 2023).
+
+    Weights: min(SNR, gamma) / SNR for epsilon, min(SNR, gamma) / (SNR + 1) for v-prediction; at zero
+    terminal SNR the epsilon weight is taken as 1.
+    """
+    per_sample = (pred.float() - target.float()).pow(2).flatten(1).mean(1)  # (b,)
+    if min_snr_gamma is None:
+        return per_sample.mean()
+    s = snr(alphas_cumprod, timesteps)
+    clipped = torch.clamp(s, max=min_snr_gamma)
+    if prediction_type == "v_prediction":
+        weight = clipped / (s + 1)
+    else:
+        weight = torch.where(s > 0, clipped / s.clamp(min=1e-12), torch.ones_like(s))
+    return (per_sample * weight).mean()

@@ -1,0 +1,134 @@
+"""What each stage trains, and where its weights start.
+
+Stage 1 (image level): ReferenceNet, the denoising UNet's spatial layers and the Pose Guider train; the
+temporal layers exist (zero-initialised output projections make them exact identities) but are frozen;
+VAE and CLIP image encoder are frozen. Stage 2: only the temporal layers train.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..convert.files import load_weights
+from ..model_dir import load_networks
+from ..models import AnimateAnyone, zero_init_motion_modules
+from ..models.reference_attention import ReferenceBank
+from .config import TrainConfig
+
+
+def load_components(config: TrainConfig):
+    """(networks, vae, image_encoder, feature_extractor, noise_scheduler) from ``model.pretrained``,
+    with the stage's initial weights and the noise overrides applied."""
+    from diffusers import AutoencoderKL, DDIMScheduler
+
+    from ..convert.components import load_image_encoder
+
+    root = Path(config.model.pretrained)
+    if not (root / "model_index.json").is_file():
+        raise FileNotFoundError(f"model.pretrained={root} is not a model directory; create one with init-model or convert")
+    model = load_networks(root)
+    if config.model.sd15_unet:
+        init_from_sd15(model, config.model.sd15_unet)
+    if config.model.motion_module:
+        load_motion_module(model, config.model.motion_module)
+    vae = AutoencoderKL.from_pretrained(root / "vae")
+    image_encoder, feature_extractor = load_image_encoder(root)
+    scheduler_config = dict(DDIMScheduler.load_config(root / "scheduler"))
+    if config.noise.prediction_type is not None:
+        scheduler_config["prediction_type"] = config.noise.prediction_type
+    if config.noise.zero_snr is not None:
+        scheduler_config["rescale_betas_zero_snr"] = config.noise.zero_snr
+    return model, vae, image_encoder, feature_extractor, DDIMScheduler.from_config(scheduler_config)
+
+
+def apply_stage(model: AnimateAnyone, stage: int) -> list[nn.Parameter]:
+    """Freeze what the stage does not train; return the trainable parameters."""
+    model.requires_grad_(False)
+    unet = model.denoising_unet
+    if stage == 1:
+        zero_init_check(model)
+        model.reference_net.requires_grad_(True)
+        model.pose_guider.requires_grad_(True)
+        for name, p in unet.named_parameters():
+            p.requires_grad_(".motion_modules." not in f".{name}")
+        for p in unused_reference_parameters(model):
+            p.requires_grad_(False)
+    elif stage == 2:
+        for name, p in unet.named_parameters():
+            p.requires_grad_(".motion_modules." in f".{name}")
+    else:
+        raise ValueError(f"stage must be 1 or 2, got {stage}")
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def zero_init_check(model: AnimateAnyone) -> None:
+    """Stage 1 relies on the temporal layers being identities; say so if they are not."""
+    for name, module in model.denoising_unet.named_modules():
+        if name.endswith("proj_out") and ".motion_modules." in name and module.weight.abs().max() > 0:
+            raise ValueError(
+                "stage 1 trains image-level layers, but this model's temporal layers are not zero (identity); "
+                "start stage 1 from a model without trained temporal layers or zero them with zero_init_motion_modules"
+            )
+
+
+def unused_reference_parameters(model: AnimateAnyone) -> list[nn.Parameter]:
+    """ReferenceNet parameters that cannot influence the bank (layers after the last recorded attention
+    input), found by one small backward pass; they are frozen so no optimizer or DDP sees them."""
+    net = model.reference_net
+    config = net.config
+    size = 2 ** (len(config.block_out_channels) - 1) * 2
+    latents = torch.zeros(1, config.in_channels, size, size, device=net.device, dtype=net.dtype)
+    embeds = torch.zeros(1, 1, config.cross_attention_dim, device=net.device, dtype=net.dtype)
+    was = {p: p.requires_grad for p in net.parameters()}
+    net.requires_grad_(True)
+    net.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        bank: ReferenceBank = net(latents + 0.1, embeds + 0.1)
+        sum(t.float().pow(2).sum() for t in bank.tokens.values()).backward()
+    unused = [p for p in net.parameters() if p.grad is None]
+    net.zero_grad(set_to_none=True)
+    for p, flag in was.items():
+        p.requires_grad_(flag)
+    return unused
+
+
+def init_from_sd15(model: AnimateAnyone, path: str | Path) -> None:
+    """Both UNets' spatial layers from SD-1.5 UNet weights; temporal layers zeroed (identity)."""
+    state = _sd15_unet_state(Path(path))
+    reference = {k: v for k, v in state.items() if not k.startswith(("conv_norm_out.", "conv_out."))}
+    _load_exact(model.reference_net, reference, set(), f"{path} -> ReferenceNet")
+    _load_exact(model.denoising_unet, state, {k for k in model.denoising_unet.state_dict() if ".motion_modules." in f".{k}"}, f"{path} -> denoising UNet")
+    zero_init_motion_modules(model.denoising_unet)
+
+
+def load_motion_module(model: AnimateAnyone, path: str | Path) -> None:
+    """Temporal layers from an AnimateDiff / Moore motion module (strict, table-driven)."""
+    from ..convert.moore import convert_motion_module
+
+    unet = model.denoising_unet
+    target = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    converted = convert_motion_module(load_weights(path), target)
+    unet.load_state_dict(converted, strict=False)  # only the motion subset; the converter checked every key
+
+
+def _sd15_unet_state(path: Path) -> dict[str, torch.Tensor]:
+    if path.is_dir():
+        folder = path / "unet" if (path / "unet" / "config.json").is_file() else path
+        from diffusers import UNet2DConditionModel
+
+        return UNet2DConditionModel.from_pretrained(folder).state_dict()
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    from ..models.specs import SD15_UNET
+
+    return convert_ldm_unet_checkpoint(load_weights(path), dict(SD15_UNET))
+
+
+def _load_exact(module: nn.Module, state: dict[str, torch.Tensor], allowed_missing: set[str], what: str) -> None:
+    result = module.load_state_dict(state, strict=False)
+    missing = sorted(set(result.missing_keys) - allowed_missing)
+    if missing or result.unexpected_keys:
+        raise ValueError(f"{what}: missing {missing[:5]} unexpected {sorted(result.unexpected_keys)[:5]} (of {len(missing)} / {len(result.unexpected_keys)})")
