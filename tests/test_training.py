@@ -53,7 +53,9 @@ def test_stage1_then_stage2_then_animate(tmp_path, tiny_model_dir, toy):
     assert all(torch.equal(after1[k], v) for k, v in start.items() if is_motion(k))
     for prefix in ("reference_net.", "pose_guider.", "denoising_unet.down_blocks.0.attentions"):
         assert any(not torch.equal(after1[k], v) for k, v in start.items() if k.startswith(prefix)), prefix
-    stage2 = train(config(tmp_path / "s2", stage1, toy, "stage=2", "max_steps=2", "data.frames=4", "data.stride=2"), progress=False)
+    stage2_config = config(tmp_path / "s2", stage1, toy, "stage=2", "max_steps=2", "data.frames=4", "data.stride=2", "ema_decay=0.9", "validate_every=2", "validation_steps=1")
+    stage2 = train(stage2_config, progress=False)
+    assert (Path(stage2_config.output_dir) / "validation" / "step-000002.mp4").is_file()
     after2 = weights(stage2)
     # Stage 2: everything but the temporal layers frozen bit for bit; the temporal layers move.
     assert all(torch.equal(after2[k], v) for k, v in after1.items() if not is_motion(k))
@@ -177,3 +179,22 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_di
     resumed = train(config(tmp_path / "killed", tiny_model_dir, toy, *common), resume="auto", progress=False)
     a, b = weights(straight), weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def test_stage1_starts_from_sd15_unet_weights(tmp_path, tiny_model_dir, toy):
+    """model.sd15_unet initialises both UNets' spatial layers (strictly) and leaves temporal layers identities."""
+    from diffusers import UNet2DConditionModel
+
+    from animate_anyone.models.specs import TINY_UNET
+    from animate_anyone.training.setup import load_components
+
+    torch.manual_seed(1)
+    sd = UNet2DConditionModel(**TINY_UNET)
+    sd.save_pretrained(tmp_path / "sd15" / "unet")
+    cfg = load_config(TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"model.sd15_unet={tmp_path / 'sd15'}"])
+    model = load_components(cfg)[0]
+    source = sd.state_dict()
+    reference, denoising = model.reference_net.state_dict(), model.denoising_unet.state_dict()
+    assert all(torch.equal(reference[k], v) for k, v in source.items() if not k.startswith(("conv_norm_out", "conv_out")))
+    assert all(torch.equal(denoising[k], v) for k, v in source.items())
+    assert all(v.abs().max() == 0 for k, v in denoising.items() if ".motion_modules." in k and "proj_out" in k)
