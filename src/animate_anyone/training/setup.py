@@ -110,8 +110,8 @@ def load_motion_module(model: AnimateAnyone, path: str | Path) -> None:
 
     unet = model.denoising_unet
     target = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
-    converted = convert_motion_module(load_weights(path), target)
-    unet.load_state_dict(converted, strict=False)  # only the motion subset; the converter checked every key
+    converted = convert_motion_module(load_weights(path), target)  # every motion key filled, shapes checked
+    _load_exact(unet, converted, {k for k in target if k not in converted}, f"{path} -> temporal layers")
 
 
 def _sd15_unet_state(path: Path) -> dict[str, torch.Tensor]:
@@ -127,8 +127,15 @@ def _sd15_unet_state(path: Path) -> dict[str, torch.Tensor]:
     return convert_ldm_unet_checkpoint(load_weights(path), dict(SD15_UNET))
 
 
-def _load_exact(module: nn.Module, state: dict[str, torch.Tensor], allowed_missing: set[str], what: str) -> None:
-    result = module.load_state_dict(state, strict=False)
-    missing = sorted(set(result.missing_keys) - allowed_missing)
-    if missing or result.unexpected_keys:
-        raise ValueError(f"{what}: missing {missing[:5]} unexpected {sorted(result.unexpected_keys)[:5]} (of {len(missing)} / {len(result.unexpected_keys)})")
+def _load_exact(module: nn.Module, state: dict[str, torch.Tensor], keep: set[str], what: str) -> None:
+    """Load ``state`` into ``module`` strictly: every key of the module comes from ``state`` except those in
+    ``keep`` (which keep their current values); unknown keys and wrong shapes are errors."""
+    current = module.state_dict()
+    missing = sorted(set(current) - set(state) - keep)
+    unexpected = sorted(set(state) - set(current))
+    if missing or unexpected:
+        raise ValueError(f"{what}: missing {missing[:5]} unexpected {unexpected[:5]} (of {len(missing)} / {len(unexpected)})")
+    try:
+        module.load_state_dict({**{k: current[k] for k in keep}, **state}, strict=True)
+    except RuntimeError as exc:  # shape mismatches
+        raise ValueError(f"{what}: {exc}") from None
