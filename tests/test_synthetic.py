@@ -212,3 +212,19 @@ def test_stage_framing_keeps_the_character_in_the_frame():
         ankles = keypoints.body[:, 0, [10, 13], 1]
         assert ankles.max() < s.stage.ground and keypoints.body[:, 0, 1, 1].min() > 0  # feet above ground, neck in
         assert isinstance(s.stage, Stage) and s.stage.width == 96 and not math.isnan(s.stage.scale)
+
+
+def test_small_autoencoder_trains_and_saves_a_stock_vae(tmp_path):
+    """A few steps only (quality needs thousands): the result is a diffusers AutoencoderKL with its latent scale set."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from animate_anyone.data.toy import make_toy_dataset
+    from animate_anyone.synthetic.autoencoder import reconstruction_psnr, train_autoencoder
+
+    data = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(32, 32))
+    out = train_autoencoder([data], tmp_path / "vae", size=32, steps=3, batch_size=2, progress=False)
+    vae = AutoencoderKL.from_pretrained(out)
+    assert 0 < vae.config.scaling_factor < 100 and vae.config.latent_channels == 4
+    assert vae.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean.shape == (1, 4, 4, 4)
+    assert reconstruction_psnr(vae, torch.zeros(1, 3, 32, 32)) > 0

@@ -1,0 +1,98 @@
+"""A small VAE for the miniature model, trained on the synthetic frames (SD's VAE is too large for a CPU demo).
+
+It is a stock diffusers ``AutoencoderKL`` (8x downsampling, 4 latent channels, like SD's), trained with an L1
+reconstruction loss and a small KL term, so the rest of the project uses it exactly like SD's VAE. After
+training, ``scaling_factor`` is set to 1 / std of the latents over the training frames (SD's 0.18215 plays
+the same role), so diffusion sees unit-variance latents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+MINI_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(32, 64, 64, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=32,
+)
+
+
+def train_autoencoder(
+    data_dirs: list[str | Path],
+    out: str | Path,
+    *,
+    size: int = 64,
+    steps: int = 2000,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    kl_weight: float = 1e-6,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train ``MINI_VAE`` on frames of the datasets in ``data_dirs`` and save it (diffusers folder) at ``out``."""
+    from diffusers import AutoencoderKL
+
+    from ..model_dir import atomic_directory
+
+    torch.manual_seed(seed)
+    pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
+    generator = torch.Generator().manual_seed(seed)
+
+    def batch(_step: int) -> torch.Tensor:  # (b, 3, H, W) in [-1, 1], random frames, random horizontal flips
+        images = pool[torch.randint(len(pool), (batch_size,), generator=generator)].float() / 127.5 - 1
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+
+    vae = AutoencoderKL(sample_size=size, **MINI_VAE)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    # 1. Reconstruction training.
+    bar = tqdm(range(steps), desc="autoencoder", disable=not progress)
+    for step in bar:
+        images = batch(step)
+        posterior = vae.encode(images).latent_dist
+        reconstruction = vae.decode(posterior.sample()).sample
+        loss = (reconstruction - images).abs().mean() + kl_weight * posterior.kl().mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    # 2. Latent scale: 1 / std over fresh batches, so the diffusion model sees unit variance.
+    vae.eval()
+    with torch.no_grad():
+        latents = [vae.encode(batch(steps + i)).latent_dist.mean for i in range(4)]
+    vae.register_to_config(scaling_factor=float(1.0 / torch.cat(latents).std()))
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        vae.save_pretrained(tmp)
+    return Path(out)
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae, images: torch.Tensor) -> float:
+    """PSNR (dB, images in [-1, 1] mapped to [0, 1]) of encode -> decode with the posterior mean."""
+    reconstruction = vae.decode(vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
+    mse = ((reconstruction - images) / 2).pow(2).mean()
+    return float(10 * torch.log10(1 / mse))
+
+
+def load_frames(data_dirs: list[str | Path], size: int) -> torch.Tensor:
+    """Every frame of every clip in the datasets' manifests, resized to size x size: (N, 3, size, size) uint8."""
+    import numpy as np
+
+    from ..data.manifest import read_manifest
+    from ..media import iter_frames
+
+    frames = [frame for d in data_dirs for clip in read_manifest(d) for frame in iter_frames(clip.video, size=(size, size))]
+    if not frames:
+        raise ValueError(f"no frames found in {', '.join(map(str, data_dirs))}")
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
