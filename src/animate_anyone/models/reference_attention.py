@@ -17,10 +17,16 @@ Efficiency (exactly equal to the concatenation, up to float rounding):
   so the reference keys/values are never repeated per frame or concatenated;
 * rows marked as not using the reference (the unconditional row of classifier-free guidance) never
   touch the reference tokens.
+
+Inference-only options for benchmarking (``animate_anyone.bench``), all off by default and none changing the
+result beyond float rounding: ``ReferenceState.reference_all_rows`` (every row attends to the reference and
+the result is kept only for the rows that use it, as Moore-AnimateAnyone does; see ``reference_options``),
+and fused QKV projections (``attn.fuse_projections()``: both processors then use ``attn.to_qkv``).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -106,6 +112,21 @@ class ReferenceState:
     def __init__(self) -> None:
         self.recording: dict[str, Tensor] | None = None  # ReferenceNet: where writers record
         self.read: ReferenceRead | None = None  # denoising UNet: what readers attend to
+        # Benchmark option (inference): compute the reference attention for every row, then keep it only for the
+        # rows that use the reference (Moore's cost, same outputs). Set it through ``reference_options``.
+        self.reference_all_rows: bool = False
+
+
+@contextmanager
+def reference_options(unet, reference_all_rows: bool = False):
+    """Set the reference readers' options of ``unet`` (a model with a ``reference_state``) for a ``with`` block."""
+    state = unet.reference_state
+    saved = state.reference_all_rows
+    state.reference_all_rows = reference_all_rows
+    try:
+        yield unet
+    finally:
+        state.reference_all_rows = saved
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -142,6 +163,15 @@ def _check_plain_self_attention(attn) -> None:
         raise ValueError(f"reference attention supports plain self-attention only; this layer has {unsupported}")
 
 
+def _project_qkv(attn, hidden_states: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(batch, tokens, channels) -> q, k, v (batch, heads, tokens, dim); one GEMM when the projections are fused."""
+    if getattr(attn, "fused_projections", False) and getattr(attn, "to_qkv", None) is not None:
+        q, k, v = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+    else:
+        q, k, v = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+    return split_heads(q, attn.heads), split_heads(k, attn.heads), split_heads(v, attn.heads)
+
+
 def _output(attn, out: Tensor) -> Tensor:
     """(batch, heads, tokens, dim) -> output projection -> (batch, tokens, channels)."""
     return attn.to_out[1](attn.to_out[0](merge_heads(out)))
@@ -158,9 +188,7 @@ class ReferenceWriteProcessor:
         # hidden_states: (batch, tokens, channels), already passed through the block's norm1
         if self.state.recording is not None:
             self.state.recording[self.name] = hidden_states
-        q = split_heads(attn.to_q(hidden_states), attn.heads)  # (b, heads, tokens, dim)
-        k = split_heads(attn.to_k(hidden_states), attn.heads)
-        v = split_heads(attn.to_v(hidden_states), attn.heads)
+        q, k, v = _project_qkv(attn, hidden_states)  # (b, heads, tokens, dim)
         return _output(attn, F.scaled_dot_product_attention(q, k, v, scale=attn.scale))
 
 
@@ -173,9 +201,7 @@ class ReferenceReadProcessor:
 
     def __call__(self, attn, hidden_states: Tensor, encoder_hidden_states=None, attention_mask=None, **kwargs):
         # 1. Project the frame tokens. hidden_states: (batch * frames, tokens, channels), normalised.
-        q = split_heads(attn.to_q(hidden_states), attn.heads)  # (b*f, heads, L, dim)
-        k = split_heads(attn.to_k(hidden_states), attn.heads)
-        v = split_heads(attn.to_v(hidden_states), attn.heads)
+        q, k, v = _project_qkv(attn, hidden_states)  # (b*f, heads, L, dim)
 
         read = self.state.read
         if read is None or read.bank.tokens[self.name].shape[1] == 0:
@@ -185,7 +211,9 @@ class ReferenceReadProcessor:
         k_ref, v_ref = reference_keys_values(attn, read.bank, self.name)  # (rows_ref, heads, Lr, dim)
 
         # 3. Attention over [own tokens, reference tokens] for the rows that use the reference.
-        out = reference_attention(q, k, v, k_ref, v_ref, read.num_frames, read.rows, attn.scale)
+        out = reference_attention(
+            q, k, v, k_ref, v_ref, read.num_frames, read.rows, attn.scale, all_rows=self.state.reference_all_rows
+        )
         return _output(attn, out)
 
 
@@ -197,13 +225,23 @@ def reference_keys_values(attn, bank: ReferenceBank, name: str) -> tuple[Tensor,
 
 
 def reference_attention(
-    q: Tensor, k: Tensor, v: Tensor, k_ref: Tensor, v_ref: Tensor, num_frames: int, rows: Tensor | None, scale: float
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    k_ref: Tensor,
+    v_ref: Tensor,
+    num_frames: int,
+    rows: Tensor | None,
+    scale: float,
+    all_rows: bool = False,
 ) -> Tensor:
     """Self-attention of every frame over ``[own tokens, reference tokens of its video row]``.
 
     q, k, v: (batch * frames, heads, L, dim). k_ref, v_ref: (R_bank, heads, Lr, dim) where R_bank is either
     the number of rows that use the reference or 1 (one reference shared by all of them). ``rows``: bool
     (batch,) selecting the rows that use the reference (None: all); the others get plain self-attention.
+    ``all_rows`` (inference only; for benchmarks): the other rows attend to the reference too and that result
+    is discarded, as Moore-AnimateAnyone does; the output is the same.
     Returns (batch * frames, heads, L, dim).
     """
     bf, heads, length, dim = q.shape
@@ -213,13 +251,17 @@ def reference_attention(
         raise ValueError(f"reference bank has {k_ref.shape[0]} rows but {n_ref} video rows use it (expected {n_ref} or 1)")
     use_merge = has_lse_kernel(q.device) and not (torch.is_grad_enabled() and (q.requires_grad or k_ref.requires_grad))
     if use_merge:
-        return _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale)
+        return _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, all_rows)
     return _reference_attention_concat(q, k, v, k_ref, v_ref, num_frames, rows, scale)
 
 
-def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale):
+def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, all_rows=False):
     bf, heads, length, dim = q.shape
     batch = bf // num_frames
+    keep = rows  # the rows whose merged result is used
+    if all_rows and rows is not None:  # benchmark option: every row attends to the reference (Moore's cost)
+        k_ref, v_ref = _bank_for_every_row(k_ref, v_ref, rows)
+        rows = None
     # 1. Plain self-attention for every row; its LSE is kept for the merge.
     out, lse = attention_with_lse(q, k, v, scale)  # (b*f, h, L, d), (b*f, h, L)
     out = out.view(batch, num_frames, heads, length, dim)
@@ -244,10 +286,23 @@ def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale):
     # 3. Merge [own, reference] for those rows.
     merged = merge_attention(out_r, lse_r, out_g, lse_g)
     if rows is None:
+        if keep is not None:  # all_rows: discard the reference for the rows that do not use it
+            merged = torch.where(keep.view(batch, 1, 1, 1, 1), merged, out)
         return merged.reshape(bf, heads, length, dim)
     out = out.clone()
     out[rows] = merged
     return out.view(bf, heads, length, dim)
+
+
+def _bank_for_every_row(k_ref: Tensor, v_ref: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """A bank row for every video row: the rows that use the reference get theirs in order, the others cycle."""
+    if k_ref.shape[0] == 1:  # shared by all rows already
+        return k_ref, v_ref
+    n_ref, batch = k_ref.shape[0], rows.shape[0]
+    idx = torch.empty(batch, dtype=torch.long, device=k_ref.device)
+    idx[rows] = torch.arange(n_ref, device=k_ref.device)
+    idx[~rows] = torch.arange(batch - n_ref, device=k_ref.device) % n_ref
+    return k_ref[idx], v_ref[idx]
 
 
 def _reference_attention_concat(q, k, v, k_ref, v_ref, num_frames, rows, scale):

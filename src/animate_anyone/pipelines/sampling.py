@@ -29,6 +29,7 @@ def sample_video(
     generator: torch.Generator | None = None,
     eta: float = 0.0,
     callback: Callable[[int, int], None] | None = None,
+    window_batch: int = 1,
 ) -> Tensor:
     """Denoise ``latents`` (batch, 4, frames, h, w) from pure noise; returns the final latents.
 
@@ -39,7 +40,13 @@ def sample_video(
     ``pose_features`` is either the whole video's (b, C0, frames, h, w) or a function from a window's frame
     indices to that window's features; the pipeline passes a function so that long videos never hold pose
     features for all frames at once.
+
+    ``window_batch``: up to this many windows of a step (of equal length) go through the UNet in one call,
+    stacked on the batch axis. Rows are independent, so this changes float rounding only; it trades memory
+    (activations grow with the batch) for fewer, larger kernel launches.
     """
+    if window_batch < 1:
+        raise ValueError(f"window_batch must be >= 1, got {window_batch}")
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
     num_frames = latents.shape[2]
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
@@ -50,19 +57,54 @@ def sample_video(
         total = torch.zeros_like(latents, dtype=torch.float32)  # (b, 4, F, h, w)
         weight = torch.zeros(num_frames, device=latents.device, dtype=torch.float32)
         model_input = scheduler.scale_model_input(latents, t)
-        # 2. Guided prediction per window, accumulated per frame.
-        for window_index, (frames, weights) in enumerate(schedule):
-            idx = torch.tensor(frames, device=latents.device)
-            w = torch.tensor(weights, device=latents.device, dtype=torch.float32)
-            pred = model.denoise(model_input[:, :, idx], t, image_embeds, pose_of(idx), reference, guidance_scale)
-            total.index_add_(2, idx, pred.float() * w.view(1, 1, -1, 1, 1))
-            weight.index_add_(0, idx, w)
-            if callback is not None:
-                callback(step_index, window_index)
+        # 2. Guided prediction per window (or per group of windows), accumulated per frame.
+        for group in _window_groups(schedule, window_batch):
+            idxs = [torch.tensor(schedule[i][0], device=latents.device) for i in group]
+            if len(group) == 1:
+                preds = [model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, guidance_scale)]
+            else:
+                preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, guidance_scale, idxs)
+            for window_index, idx, pred in zip(group, idxs, preds):
+                w = torch.tensor(schedule[window_index][1], device=latents.device, dtype=torch.float32)
+                total.index_add_(2, idx, pred.float() * w.view(1, 1, -1, 1, 1))
+                weight.index_add_(0, idx, w)
+                if callback is not None:
+                    callback(step_index, window_index)
         noise_pred = (total / weight.view(1, 1, -1, 1, 1)).to(latents.dtype)
         # 3. One scheduler step on the whole video.
         latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
     return latents
+
+
+def _window_groups(schedule, window_batch: int) -> list[list[int]]:
+    """Consecutive window indices in groups of at most ``window_batch`` windows of the same length."""
+    groups: list[list[int]] = []
+    for i, (frames, _) in enumerate(schedule):
+        last = groups[-1] if groups else None
+        if last is not None and len(last) < window_batch and len(schedule[last[0]][0]) == len(frames):
+            last.append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def _denoise_windows(model, model_input, t, image_embeds, pose_of, reference: ReferenceBank, guidance_scale, idxs):
+    """One UNet call for several windows stacked on the batch axis; returns one (b, 4, f, h, w) per window."""
+    b, n = model_input.shape[0], len(idxs)
+    latents = torch.cat([model_input[:, :, idx] for idx in idxs])  # (n*b, 4, f, h, w)
+    pose = torch.cat([pose_of(idx).expand(b, -1, -1, -1, -1) for idx in idxs])
+    embeds = image_embeds.expand(b, -1, -1)
+    embeds = embeds if b == 1 else embeds.repeat(n, 1, 1)
+    bank_rows = next(iter(reference.tokens.values())).shape[0]
+    if bank_rows != 1:  # one bank row per video row: repeat it for every window
+        reference = ReferenceBank(
+            tokens={k: v.repeat(n, 1, 1) for k, v in reference.tokens.items()},
+            keys_values=None
+            if reference.keys_values is None
+            else {k: (kk.repeat(n, 1, 1, 1), vv.repeat(n, 1, 1, 1)) for k, (kk, vv) in reference.keys_values.items()},
+        )
+    pred = model.denoise(latents, t, embeds, pose, reference, guidance_scale)  # (n*b, 4, f, h, w)
+    return list(pred.split(b))
 
 
 def _step_parameters(scheduler) -> set[str]:

@@ -1,0 +1,187 @@
+"""The benchmark: runs at tiny size, reports every field, counts FLOPs sensibly; the CLI writes its JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from animate_anyone.bench import (
+    SWITCHES,
+    Bench,
+    BenchConfig,
+    count_unet_flops_meta,
+    format_comparison,
+    peak_tflops,
+    run_benchmark,
+    run_comparison,
+)
+from animate_anyone.cli import bench as bench_cli
+
+SMALL = dict(width=64, height=48, frames=4, steps=2, warmup=0, repeats=1)
+
+TOP_FIELDS = {
+    "schema", "config", "environment", "build_seconds", "window_frames", "windows_per_step", "unet_calls_per_step",
+    "seconds_per_step", "seconds_per_step_min", "seconds_per_step_all", "seconds_per_frame", "seconds_end_to_end",
+    "seconds_end_to_end_all", "stages", "compile_seconds", "memory", "flops_per_unet_window", "flops_per_step",
+    "flops_by_op_per_window", "flops_counted_on", "achieved_tflops", "peak_tflops", "mfu",
+}  # fmt: skip
+CONFIG_FIELDS = {
+    "size", "width", "height", "frames", "steps", "guidance", "guidance_scale", "context_frames", "context_overlap",
+    "window_mode", "window_batch", "decode_chunk_size", "dtype", "device", "compile", "switches", "warmup", "repeats",
+    "seed", "flops_on",
+}  # fmt: skip
+ENV_FIELDS = {"device", "device_name", "torch", "diffusers", "transformers", "python", "cpu_count", "torch_threads"}
+STAGES = {"reference", "pose_guider", "denoising", "vae_decode"}
+MEMORY_FIELDS = {"kind", "peak_mib", "before_mib", "delta_mib", "peak_reached_during_runs", "note"}
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: these tests are about results and fields, not speed, and a shared machine with
+    busy cores makes multi-threaded CPU kernels stall (OpenMP barriers), not just slow down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_benchmark("tiny", device="cpu", **SMALL)
+
+
+def test_result_has_every_field_and_is_json(result):
+    result = json.loads(json.dumps(result))
+    assert TOP_FIELDS <= set(result)
+    assert CONFIG_FIELDS <= set(result["config"])
+    assert set(result["config"]["switches"]) == set(SWITCHES) and all(result["config"]["switches"].values())
+    assert ENV_FIELDS <= set(result["environment"])
+    assert set(result["stages"]) == STAGES
+    assert MEMORY_FIELDS <= set(result["memory"]) and result["memory"]["kind"] == "cpu_ru_maxrss"
+    for stage in result["stages"].values():
+        assert {"seconds", "seconds_per_frame", "share"} <= set(stage) and stage["seconds"] >= 0
+
+
+def test_result_values_are_consistent(result):
+    c = result["config"]
+    assert (c["width"], c["height"], c["frames"], c["steps"], c["dtype"], c["device"]) == (64, 48, 4, 2, "float32", "cpu")
+    assert len(result["seconds_per_step_all"]) == c["steps"] * c["repeats"]
+    assert 0 < result["seconds_per_step"] and 0 < result["seconds_per_frame"]
+    assert result["seconds_per_frame"] == pytest.approx(result["seconds_end_to_end"] / c["frames"])
+    stage_sum = sum(s["seconds"] for s in result["stages"].values())
+    assert stage_sum == pytest.approx(result["seconds_end_to_end"], rel=1e-6)  # one repeat: the stages add up
+    assert result["windows_per_step"] == 1 and result["window_frames"] == 4
+    assert result["flops_per_step"] == result["flops_per_unet_window"] > 0
+    assert sum(result["flops_by_op_per_window"].values()) == result["flops_per_unet_window"]
+    assert result["achieved_tflops"] == pytest.approx(result["flops_per_step"] / result["seconds_per_step"] / 1e12)
+    assert result["peak_tflops"] is None and result["mfu"] is None  # no MFU on a CPU
+    assert result["compile_seconds"] is None
+
+
+def test_flops_scale_with_frames_and_guidance():
+    two = count_unet_flops_meta("tiny", 64, 48, 2)[0]
+    four = count_unet_flops_meta("tiny", 64, 48, 4)[0]
+    assert four / two == pytest.approx(2.0, rel=0.10)
+    off = count_unet_flops_meta("tiny", 64, 48, 4, guidance=False)[0]
+    # The unconditional row skips the reference attention, so guidance costs a little less than 2x ...
+    assert 1.7 < four / off < 2.0
+    # ... and exactly 2x when it does attend to the reference.
+    both = count_unet_flops_meta("tiny", 64, 48, 4, switches={"uncond_without_reference": False})[0]
+    assert both == 2 * off
+
+
+def test_meta_count_equals_a_real_call():
+    bench = Bench("tiny", "cpu", "float32")
+    for kw in (dict(), dict(guidance=False), dict(switches={"uncond_without_reference": False, "ref_kv_cache": False})):
+        meta = BenchConfig(**SMALL, **kw).resolved()
+        real = BenchConfig(**SMALL, **kw, flops_on="device").resolved()
+        assert bench.unet_flops(meta, 4)[0] == bench.unet_flops(real, 4)[0] > 0
+
+
+def test_windows_multiply_the_step_flops():
+    result = run_benchmark("tiny", device="cpu", **{**SMALL, "frames": 10}, context_frames=4, context_overlap=1, window_batch=2)
+    assert result["window_frames"] == 4
+    assert result["windows_per_step"] == 3.5  # shifted windows: 3 at step 0, 4 at step 1
+    assert result["unet_calls_per_step"] == 2
+    assert result["flops_per_step"] == pytest.approx(result["flops_per_unet_window"] * 3.5)
+    assert result["flops_per_unet_window"] == count_unet_flops_meta("tiny", 64, 48, 4)[0]
+
+
+def test_sd15_flops_on_meta():
+    """The GPU target configuration, counted without memory (docs/performance.md quotes this number)."""
+    flops = count_unet_flops_meta("sd15", 512, 768, 24)[0]
+    assert 80e12 < flops < 100e12
+
+
+def test_peak_table():
+    assert peak_tflops("NVIDIA H100 80GB HBM3", torch.bfloat16) == 989
+    assert peak_tflops("NVIDIA H100 PCIe", torch.float16) == 756
+    assert peak_tflops("NVIDIA H200", torch.bfloat16) == 989
+    assert peak_tflops("NVIDIA A100-SXM4-80GB", torch.bfloat16) == 312
+    assert peak_tflops("NVIDIA H100 80GB HBM3", torch.float32) is None
+    assert peak_tflops("Some GPU", torch.bfloat16) is None
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="unknown optimisation switch"):
+        run_benchmark("tiny", switches={"turbo": True})
+    with pytest.raises(ValueError, match="unknown model size"):
+        run_benchmark("huge")
+    with pytest.raises(ValueError, match="multiple of 8"):
+        run_benchmark("tiny", width=50)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="animate-anyone")
+    bench_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["bench", *argv])
+
+
+def test_cli_flags_switch_optimisations_off():
+    args = parse(["--no-ref-kv-cache", "--uncond-with-reference", "--no-guidance"])
+    assert bench_cli.switches_from_args(args) == {**dict.fromkeys(SWITCHES, True), "ref_kv_cache": False, "uncond_without_reference": False}
+    assert args.guidance is False and args.size == "tiny"
+    assert all(bench_cli.switches_from_args(parse([])).values())
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--width", "64", "--height", "48", "--frames", "4", "--steps", "1", "--warmup", "0", "--repeats", "1"]
+    args = parse([*argv, "--device", "cpu", "--no-channels-last", "--quiet", "--json", str(out)])
+    args.run(args)
+    data = json.loads(out.read_text())
+    assert TOP_FIELDS <= set(data) and data["config"]["switches"]["channels_last"] is False
+    printed = capsys.readouterr().out
+    assert "seconds per denoising step" in printed and f"wrote {out}" in printed
+
+
+def test_compare_reports_every_switch():
+    report = run_comparison("tiny", device="cpu", **{**SMALL, "frames": 6}, context_frames=4, context_overlap=2)
+    names = [v["name"] for v in report["variants"]]
+    assert names == [*SWITCHES, "window_batch"]
+    for v in report["variants"]:
+        assert v["speedup_per_step"] > 0 and v["speedup_per_frame"] > 0
+        assert v["max_abs_diff_latents"] <= 1e-4 and v["max_abs_diff_frames_uint8"] <= 1
+        assert v["name"] == "window_batch" or v["result"]["config"]["switches"][v["name"]] is False
+    assert "speedup/step" in format_comparison(report)
+    json.dumps(report)
+
+
+@pytest.mark.gpu
+def test_bench_on_cuda_reports_memory_and_mfu():
+    result = run_benchmark("tiny", device="cuda", dtype="bfloat16", **SMALL)
+    assert result["memory"]["kind"] == "cuda_max_memory_allocated" and result["memory"]["peak_mib"] > 0
+    assert result["config"]["dtype"] == "bfloat16" and result["stages"]["pose_guider"]["seconds"] > 0
+    if peak_tflops(result["environment"]["device_name"], torch.bfloat16) is not None:
+        assert result["mfu"] == pytest.approx(result["achieved_tflops"] / result["peak_tflops"]) and 0 < result["mfu"] < 1
+
+
+@pytest.mark.gpu
+def test_compare_on_cuda_keeps_the_outputs():
+    report = run_comparison("tiny", device="cuda", dtype="float32", **{**SMALL, "frames": 6}, context_frames=4, context_overlap=2)
+    for v in report["variants"]:
+        assert v["max_abs_diff_latents"] <= 1e-3, v["name"]  # TF32 may be on

@@ -1,0 +1,232 @@
+"""Every optimisation switch of the benchmark leaves the outputs unchanged up to float rounding.
+
+Tiny random model (every weight non-zero, including the zero-initialised layers), float32 on CPU. Each switch
+is compared as the benchmark's ``--compare`` does: everything on vs everything on but that switch. Measured
+max abs differences (outputs of magnitude ~2, guidance 3.5; 3 seeds, AMD EPYC, torch 2.13 CPU):
+
+| switch off vs on | denoise() | 2-step sample_video | VAE decode |
+| --- | --- | --- | --- |
+| ref_kv_cache | 0 | 0 | - |
+| uncond_without_reference | 0 | 0 | - |
+| fused_qkv | 0 | 0 | - |
+| channels_last | 8.3e-6 | 7.6e-6 | 8.3e-6 |
+| sdpa | 7.2e-6 | 1.3e-5 | 0 (no attention switch in the VAE) |
+| all off vs all on | 8.6e-6 | 9.5e-6 | 8.3e-6 |
+| window_batch 2 / 4 vs 1 (10 frames, windows 4/1) | - | 6.0e-6 | - |
+| chunked decode (chunks of 4 vs all 10 frames) | - | - | 0 |
+
+The tests allow TOL = 4e-5 (3x the largest measured difference): another CPU or BLAS build rounds
+differently, but a real error (a lost reference, a wrong row) moves the outputs by 1e-2 or more.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import DDIMScheduler
+from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
+
+from animate_anyone.bench import SWITCHES, _randomise_zero_parameters, count_flops, optimisations
+from animate_anyone.init_model import SCHEDULER_V2, build_auxiliary
+from animate_anyone.models.reference_attention import ReferenceReadProcessor, ReferenceWriteProcessor
+from animate_anyone.models.specs import build_networks, network_configs
+from animate_anyone.pipelines.sampling import sample_video
+
+TOL = 4e-5
+F_, H, W = 4, 16, 12  # frames, latent height, latent width
+ALL_OFF = dict.fromkeys(SWITCHES, False)
+ALL_ON = dict.fromkeys(SWITCHES, True)
+MODEL_SWITCHES = ["ref_kv_cache", "uncond_without_reference", "channels_last", "fused_qkv", "sdpa"]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: these tests are about results and fields, not speed, and a shared machine with
+    busy cores makes multi-threaded CPU kernels stall (OpenMP barriers), not just slow down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = build_networks(network_configs("tiny")).eval()
+    _randomise_zero_parameters(model)
+    vae = build_auxiliary("tiny")["vae"].eval()
+    return model, vae
+
+
+def inputs(batch=1, frames=F_, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return dict(
+        latents=torch.randn(batch, 4, frames, H, W, generator=g),
+        ref=torch.randn(batch, 4, H, W, generator=g),
+        embeds=torch.randn(batch, 1, 32, generator=g),
+        pose=torch.rand(batch, 3, frames, 8 * H, 8 * W, generator=g),
+    )
+
+
+@torch.no_grad()
+def outputs(model, vae, x, switches, steps=2):
+    """denoise() once, a ``steps``-step sample_video, and a VAE decode, all under ``switches``."""
+    with optimisations(model, vae, switches) as sw:
+        bank = model.encode_reference(x["ref"], x["embeds"], cache_keys_values=sw["ref_kv_cache"])
+        pose = model.encode_pose(x["pose"])
+        step = model.denoise(x["latents"], torch.tensor(601), x["embeds"], pose, bank, 3.5)
+        video = sample_video(model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, steps, 3.5)
+        images = vae.decode(x["latents"][0].transpose(0, 1)).sample
+    return step, video, images
+
+
+def max_diff(a, b):
+    return (a - b).abs().max().item()
+
+
+@pytest.mark.parametrize("name", MODEL_SWITCHES)
+def test_each_switch_keeps_the_outputs(tiny, name):
+    model, vae = tiny
+    x = inputs()
+    on = outputs(model, vae, x, ALL_ON)
+    off = outputs(model, vae, x, {**ALL_ON, name: False})
+    assert off[0].abs().max() > 0.5  # outputs of a meaningful size
+    for a, b in zip(on, off):
+        assert max_diff(a, b) <= TOL
+
+
+def test_all_switches_together_keep_the_outputs(tiny):
+    model, vae = tiny
+    x = inputs(seed=1)
+    off, on = outputs(model, vae, x, ALL_OFF), outputs(model, vae, x, ALL_ON)
+    for a, b in zip(on, off):
+        assert max_diff(a, b) <= TOL
+
+
+@pytest.mark.parametrize("name", ["uncond_without_reference", "fused_qkv"])
+def test_switches_with_a_bank_row_per_video(tiny, name):
+    """Two videos with two references: the per-row bank paths (no shared bank row)."""
+    model, vae = tiny
+    x = inputs(batch=2, seed=2)
+    with torch.no_grad():
+        results = []
+        for value in (False, True):
+            with optimisations(model, None, {**ALL_ON, name: value}):
+                bank = model.encode_reference(x["ref"], x["embeds"])
+                results.append(model.denoise(x["latents"], 601, x["embeds"], model.encode_pose(x["pose"]), bank, 3.5))
+    assert max_diff(*results) <= TOL
+    # and the two videos really differ (each row got its own reference)
+    assert max_diff(results[0][0], results[0][1]) > 1e-2
+
+
+def test_uncond_with_reference_does_more_work_and_discards_it(tiny):
+    model, _ = tiny
+    x = inputs()
+    with torch.no_grad():
+        bank = model.encode_reference(x["ref"], x["embeds"])
+        pose = model.encode_pose(x["pose"])
+        flops = {}
+        for value in (True, False):
+            with optimisations(model, None, {**ALL_OFF, "uncond_without_reference": value}):
+                flops[value] = count_flops(lambda: model.denoise(x["latents"], 601, x["embeds"], pose, bank, 3.5))[0]
+    assert flops[False] > flops[True]
+
+
+def test_switch_contexts_restore_the_model(tiny):
+    model, vae = tiny
+    unet = model.denoising_unet
+    before = {k: type(p) for k, p in unet.attn_processors.items()}
+    keys = set(unet.state_dict())
+    with optimisations(model, vae, {**ALL_ON, "uncond_without_reference": False}):
+        kinds = {type(p) for p in unet.attn_processors.values()}
+        assert kinds == {FusedAttnProcessor2_0, ReferenceReadProcessor}
+        assert all(hasattr(m, "to_qkv") for m in unet.modules() if isinstance(getattr(m, "processor", None), ReferenceReadProcessor))
+        assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+        assert unet.reference_state.reference_all_rows
+    with optimisations(model, vae, {**ALL_ON, "sdpa": False}):  # classic processor on stock layers, unfused
+        kinds = {type(p) for p in unet.attn_processors.values()}
+        assert kinds == {AttnProcessor, ReferenceReadProcessor}
+    assert {k: type(p) for k, p in unet.attn_processors.items()} == before
+    assert set(unet.state_dict()) == keys  # no to_qkv / to_kv left behind
+    assert not any(getattr(m, "fused_projections", False) for m in unet.modules())
+    assert unet.conv_in.weight.is_contiguous() and vae.decoder.conv_in.weight.is_contiguous()
+    assert not unet.reference_state.reference_all_rows
+    assert {type(p) for p in model.reference_net.attn_processors.values()} == {ReferenceWriteProcessor, AttnProcessor2_0}
+
+
+@torch.no_grad()
+def test_fused_projections_are_really_used(tiny):
+    """Inside the context every attention layer uses its fused weights: spoiling the separate K/V weights
+    (after the reference bank is projected) changes nothing."""
+    model, _ = tiny
+    x = inputs(seed=3)
+    bank = model.encode_reference(x["ref"], x["embeds"])
+    pose = model.encode_pose(x["pose"])
+    ref = model.denoise(x["latents"], 601, x["embeds"], pose, bank, 3.5)
+    with optimisations(model, None, {**ALL_OFF, "sdpa": True, "fused_qkv": True}):
+        fused = [m for m in model.denoising_unet.modules() if hasattr(m, "to_qkv") or hasattr(m, "to_kv")]
+        saved = [(m.to_k.weight.clone(), m.to_v.weight.clone()) for m in fused]
+        try:
+            for m in fused:
+                m.to_k.weight.mul_(-3)
+                m.to_v.weight.mul_(-3)
+            spoiled = model.denoise(x["latents"], 601, x["embeds"], pose, bank, 3.5)
+        finally:
+            for m, (k, v) in zip(fused, saved):
+                m.to_k.weight.copy_(k)
+                m.to_v.weight.copy_(v)
+    assert len(fused) == len(model.denoising_unet.attn_processors)
+    assert max_diff(spoiled, ref) <= TOL
+
+
+def test_diffusers_fuse_qkv_projections_would_drop_the_reference():
+    """Why ``fused_qkv_projections`` exists: diffusers' own method replaces every processor."""
+    model = build_networks(network_configs("tiny"))
+    model.denoising_unet.fuse_qkv_projections()
+    assert not any(isinstance(p, ReferenceReadProcessor) for p in model.denoising_unet.attn_processors.values())
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_window_batch_keeps_the_outputs(tiny, batch):
+    model, _ = tiny
+    x = inputs(batch=batch, frames=10, seed=4)
+    with torch.no_grad():
+        bank, pose = model.encode_reference(x["ref"], x["embeds"]), model.encode_pose(x["pose"])
+        results = {}
+        for wb in (1, 2, 4):
+            calls = []
+            results[wb] = sample_video(
+                model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, 2, 3.5,
+                context_frames=4, context_overlap=1, window_batch=wb, callback=lambda s, w: calls.append((s, w)),
+            )  # fmt: skip
+            assert calls == sorted(calls) and len(calls) == 7  # every window reported once, in order
+    assert max_diff(results[2], results[1]) <= TOL
+    assert max_diff(results[4], results[1]) <= TOL
+    with pytest.raises(ValueError, match="window_batch"):
+        sample_video(model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, 1, 3.5, window_batch=0)
+
+
+@torch.no_grad()
+def test_chunked_decode_keeps_the_frames(tiny):
+    _, vae = tiny
+    latents = inputs(frames=10, seed=5)["latents"][0].transpose(0, 1)  # (10, 4, h, w)
+    whole = vae.decode(latents).sample
+    chunked = torch.cat([vae.decode(latents[i : i + 4]).sample for i in range(0, 10, 4)])
+    assert max_diff(whole, chunked) <= TOL
+
+
+@pytest.mark.slow
+def test_compiled_unet_keeps_the_outputs(tiny):
+    """torch.compile of the denoising UNet (CPU: about two minutes of compilation)."""
+    model, _ = tiny
+    x = inputs(seed=6)
+    with torch.no_grad():
+        bank, pose = model.encode_reference(x["ref"], x["embeds"]), model.encode_pose(x["pose"])
+        eager = model.denoise(x["latents"], 601, x["embeds"], pose, bank, 3.5)
+        model.denoising_unet.compile()
+        try:
+            compiled = model.denoise(x["latents"], 601, x["embeds"], pose, bank, 3.5)
+        finally:
+            model.denoising_unet._compiled_call_impl = None
+    assert max_diff(compiled, eager) <= 1e-4
