@@ -70,3 +70,13 @@ def tiny_model_dir(tmp_path_factory):
     from animate_anyone.init_model import init_model
 
     return init_model("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for tests about results rather than speed: on a shared machine with busy cores,
+    multi-threaded CPU kernels can stall at OpenMP barriers instead of just slowing down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

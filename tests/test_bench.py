@@ -38,15 +38,7 @@ STAGES = {"reference", "pose_guider", "denoising", "vae_decode"}
 MEMORY_FIELDS = {"kind", "peak_mib", "before_mib", "delta_mib", "peak_reached_during_runs", "note"}
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tests are about results and fields, not speed, and a shared machine with
-    busy cores makes multi-threaded CPU kernels stall (OpenMP barriers), not just slow down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -39,15 +39,7 @@ ALL_ON = dict.fromkeys(SWITCHES, True)
 MODEL_SWITCHES = ["ref_kv_cache", "uncond_without_reference", "channels_last", "fused_qkv", "sdpa"]
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these tests are about results and fields, not speed, and a shared machine with
-    busy cores makes multi-threaded CPU kernels stall (OpenMP barriers), not just slow down."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
