@@ -9,7 +9,9 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("init-model", help="write a randomly initialised model directory (tiny or sd15)")
-    p.add_argument("--size", choices=("tiny", "sd15"), default="tiny")
+    p.add_argument("--size", choices=("tiny", "mini", "sd15"), default="tiny",
+                   help="tiny (tests), mini (the synthetic benchmark's 64 px model, 4x VAE) or sd15")
+    p.add_argument("--vae", help="a trained VAE folder to use instead of a random one (e.g. synthetic autoencoder's)")
     p.add_argument("--out", required=True, help="model directory to create")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
@@ -20,5 +22,5 @@ def register(subparsers) -> None:
 def run(args) -> None:
     from ..init_model import init_model
 
-    path = init_model(args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite)
+    path = init_model(args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae)
     print(f"wrote {args.size} model to {path}")

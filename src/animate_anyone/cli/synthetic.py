@@ -15,7 +15,8 @@ def register(subparsers) -> None:
                          "references/, characters.json, motions.json, clips.json. Rerunning with the same settings "
                          "resumes: clips already written are kept.")  # fmt: skip
     mk.add_argument("--out", "-o", required=True, help="output folder")
-    mk.add_argument("--clips", type=int, required=True, help="clips per split")
+    mk.add_argument("--clips", type=int, required=True, help="clips per split (train: also the size of the train pool)")
+    mk.add_argument("--heldout-clips", type=int, help="clips of each heldout split (default: --clips)")
     mk.add_argument("--size", type=_size, default=(128, 128), help="SIZE or WIDTHxHEIGHT in pixels (default 128)")
     mk.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
     mk.add_argument("--fps", type=float, default=12.0, help="frame rate (default 12)")
@@ -35,6 +36,42 @@ def register(subparsers) -> None:
     pv.add_argument("--size", type=int, default=128, help="tile size in pixels (default 128)")
     pv.set_defaults(run=run_preview)
 
+    pr = jobs.add_parser("predict", help="animate every clip of a split with a model (for evaluate)",
+                         description="Animate each clip of SPLIT (references/<id>.png, skeletons drawn from the exact "
+                         "keypoints) and write OUT/<id>/ PNG frames; score with: animate-anyone evaluate --pred OUT "
+                         "--gt SPLIT/videos --pose-dir SPLIT/poses. Existing clip folders are kept (resumable).")  # fmt: skip
+    pr.add_argument("--model", required=True, help="model directory")
+    pr.add_argument("--data", required=True, help="a split folder of a synthetic dataset (e.g. DIR/heldout_character)")
+    pr.add_argument("--out", "-o", required=True, help="folder for the predictions")
+    pr.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    pr.add_argument("--guidance", type=float, default=2.0, help="guidance scale (default 2)")
+    pr.add_argument("--seed", type=int, default=0, help="clip k uses seed + k")
+    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--overwrite", action="store_true", help="redo clips already predicted")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(run=run_predict)
+
+    rp = jobs.add_parser("report", help="the benchmark table (mean ± spread over seeds) from evaluate JSON files",
+                         description="Each --results entry is VARIANT:SPLIT:FILE (an evaluate --out JSON); entries with "
+                         "the same variant and split are seeds. Prints a markdown table; --out writes it too.")  # fmt: skip
+    rp.add_argument("--results", nargs="+", required=True, help="VARIANT:SPLIT:FILE ...")
+    rp.add_argument("--out", help="markdown file to write")
+    rp.set_defaults(run=run_report)
+
+    ae = jobs.add_parser("autoencoder", help="train the miniature model's small VAE on synthetic frames",
+                         description="Train a small AutoencoderKL (4x downsampling, 4 latent channels) on every frame "
+                         "of the given datasets and save it as a diffusers folder (for init-model --vae).")  # fmt: skip
+    ae.add_argument("--data", required=True, nargs="+", help="dataset folder(s) with manifest.jsonl (e.g. DIR/train)")
+    ae.add_argument("--out", "-o", required=True, help="folder to write the VAE to")
+    ae.add_argument("--size", type=int, default=64, help="training resolution in pixels (default 64)")
+    ae.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
+    ae.add_argument("--batch-size", type=int, default=8)
+    ae.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
+    ae.add_argument("--seed", type=int, default=0)
+    ae.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ae.add_argument("--quiet", action="store_true", help="no progress bar")
+    ae.set_defaults(run=run_autoencoder)
+
 
 def _size(text: str) -> tuple[int, int]:
     try:
@@ -53,12 +90,14 @@ def run_make(args) -> None:
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     if not splits or set(splits) - set(SPLITS):
         raise ValueError(f"--splits must name some of {', '.join(SPLITS)}, got {args.splits!r}")
-    if args.clips < 1:
-        raise ValueError(f"--clips must be >= 1, got {args.clips}")
-    out = make_dataset(args.out, args.clips, size=args.size, frames=args.frames, fps=args.fps, seed=args.seed,
+    if args.clips < 1 or (args.heldout_clips is not None and args.heldout_clips < 1):
+        raise ValueError(f"--clips and --heldout-clips must be >= 1, got {args.clips} and {args.heldout_clips}")
+    heldout = args.clips if args.heldout_clips is None else args.heldout_clips
+    counts = {s: (args.clips if s == "train" else heldout) for s in splits}
+    out = make_dataset(args.out, counts, size=args.size, frames=args.frames, fps=args.fps, seed=args.seed,
                        splits=splits, video="png" if args.png else "mp4", pose_videos=args.pose_videos,
-                       overwrite=args.overwrite, progress=not args.quiet)  # fmt: skip
-    print(f"wrote {out}: {', '.join(f'{s}/ ({args.clips} clips)' for s in splits)}, "
+                       overwrite=args.overwrite, progress=not args.quiet, train_pool=args.clips)  # fmt: skip
+    print(f"wrote {out}: {', '.join(f'{s}/ ({counts[s]} clips)' for s in splits)}, "
           f"{args.frames} frames at {args.fps:g} fps, {args.size[0]}x{args.size[1]}")
 
 
@@ -67,3 +106,45 @@ def run_preview(args) -> None:
 
     path = preview(args.out, args.seed, characters=args.characters, frames=args.frames, size=args.size)
     print(f"wrote {path} ({args.characters} characters: reference | {args.frames} frames | their poses)")
+
+
+def run_autoencoder(args) -> None:
+    import time
+
+    from diffusers import AutoencoderKL
+
+    from ..synthetic.autoencoder import load_frames, reconstruction_psnr, train_autoencoder
+
+    start = time.perf_counter()
+    out = train_autoencoder(args.data, args.out, size=args.size, steps=args.steps, batch_size=args.batch_size,
+                            lr=args.lr, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)  # fmt: skip
+    seconds = time.perf_counter() - start
+    pool = load_frames(args.data, args.size)
+    frames = pool[:: max(1, len(pool) // 256)][:256]
+    psnr = reconstruction_psnr(AutoencoderKL.from_pretrained(out).eval(), frames.float() / 127.5 - 1)
+    print(f"wrote {out}: {args.steps} steps in {seconds:.0f} s; reconstruction PSNR {psnr:.2f} dB on {len(frames)} training frames")
+
+
+def run_predict(args) -> None:
+    from ..synthetic.benchmark import predict_split
+
+    out = predict_split(args.model, args.data, args.out, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                        device=args.device, overwrite=args.overwrite, progress=not args.quiet)  # fmt: skip
+    print(f"wrote predictions to {out}")
+
+
+def run_report(args) -> None:
+    from pathlib import Path
+
+    from ..synthetic.benchmark import markdown_table, summarize
+
+    results: dict = {}
+    for entry in args.results:
+        parts = entry.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"--results entries are VARIANT:SPLIT:FILE, got {entry!r}")
+        results.setdefault(parts[0], {}).setdefault(parts[1], []).append(parts[2])
+    table = markdown_table(summarize(results))
+    print(table, end="")
+    if args.out:
+        Path(args.out).write_text(table)

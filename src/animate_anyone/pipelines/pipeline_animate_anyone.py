@@ -67,12 +67,17 @@ def check_model_directory(path: str | Path) -> None:
 class AnimateAnyonePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->reference_net->pose_guider->denoising_unet->vae"
 
-    def __init__(self, vae, image_encoder, feature_extractor, reference_net, denoising_unet, pose_guider, scheduler):
+    def __init__(self, vae, image_encoder, feature_extractor, reference_net, denoising_unet, pose_guider, scheduler,
+                 use_reference_net: bool = True):  # fmt: skip
+        """``use_reference_net=False`` (stored in model_index.json by a training run with
+        ``model.reference_net: false``): the ablation without reference attention; only the CLIP image embedding
+        carries the reference's appearance."""
         super().__init__()
         self.register_modules(
             vae=vae, image_encoder=image_encoder, feature_extractor=feature_extractor, reference_net=reference_net,
             denoising_unet=denoising_unet, pose_guider=pose_guider, scheduler=scheduler,
         )  # fmt: skip
+        self.register_to_config(use_reference_net=bool(use_reference_net))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
@@ -173,7 +178,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
         model = self.model
         image_embeds, ref_latents = self.encode_image(reference_image, height, width, device, dtype)
-        bank = model.encode_reference(ref_latents, image_embeds)
+        bank = model.encode_reference(ref_latents, image_embeds) if self.config.use_reference_net else None
 
         # 3. Pose features per window (the guider works frame by frame, so windows can be encoded on demand).
         def pose_features(idx: Tensor) -> Tensor:
@@ -236,6 +241,13 @@ def _pose_tensor(frames) -> Tensor:
     frames = list(frames)
     if not frames:
         raise ValueError("pose_frames is empty")
+    if all(isinstance(f, np.ndarray) for f in frames):  # a list of (H, W, 3) uint8 arrays
+        if len({f.shape for f in frames}) > 1:
+            raise ValueError(f"pose frames differ in shape: {sorted({f.shape for f in frames})}")
+        return _pose_tensor(np.stack(frames))
+    if not all(isinstance(f, PIL.Image.Image) for f in frames):
+        kinds = sorted({type(f).__name__ for f in frames})
+        raise TypeError(f"pose_frames must be PIL images, uint8 (H, W, 3) arrays or one (F, H, W, 3) array/tensor, got {kinds}")
     sizes = {f.size for f in frames}
     if len(sizes) > 1:
         raise ValueError(f"pose frames differ in size: {sorted(sizes)}")

@@ -19,7 +19,7 @@ def sample_video(
     latents: Tensor,
     image_embeds: Tensor,
     pose_features: Tensor | Callable[[Tensor], Tensor],
-    reference: ReferenceBank,
+    reference: ReferenceBank | None,
     num_inference_steps: int,
     guidance_scale: float,
     context_frames: int = 24,
@@ -95,7 +95,7 @@ def _denoise_windows(model, model_input, t, image_embeds, pose_of, reference: Re
     pose = torch.cat([pose_of(idx).expand(b, -1, -1, -1, -1) for idx in idxs])
     embeds = image_embeds.expand(b, -1, -1)
     embeds = embeds if b == 1 else embeds.repeat(n, 1, 1)
-    bank_rows = next(iter(reference.tokens.values())).shape[0]
+    bank_rows = 1 if reference is None else next(iter(reference.tokens.values())).shape[0]
     if bank_rows != 1:  # one bank row per video row: repeat it for every window
         reference = ReferenceBank(
             tokens={k: v.repeat(n, 1, 1) for k, v in reference.tokens.items()},

@@ -75,7 +75,7 @@ class PoseSequence:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             if suffix == ".npz":
-                np.savez_compressed(tmp, **self._arrays())
+                _write_npz(tmp, self._arrays())
             else:
                 tmp.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in self._arrays().items()}))
             tmp.replace(path)
@@ -85,6 +85,21 @@ class PoseSequence:
 
     def _arrays(self) -> dict:
         return dict(body=self.body, hands=self.hands, face=self.face, width=self.width, height=self.height, fps=self.fps, version=FORMAT_VERSION)
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    """``np.savez_compressed`` with a fixed timestamp on every member, so the same arrays give the same bytes
+    (numpy stamps the current time, which made regenerated datasets differ)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, value in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(value), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
 
 
 def load_pose(path: str | Path) -> PoseSequence:

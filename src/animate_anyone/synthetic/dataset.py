@@ -42,12 +42,13 @@ PathLike = str | os.PathLike[str]
 
 def make_dataset(out: PathLike, clips: int | dict[str, int], *, size: tuple[int, int] = (128, 128), frames: int = 24,
                  fps: float = 12, seed: int = 0, splits: tuple[str, ...] = SPLITS, video: str = "mp4", crf: int = CRF,
-                 pose_videos: bool = False, overwrite: bool = False, progress: bool = False) -> Path:  # fmt: skip
+                 pose_videos: bool = False, overwrite: bool = False, progress: bool = False,
+                 train_pool: int | None = None) -> Path:  # fmt: skip
     """Write the benchmark (module doc) and return ``out``.
 
     ``clips``: clips per split, or a dict split -> count. The train pool (characters and motions the heldout
     splits pair with, see ``splits``) has as many members as there are train clips (``clips`` itself when
-    ``train`` is not written). ``size = (width, height)``; ``video``: 'mp4' or 'png'.
+    ``train`` is not written, unless ``train_pool`` says). ``size = (width, height)``; ``video``: 'mp4' or 'png'.
     """
     from tqdm.auto import tqdm
 
@@ -59,7 +60,7 @@ def make_dataset(out: PathLike, clips: int | dict[str, int], *, size: tuple[int,
     if min(width, height) < 16 or frames < 1 or not fps > 0 or seed < 0 or video not in ("mp4", "png"):
         raise ValueError(f"need size >= 16 px, frames >= 1, fps > 0, seed >= 0, video 'mp4' or 'png'; got "
                          f"{size}, {frames}, {fps}, {seed}, {video!r}")  # fmt: skip
-    pool = counts.get("train") or max(counts.values())
+    pool = train_pool or counts.get("train") or max(counts.values())
     out = Path(out)
     config = {"version": FORMAT_VERSION, "seed": seed, "size": [width, height], "frames": frames, "fps": float(fps),
               "counts": counts, "train_pool": pool, "video": video, "crf": crf, "pose_videos": pose_videos}  # fmt: skip

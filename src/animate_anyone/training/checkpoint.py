@@ -69,13 +69,16 @@ def load_checkpoint(accelerator, path: str | Path, ema=None) -> int:
     return int(json.loads((path / "trainer.json").read_text())["step"])
 
 
-def export_model(model, pretrained: str | Path, scheduler, out: str | Path) -> Path:
-    """Write a complete model directory from the trained networks and the starting directory's components."""
+def export_model(model, pretrained: str | Path, scheduler, out: str | Path, use_reference_net: bool = True) -> Path:
+    """Write a complete model directory from the trained networks and the starting directory's components
+    (``use_reference_net=False``: the ablation's setting, written into model_index.json)."""
     pretrained = Path(pretrained)
     with atomic_directory(out, overwrite=True) as tmp:
         save_networks(model, tmp)
         for name in AUXILIARY:
             shutil.copytree(pretrained / name, tmp / name)
         scheduler.save_pretrained(tmp / "scheduler")
-        shutil.copy2(pretrained / "model_index.json", tmp / "model_index.json")
+        index = json.loads((pretrained / "model_index.json").read_text())
+        index["use_reference_net"] = bool(use_reference_net)
+        (tmp / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
     return Path(out)

@@ -43,8 +43,9 @@ def training_step(model, vae, image_encoder, feature_extractor, scheduler, batch
     # 2. Per-sample noise, timestep and reference dropout.
     noise = sample_noise(tuple(latents.shape), generators, config.noise.noise_offset, device).to(latents.dtype)
     timesteps = torch.stack([torch.randint(0, scheduler.config.num_train_timesteps, (), generator=g) for g in generators]).to(device)
-    use_reference = torch.stack([torch.rand((), generator=g) >= config.noise.reference_dropout for g in generators]).to(device)
-    image_embeds = image_embeds * use_reference.view(b, 1, 1).to(image_embeds.dtype)  # dropped rows: zero embedding
+    keep = torch.stack([torch.rand((), generator=g) >= config.noise.reference_dropout for g in generators]).to(device)
+    image_embeds = image_embeds * keep.view(b, 1, 1).to(image_embeds.dtype)  # dropped rows: zero embedding
+    use_reference = keep & config.model.reference_net  # the no-ReferenceNet ablation never attends to it
     noisy, target = diffusion_target(scheduler, latents, noise, timesteps)
     # 3. The shared forward and the pure loss.
     pred = model(noisy, timesteps, ref_latents, image_embeds, batch["pose"], use_reference)
@@ -102,7 +103,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     torch.manual_seed(config.seed)
     # 1. Components, what trains, and the optimizer.
     model, vae, image_encoder, feature_extractor, scheduler = load_components(config)
-    params = apply_stage(model, config.stage)
+    params = apply_stage(model, config.stage, use_reference_net=config.model.reference_net)
     if config.gradient_checkpointing:
         model.reference_net.enable_gradient_checkpointing()
         model.denoising_unet.enable_gradient_checkpointing()
@@ -176,7 +177,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         if ema is not None:
             ema.store(params)
             ema.copy_to(params)
-        export_model(networks, config.model.pretrained, scheduler, final)
+        export_model(networks, config.model.pretrained, scheduler, final, use_reference_net=config.model.reference_net)
         if ema is not None:
             ema.restore(params)
     accelerator.wait_for_everyone()

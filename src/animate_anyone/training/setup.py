@@ -7,6 +7,7 @@ VAE and CLIP image encoder are frozen. Stage 2: only the temporal layers train.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -29,6 +30,12 @@ def load_components(config: TrainConfig):
     root = Path(config.model.pretrained)
     if not (root / "model_index.json").is_file():
         raise FileNotFoundError(f"model.pretrained={root} is not a model directory; create one with init-model or convert")
+    index = json.loads((root / "model_index.json").read_text())
+    if config.model.reference_net and index.get("use_reference_net", True) is False:  # its ReferenceNet never trained
+        raise ValueError(
+            f"model.reference_net=true but {root} was trained without ReferenceNet (use_reference_net=false in "
+            "model_index.json); continue it with model.reference_net=false"
+        )
     model = load_networks(root)
     if config.model.sd15_unet:
         init_from_sd15(model, config.model.sd15_unet)
@@ -44,8 +51,9 @@ def load_components(config: TrainConfig):
     return model, vae, image_encoder, feature_extractor, DDIMScheduler.from_config(scheduler_config)
 
 
-def apply_stage(model: AnimateAnyone, stage: int) -> list[nn.Parameter]:
-    """Freeze what the stage does not train; return the trainable parameters."""
+def apply_stage(model: AnimateAnyone, stage: int, use_reference_net: bool = True) -> list[nn.Parameter]:
+    """Freeze what the stage does not train; return the trainable parameters. ``use_reference_net=False``
+    (the ablation): ReferenceNet is frozen too, since nothing reads it."""
     model.requires_grad_(False)
     unet = model.denoising_unet
     if stage == 1:
@@ -56,6 +64,8 @@ def apply_stage(model: AnimateAnyone, stage: int) -> list[nn.Parameter]:
             p.requires_grad_(".motion_modules." not in f".{name}")
         for p in unused_reference_parameters(model):
             p.requires_grad_(False)
+        if not use_reference_net:
+            model.reference_net.requires_grad_(False)
     elif stage == 2:
         for name, p in unet.named_parameters():
             p.requires_grad_(".motion_modules." in f".{name}")

@@ -1,0 +1,128 @@
+"""Running a trained model over a synthetic split, and the benchmark table over variants and seeds.
+
+``predict_split`` animates every clip of a split directory (its ``references/<id>.png`` with the skeleton drawn
+from the exact keypoints ``poses/<id>.npz``) and writes ``<out>/<id>/`` frame folders (lossless PNG), which
+``animate-anyone evaluate --pred <out> --gt <split>/videos --pose-dir <split>/poses`` scores against the ground
+truth. ``summarize`` turns the evaluate JSON files of several variants x seeds into the markdown table of
+docs/benchmark.md (mean over seeds, with the spread as the population std over seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PathLike = str | os.PathLike[str]
+
+TABLE_METRICS = ("l1", "psnr", "ssim", "lpips", "flicker", "pck@0.1")
+HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False, "flicker": False, "pck@0.1": True}
+
+
+def predict_split(model_dir: PathLike, split_dir: PathLike, out: PathLike, *, steps: int = 20, guidance: float = 2.0,
+                  seed: int = 0, device: str = "cpu", overwrite: bool = False, progress: bool = True) -> Path:  # fmt: skip
+    """Animate every clip of ``split_dir`` with the model at ``model_dir``; frames go to ``out/<clip id>/``.
+
+    Clip ``k`` uses the generator seed ``seed + k`` (so a clip's result does not depend on the others). A clip
+    whose folder already exists is kept (the job resumes); each folder is written atomically.
+    """
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from ..data.manifest import read_manifest
+    from ..media import write_video
+    from ..pipelines import AnimateAnyonePipeline
+    from ..pose.keypoints import load_pose
+    from .render import pose_images
+
+    split_dir, out = Path(split_dir), Path(out)
+    clips = read_manifest(split_dir)
+    pipe = AnimateAnyonePipeline.from_pretrained(model_dir).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
+        target = out / clip.id
+        if target.exists() and not overwrite:
+            continue
+        reference = Image.open(split_dir / "references" / f"{clip.id}.png").convert("RGB")
+        poses = pose_images(load_pose(clip.pose))  # (F, H, W, 3) uint8, the training-time drawing
+        result = pipe(reference, poses, height=clip.height, width=clip.width, num_inference_steps=steps,
+                      guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + k), output_type="np")  # fmt: skip
+        write_video(target, list(result.frames), clip.fps, overwrite=True)
+    return out
+
+
+def load_results(path: PathLike) -> dict[str, float]:
+    """``{metric: mean over videos}`` from an ``animate-anyone evaluate`` JSON file."""
+    data = json.loads(Path(path).read_text())
+    return {name: float(v["mean"]) for name, v in data["aggregate"].items()}
+
+
+def summarize(results: dict[str, dict[str, list[PathLike]]], metrics: tuple[str, ...] = TABLE_METRICS) -> dict:
+    """``results[variant][split]`` = evaluate JSON files, one per seed -> ``{variant: {split: {metric: (mean, std,
+    n)}}}`` (std: population std over seeds)."""
+    summary: dict = {}
+    for variant, splits in results.items():
+        for split, files in splits.items():
+            runs = [load_results(f) for f in files]
+            cell = {}
+            for m in metrics:
+                values = np.array([r[m] for r in runs if m in r and math.isfinite(r[m])])
+                cell[m] = (float(values.mean()), float(values.std()), len(values)) if len(values) else (math.nan, math.nan, 0)
+            summary.setdefault(variant, {})[split] = cell
+    return summary
+
+
+def markdown_table(summary: dict, metrics: tuple[str, ...] = TABLE_METRICS) -> str:
+    """One row per (split, variant): ``mean ± std`` per metric, with the arrow of the better direction."""
+    arrows = [f"{m} {'↑' if HIGHER_IS_BETTER.get(m, True) else '↓'}" for m in metrics]
+    lines = ["| split | model | " + " | ".join(arrows) + " |", "|---|---|" + "---|" * len(metrics)]
+    splits = list(dict.fromkeys(s for v in summary.values() for s in v))
+    for split in splits:
+        for variant, by_split in summary.items():
+            if split not in by_split:
+                continue
+            cells = []
+            for m in metrics:
+                mean, std, n = by_split[split][m]
+                digits = 2 if m == "psnr" else 4
+                cells.append("n/a" if n == 0 else f"{mean:.{digits}f} ± {std:.{digits}f}")
+            lines.append(f"| {split} | {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def results_sheet(split_dir: PathLike, predictions: dict[str, PathLike], out_png: PathLike, *, clips: int = 3,
+                  frames: tuple[int, ...] = (0, 6, 12, 18), scale: int = 2) -> Path:  # fmt: skip
+    """A contact sheet of results for the docs: per clip, one row each for the ground truth and every model in
+    ``predictions`` (name -> prediction folder), each row = the reference, then ``frames`` of the clip."""
+    from PIL import Image, ImageDraw
+
+    from ..data.manifest import read_manifest
+    from ..media import iter_frames
+
+    split_dir = Path(split_dir)
+    rows: list[tuple[str, list[np.ndarray]]] = []
+    for clip in read_manifest(split_dir)[:clips]:
+        reference = np.asarray(Image.open(split_dir / "references" / f"{clip.id}.png").convert("RGB"))
+        sources = {"ground truth": clip.video, **{name: Path(p) / clip.id for name, p in predictions.items()}}
+        for name, source in sources.items():
+            video = list(iter_frames(source))
+            rows.append((f"{clip.id} {name}", [reference] + [video[i] for i in frames]))
+    h, w = rows[0][1][0].shape[:2]
+    label, gap = 150, 2
+    sheet = Image.new("RGB", (label + len(rows[0][1]) * (w * scale + gap), len(rows) * (h * scale + gap)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (name, tiles) in enumerate(rows):
+        y = r * (h * scale + gap)
+        draw.text((4, y + h * scale // 2 - 12), name.replace(" ", "\n", 1), fill="black")
+        for c, tile in enumerate(tiles):
+            sheet.paste(Image.fromarray(tile).resize((w * scale, h * scale), Image.Resampling.NEAREST),
+                        (label + c * (w * scale + gap), y))  # fmt: skip
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out_png)
+    return out_png

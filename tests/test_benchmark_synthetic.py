@@ -1,0 +1,165 @@
+"""The synthetic benchmark's machinery: the miniature model size, the no-ReferenceNet ablation, predicting a split,
+the seed table, and the packaged demo (shortened)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from animate_anyone.cli.main import main
+from animate_anyone.config import load_config
+from animate_anyone.data.toy import make_toy_dataset
+from animate_anyone.init_model import init_model
+from animate_anyone.pipelines import AnimateAnyonePipeline
+from animate_anyone.training.config import TrainConfig
+from animate_anyone.training.loop import train
+
+TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def mini_dir(tmp_path_factory):
+    """A random miniature model (4x VAE, 4x Pose Guider)."""
+    return init_model("mini", tmp_path_factory.mktemp("mini") / "model")
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn") / "bench"
+    assert main(["synthetic", "make", "--out", str(out), "--clips", "3", "--heldout-clips", "2", "--size", "64",
+                 "--frames", "4", "--quiet"]) == 0  # fmt: skip
+    return out
+
+
+def test_heldout_clips_count_and_train_pool(synthetic_data):
+    from animate_anyone.data.manifest import read_manifest
+
+    assert len(read_manifest(synthetic_data / "train")) == 3
+    assert len(read_manifest(synthetic_data / "heldout_character")) == 2
+    config = json.loads(next(synthetic_data.glob("*.json")).read_text())
+    assert config["train_pool"] == 3 and config["counts"]["heldout_motion"] == 2
+
+
+def test_mini_size_pairs_a_4x_vae_with_a_4x_pose_guider(mini_dir, tmp_path):
+    pipe = AnimateAnyonePipeline.from_pretrained(mini_dir)
+    assert pipe.vae_scale_factor == 4 and pipe.vae.config.sample_size == 64
+    pose = torch.rand(1, 3, 2, 64, 64)
+    assert pipe.pose_guider(pose).shape == (1, 32, 2, 16, 16)
+    # A VAE of another downsampling factor is refused before anything is written.
+    with pytest.raises(ValueError, match="downsamples 8x"):
+        init_model("mini", tmp_path / "bad", vae=_vae_dir(tmp_path, "tiny"))
+    assert not (tmp_path / "bad").exists()
+    init_model("mini", tmp_path / "good", vae=mini_dir / "vae")
+
+
+def _vae_dir(tmp_path: Path, size: str) -> Path:
+    from animate_anyone.init_model import build_auxiliary
+
+    path = tmp_path / f"vae-{size}"
+    build_auxiliary(size)["vae"].save_pretrained(path)
+    return path
+
+
+def test_no_reference_net_ablation_trains_exports_and_never_reads_the_reference(tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file
+
+    toy = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(64, 64))
+    base = [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "max_steps=2"]
+    cfg = load_config(TrainConfig, TINY, [*base, f"output_dir={tmp_path / 'a'}", "model.reference_net=false"])
+    export = train(cfg, progress=False)
+    assert json.loads((export / "model_index.json").read_text())["use_reference_net"] is False
+    name = "reference_net/diffusion_pytorch_model.safetensors"
+    before, after = load_file(tiny_model_dir / name), load_file(export / name)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # frozen: nothing reads it
+    pipe = AnimateAnyonePipeline.from_pretrained(export)
+    assert pipe.config.use_reference_net is False
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the ablation must not run ReferenceNet")
+
+    pipe.reference_net.forward = refuse
+    from PIL import Image
+
+    frames = pipe(Image.new("RGB", (64, 64), (200, 30, 30)), np.zeros((2, 64, 64, 3), np.uint8), height=64,
+                  width=64, num_inference_steps=1, guidance_scale=2.0, generator=torch.Generator().manual_seed(0)).frames  # fmt: skip
+    assert frames.shape == (2, 64, 64, 3)
+    # Continuing it with the reference switched back on is a configuration error, named.
+    cfg2 = load_config(TrainConfig, TINY, [*base, f"model.pretrained={export}", f"output_dir={tmp_path / 'b'}", "stage=2"])
+    with pytest.raises(ValueError, match="model.reference_net"):
+        train(cfg2, progress=False)
+    # The default export records the full model.
+    full = train(load_config(TrainConfig, TINY, [*base, f"output_dir={tmp_path / 'c'}", "max_steps=1"]), progress=False)
+    assert json.loads((full / "model_index.json").read_text())["use_reference_net"] is True
+
+
+def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
+    from animate_anyone.media import probe_frames
+
+    split = synthetic_data / "heldout_character"
+    pred = tmp_path / "pred"
+    argv = ["synthetic", "predict", "--model", str(mini_dir), "--data", str(split), "--out", str(pred), "--steps", "1", "--quiet"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in pred.iterdir()) == ["heldout_character-00000", "heldout_character-00001"]
+    assert probe_frames(pred / "heldout_character-00000").num_frames == 4
+    stamp = (pred / "heldout_character-00000" / "000000.png").stat().st_mtime_ns
+    assert main(argv) == 0  # resumes: finished clips are kept
+    assert (pred / "heldout_character-00000" / "000000.png").stat().st_mtime_ns == stamp
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(split / "videos"), "--out", str(out),
+                 "--metrics", "l1,psnr,ssim,flicker", "--quiet"]) == 0  # fmt: skip
+    # Two "seeds" of one variant: the table shows their mean and population std.
+    other = json.loads(out.read_text())
+    other["aggregate"]["psnr"]["mean"] += 2.0
+    (tmp_path / "eval2.json").write_text(json.dumps(other))
+    table = tmp_path / "table.md"
+    assert main(["synthetic", "report", "--results", f"full:heldout_character:{out}",
+                 f"full:heldout_character:{tmp_path / 'eval2.json'}", "--out", str(table)]) == 0  # fmt: skip
+    psnr = json.loads(out.read_text())["aggregate"]["psnr"]["mean"]
+    row = table.read_text().splitlines()[2]
+    assert row.startswith("| heldout_character | full |") and f"{psnr + 1:.2f} ± 1.00" in row
+    assert "n/a" in row  # lpips and pck were not computed
+    with pytest.raises(SystemExit):
+        main(["synthetic", "report"])
+    assert main(["synthetic", "report", "--results", "nocolons.json"]) == 2
+
+
+def test_regenerating_with_the_same_seed_is_bit_identical(tmp_path, synthetic_data):
+    """Every file of the dataset (mp4 bytes, keypoints, references, metadata), rebuilt in another folder."""
+    again = tmp_path / "again"
+    assert main(["synthetic", "make", "--out", str(again), "--clips", "3", "--heldout-clips", "2", "--size", "64",
+                 "--frames", "4", "--quiet"]) == 0  # fmt: skip
+    files = sorted(p.relative_to(synthetic_data) for p in synthetic_data.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert any(f.suffix == ".mp4" for f in files) and any(f.suffix == ".npz" for f in files)
+    for f in files:
+        assert (synthetic_data / f).read_bytes() == (again / f).read_bytes(), f
+
+
+def test_demo_runs_offline_with_the_packaged_model_and_resembles_its_ground_truth(tmp_path, capsys):
+    """Shortened (8 frames, 10 steps). The result must be closer to its own ground truth than to the ground
+    truth of another held-out character on another stage, and than a flat grey video is."""
+    import re
+
+    from animate_anyone.evaluation.metrics import psnr
+    from animate_anyone.media import probe_frames
+    from animate_anyone.synthetic.demo import demo_clip, packaged_model, run_demo
+
+    model = packaged_model()
+    assert sum(f.stat().st_size for f in model.rglob("*") if f.is_file()) < 30e6
+    result = run_demo(tmp_path / "demo.mp4", frames=8, steps=10, progress=False)
+    info = probe_frames(result.path)
+    assert (info.num_frames, info.width, info.height) == (8, 4 * 64 * 3, 64 * 3)  # reference | pose | result | truth
+    assert result.psnr == pytest.approx(psnr(result.result, result.truth))
+    other = demo_clip(index=1, frames=8)[1]
+    assert result.psnr > psnr(result.result, other) + 1.0
+    assert result.psnr > psnr(np.full_like(result.truth, 128), result.truth) + 1.0
+    # The command prints the PSNR it measured.
+    assert main(["demo", "--out", str(tmp_path / "cli.gif"), "--frames", "2", "--steps", "2", "--scale", "1", "--quiet"]) == 0
+    printed = re.search(r"ground truth: (-?[\d.]+) dB", capsys.readouterr().out)
+    assert printed and math.isfinite(float(printed.group(1)))
+    assert probe_frames(tmp_path / "cli.gif").num_frames == 2
