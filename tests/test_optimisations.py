@@ -208,6 +208,31 @@ def test_chunked_decode_keeps_the_frames(tiny):
     assert max_diff(whole, chunked) <= TOL
 
 
+def test_guided_step_traces_as_one_graph(tiny):
+    """torch.compile sees the whole guided step (both CFG rows, reference attention in every block) as one graph:
+    the reference rows are a static slice, not a tensor mask whose count would have to be read."""
+    model, _ = tiny
+    x = inputs(seed=7)
+    with torch.no_grad():
+        bank, pose = model.encode_reference(x["ref"], x["embeds"]), model.encode_pose(x["pose"])
+        explained = torch._dynamo.explain(model.denoise)(x["latents"], torch.tensor(601), x["embeds"], pose, bank, 3.5)
+        torch._dynamo.reset()
+    assert explained.graph_break_count == 0, [b.reason for b in explained.break_reasons]
+    assert explained.graph_count == 1
+
+
+def test_slice_and_mask_row_selections_agree(tiny):
+    """The slice that guidance passes and the equivalent bool mask (training's form) give the same result."""
+    model, _ = tiny
+    x = inputs(batch=2, seed=8)
+    with torch.no_grad():
+        bank, pose = model.encode_reference(x["ref"][:1], x["embeds"][:1]), model.encode_pose(x["pose"])
+        unet = model.denoising_unet
+        by_slice = unet(x["latents"], 601, x["embeds"], pose, bank, slice(1, 2))
+        by_mask = unet(x["latents"], 601, x["embeds"], pose, bank, torch.tensor([False, True]))
+    assert torch.equal(by_slice, by_mask)
+
+
 @pytest.mark.slow
 def test_compiled_unet_keeps_the_outputs(tiny):
     """torch.compile of the denoising UNet (CPU: about two minutes of compilation)."""

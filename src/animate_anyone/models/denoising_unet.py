@@ -74,13 +74,14 @@ class AnimateAnyoneUNet(UNetMotionModel):
         encoder_hidden_states: Tensor,
         pose_features: Tensor | None = None,
         reference: ReferenceBank | None = None,
-        reference_rows: Tensor | None = None,
+        reference_rows: Tensor | slice | None = None,
     ) -> Tensor:
         """Predict for a batch of videos.
 
         sample (batch, 4, frames, h, w); timestep scalar or (batch,); encoder_hidden_states (batch, tokens, C);
         pose_features (batch, C0, frames, h, w) or None; reference: the bank the rows attend to, or None;
-        reference_rows: bool (batch,) of the rows that use the reference (None: all rows, if a bank is given).
+        reference_rows: bool (batch,) of the rows that use the reference, or a slice of them (static: what
+        guidance passes); None: all rows, if a bank is given.
         Returns the prediction (batch, 4, frames, h, w).
         """
         batch, _, frames, h, w = sample.shape

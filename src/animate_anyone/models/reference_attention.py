@@ -103,7 +103,7 @@ class ReferenceRead:
 
     bank: ReferenceBank
     num_frames: int
-    rows: Tensor | None = None  # bool (batch,); None = every row uses the reference
+    rows: Tensor | slice | None = None  # bool (batch,) or a slice of rows; None = every row uses the reference
 
 
 class ReferenceState:
@@ -246,21 +246,40 @@ def reference_attention(
     """
     bf, heads, length, dim = q.shape
     batch = bf // num_frames
-    n_ref = batch if rows is None else int(rows.sum())
+    n_ref = _count_rows(rows, batch)
     if k_ref.shape[0] not in (n_ref, 1):
         raise ValueError(f"reference bank has {k_ref.shape[0]} rows but {n_ref} video rows use it (expected {n_ref} or 1)")
     use_merge = has_lse_kernel(q.device) and not (torch.is_grad_enabled() and (q.requires_grad or k_ref.requires_grad))
     if use_merge:
         return _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, all_rows)
-    return _reference_attention_concat(q, k, v, k_ref, v_ref, num_frames, rows, scale)
+    return _reference_attention_concat(q, k, v, k_ref, v_ref, num_frames, _row_mask(rows, batch, q.device), scale)
+
+
+def _count_rows(rows: Tensor | slice | None, batch: int) -> int:
+    """How many rows use the reference. A slice (what guidance passes) is counted without reading a tensor, so
+    ``torch.compile`` sees static shapes; a bool tensor (training's dropout) needs its values."""
+    if rows is None:
+        return batch
+    if isinstance(rows, slice):
+        return len(range(*rows.indices(batch)))
+    return int(rows.sum())
+
+
+def _row_mask(rows: Tensor | slice | None, batch: int, device) -> Tensor | None:
+    """The selection as a bool (batch,) tensor (None stays None)."""
+    if not isinstance(rows, slice):
+        return rows
+    mask = torch.zeros(batch, dtype=torch.bool, device=device)
+    mask[rows] = True
+    return mask
 
 
 def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, all_rows=False):
     bf, heads, length, dim = q.shape
     batch = bf // num_frames
-    keep = rows  # the rows whose merged result is used
+    keep = _row_mask(rows, batch, q.device)  # the rows whose merged result is used
     if all_rows and rows is not None:  # benchmark option: every row attends to the reference (Moore's cost)
-        k_ref, v_ref = _bank_for_every_row(k_ref, v_ref, rows)
+        k_ref, v_ref = _bank_for_every_row(k_ref, v_ref, keep)
         rows = None
     # 1. Plain self-attention for every row; its LSE is kept for the merge.
     out, lse = attention_with_lse(q, k, v, scale)  # (b*f, h, L, d), (b*f, h, L)
