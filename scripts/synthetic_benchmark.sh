@@ -73,6 +73,12 @@ for split in ${SPLITS:-heldout_character heldout_motion}; do
       results+=("$variant:$split:$json")
     done
   done
+  # A baseline: the reference image repeated (no motion at all).
+  json="$W/eval/copy_reference-$split.json"
+  $AA synthetic predict --copy-reference --data "$W/data/$split" --out "$W/pred/copy_reference/$split" --quiet
+  [ -f "$json" ] || $AA evaluate --pred "$W/pred/copy_reference/$split" --gt "$W/data/$split/videos" --pose-dir "$W/data/$split/poses" \
+    --metrics l1,psnr,ssim,lpips,flicker,pck@0.1 --out "$json" --quiet > /dev/null
+  results+=("copy_reference:$split:$json")
   # The pose extractor's ceiling: the ground truth scored against itself.
   json="$W/eval/ground_truth-$split.json"
   [ -f "$json" ] || $AA evaluate --pred "$W/data/$split/videos" --gt "$W/data/$split/videos" --pose-dir "$W/data/$split/poses" \

@@ -109,6 +109,14 @@ def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
     stamp = (pred / "heldout_character-00000" / "000000.png").stat().st_mtime_ns
     assert main(argv) == 0  # resumes: finished clips are kept
     assert (pred / "heldout_character-00000" / "000000.png").stat().st_mtime_ns == stamp
+    # The reference-copy baseline: every frame is the reference image, losslessly.
+    copy = tmp_path / "copy"
+    assert main(["synthetic", "predict", "--copy-reference", "--data", str(split), "--out", str(copy), "--quiet"]) == 0
+    from PIL import Image
+
+    reference = np.asarray(Image.open(split / "references" / "heldout_character-00001.png").convert("RGB"))
+    frames = [np.asarray(Image.open(p)) for p in sorted((copy / "heldout_character-00001").glob("*.png"))]
+    assert len(frames) == 4 and all(np.array_equal(f, reference) for f in frames)
     out = tmp_path / "eval.json"
     assert main(["evaluate", "--pred", str(pred), "--gt", str(split / "videos"), "--out", str(out),
                  "--metrics", "l1,psnr,ssim,flicker", "--quiet"]) == 0  # fmt: skip

@@ -40,7 +40,9 @@ def register(subparsers) -> None:
                          description="Animate each clip of SPLIT (references/<id>.png, skeletons drawn from the exact "
                          "keypoints) and write OUT/<id>/ PNG frames; score with: animate-anyone evaluate --pred OUT "
                          "--gt SPLIT/videos --pose-dir SPLIT/poses. Existing clip folders are kept (resumable).")  # fmt: skip
-    pr.add_argument("--model", required=True, help="model directory")
+    who = pr.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="model directory")
+    who.add_argument("--copy-reference", action="store_true", help="the baseline that repeats the reference image")
     pr.add_argument("--data", required=True, help="a split folder of a synthetic dataset (e.g. DIR/heldout_character)")
     pr.add_argument("--out", "-o", required=True, help="folder for the predictions")
     pr.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")

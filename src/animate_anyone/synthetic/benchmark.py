@@ -23,12 +23,13 @@ TABLE_METRICS = ("l1", "psnr", "ssim", "lpips", "flicker", "pck@0.1")
 HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False, "flicker": False, "pck@0.1": True}
 
 
-def predict_split(model_dir: PathLike, split_dir: PathLike, out: PathLike, *, steps: int = 20, guidance: float = 2.0,
+def predict_split(model_dir: PathLike | None, split_dir: PathLike, out: PathLike, *, steps: int = 20, guidance: float = 2.0,
                   seed: int = 0, device: str = "cpu", overwrite: bool = False, progress: bool = True) -> Path:  # fmt: skip
     """Animate every clip of ``split_dir`` with the model at ``model_dir``; frames go to ``out/<clip id>/``.
 
     Clip ``k`` uses the generator seed ``seed + k`` (so a clip's result does not depend on the others). A clip
     whose folder already exists is kept (the job resumes); each folder is written atomically.
+    ``model_dir=None`` writes the *reference-copy baseline*: the reference image as every frame.
     """
     from PIL import Image
     from tqdm.auto import tqdm
@@ -41,18 +42,24 @@ def predict_split(model_dir: PathLike, split_dir: PathLike, out: PathLike, *, st
 
     split_dir, out = Path(split_dir), Path(out)
     clips = read_manifest(split_dir)
-    pipe = AnimateAnyonePipeline.from_pretrained(model_dir).to(device)
-    pipe.set_progress_bar_config(disable=True)
+    pipe = None
+    if model_dir is not None:
+        pipe = AnimateAnyonePipeline.from_pretrained(model_dir).to(device)
+        pipe.set_progress_bar_config(disable=True)
     out.mkdir(parents=True, exist_ok=True)
     for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
         target = out / clip.id
         if target.exists() and not overwrite:
             continue
         reference = Image.open(split_dir / "references" / f"{clip.id}.png").convert("RGB")
-        poses = pose_images(load_pose(clip.pose))  # (F, H, W, 3) uint8, the training-time drawing
-        result = pipe(reference, poses, height=clip.height, width=clip.width, num_inference_steps=steps,
-                      guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + k), output_type="np")  # fmt: skip
-        write_video(target, list(result.frames), clip.fps, overwrite=True)
+        if pipe is None:
+            frames = [np.asarray(reference)] * clip.num_frames
+        else:
+            poses = pose_images(load_pose(clip.pose))  # (F, H, W, 3) uint8, the training-time drawing
+            frames = pipe(reference, poses, height=clip.height, width=clip.width, num_inference_steps=steps,
+                          guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + k),
+                          output_type="np").frames  # fmt: skip
+        write_video(target, list(frames), clip.fps, overwrite=True)
     return out
 
 
