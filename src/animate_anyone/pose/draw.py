@@ -36,6 +36,8 @@ width x height to the output size, then truncated to whole pixels like the origi
 
 from __future__ import annotations
 
+import functools
+
 import os
 from pathlib import Path
 from typing import Iterator
@@ -169,10 +171,14 @@ def overlay(image: np.ndarray, rendered: np.ndarray, alpha: float = 0.6) -> np.n
     return out
 
 
+_DEGREES = np.radians(np.arange(361))
+_COS, _SIN = np.cos(_DEGREES), np.sin(_DEGREES)
+
+
 def _ellipse(centre: tuple[int, int], half_length: int, half_width: float, angle: int) -> list[int]:
     """Outline of a rotated ellipse at every whole degree, rounded to pixels, repeats dropped (flat x, y list)."""
-    t, turn = np.radians(np.arange(361)), np.radians(angle)
-    x, y = half_length * np.cos(t), half_width * np.sin(t)
+    turn = np.radians(angle)
+    x, y = half_length * _COS, half_width * _SIN
     px = np.rint(centre[0] + x * np.cos(turn) - y * np.sin(turn))
     py = np.rint(centre[1] + x * np.sin(turn) + y * np.cos(turn))
     pts = np.stack([px, py], axis=1).astype(np.int64)
@@ -184,9 +190,17 @@ def _discs(draw: ImageDraw.ImageDraw, centres: np.ndarray, radius: float, colour
     """Filled discs: every pixel within ``radius`` of each truncated centre (PIL clips what lies outside)."""
     if len(centres) == 0:
         return
+    offsets = _disc_offsets(float(radius))
+    pixels = np.trunc(np.asarray(centres, np.float64)).astype(np.int64)[:, None, :] + offsets[None]
+    draw.point(pixels.reshape(-1).tolist(), fill=colour)
+
+
+@functools.lru_cache(maxsize=64)
+def _disc_offsets(radius: float) -> np.ndarray:
+    """(n, 2) integer (dx, dy) offsets within ``radius`` of the origin (cached: few radii per video)."""
     n = int(radius)
     dy, dx = np.mgrid[-n : n + 1, -n : n + 1]
     inside = dx**2 + dy**2 <= radius * radius
     offsets = np.stack([dx[inside], dy[inside]], axis=1)
-    pixels = np.trunc(np.asarray(centres, np.float64)).astype(np.int64)[:, None, :] + offsets[None]
-    draw.point(pixels.reshape(-1).tolist(), fill=colour)
+    offsets.setflags(write=False)
+    return offsets
