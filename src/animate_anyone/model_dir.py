@@ -61,10 +61,8 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
             shutil.rmtree(tmp)
 
 
-def write_model_index(directory: Path, components: list[str], classes: dict[str, type] | None = None,
-                      options: dict | None = None) -> None:
-    """``classes`` overrides the default class of a component (e.g. the image-processor backend in use);
-    ``options`` are pipeline settings stored beside the components (``use_reference_net``)."""
+def write_model_index(directory: Path, components: list[str], classes: dict[str, type] | None = None) -> None:
+    """``classes`` overrides the default class of a component (e.g. the image-processor backend in use)."""
     import diffusers
 
     index = {"_class_name": "AnimateAnyonePipeline", "_diffusers_version": diffusers.__version__}
@@ -73,7 +71,6 @@ def write_model_index(directory: Path, components: list[str], classes: dict[str,
         if classes and name in classes:
             class_name = classes[name].__name__
         index[name] = [library, class_name]
-    index.update(options or {})
     (directory / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
