@@ -171,3 +171,19 @@ def test_demo_runs_offline_with_the_packaged_model_and_resembles_its_ground_trut
     printed = re.search(r"ground truth: (-?[\d.]+) dB", capsys.readouterr().out)
     assert printed and math.isfinite(float(printed.group(1)))
     assert probe_frames(tmp_path / "cli.gif").num_frames == 2
+
+
+def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, capsys):
+    """The VAE command (a few steps: quality needs thousands) writes a 4x VAE that init-model --size mini takes."""
+    from diffusers import AutoencoderKL
+
+    vae = tmp_path / "vae"
+    assert main(["synthetic", "autoencoder", "--data", str(synthetic_data / "train"), "--out", str(vae), "--steps", "2",
+                 "--batch-size", "2", "--quiet"]) == 0  # fmt: skip
+    assert "reconstruction PSNR" in capsys.readouterr().out
+    loaded = AutoencoderKL.from_pretrained(vae)
+    assert len(loaded.config.block_out_channels) == 3 and loaded.config.scaling_factor != 0.18215
+    assert main(["init-model", "--size", "mini", "--vae", str(vae), "--out", str(tmp_path / "model")]) == 0
+    assert AnimateAnyonePipeline.from_pretrained(tmp_path / "model").vae_scale_factor == 4
+    assert main(["synthetic", "autoencoder", "--data", str(synthetic_data / "train"), "--out", str(vae), "--steps", "1",
+                 "--quiet"]) == 2  # exists: refused without --overwrite  # fmt: skip

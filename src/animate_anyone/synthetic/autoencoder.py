@@ -46,6 +46,8 @@ def train_autoencoder(
 
     from ..model_dir import atomic_directory
 
+    if Path(out).exists() and not overwrite:  # say so before training, not after
+        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
     torch.manual_seed(seed)
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
     generator = torch.Generator().manual_seed(seed)
