@@ -277,8 +277,9 @@ def _row_mask(rows: Tensor | slice | None, batch: int, device) -> Tensor | None:
 def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, all_rows=False):
     bf, heads, length, dim = q.shape
     batch = bf // num_frames
-    keep = _row_mask(rows, batch, q.device)  # the rows whose merged result is used
+    keep = None  # with all_rows: the rows whose merged result is used (the others' is discarded)
     if all_rows and rows is not None:  # benchmark option: every row attends to the reference (Moore's cost)
+        keep = _row_mask(rows, batch, q.device)
         k_ref, v_ref = _bank_for_every_row(k_ref, v_ref, keep)
         rows = None
     # 1. Plain self-attention for every row; its LSE is kept for the merge.
