@@ -11,8 +11,9 @@ import torch
 from animate_anyone.bench import (
     SWITCHES,
     Bench,
-    BenchConfig,
+    count_flops,
     count_unet_flops_meta,
+    default_switches,
     format_comparison,
     peak_tflops,
     run_benchmark,
@@ -26,15 +27,15 @@ TOP_FIELDS = {
     "schema", "config", "environment", "build_seconds", "window_frames", "windows_per_step", "unet_calls_per_step",
     "seconds_per_step", "seconds_per_step_min", "seconds_per_step_all", "seconds_per_frame", "seconds_end_to_end",
     "seconds_end_to_end_all", "stages", "compile_seconds", "memory", "flops_per_unet_window", "flops_per_step",
-    "flops_by_op_per_window", "flops_counted_on", "achieved_tflops", "peak_tflops", "mfu",
+    "flops_by_op_per_window", "achieved_tflops", "peak_tflops", "mfu",
 }  # fmt: skip
 CONFIG_FIELDS = {
     "size", "width", "height", "frames", "steps", "guidance", "guidance_scale", "context_frames", "context_overlap",
     "window_mode", "window_batch", "decode_chunk_size", "dtype", "device", "compile", "switches", "warmup", "repeats",
-    "seed", "flops_on",
+    "seed",
 }  # fmt: skip
 ENV_FIELDS = {"device", "device_name", "torch", "diffusers", "transformers", "python", "cpu_count", "torch_threads"}
-STAGES = {"reference", "pose_guider", "denoising", "vae_decode"}
+STAGES = {"reference", "pose_guider", "denoising", "vae_decode", "other"}
 MEMORY_FIELDS = {"kind", "peak_mib", "before_mib", "delta_mib", "peak_reached_during_runs", "note"}
 
 
@@ -50,7 +51,7 @@ def test_result_has_every_field_and_is_json(result):
     result = json.loads(json.dumps(result))
     assert TOP_FIELDS <= set(result)
     assert CONFIG_FIELDS <= set(result["config"])
-    assert set(result["config"]["switches"]) == set(SWITCHES) and all(result["config"]["switches"].values())
+    assert result["config"]["switches"] == default_switches() and set(default_switches()) == set(SWITCHES)
     assert ENV_FIELDS <= set(result["environment"])
     assert set(result["stages"]) == STAGES
     assert MEMORY_FIELDS <= set(result["memory"]) and result["memory"]["kind"] == "cpu_ru_maxrss"
@@ -66,6 +67,8 @@ def test_result_values_are_consistent(result):
     assert result["seconds_per_frame"] == pytest.approx(result["seconds_end_to_end"] / c["frames"])
     stage_sum = sum(s["seconds"] for s in result["stages"].values())
     assert stage_sum == pytest.approx(result["seconds_end_to_end"], rel=1e-6)  # one repeat: the stages add up
+    assert result["stages"]["other"]["share"] < 0.5  # the named stages are most of the call
+    assert all(result["stages"][s]["seconds"] > 0 for s in ("reference", "pose_guider", "denoising", "vae_decode"))
     assert result["windows_per_step"] == 1 and result["window_frames"] == 4
     assert result["flops_per_step"] == result["flops_per_unet_window"] > 0
     assert sum(result["flops_by_op_per_window"].values()) == result["flops_per_unet_window"]
@@ -79,19 +82,24 @@ def test_flops_scale_with_frames_and_guidance():
     four = count_unet_flops_meta("tiny", 64, 48, 4)[0]
     assert four / two == pytest.approx(2.0, rel=0.10)
     off = count_unet_flops_meta("tiny", 64, 48, 4, guidance=False)[0]
-    # The unconditional row skips the reference attention, so guidance costs a little less than 2x ...
+    # The unconditional row skips the reference attention, so guidance costs a little less than 2x.
     assert 1.7 < four / off < 2.0
-    # ... and exactly 2x when it does attend to the reference.
-    both = count_unet_flops_meta("tiny", 64, 48, 4, switches={"uncond_without_reference": False})[0]
-    assert both == 2 * off
+    # Without the K/V cache every call projects the reference tokens again.
+    assert count_unet_flops_meta("tiny", 64, 48, 4, ref_kv_cache=False)[0] > four
 
 
+@torch.no_grad()
 def test_meta_count_equals_a_real_call():
-    bench = Bench("tiny", "cpu", "float32")
-    for kw in (dict(), dict(guidance=False), dict(switches={"uncond_without_reference": False, "ref_kv_cache": False})):
-        meta = BenchConfig(**SMALL, **kw).resolved()
-        real = BenchConfig(**SMALL, **kw, flops_on="device").resolved()
-        assert bench.unet_flops(meta, 4)[0] == bench.unet_flops(real, 4)[0] > 0
+    """The meta-device count equals FlopCounterMode on a real guided (or unguided) call of the same shape."""
+    model = Bench("tiny", "cpu", "float32").pipe.model
+    g = torch.Generator().manual_seed(0)
+    latents, ref = torch.randn(1, 4, 4, 6, 8, generator=g), torch.randn(1, 4, 6, 8, generator=g)
+    embeds, pose_images = torch.randn(1, 1, 32, generator=g), torch.rand(1, 3, 4, 48, 64, generator=g)
+    for guidance, cache in ((True, True), (False, True), (True, False)):
+        bank = model.encode_reference(ref, embeds, cache_keys_values=cache)
+        pose = model.encode_pose(pose_images)
+        real = count_flops(lambda: model.denoise(latents, 500, embeds, pose, bank, 3.5 if guidance else 1.0))[0]
+        assert count_unet_flops_meta("tiny", 64, 48, 4, guidance, cache)[0] == real > 0
 
 
 def test_windows_multiply_the_step_flops():
@@ -133,20 +141,20 @@ def parse(argv):
     return parser.parse_args(["bench", *argv])
 
 
-def test_cli_flags_switch_optimisations_off():
-    args = parse(["--no-ref-kv-cache", "--uncond-with-reference", "--no-guidance"])
-    assert bench_cli.switches_from_args(args) == {**dict.fromkeys(SWITCHES, True), "ref_kv_cache": False, "uncond_without_reference": False}
+def test_cli_flags_switch_optimisations():
+    args = parse(["--no-ref-kv-cache", "--fused-qkv", "--no-guidance"])
+    assert bench_cli.switches_from_args(args) == {"ref_kv_cache": False, "fused_qkv": True}
     assert args.guidance is False and args.size == "tiny"
-    assert all(bench_cli.switches_from_args(parse([])).values())
+    assert bench_cli.switches_from_args(parse([])) == {}  # the pipeline's defaults
 
 
 def test_cli_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["--width", "64", "--height", "48", "--frames", "4", "--steps", "1", "--warmup", "0", "--repeats", "1"]
-    args = parse([*argv, "--device", "cpu", "--no-channels-last", "--quiet", "--json", str(out)])
+    args = parse([*argv, "--device", "cpu", "--channels-last", "--quiet", "--json", str(out)])
     args.run(args)
     data = json.loads(out.read_text())
-    assert TOP_FIELDS <= set(data) and data["config"]["switches"]["channels_last"] is False
+    assert TOP_FIELDS <= set(data) and data["config"]["switches"]["channels_last"] is True
     printed = capsys.readouterr().out
     assert "seconds per denoising step" in printed and f"wrote {out}" in printed
 
@@ -158,7 +166,8 @@ def test_compare_reports_every_switch():
     for v in report["variants"]:
         assert v["speedup_per_step"] > 0 and v["speedup_per_frame"] > 0
         assert v["max_abs_diff_latents"] <= 1e-4 and v["max_abs_diff_frames_uint8"] <= 1
-        assert v["name"] == "window_batch" or v["result"]["config"]["switches"][v["name"]] is False
+        switches = v["result"]["config"]["switches"]
+        assert v["name"] == "window_batch" or switches[v["name"]] == (not default_switches()[v["name"]])
     assert "speedup/step" in format_comparison(report)
     json.dumps(report)
 

@@ -1,4 +1,5 @@
-"""Every optimisation switch of the benchmark leaves the outputs unchanged up to float rounding.
+"""Every optimisation switch of the pipeline (``pipelines.optimisations``) leaves the outputs unchanged up to float
+rounding.
 
 Tiny random model (every weight non-zero, including the zero-initialised layers), float32 on CPU. Each switch
 is compared as the benchmark's ``--compare`` does: everything on vs everything on but that switch. Measured
@@ -7,7 +8,6 @@ max abs differences (outputs of magnitude ~2, guidance 3.5; 3 seeds, AMD EPYC, t
 | switch off vs on | denoise() | 2-step sample_video | VAE decode |
 | --- | --- | --- | --- |
 | ref_kv_cache | 0 | 0 | - |
-| uncond_without_reference | 0 | 0 | - |
 | fused_qkv | 0 | 0 | - |
 | channels_last | 8.3e-6 | 7.6e-6 | 8.3e-6 |
 | sdpa | 7.2e-6 | 1.3e-5 | 0 (no attention switch in the VAE) |
@@ -21,22 +21,24 @@ differently, but a real error (a lost reference, a wrong row) moves the outputs 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
 
-from animate_anyone.bench import SWITCHES, _randomise_zero_parameters, count_flops, optimisations
-from animate_anyone.init_model import SCHEDULER_V2, build_auxiliary
+from animate_anyone.bench import randomise_zero_parameters
+from animate_anyone.models.presets import PRESETS, SCHEDULER_V2, build_components, build_networks
 from animate_anyone.models.reference_attention import ReferenceReadProcessor, ReferenceWriteProcessor
-from animate_anyone.models.specs import build_networks, network_configs
+from animate_anyone.pipelines import AnimateAnyonePipeline, Optimisations
+from animate_anyone.pipelines.optimisations import SWITCHES, applied
 from animate_anyone.pipelines.sampling import sample_video
 
 TOL = 4e-5
 F_, H, W = 4, 16, 12  # frames, latent height, latent width
 ALL_OFF = dict.fromkeys(SWITCHES, False)
 ALL_ON = dict.fromkeys(SWITCHES, True)
-MODEL_SWITCHES = ["ref_kv_cache", "uncond_without_reference", "channels_last", "fused_qkv", "sdpa"]
+MODEL_SWITCHES = ["ref_kv_cache", "channels_last", "fused_qkv", "sdpa"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,9 +47,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    model = build_networks(network_configs("tiny")).eval()
-    _randomise_zero_parameters(model)
-    vae = build_auxiliary("tiny")["vae"].eval()
+    model = build_networks(PRESETS["tiny"].networks()).eval()
+    randomise_zero_parameters(model)
+    vae = build_components(PRESETS["tiny"])["vae"].eval()
     return model, vae
 
 
@@ -64,8 +66,8 @@ def inputs(batch=1, frames=F_, seed=0):
 @torch.no_grad()
 def outputs(model, vae, x, switches, steps=2):
     """denoise() once, a ``steps``-step sample_video, and a VAE decode, all under ``switches``."""
-    with optimisations(model, vae, switches) as sw:
-        bank = model.encode_reference(x["ref"], x["embeds"], cache_keys_values=sw["ref_kv_cache"])
+    with applied(model, vae, Optimisations().with_switches(switches)) as opts:
+        bank = model.encode_reference(x["ref"], x["embeds"], cache_keys_values=opts.ref_kv_cache)
         pose = model.encode_pose(x["pose"])
         step = model.denoise(x["latents"], torch.tensor(601), x["embeds"], pose, bank, 3.5)
         video = sample_video(model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, steps, 3.5)
@@ -96,7 +98,7 @@ def test_all_switches_together_keep_the_outputs(tiny):
         assert max_diff(a, b) <= TOL
 
 
-@pytest.mark.parametrize("name", ["uncond_without_reference", "fused_qkv"])
+@pytest.mark.parametrize("name", ["fused_qkv"])
 def test_switches_with_a_bank_row_per_video(tiny, name):
     """Two videos with two references: the per-row bank paths (no shared bank row)."""
     model, vae = tiny
@@ -104,7 +106,7 @@ def test_switches_with_a_bank_row_per_video(tiny, name):
     with torch.no_grad():
         results = []
         for value in (False, True):
-            with optimisations(model, None, {**ALL_ON, name: value}):
+            with applied(model, None, Optimisations().with_switches({**ALL_ON, name: value})):
                 bank = model.encode_reference(x["ref"], x["embeds"])
                 results.append(model.denoise(x["latents"], 601, x["embeds"], model.encode_pose(x["pose"]), bank, 3.5))
     assert max_diff(*results) <= TOL
@@ -112,38 +114,23 @@ def test_switches_with_a_bank_row_per_video(tiny, name):
     assert max_diff(results[0][0], results[0][1]) > 1e-2
 
 
-def test_uncond_with_reference_does_more_work_and_discards_it(tiny):
-    model, _ = tiny
-    x = inputs()
-    with torch.no_grad():
-        bank = model.encode_reference(x["ref"], x["embeds"])
-        pose = model.encode_pose(x["pose"])
-        flops = {}
-        for value in (True, False):
-            with optimisations(model, None, {**ALL_OFF, "uncond_without_reference": value}):
-                flops[value] = count_flops(lambda: model.denoise(x["latents"], 601, x["embeds"], pose, bank, 3.5))[0]
-    assert flops[False] > flops[True]
-
-
 def test_switch_contexts_restore_the_model(tiny):
     model, vae = tiny
     unet = model.denoising_unet
     before = {k: type(p) for k, p in unet.attn_processors.items()}
     keys = set(unet.state_dict())
-    with optimisations(model, vae, {**ALL_ON, "uncond_without_reference": False}):
+    with applied(model, vae, Optimisations().with_switches(ALL_ON)):
         kinds = {type(p) for p in unet.attn_processors.values()}
         assert kinds == {FusedAttnProcessor2_0, ReferenceReadProcessor}
         assert all(hasattr(m, "to_qkv") for m in unet.modules() if isinstance(getattr(m, "processor", None), ReferenceReadProcessor))
         assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
-        assert unet.reference_state.reference_all_rows
-    with optimisations(model, vae, {**ALL_ON, "sdpa": False}):  # classic processor on stock layers, unfused
+    with applied(model, vae, Optimisations().with_switches({**ALL_ON, "sdpa": False})):  # classic processor, unfused
         kinds = {type(p) for p in unet.attn_processors.values()}
         assert kinds == {AttnProcessor, ReferenceReadProcessor}
     assert {k: type(p) for k, p in unet.attn_processors.items()} == before
     assert set(unet.state_dict()) == keys  # no to_qkv / to_kv left behind
     assert not any(getattr(m, "fused_projections", False) for m in unet.modules())
     assert unet.conv_in.weight.is_contiguous() and vae.decoder.conv_in.weight.is_contiguous()
-    assert not unet.reference_state.reference_all_rows
     assert {type(p) for p in model.reference_net.attn_processors.values()} == {ReferenceWriteProcessor, AttnProcessor2_0}
 
 
@@ -156,7 +143,7 @@ def test_fused_projections_are_really_used(tiny):
     bank = model.encode_reference(x["ref"], x["embeds"])
     pose = model.encode_pose(x["pose"])
     ref = model.denoise(x["latents"], 601, x["embeds"], pose, bank, 3.5)
-    with optimisations(model, None, {**ALL_OFF, "sdpa": True, "fused_qkv": True}):
+    with applied(model, None, Optimisations().with_switches({**ALL_OFF, "sdpa": True, "fused_qkv": True})):
         fused = [m for m in model.denoising_unet.modules() if hasattr(m, "to_qkv") or hasattr(m, "to_kv")]
         saved = [(m.to_k.weight.clone(), m.to_v.weight.clone()) for m in fused]
         try:
@@ -174,7 +161,7 @@ def test_fused_projections_are_really_used(tiny):
 
 def test_diffusers_fuse_qkv_projections_would_drop_the_reference():
     """Why ``fused_qkv_projections`` exists: diffusers' own method replaces every processor."""
-    model = build_networks(network_configs("tiny"))
+    model = build_networks(PRESETS["tiny"].networks())
     model.denoising_unet.fuse_qkv_projections()
     assert not any(isinstance(p, ReferenceReadProcessor) for p in model.denoising_unet.attn_processors.values())
 
@@ -247,3 +234,43 @@ def test_compiled_unet_keeps_the_outputs(tiny):
         finally:
             model.denoising_unet._compiled_call_impl = None
     assert max_diff(compiled, eager) <= 1e-4
+
+
+def tiny_pipeline(tiny):
+    model, vae = tiny
+    parts = build_components(PRESETS["tiny"])
+    pipe = AnimateAnyonePipeline(vae=vae, image_encoder=parts["image_encoder"], feature_extractor=parts["feature_extractor"],
+                                 reference_net=model.reference_net, denoising_unet=model.denoising_unet,
+                                 pose_guider=model.pose_guider, scheduler=parts["scheduler"])
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_pipeline_optimisations_keep_the_frames_and_switch_back(tiny):
+    """``set_optimisations`` on the real pipeline: every switch toggled at once (and windows batched) keeps the
+    video within the tolerance, and switching back restores the default networks and the very same frames."""
+    from PIL import Image
+
+    pipe = tiny_pipeline(tiny)
+    unet = pipe.denoising_unet
+    before = {k: type(p) for k, p in unet.attn_processors.items()}
+    rng = np.random.default_rng(0)
+    reference = Image.fromarray(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8))
+    poses = rng.integers(0, 256, (6, 64, 48, 3), dtype=np.uint8)
+
+    def run():
+        return pipe(reference, poses, height=64, width=48, num_inference_steps=2, context_frames=4,
+                    context_overlap=2, generator=torch.Generator().manual_seed(0), output_type="latent").frames
+
+    default = run()
+    toggled = {name: not value for name, value in Optimisations().switches().items()}
+    assert pipe.set_optimisations(Optimisations().with_switches(toggled), window_batch=2).window_batch == 2
+    assert any(hasattr(m, "to_qkv") for m in unet.modules())
+    changed = run()
+    pipe.set_optimisations(Optimisations())
+    assert {k: type(p) for k, p in unet.attn_processors.items()} == before
+    assert not any(hasattr(m, "to_qkv") for m in unet.modules())
+    assert torch.equal(run(), default)
+    assert 0 < max_diff(changed, default) <= TOL
+    with pytest.raises(ValueError, match="unknown optimisation"):
+        pipe.set_optimisations(turbo=True)

@@ -24,8 +24,14 @@ class ConfigError(ValueError):
     """A config file or override that does not fit the schema; the message names the key."""
 
 
-def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Defaults of ``schema``, updated by the YAML file, then by ``key.sub=value`` overrides."""
+def load_config(
+    schema: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    values: dict[str, Any] | None = None,
+) -> T:
+    """Defaults of ``schema``, updated by the YAML file, then by ``values`` (``{"key.sub": value}`` already typed,
+    e.g. command-line flags), then by ``key.sub=value`` overrides (values parsed as YAML)."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -34,6 +40,8 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    for key, value in (values or {}).items():
+        _set_dotted(data, key, value)
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import secrets
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,6 +30,8 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation
 from PIL import Image, ImageOps
+
+from .atomic import replace, temporary_sibling
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 H264_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # output suffix -> muxer
@@ -242,7 +243,7 @@ class VideoWriter:
         self._size = (width, height)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # not tempfile.mkstemp: its 0600 mode would stick to the output
-        self._tmp = self.path.parent / f".{self.path.name}.{secrets.token_hex(6)}.partial"
+        self._tmp = temporary_sibling(self.path)
         if self.kind == "png":
             self._tmp.mkdir()
             return
@@ -272,13 +273,7 @@ class VideoWriter:
 
     def _commit(self) -> None:
         self._check_target()
-        if self.kind != "png" or not self.path.exists():
-            os.replace(self._tmp, self.path)  # atomic
-            return
-        old = self._tmp.with_suffix(".old")  # a folder cannot be replaced in one step: swap, then delete
-        os.replace(self.path, old)
-        os.replace(self._tmp, self.path)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+        replace(self._tmp, self.path)  # atomic for a file; a folder is swapped, then the old one deleted
 
     def _discard(self) -> None:
         container, tmp, self._container, self._tmp = self._container, self._tmp, None, None

@@ -1,31 +1,33 @@
-"""The project's model directory: one folder per component, each with its config and safetensors weights.
+"""The model directory: the one reader and the one writer of the project's on-disk model format.
 
-    DIR/model_index.json
+    DIR/model_index.json     components and their classes (+ ``use_reference_net``), as diffusers expects
     DIR/reference_net/       ReferenceNet          (config.json = a diffusers UNet2DConditionModel config)
     DIR/denoising_unet/      AnimateAnyoneUNet     (config.json = a diffusers UNetMotionModel config)
     DIR/pose_guider/         PoseGuider
     DIR/vae/, image_encoder/, feature_extractor/, scheduler/   (stock diffusers / transformers components)
 
-Directories are written to a temporary sibling and renamed into place, so a crash never leaves a
-half-written model.
+Reading: :class:`ModelDirectory` checks a directory (naming what is missing before anything heavy loads) and
+loads its networks or components. Writing: :func:`write_model_directory` is used by ``init-model``,
+``convert moore|assemble`` and the training export; the directory is written to a temporary sibling and
+renamed into place, so a crash never leaves a half-written model.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Mapping
 
 import torch
 
+from .atomic import atomic_directory, write_text
 from .models import AnimateAnyone, AnimateAnyoneUNet, PoseGuider, ReferenceNet
 
 NETWORKS = {"reference_net": ReferenceNet, "denoising_unet": AnimateAnyoneUNet, "pose_guider": PoseGuider}
-LIBRARY = {
+AUXILIARY = ("vae", "image_encoder", "feature_extractor", "scheduler")
+COMPONENTS = ("vae", "image_encoder", "feature_extractor", "reference_net", "denoising_unet", "pose_guider", "scheduler")
+LIBRARY = {  # the default (library, class) of each component in model_index.json
     "reference_net": ("animate_anyone.models", "ReferenceNet"),
     "denoising_unet": ("animate_anyone.models", "AnimateAnyoneUNet"),
     "pose_guider": ("animate_anyone.models", "PoseGuider"),
@@ -34,44 +36,89 @@ LIBRARY = {
     "feature_extractor": ("transformers", "CLIPImageProcessor"),
     "scheduler": ("diffusers", "DDIMScheduler"),
 }
+FIX = "create one with `animate-anyone convert moore --vae ... --image-encoder ...` or `animate-anyone init-model`"
 
 
-@contextmanager
-def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``out`` only if the block finishes without error."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp creates 0700; the result should look like any other directory
+def read_json(path: Path) -> dict[str, Any]:
     try:
-        yield tmp
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
-def write_model_index(directory: Path, components: list[str], classes: dict[str, type] | None = None) -> None:
-    """``classes`` overrides the default class of a component (e.g. the image-processor backend in use)."""
-    import diffusers
+class ModelDirectory:
+    """A model directory on disk: what it holds, checked before loading, and its parts loaded on demand."""
 
-    index = {"_class_name": "AnimateAnyonePipeline", "_diffusers_version": diffusers.__version__}
-    for name in components:
-        library, class_name = LIBRARY[name]
-        if classes and name in classes:
-            class_name = classes[name].__name__
-        index[name] = [library, class_name]
-    (directory / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            what = "is a file, not" if self.path.exists() else "not found; expected"
+            raise FileNotFoundError(f"model directory {self.path} {what} a model directory; {FIX}")
+
+    def index(self) -> dict[str, Any]:
+        file = self.path / "model_index.json"
+        if not file.is_file():
+            raise FileNotFoundError(f"{self.path} is not a model directory (no model_index.json); {FIX}")
+        return read_json(file)
+
+    def config(self, name: str) -> dict[str, Any]:
+        """The ``config.json`` of a component folder (without loading any weights)."""
+        file = self.path / name / "config.json"
+        if not file.is_file():
+            raise FileNotFoundError(f"{self.path} has no {name}/config.json; {FIX}")
+        return read_json(file)
+
+    @property
+    def use_reference_net(self) -> bool:
+        """False for the ablation trained without ReferenceNet (only the image embedding carries the reference)."""
+        return bool(self.index().get("use_reference_net", True))
+
+    def check(self, components: tuple[str, ...] = COMPONENTS) -> "ModelDirectory":
+        """FileNotFoundError naming the first component that model_index.json does not list or that has no folder
+        with its config; returns self."""
+        listed = self.index()
+        for name in components:
+            if name not in listed:
+                raise FileNotFoundError(f"{self.path}/model_index.json lists no {name!r} component; {FIX}")
+            sub = self.path / name
+            if not sub.is_dir() or not any(sub.glob("*.json")):
+                raise FileNotFoundError(f"{self.path} is missing the {name} component ({sub}/ with its config); {FIX}")
+        return self
+
+    def load_networks(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> AnimateAnyone:
+        """ReferenceNet, denoising UNet and Pose Guider."""
+        for name in NETWORKS:
+            self.config(name)  # names the missing network before any weights load
+        parts = {name: cls.from_pretrained(self.path / name, dtype=dtype) for name, cls in NETWORKS.items()}
+        model = AnimateAnyone(**parts)
+        return model.to(device) if device is not None else model
+
+    def load_component(self, name: str):
+        """The VAE, image encoder, image processor or scheduler (the scheduler class named in model_index.json)."""
+        import diffusers
+        from diffusers import AutoencoderKL
+        from transformers import CLIPVisionModelWithProjection
+
+        from .models.presets import image_processor_class
+
+        self.check((name,))
+        folder = self.path / name
+        if name == "vae":
+            return AutoencoderKL.from_pretrained(folder, local_files_only=True)
+        if name == "image_encoder":
+            return CLIPVisionModelWithProjection.from_pretrained(folder, local_files_only=True)
+        if name == "feature_extractor":
+            return image_processor_class().from_pretrained(folder, local_files_only=True)
+        if name == "scheduler":
+            class_name = self.index()["scheduler"][1]
+            return getattr(diffusers, class_name).from_pretrained(folder)
+        raise ValueError(f"unknown component {name!r}; choose one of {', '.join(AUXILIARY)}")
+
+
+# -- writing ----------------------------------------------------------------------------------------------------
 
 
 def save_networks(model: AnimateAnyone, directory: Path) -> None:
@@ -80,21 +127,54 @@ def save_networks(model: AnimateAnyone, directory: Path) -> None:
         getattr(model, name).save_pretrained(directory / name, safe_serialization=True)
 
 
-def load_networks(
-    model_dir: str | Path, device: str | torch.device | None = None, dtype: torch.dtype | None = None
-) -> AnimateAnyone:
-    """Load ReferenceNet, denoising UNet and Pose Guider from a model directory."""
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model directory not found: {model_dir}")
-    parts = {}
-    for name, cls in NETWORKS.items():
-        sub = model_dir / name
-        if not (sub / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{model_dir} has no {name}/config.json; a model directory needs {', '.join(NETWORKS)} "
-                f"(create one with `animate-anyone init-model` or `animate-anyone convert moore`)"
-            )
-        parts[name] = cls.from_pretrained(sub, dtype=dtype)
-    model = AnimateAnyone(**parts)
-    return model.to(device) if device is not None else model
+def _class_of(name: str, value) -> tuple[str, str]:
+    """(library, class) for model_index.json: from the object, or from the source directory's index for a copy."""
+    library, default = LIBRARY[name]
+    if isinstance(value, (str, Path)):
+        index = Path(value).parent / "model_index.json"
+        listed = read_json(index).get(name) if index.is_file() else None
+        return tuple(listed) if listed else (library, default)
+    return library, type(value).__name__
+
+
+def write_model_directory(
+    out: str | Path,
+    networks: AnimateAnyone | str | Path,
+    components: Mapping[str, Any] | None = None,
+    *,
+    use_reference_net: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Write a model directory and return its path.
+
+    ``networks``: an ``AnimateAnyone`` (saved) or a folder holding ``reference_net/``, ``denoising_unet/`` and
+    ``pose_guider/`` (copied as they are). ``components``: ``{"vae", "image_encoder", "feature_extractor",
+    "scheduler"}``, each an object with ``save_pretrained`` or the path of a component folder to copy (e.g. of
+    another model directory); ``None`` writes the networks only (a partial directory that
+    ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by the pipeline.
+    """
+    components = dict(components or {})
+    unknown = sorted(set(components) - set(AUXILIARY))
+    if unknown:
+        raise ValueError(f"unknown model-directory components {unknown}; expected {', '.join(AUXILIARY)}")
+    import diffusers
+
+    index: dict[str, Any] = {"_class_name": "AnimateAnyonePipeline", "_diffusers_version": diffusers.__version__}
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        # 1. The three networks.
+        if isinstance(networks, AnimateAnyone):
+            save_networks(networks, tmp)
+        else:
+            for name in NETWORKS:
+                shutil.copytree(Path(networks) / name, tmp / name)
+        index.update({name: list(LIBRARY[name]) for name in NETWORKS})
+        # 2. The stock components, saved or copied.
+        for name, value in components.items():
+            if isinstance(value, (str, Path)):
+                shutil.copytree(value, tmp / name)
+            else:
+                value.save_pretrained(tmp / name)
+            index[name] = list(_class_of(name, value))
+        index["use_reference_net"] = bool(use_reference_net)
+        write_text(tmp / "model_index.json", json.dumps(index, indent=2) + "\n")
+    return Path(out)

@@ -1,45 +1,64 @@
-"""``animate-anyone animate``: reference image + pose video -> video of the character."""
+"""``animate-anyone animate``: reference image + pose video -> video of the character.
+
+The settings are an ``AnimateConfig`` (``--config FILE`` and ``key=value`` overrides); the flags below are
+shortcuts for its most common keys.
+"""
 
 from __future__ import annotations
 
+from ..runtime import DEVICE_HELP, DTYPE_HELP
+
+# flag destination -> AnimateConfig key (flags left out keep the config's value)
+SHORTCUTS = {
+    "model": "model", "seed": "seed", "steps": "steps", "guidance": "guidance", "frames": "frames", "size": "size",
+    "device": "device", "dtype": "dtype", "scheduler": "scheduler", "context_frames": "context_frames",
+    "context_overlap": "context_overlap", "window_mode": "window_mode", "fps": "fps",
+    "pose_backend": "pose.backend", "dwpose_det": "pose.det_model", "dwpose_pose": "pose.pose_model",
+}  # fmt: skip
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("animate", help="animate a reference image with a pose sequence")
-    p.add_argument("--model", required=True, help="model directory (from `convert moore` or `init-model`)")
+    p = subparsers.add_parser("animate", help="animate a reference image with a pose sequence",
+                              description="Settings come from --config (configs/animate/default.yaml lists every key), "
+                              "then the flags, then key=value overrides (e.g. optimisations.window_batch=4).")  # fmt: skip
+    p.add_argument("--model", help="model directory (from `convert moore` or `init-model`)")
     p.add_argument("--reference", required=True, help="reference image of the character (any size or mode)")
     motion = p.add_mutually_exclusive_group(required=True)
     motion.add_argument("--pose", help="rendered skeletons (a video, a folder of images, one image) or a keypoint file (.npz/.json)")
     motion.add_argument("--driver", help="an ordinary video of a person: its pose is extracted, aligned and rendered")
-    p.add_argument("--out", required=True, help="output: .mp4 (h264), .gif, or a folder for PNG frames")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=25, help="denoising steps (default 25)")
-    p.add_argument("--guidance", type=float, default=3.5, help="classifier-free guidance scale (default 3.5; <= 1 disables)")
+    p.add_argument("--out", "-o", required=True, help="output: .mp4 (h264), .gif, or a folder for PNG frames")
+    p.add_argument("--config", help="YAML instance of AnimateConfig (e.g. configs/animate/default.yaml)")
+    p.add_argument("--seed", type=int, help="random seed of the initial noise (default 0)")
+    p.add_argument("--steps", type=int, help="denoising steps (default 25)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 3.5; <= 1 disables)")
     p.add_argument("--frames", type=int, help="number of frames (default: all pose frames)")
     p.add_argument("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the reference's aspect ratio)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--dtype", default="auto", help="auto (float16 on CUDA, float32 on CPU), float32, float16, bfloat16")
+    p.add_argument("--device", help=DEVICE_HELP)
+    p.add_argument("--dtype", help=DTYPE_HELP)
     p.add_argument("--side-by-side", metavar="PATH", help="also write reference | pose | result to PATH")
-    p.add_argument("--context-frames", type=int, default=24, help="temporal window length (default 24)")
-    p.add_argument("--context-overlap", type=int, default=4, help="overlap between windows (default 4)")
-    p.add_argument("--window-mode", default="shifted", choices=["shifted", "moore"], help="long-video window schedule")
-    p.add_argument("--scheduler", default="ddim", choices=["ddim", "dpm++", "euler", "unipc"])
+    p.add_argument("--context-frames", type=int, help="temporal window length (default 24)")
+    p.add_argument("--context-overlap", type=int, help="overlap between windows (default 4)")
+    p.add_argument("--window-mode", choices=["shifted", "moore"], help="long-video window schedule (default shifted)")
+    p.add_argument("--scheduler", choices=["ddim", "dpm++", "euler", "unipc"], help="sampler (default ddim)")
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
     p.add_argument("--no-align", action="store_true", help="keypoint/driver input: keep the driver's proportions")
-    p.add_argument("--pose-backend", default="mediapipe", choices=["mediapipe", "dwpose"], help="pose extractor (default mediapipe, offline)")
+    p.add_argument("--pose-backend", choices=["mediapipe", "dwpose"], help="pose extractor (default mediapipe, offline)")
     p.add_argument("--dwpose-det", help="DWPose detector ONNX (default $ANIMATE_ANYONE_DWPOSE_DET)")
     p.add_argument("--dwpose-pose", help="DWPose pose ONNX (default $ANIMATE_ANYONE_DWPOSE_POSE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="AnimateConfig overrides, e.g. steps=30")
     p.set_defaults(run=run)
 
 
 def run(args) -> None:
-    from ..animate import PoseOptions, animate
+    from ..config import load_config
+    from ..jobs.animate import animate
+    from ..jobs.animate_config import AnimateConfig
 
-    options = PoseOptions(not args.no_align, args.pose_backend, args.dwpose_det, args.dwpose_pose)
-    out = animate(
-        args.model, args.reference, args.pose, args.out, driver=args.driver, pose_options=options, seed=args.seed, steps=args.steps, guidance=args.guidance,
-        frames=args.frames, size=args.size, device=args.device, dtype=args.dtype, side_by_side=args.side_by_side,
-        context_frames=args.context_frames, context_overlap=args.context_overlap, window_mode=args.window_mode,
-        scheduler=args.scheduler, fps=args.fps, progress=not args.quiet,
-    )  # fmt: skip
+    values = {key: getattr(args, dest) for dest, key in SHORTCUTS.items() if getattr(args, dest) is not None}
+    if args.no_align:
+        values["pose.align"] = False
+    config = load_config(AnimateConfig, args.config, args.overrides, values)
+    out = animate(config, args.reference, args.pose, args.out, driver=args.driver, side_by_side=args.side_by_side,
+                  progress=not args.quiet)  # fmt: skip
     print(f"wrote {out}")

@@ -4,56 +4,60 @@ from __future__ import annotations
 
 import argparse
 
-# CLI flag -> switch name; each flag switches one optimisation OFF (all are on by default).
-OFF_FLAGS = {
-    "--no-ref-kv-cache": "ref_kv_cache",
-    "--uncond-with-reference": "uncond_without_reference",
-    "--no-channels-last": "channels_last",
-    "--no-fused-qkv": "fused_qkv",
-    "--no-sdpa": "sdpa",
-    "--no-chunked-decode": "chunked_decode",
+from ..runtime import DEVICE_HELP, DTYPE_HELP
+
+# CLI flag -> switch name; --FLAG switches an optimisation on, --no-FLAG off (default: the pipeline's default).
+SWITCH_FLAGS = {
+    "--ref-kv-cache": "ref_kv_cache",
+    "--sdpa": "sdpa",
+    "--fused-qkv": "fused_qkv",
+    "--channels-last": "channels_last",
+    "--chunked-decode": "chunked_decode",
 }
 
 
 def register(subparsers) -> None:
-    from ..bench import DEFAULTS, SWITCHES
+    from ..models.presets import PRESETS
+    from ..pipelines.optimisations import SWITCHES, Optimisations
 
     p = subparsers.add_parser(
         "bench",
         help="benchmark inference (random weights): s/step, s/frame by stage, memory, FLOPs, MFU",
         description="Build a model of the given size with random weights and time the whole pipeline. "
-        "All optimisations are on unless switched off; --compare also runs each one switched off.",
+        "The optimisations are the pipeline's defaults unless switched; --compare also runs each one toggled.",
     )
-    p.add_argument("--size", default="tiny", choices=sorted(DEFAULTS), help="model size (default tiny)")
+    p.add_argument("--size", default="tiny", choices=sorted(PRESETS), help="model size (default tiny)")
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON")
-    p.add_argument("--width", type=int, help="output width, multiple of 8 (tiny 128, sd15 512)")
-    p.add_argument("--height", type=int, help="output height, multiple of 8 (tiny 128, sd15 768)")
-    p.add_argument("--frames", type=int, help="video length in frames (tiny 16, sd15 24)")
-    p.add_argument("--steps", type=int, help="denoising steps (tiny 4, sd15 20)")
+    p.add_argument("--width", type=int, help="output width, multiple of 8 (tiny 128, mini 64, sd15 512)")
+    p.add_argument("--height", type=int, help="output height, multiple of 8 (tiny 128, mini 64, sd15 768)")
+    p.add_argument("--frames", type=int, help="video length in frames (tiny 16, mini 24, sd15 24)")
+    p.add_argument("--steps", type=int, help="denoising steps (tiny 4, mini 20, sd15 20)")
     p.add_argument("--guidance", action=argparse.BooleanOptionalAction, default=True, help="classifier-free guidance rows (default on)")
-    p.add_argument("--guidance-scale", type=float, default=3.5)
+    p.add_argument("--guidance-scale", type=float, default=3.5, help="guidance scale of the rows (default 3.5)")
     p.add_argument("--context-frames", type=int, default=24, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, default=4, help="overlap between windows (default 4)")
     p.add_argument("--window-mode", default="shifted", choices=["shifted", "moore"])
     p.add_argument("--window-batch", type=int, default=1, help="windows per UNet call (default 1)")
     p.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decode call (default 8)")
-    p.add_argument("--dtype", default="auto", help="auto (bfloat16 on CUDA, float32 on CPU), float32, float16, bfloat16")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--compile", action="store_true", help="torch.compile the denoising UNet (compile time reported separately)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: PyTorch's choice)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs (default 3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--flops-on", default="meta", choices=["meta", "device"], help="count FLOPs on the meta device (free) or with one real UNet call")
-    for flag, name in OFF_FLAGS.items():
-        p.add_argument(flag, dest=f"off_{name}", action="store_true", help=f"switch off: {SWITCHES[name]}")
-    p.add_argument("--compare", action="store_true", help="run the default and each optimisation switched off; report speed ratios")
+    p.add_argument("--seed", type=int, default=0, help="seed of the inputs and the initial noise (default 0)")
+    defaults = Optimisations().switches()
+    for flag, name in SWITCH_FLAGS.items():
+        state = "on" if defaults[name] else "off"
+        p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=f"{SWITCHES[name]} (default {state})")
+    p.add_argument("--compare", action="store_true", help="run the default and each optimisation toggled; report speed ratios")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)
 
 
 def switches_from_args(args) -> dict[str, bool]:
-    return {name: not getattr(args, f"off_{name}") for name in OFF_FLAGS.values()}
+    """The switches given on the command line (the others keep the pipeline's defaults)."""
+    return {name: getattr(args, name) for name in SWITCH_FLAGS.values() if getattr(args, name) is not None}
 
 
 def run(args) -> None:
@@ -68,7 +72,7 @@ def run(args) -> None:
         guidance_scale=args.guidance_scale, context_frames=args.context_frames, context_overlap=args.context_overlap,
         window_mode=args.window_mode, window_batch=args.window_batch, decode_chunk_size=args.decode_chunk_size,
         dtype=args.dtype, device=args.device, compile=args.compile, switches=switches_from_args(args),
-        warmup=args.warmup, repeats=args.repeats, seed=args.seed, flops_on=args.flops_on,
+        warmup=args.warmup, repeats=args.repeats, seed=args.seed,
     )  # fmt: skip
     if args.compare:
         result = run_comparison(args.size, log=log, threads=args.threads, **kwargs)
@@ -78,9 +82,9 @@ def run(args) -> None:
         text = format_result(result)
     print(text)
     if args.json:
-        from pathlib import Path
+        from ..atomic import write_text
 
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        write_text(args.json, json.dumps(result, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -92,7 +92,7 @@ def run_preview(args) -> None:
     import numpy as np
     from PIL import Image
 
-    from ..animate import parse_size
+    from ..runtime import parse_size
     from ..data.dataset import VideoPoseDataset, epoch_keys
     from ..pose.draw import overlay
 

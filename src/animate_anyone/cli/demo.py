@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..runtime import DEVICE_HELP, DTYPE_HELP
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo", help="animate a held-out synthetic character with the packaged miniature model",
@@ -14,9 +16,10 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=24, help="frames (default 24, two seconds)")
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
     p.add_argument("--scale", type=int, default=3, help="panel upscaling for viewing (default 3: 192 px panels)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -25,7 +28,7 @@ def run(args) -> None:
     from ..synthetic.demo import run_demo
 
     result = run_demo(args.out, model=args.model, index=args.character, frames=args.frames, steps=args.steps,
-                      guidance=args.guidance, seed=args.seed, scale=args.scale, device=args.device,
+                      guidance=args.guidance, seed=args.seed, scale=args.scale, device=args.device, dtype=args.dtype,
                       progress=not args.quiet)  # fmt: skip
     print(f"wrote {result.path} (reference | pose | result | ground truth, {result.frames} frames) in "
           f"{result.seconds:.1f} s; PSNR of the result against the ground truth: {result.psnr:.2f} dB")

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import torch
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("init-model", help="write a randomly initialised model directory (tiny or sd15)")
-    p.add_argument("--size", choices=("tiny", "mini", "sd15"), default="tiny",
-                   help="tiny (tests), mini (the synthetic benchmark's 64 px model, 4x VAE) or sd15")
+    from ..models.presets import SIZES
+
+    p = subparsers.add_parser("init-model", help="write a randomly initialised model directory (tiny, mini or sd15)")
+    p.add_argument("--size", choices=SIZES, default="tiny",
+                   help="tiny (tests), mini (the synthetic benchmark's 64 px model, 4x VAE) or sd15")  # fmt: skip
     p.add_argument("--vae", help="a trained VAE folder to use instead of a random one (e.g. synthetic autoencoder's)")
-    p.add_argument("--out", required=True, help="model directory to create")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
+    p.add_argument("--out", "-o", required=True, help="model directory to create")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32", help="weights' dtype")
     p.add_argument("--overwrite", action="store_true", help="replace an existing directory")
     p.set_defaults(run=run)
 
 
 def run(args) -> None:
-    from ..init_model import init_model
+    from ..jobs.init_model import init_model
+    from ..runtime import DTYPES
 
     path = init_model(args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae)
     print(f"wrote {args.size} model to {path}")

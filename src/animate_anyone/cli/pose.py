@@ -47,7 +47,7 @@ def run_extract(args) -> None:
 
 
 def run_render(args) -> None:
-    from ..animate import parse_size
+    from ..runtime import parse_size
     from ..pose.jobs import render_file
 
     out = render_file(args.poses, args.out, size=parse_size(args.size), fps=args.fps, hands=not args.no_hands, face=not args.no_face)

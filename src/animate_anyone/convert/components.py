@@ -1,5 +1,5 @@
-"""The stock components of a model directory, read from the files users download, and assembling a complete
-model directory from them and the three networks.
+"""The stock components of a model directory (VAE, CLIP image encoder and processor), read from the files users
+download, SD-1.5 UNet weights, and the compatibility checks between components.
 
 Accepted sources:
 
@@ -15,31 +15,18 @@ Everything that can be checked from config files alone is checked before any wei
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from torch import Tensor, nn
 
-from ..model_dir import NETWORKS, atomic_directory, save_networks, write_model_index
+from ..model_dir import NETWORKS, read_json as _read_json
 from ..models import AnimateAnyone
+from ..models.presets import PRESETS, build_image_processor, image_processor_class
+from ..weights import WEIGHT_SUFFIXES, load_strict, read_state_dict
 
 LDM_VAE_PREFIX = "first_stage_model."
 LATENT_CHANNELS = 4
-WEIGHT_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pth", ".pt", ".bin")
-
-# The VAE of Stable Diffusion 1.5 (and of sd-vae-ft-mse): what an original-format checkpoint holds.
-SD15_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 4,
-    up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(128, 256, 512, 512),
-    layers_per_block=2,
-    latent_channels=4,
-    sample_size=512,
-    scaling_factor=0.18215,
-)
 
 VAE_EXPECTED = (
     "a diffusers AutoencoderKL folder (config.json + diffusion_pytorch_model.safetensors, e.g. sd-vae-ft-mse), "
@@ -62,18 +49,6 @@ def require_paths(paths: Iterable[tuple[str, str | Path | None]]) -> None:
     for name, path in paths:
         if path is not None and not Path(path).exists():
             raise FileNotFoundError(f"{name}: {path} does not exist")
-
-
-def require_new_output(out: str | Path, overwrite: bool) -> None:
-    if Path(out).exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
 
 
 def _weights_variant(folder: Path, stems: tuple[str, ...]) -> str | None:
@@ -104,7 +79,7 @@ def vae_config_file(path: str | Path) -> Path | None:
     if not path.exists():
         raise FileNotFoundError(f"VAE source not found: {path}")
     if path.is_file():
-        if path.suffix not in WEIGHT_FILE_SUFFIXES:
+        if path.suffix not in WEIGHT_SUFFIXES:
             raise ValueError(f"{path}: unknown file type {path.suffix!r}; expected {VAE_EXPECTED}")
         return None
     for config in (path / "config.json", path / "vae" / "config.json"):
@@ -119,24 +94,8 @@ def vae_config_file(path: str | Path) -> Path | None:
 def read_vae_config(path: str | Path) -> Source:
     config = vae_config_file(path)
     if config is None:
-        return dict(SD15_VAE), f"{path} (SD-1.5 VAE)"
+        return dict(PRESETS["sd15"].vae), f"{path} (SD-1.5 VAE)"
     return _read_json(config), str(config)
-
-
-def read_checkpoint(path: str | Path, prefix: str = LDM_VAE_PREFIX) -> dict[str, Tensor]:
-    """The tensors of a weight file whose names start with ``prefix`` (only those are read from .safetensors)."""
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        from .files import load_weights
-
-        return {k: v for k, v in load_weights(path).items() if k.startswith(prefix)}
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys() if k.startswith(prefix)}
-    except SafetensorError as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
 
 
 def vae_from_single_file(
@@ -144,16 +103,15 @@ def vae_from_single_file(
 ):
     """An ``AutoencoderKL`` holding exactly the ``first_stage_model.*`` tensors of an original-format checkpoint.
 
-    ``config``: the VAE's constructor kwargs (default: ``SD15_VAE``). Keys that diffusers' converter leaves unused, or
+    ``config``: the VAE's constructor kwargs (default: the ``sd15`` preset's). Keys that diffusers' converter leaves unused, or
     that do not fill the model exactly, raise ValueError naming ``source`` and the keys.
     """
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
-    from .moore import target_shapes
-    from .tables import convert_state_dict
+    from .tables import convert_state_dict, target_shapes
 
-    config = dict(SD15_VAE if config is None else config)
+    config = dict(PRESETS["sd15"].vae if config is None else config)
     ldm = {k[len(LDM_VAE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(LDM_VAE_PREFIX)}
     if not ldm:
         raise ValueError(
@@ -168,7 +126,7 @@ def vae_from_single_file(
         raise ValueError(f"{source}: {len(dropped)} VAE keys not recognised: {', '.join(dropped[:12])}")
     vae = AutoencoderKL.from_config(config)
     state = convert_state_dict([converted], (), target_shapes(vae), f"{source}: VAE")
-    vae.load_state_dict(state, strict=True)
+    load_strict(vae, state, f"{source}: VAE")
     return vae
 
 
@@ -178,24 +136,11 @@ def load_vae(path: str | Path):
 
     config = vae_config_file(path)
     if config is None:
-        return vae_from_single_file(read_checkpoint(path), source=str(path))
+        return vae_from_single_file(read_state_dict(path, prefix=LDM_VAE_PREFIX), source=str(path))
     return _from_pretrained(AutoencoderKL, config.parent, ("diffusion_pytorch_model",))
 
 
 # -- image encoder -----------------------------------------------------------------------------------------------
-
-
-def image_processor_class() -> type:
-    try:  # transformers >= 5: the PIL backend by name (the default one wants torchvision)
-        from transformers import CLIPImageProcessorPil as processor_class
-    except ImportError:
-        from transformers import CLIPImageProcessor as processor_class
-    return processor_class
-
-
-def default_image_processor():
-    """CLIP's preprocessing as Moore-AnimateAnyone uses it: shortest edge 224, centre crop 224x224, CLIP mean/std."""
-    return image_processor_class()(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
 
 
 def image_encoder_folders(path: str | Path) -> tuple[Path, Path | None]:
@@ -229,7 +174,7 @@ def load_image_encoder(path: str | Path) -> tuple[Any, Any]:
     encoder_dir, processor_dir = image_encoder_folders(path)
     encoder = _from_pretrained(CLIPVisionModelWithProjection, encoder_dir, ("model", "pytorch_model"))
     if processor_dir is None:
-        return encoder, default_image_processor()
+        return encoder, build_image_processor()
     return encoder, image_processor_class().from_pretrained(processor_dir, local_files_only=True)
 
 
@@ -274,6 +219,25 @@ def check_compatible(unet: Source, vae: Source, image_encoder: Source) -> None:
         )
 
 
+def unet_sources(networks: AnimateAnyone | str | Path, vae, image_encoder) -> tuple[Source, Source, Source]:
+    """The configs (and where they come from) that ``check_compatible`` compares: objects or paths."""
+    return _unet_source(networks), _vae_source(vae), _encoder_source(image_encoder)
+
+
+def sd15_unet_state(path: str | Path) -> dict[str, Tensor]:
+    """SD-1.5 UNet weights in diffusers' names, from a diffusers folder (or its ``unet/``) or an original-format
+    single file (``.safetensors`` / ``.ckpt``)."""
+    path = Path(path)
+    if path.is_dir():
+        from diffusers import UNet2DConditionModel
+
+        folder = path / "unet" if (path / "unet" / "config.json").is_file() else path
+        return UNet2DConditionModel.from_pretrained(folder, local_files_only=True).state_dict()
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    return convert_ldm_unet_checkpoint(read_state_dict(path), dict(PRESETS["sd15"].reference_net))
+
+
 def _unet_source(networks: AnimateAnyone | str | Path) -> Source:
     if isinstance(networks, AnimateAnyone):
         return dict(networks.denoising_unet.config), "the given denoising UNet"
@@ -288,55 +252,3 @@ def _encoder_source(encoder) -> Source:
     if isinstance(encoder, nn.Module):
         return encoder.config.to_dict(), "the given image encoder"
     return read_image_encoder_config(encoder)
-
-
-def _write_networks(networks: AnimateAnyone | str | Path, directory: Path) -> None:
-    if isinstance(networks, AnimateAnyone):
-        save_networks(networks, directory)
-        return
-    for name in NETWORKS:
-        shutil.copytree(Path(networks) / name, directory / name)
-
-
-# -- the whole directory -----------------------------------------------------------------------------------------
-
-
-def assemble_model_directory(
-    out: str | Path,
-    networks: AnimateAnyone | str | Path,
-    vae,
-    image_encoder,
-    feature_extractor=None,
-    overwrite: bool = False,
-) -> Path:
-    """Write a complete model directory: the three networks, VAE, image encoder + processor, the DDIM scheduler
-    of Moore's inference_v2 and model_index.json; returns its path.
-
-    ``networks``: an ``AnimateAnyone`` or a folder with the three networks (copied as they are); ``vae``: an
-    ``AutoencoderKL`` or a path for ``load_vae``; ``image_encoder``: a ``CLIPVisionModelWithProjection`` or a path
-    for ``load_image_encoder``; ``feature_extractor``: default: the one found with the image encoder, else CLIP's.
-    Compatibility is checked from the config files before any weights are read.
-    """
-    from diffusers import DDIMScheduler
-
-    from ..init_model import SCHEDULER_V2
-
-    require_new_output(out, overwrite)
-    check_compatible(_unet_source(networks), _vae_source(vae), _encoder_source(image_encoder))
-    if not isinstance(vae, nn.Module):
-        vae = load_vae(vae)
-    if not isinstance(image_encoder, nn.Module):
-        image_encoder, found = load_image_encoder(image_encoder)
-        feature_extractor = feature_extractor or found
-    aux = {
-        "vae": vae,
-        "image_encoder": image_encoder,
-        "feature_extractor": feature_extractor or default_image_processor(),
-        "scheduler": DDIMScheduler(**SCHEDULER_V2),
-    }
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        _write_networks(networks, tmp)
-        for name, component in aux.items():
-            component.save_pretrained(tmp / name)
-        write_model_index(tmp, [*NETWORKS, *aux], {name: type(c) for name, c in aux.items()})
-    return Path(out)

@@ -16,7 +16,9 @@ from typing import Any, Mapping, Sequence
 
 from torch import Tensor
 
-from .tables import ConversionError, Rule, convert_state_dict
+from ..models.presets import PRESETS, build_networks
+from ..weights import load_strict
+from .tables import ConversionError, Rule, convert_state_dict, target_shapes
 
 MOTION_MODULE_RULES = (
     Rule(r"\.temporal_transformer\.", "."),
@@ -28,6 +30,34 @@ MOTION_MODULE_RULES = (
     Rule(r"\.ff_norm\.", ".norm3."),
 )
 POSITIONAL_TABLE = r"\.pos_embed\.pe$"
+
+# Moore-AnimateAnyone ``configs/inference/inference_v2.yaml`` -> ``unet_additional_kwargs``: the default of
+# ``convert moore --unet-additional-kwargs``.
+INFERENCE_V2_TEMPORAL = {
+    "use_inflated_groupnorm": True,
+    "unet_use_cross_frame_attention": False,
+    "unet_use_temporal_attention": False,
+    "use_motion_module": True,
+    "motion_module_resolutions": [1, 2, 4, 8],
+    "motion_module_mid_block": True,
+    "motion_module_decoder_only": False,
+    "motion_module_type": "Vanilla",
+    "motion_module_kwargs": {
+        "num_attention_heads": 8,
+        "num_transformer_block": 1,
+        "attention_block_types": ["Temporal_Self", "Temporal_Self"],
+        "temporal_position_encoding": True,
+        "temporal_position_encoding_max_len": 32,
+        "temporal_attention_dim_div": 1,
+    },
+}
+
+
+def sd15_unet_config() -> dict[str, Any]:
+    """SD-1.5's ``unet/config.json`` (the default of ``convert moore --unet-config``): the ``sd15`` ReferenceNet
+    preset, which is a ``UNet2DConditionModel`` config, with the fields a config file also carries."""
+    return dict(PRESETS["sd15"].networks()["reference_net"], out_channels=4, center_input_sample=False,
+                flip_sin_to_cos=True, freq_shift=0)  # fmt: skip
 
 
 def is_motion_key(key: str) -> bool:
@@ -167,10 +197,6 @@ def pose_guider_config_from_weights(state: Mapping[str, Tensor]) -> dict[str, An
         raise ConversionError(f"pose guider weights lack {exc}; not a Pose Guider state dict") from exc
 
 
-def target_shapes(module) -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
-
-
 def networks_from_moore(
     denoising_unet: Sequence[Mapping[str, Tensor]],
     reference_unet: Mapping[str, Tensor],
@@ -183,11 +209,9 @@ def networks_from_moore(
     ``denoising_unet``: one or more state dicts whose union is the denoising UNet (Moore's stage-1
     ``denoising_unet.pth``, possibly already holding temporal layers); ``motion_module``: Moore's
     ``motion_module.pth`` or AnimateDiff's ``mm_sd_v15_v2.ckpt``. ``configs``: constructor kwargs
-    (default: SD-1.5 + inference_v2). The networks are built on the meta device and take the tensors as is.
+    (default: the ``sd15`` preset). The networks are built on the meta device and take the tensors as is.
     """
-    from ..models.specs import build_networks, network_configs
-
-    model = build_networks(dict(configs) if configs is not None else network_configs("sd15"), device="meta")
+    model = build_networks(dict(configs) if configs is not None else PRESETS["sd15"].networks(), device="meta")
     sources = list(denoising_unet) + ([motion_module] if motion_module is not None else [])
     converted = {
         "denoising_unet": convert_denoising_unet(sources, target_shapes(model.denoising_unet)),
@@ -195,5 +219,5 @@ def networks_from_moore(
         "pose_guider": convert_pose_guider(pose_guider, target_shapes(model.pose_guider)),
     }
     for name, state in converted.items():
-        getattr(model, name).load_state_dict(state, strict=True, assign=True)
+        load_strict(getattr(model, name), state, f"Moore {name}", assign=True)
     return model

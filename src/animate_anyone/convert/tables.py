@@ -86,6 +86,11 @@ def convert_state_dict(
     return out
 
 
+def target_shapes(module) -> dict[str, tuple[int, ...]]:
+    """``key -> shape`` of a module's state dict: the ``target`` of :func:`convert_state_dict`."""
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
 def _equal(a: Tensor, b: Tensor) -> bool:
     if a.is_meta or b.is_meta:
         return a.shape == b.shape

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..atomic import atomic_path
 from ..pose.keypoints import is_pose_file
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -164,15 +164,9 @@ def read_quarantine(data_dir: PathLike) -> list[dict[str, Any]]:
 def write_jsonl(path: PathLike, rows: Iterable[dict[str, Any]]) -> Path:
     """One JSON object per line, written to a temporary sibling and renamed onto ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
 
 

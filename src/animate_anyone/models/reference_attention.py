@@ -18,15 +18,12 @@ Efficiency (exactly equal to the concatenation, up to float rounding):
 * rows marked as not using the reference (the unconditional row of classifier-free guidance) never
   touch the reference tokens.
 
-Inference-only options for benchmarking (``animate_anyone.bench``), all off by default and none changing the
-result beyond float rounding: ``ReferenceState.reference_all_rows`` (every row attends to the reference and
-the result is kept only for the rows that use it, as Moore-AnimateAnyone does; see ``reference_options``),
-and fused QKV projections (``attn.fuse_projections()``: both processors then use ``attn.to_qkv``).
+Both processors use a layer's fused QKV projection when it has one (``attn.fuse_projections()``, switched on
+by ``pipelines.optimisations``): one GEMM instead of three, the same result up to float rounding.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -112,21 +109,6 @@ class ReferenceState:
     def __init__(self) -> None:
         self.recording: dict[str, Tensor] | None = None  # ReferenceNet: where writers record
         self.read: ReferenceRead | None = None  # denoising UNet: what readers attend to
-        # Benchmark option (inference): compute the reference attention for every row, then keep it only for the
-        # rows that use the reference (Moore's cost, same outputs). Set it through ``reference_options``.
-        self.reference_all_rows: bool = False
-
-
-@contextmanager
-def reference_options(unet, reference_all_rows: bool = False):
-    """Set the reference readers' options of ``unet`` (a model with a ``reference_state``) for a ``with`` block."""
-    state = unet.reference_state
-    saved = state.reference_all_rows
-    state.reference_all_rows = reference_all_rows
-    try:
-        yield unet
-    finally:
-        state.reference_all_rows = saved
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -211,9 +193,7 @@ class ReferenceReadProcessor:
         k_ref, v_ref = reference_keys_values(attn, read.bank, self.name)  # (rows_ref, heads, Lr, dim)
 
         # 3. Attention over [own tokens, reference tokens] for the rows that use the reference.
-        out = reference_attention(
-            q, k, v, k_ref, v_ref, read.num_frames, read.rows, attn.scale, all_rows=self.state.reference_all_rows
-        )
+        out = reference_attention(q, k, v, k_ref, v_ref, read.num_frames, read.rows, attn.scale)
         return _output(attn, out)
 
 
@@ -233,15 +213,12 @@ def reference_attention(
     num_frames: int,
     rows: Tensor | None,
     scale: float,
-    all_rows: bool = False,
 ) -> Tensor:
     """Self-attention of every frame over ``[own tokens, reference tokens of its video row]``.
 
     q, k, v: (batch * frames, heads, L, dim). k_ref, v_ref: (R_bank, heads, Lr, dim) where R_bank is either
     the number of rows that use the reference or 1 (one reference shared by all of them). ``rows``: bool
     (batch,) selecting the rows that use the reference (None: all); the others get plain self-attention.
-    ``all_rows`` (inference only; for benchmarks): the other rows attend to the reference too and that result
-    is discarded, as Moore-AnimateAnyone does; the output is the same.
     Returns (batch * frames, heads, L, dim).
     """
     bf, heads, length, dim = q.shape
@@ -251,7 +228,7 @@ def reference_attention(
         raise ValueError(f"reference bank has {k_ref.shape[0]} rows but {n_ref} video rows use it (expected {n_ref} or 1)")
     use_merge = has_lse_kernel(q.device) and not (torch.is_grad_enabled() and (q.requires_grad or k_ref.requires_grad))
     if use_merge:
-        return _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, all_rows)
+        return _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale)
     return _reference_attention_concat(q, k, v, k_ref, v_ref, num_frames, _row_mask(rows, batch, q.device), scale)
 
 
@@ -274,14 +251,9 @@ def _row_mask(rows: Tensor | slice | None, batch: int, device) -> Tensor | None:
     return mask
 
 
-def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, all_rows=False):
+def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale):
     bf, heads, length, dim = q.shape
     batch = bf // num_frames
-    keep = None  # with all_rows: the rows whose merged result is used (the others' is discarded)
-    if all_rows and rows is not None:  # benchmark option: every row attends to the reference (Moore's cost)
-        keep = _row_mask(rows, batch, q.device)
-        k_ref, v_ref = _bank_for_every_row(k_ref, v_ref, keep)
-        rows = None
     # 1. Plain self-attention for every row; its LSE is kept for the merge.
     out, lse = attention_with_lse(q, k, v, scale)  # (b*f, h, L, d), (b*f, h, L)
     out = out.view(batch, num_frames, heads, length, dim)
@@ -306,23 +278,10 @@ def _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale, 
     # 3. Merge [own, reference] for those rows.
     merged = merge_attention(out_r, lse_r, out_g, lse_g)
     if rows is None:
-        if keep is not None:  # all_rows: discard the reference for the rows that do not use it
-            merged = torch.where(keep.view(batch, 1, 1, 1, 1), merged, out)
         return merged.reshape(bf, heads, length, dim)
     out = out.clone()
     out[rows] = merged
     return out.view(bf, heads, length, dim)
-
-
-def _bank_for_every_row(k_ref: Tensor, v_ref: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-    """A bank row for every video row: the rows that use the reference get theirs in order, the others cycle."""
-    if k_ref.shape[0] == 1:  # shared by all rows already
-        return k_ref, v_ref
-    n_ref, batch = k_ref.shape[0], rows.shape[0]
-    idx = torch.empty(batch, dtype=torch.long, device=k_ref.device)
-    idx[rows] = torch.arange(n_ref, device=k_ref.device)
-    idx[~rows] = torch.arange(batch - n_ref, device=k_ref.device) % n_ref
-    return k_ref[idx], v_ref[idx]
 
 
 def _reference_attention_concat(q, k, v, k_ref, v_ref, num_frames, rows, scale):

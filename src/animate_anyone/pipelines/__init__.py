@@ -1,5 +1,6 @@
-"""Inference: the pose-to-video pipeline, temporal windows and the denoising loop."""
+"""Inference: the pose-to-video pipeline, temporal windows, the denoising loop and the optimisations."""
 
-from .pipeline_animate_anyone import AnimateAnyonePipeline, AnimateAnyonePipelineOutput
+from .optimisations import Optimisations
+from .pipeline_animate_anyone import AnimateAnyonePipeline, AnimateAnyonePipelineOutput, PipelineHooks
 
-__all__ = ["AnimateAnyonePipeline", "AnimateAnyonePipelineOutput"]
+__all__ = ["AnimateAnyonePipeline", "AnimateAnyonePipelineOutput", "Optimisations", "PipelineHooks"]

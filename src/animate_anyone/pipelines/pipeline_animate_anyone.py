@@ -3,16 +3,17 @@
     pipe = AnimateAnyonePipeline.from_pretrained("models/animate-anyone", dtype=torch.float16).to("cuda")
     video = pipe(Image.open("ref.png"), pose_frames, num_inference_steps=25, guidance_scale=3.5).frames
 
-The pipeline only orchestrates; the networks' forward lives in ``models.AnimateAnyone`` and the windowed
-denoising loop in ``pipelines.sampling``. Any diffusers scheduler can replace the default DDIM
-(``pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``).
+The pipeline only orchestrates; the networks' forward lives in ``models.AnimateAnyone``, the windowed
+denoising loop in ``pipelines.sampling`` and the inference optimisations in ``pipelines.optimisations``
+(``pipe.set_optimisations(...)``). Any diffusers scheduler can replace the default DDIM
+(``pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``). ``hooks`` (a
+``PipelineHooks``) see the stages of a call: the benchmark times the real ``__call__`` through them.
 """
 
 from __future__ import annotations
 
-import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -23,12 +24,15 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
+from ..model_dir import COMPONENTS, ModelDirectory
 from ..models import AnimateAnyone
+from ..runtime import check_size
 from .context import WINDOW_MODES, check_window, window_schedule
+from .optimisations import Optimisations, applied, as_optimisations
 from .sampling import sample_video
 
-COMPONENTS = ("vae", "image_encoder", "feature_extractor", "reference_net", "denoising_unet", "pose_guider", "scheduler")
 OUTPUT_TYPES = ("np", "pil", "latent")
+STAGES = ("reference", "pose_guider", "denoising", "vae_decode")
 
 
 @dataclass
@@ -46,22 +50,20 @@ def default_size(reference: PIL.Image.Image, short_side: int) -> tuple[int, int]
     return max(8, round(w * scale / 8) * 8), max(8, round(h * scale / 8) * 8)
 
 
-def check_model_directory(path: str | Path) -> None:
-    """Fail early, naming what is missing, before diffusers starts loading anything."""
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"model directory not found: {path}")
-    fix = "create one with `animate-anyone convert moore --vae ... --image-encoder ...` or `animate-anyone init-model`"
-    index = path / "model_index.json"
-    if not index.is_file():
-        raise FileNotFoundError(f"{path} is not a model directory (no model_index.json); {fix}")
-    listed = json.loads(index.read_text())
-    for name in COMPONENTS:
-        if name not in listed:
-            raise FileNotFoundError(f"{path}/model_index.json lists no {name!r} component; {fix}")
-        sub = path / name
-        if not sub.is_dir() or not any(sub.glob("*.json")):
-            raise FileNotFoundError(f"{path} is missing the {name} component ({sub}/ with its config); {fix}")
+class PipelineHooks:
+    """What ``AnimateAnyonePipeline.__call__`` reports while it runs; the base class does nothing.
+
+    ``stage(name)`` wraps each stage (``STAGES``: "reference" = CLIP embedding, VAE encode and ReferenceNet pass;
+    "pose_guider" = one window's pose features, nested inside "denoising"; "denoising" = the whole loop;
+    "vae_decode" = decoding to uint8 frames, including handing them to ``frame_sink``). ``step_end(step, latents)``
+    follows every scheduler step.
+    """
+
+    def stage(self, name: str) -> AbstractContextManager:
+        return nullcontext()
+
+    def step_end(self, step: int, latents: Tensor) -> None:
+        pass
 
 
 class AnimateAnyonePipeline(DiffusionPipeline):
@@ -79,12 +81,14 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         )  # fmt: skip
         self.register_to_config(use_reference_net=bool(use_reference_net))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.optimisations = Optimisations()
+        self._applied = None  # the module-level optimisations in force (a context to exit to undo them)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
         """Load every component from a local model directory (nothing is downloaded)."""
         if not kwargs.keys() & set(COMPONENTS):  # components passed in by the caller need not be on disk
-            check_model_directory(pretrained_model_name_or_path)
+            ModelDirectory(pretrained_model_name_or_path).check()
         kwargs.setdefault("local_files_only", True)
         return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
@@ -92,11 +96,23 @@ class AnimateAnyonePipeline(DiffusionPipeline):
     def model(self) -> AnimateAnyone:
         return AnimateAnyone(self.reference_net, self.denoising_unet, self.pose_guider)
 
+    def set_optimisations(self, options: Optimisations | dict | None = None, **changes) -> Optimisations:
+        """Switch the inference optimisations (``pipelines.optimisations``): an ``Optimisations``, a dict of its
+        fields, or keyword changes of the current ones. Module-level switches are applied now, and the previous
+        ones undone first. Returns the options in force."""
+        new = as_optimisations(options, self.optimisations if options is None else None)
+        new = as_optimisations(changes, new) if changes else new
+        if self._applied is not None:
+            self._applied.__exit__(None, None, None)
+            self._applied = None
+        context = applied(self.model, self.vae, new)
+        context.__enter__()
+        self._applied, self.optimisations = context, new
+        return new
+
     # -- the pieces __call__ is made of ---------------------------------------------------------------------
     def check_inputs(self, height, width, num_frames, available_frames, steps, guidance_scale, context_frames, context_overlap, window_mode, output_type):
-        for name, value in (("height", height), ("width", width)):
-            if value <= 0 or value % 8:
-                raise ValueError(f"{name} must be a positive multiple of 8, got {value}; try {max(8, round(value / 8) * 8)}")
+        check_size(width, height, "output size", self.vae_scale_factor)
         if num_frames > available_frames:
             raise ValueError(f"num_frames={num_frames} but the pose sequence has only {available_frames} frames")
         if steps < 1:
@@ -149,10 +165,9 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         context_overlap: int = 4,
         window_mode: str = "shifted",
         eta: float = 0.0,
-        decode_chunk_size: int = 8,
         output_type: str = "np",
         frame_sink: Callable[[np.ndarray], None] | None = None,
-        window_batch: int = 1,
+        hooks: PipelineHooks | None = None,
     ) -> AnimateAnyonePipelineOutput:
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
@@ -161,11 +176,12 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         ``num_frames`` defaults to all pose frames. Videos longer than ``context_frames`` are denoised in
         overlapping windows (``window_mode``: "shifted" blends moving windows, "moore" reproduces the public
         implementation). With ``frame_sink``, decoded uint8 frames are handed over one by one as they are
-        decoded and not kept, so memory does not grow with the video's length. ``window_batch`` > 1 runs that
-        many windows of a step through the UNet in one call (faster on a GPU, more memory; same result up to
-        float rounding).
+        decoded and not kept, so memory does not grow with the video's length. The optimisations in force
+        (``set_optimisations``) set the decode chunk size, window batching and the reference K/V cache; ``hooks``
+        see the stages (``PipelineHooks``).
         """
         device, dtype = self._execution_device, self.denoising_unet.dtype
+        opts, hooks = self.optimisations, hooks or PipelineHooks()
         # 1. Inputs.
         reference_image = _rgb(reference_image)
         if height is None or width is None:
@@ -177,13 +193,16 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         pose = _resize(pose[:num_frames], height, width).to(device)  # (F, 3, H, W) uint8
         # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
         model = self.model
-        image_embeds, ref_latents = self.encode_image(reference_image, height, width, device, dtype)
-        bank = model.encode_reference(ref_latents, image_embeds) if self.config.use_reference_net else None
+        with hooks.stage("reference"):
+            image_embeds, ref_latents = self.encode_image(reference_image, height, width, device, dtype)
+            use_reference = self.config.use_reference_net
+            bank = model.encode_reference(ref_latents, image_embeds, opts.ref_kv_cache) if use_reference else None
 
         # 3. Pose features per window (the guider works frame by frame, so windows can be encoded on demand).
         def pose_features(idx: Tensor) -> Tensor:
-            images = pose[idx.to(device)].to(dtype) / 255  # (f, 3, H, W)
-            return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
+            with hooks.stage("pose_guider"):
+                images = pose[idx.to(device)].to(dtype) / 255  # (f, 3, H, W)
+                return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
 
         # 4. Initial noise.
         shape = (1, self.denoising_unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
@@ -193,24 +212,25 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         total = sum(
             len(window_schedule(window_mode, num_frames, context_frames, context_overlap, i)) for i in range(len(self.scheduler.timesteps))
         )
-        with self.progress_bar(total=total) as bar:
+        with self.progress_bar(total=total) as bar, hooks.stage("denoising"):
             latents = sample_video(
                 model, self.scheduler, latents, image_embeds, pose_features, bank, num_inference_steps, guidance_scale,
                 context_frames, context_overlap, window_mode, generator=generator, eta=eta,
-                callback=lambda step, window: bar.update(), window_batch=window_batch,
+                callback=lambda step, window: bar.update(), window_batch=opts.window_batch, on_step_end=hooks.step_end,
             )  # fmt: skip
         if output_type == "latent":
             return AnimateAnyonePipelineOutput(frames=latents)
         # 6. Decode in chunks; stream to the sink or collect.
-        decoded = self.decode_latents(latents, decode_chunk_size)
-        if frame_sink is not None:
-            for frame in decoded:
-                frame_sink(frame)
-            frames = None
-        else:
-            frames = np.stack(list(decoded))
-            if output_type == "pil":
-                frames = [PIL.Image.fromarray(f) for f in frames]
+        decoded = self.decode_latents(latents, opts.decode_chunk_size or num_frames)
+        with hooks.stage("vae_decode"):
+            if frame_sink is not None:
+                for frame in decoded:
+                    frame_sink(frame)
+                frames = None
+            else:
+                frames = np.stack(list(decoded))
+        if output_type == "pil":
+            frames = [PIL.Image.fromarray(f) for f in frames]
         self.maybe_free_model_hooks()
         return AnimateAnyonePipelineOutput(frames=frames)
 

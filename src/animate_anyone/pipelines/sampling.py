@@ -30,12 +30,14 @@ def sample_video(
     eta: float = 0.0,
     callback: Callable[[int, int], None] | None = None,
     window_batch: int = 1,
+    on_step_end: Callable[[int, Tensor], None] | None = None,
 ) -> Tensor:
     """Denoise ``latents`` (batch, 4, frames, h, w) from pure noise; returns the final latents.
 
     At every step each window is predicted (guided rows [uncond, cond]), predictions are averaged per frame
     with the windows' blend weights, then one scheduler step is taken on the whole video. ``callback(step,
-    window)`` is called after every window (for progress bars).
+    window)`` is called after every window (for progress bars), ``on_step_end(step, latents)`` after every
+    scheduler step.
 
     ``pose_features`` is either the whole video's (b, C0, frames, h, w) or a function from a window's frame
     indices to that window's features; the pipeline passes a function so that long videos never hold pose
@@ -73,6 +75,8 @@ def sample_video(
         noise_pred = (total / weight.view(1, 1, -1, 1, 1)).to(latents.dtype)
         # 3. One scheduler step on the whole video.
         latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+        if on_step_end is not None:
+            on_step_end(step_index, latents)
     return latents
 
 

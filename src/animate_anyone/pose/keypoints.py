@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
+
 FORMAT_VERSION = 1
 BODY_POINTS, HAND_POINTS, FACE_POINTS = 18, 21, 68
 BODY_NAMES = (
@@ -71,16 +73,11 @@ class PoseSequence:
         """Write ``.npz`` or ``.json`` atomically (temporary sibling, then rename)."""
         path = Path(path)
         suffix = _suffix(path)
-        tmp = path.with_name(f".{path.name}.partial{suffix}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with atomic_path(path, suffix=suffix) as tmp:
             if suffix == ".npz":
                 _write_npz(tmp, self._arrays())
             else:
                 tmp.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in self._arrays().items()}))
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
     def _arrays(self) -> dict:

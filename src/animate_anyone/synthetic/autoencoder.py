@@ -15,16 +15,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-MINI_VAE = dict(
-    in_channels=3,
-    out_channels=3,
-    down_block_types=("DownEncoderBlock2D",) * 3,
-    up_block_types=("UpDecoderBlock2D",) * 3,
-    block_out_channels=(16, 32, 64),
-    layers_per_block=1,
-    latent_channels=4,
-    norm_num_groups=4,  # 4+ channels per group: one channel per group would normalise away each part's colour
-)
 LOGVAR_INIT = -8.0  # posterior log-variance at the start (std 0.02): sampled latents carry the image from step 1
 
 
@@ -41,13 +31,13 @@ def train_autoencoder(
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Train ``MINI_VAE`` on frames of the datasets in ``data_dirs`` and save it (diffusers folder) at ``out``."""
+    """Train the ``mini`` preset's VAE on frames of the datasets in ``data_dirs`` and save it (diffusers folder) at ``out``."""
     from diffusers import AutoencoderKL
 
-    from ..model_dir import atomic_directory
+    from ..atomic import atomic_directory, refuse_existing
+    from ..models.presets import PRESETS
 
-    if Path(out).exists() and not overwrite:  # say so before training, not after
-        raise FileExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+    refuse_existing(out, overwrite)  # say so before training, not after
     torch.manual_seed(seed)
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
     generator = torch.Generator().manual_seed(seed)
@@ -57,9 +47,9 @@ def train_autoencoder(
         flip = torch.rand(batch_size, generator=generator) < 0.5
         return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
-    vae = AutoencoderKL(sample_size=size, **MINI_VAE)
+    vae = AutoencoderKL(**dict(PRESETS["mini"].vae, sample_size=size))
     with torch.no_grad():  # quant_conv maps to (mean, logvar); the default logvar of 0 (std 1) drowns the image
-        vae.quant_conv.bias[MINI_VAE["latent_channels"] :] = LOGVAR_INIT
+        vae.quant_conv.bias[vae.config.latent_channels :] = LOGVAR_INIT
     optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
     # 1. Reconstruction training.

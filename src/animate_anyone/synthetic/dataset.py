@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..atomic import atomic_path, write_text
 from ..data.manifest import QUARANTINE_NAME, Clip, write_jsonl, write_manifest
 from ..media import write_video
 from .render import Stage, background, pose_images, reference_image, render_clip
@@ -109,25 +109,13 @@ def write_clip(root: Path, spec: ClipSpec, frames: int, fps: float, video: str =
 
 def write_json(path: Path, value) -> Path:
     """``value`` as indented JSON, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
-    try:
-        tmp.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text(path, json.dumps(value, indent=1) + "\n")
 
 
 def write_image(path: Path, image: np.ndarray) -> Path:
     """An RGB PNG, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial.png")
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -53,7 +53,8 @@ def demo_clip(index: int = 0, frames: int = 24, size: int = 64, fps: float = 12.
 
 
 def run_demo(out: PathLike, *, model: PathLike | None = None, index: int = 0, frames: int = 24, steps: int = 20,
-             guidance: float = 2.0, seed: int = 0, scale: int = 3, device: str = "cpu", progress: bool = True) -> DemoResult:  # fmt: skip
+             guidance: float = 2.0, seed: int = 0, scale: int = 3, device: str = "auto", dtype: str = "auto",
+             progress: bool = True) -> DemoResult:  # fmt: skip
     """Animate the demo clip and write ``reference | pose | result | ground truth`` (each panel upscaled
     ``scale`` times, nearest neighbour) to ``out`` (.mp4, .gif or a folder), atomically."""
     from PIL import Image
@@ -61,11 +62,13 @@ def run_demo(out: PathLike, *, model: PathLike | None = None, index: int = 0, fr
     from ..evaluation.metrics import psnr
     from ..media import write_video
     from ..pipelines import AnimateAnyonePipeline
+    from ..runtime import resolve_device, resolve_dtype
 
     if frames < 1 or steps < 1 or scale < 1:
         raise ValueError(f"frames, steps and scale must be >= 1, got {frames}, {steps}, {scale}")
     start = time.perf_counter()
-    pipe = AnimateAnyonePipeline.from_pretrained(model or packaged_model()).to(device)
+    dev = resolve_device(device)
+    pipe = AnimateAnyonePipeline.from_pretrained(model or packaged_model(), dtype=resolve_dtype(dtype, dev)).to(dev)
     pipe.set_progress_bar_config(disable=not progress, desc="demo")
     size = pipe.vae.config.sample_size
     reference, truth, poses = demo_clip(index, frames, size)

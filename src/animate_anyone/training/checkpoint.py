@@ -15,9 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..model_dir import atomic_directory, save_networks
-
-AUXILIARY = ("vae", "image_encoder", "feature_extractor")
+from ..atomic import replace
+from ..model_dir import write_model_directory
 
 
 def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
@@ -48,8 +47,7 @@ def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2,
         (tmp / "trainer.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
         if ema is not None:
             torch.save(ema.state_dict(), tmp / "ema.pt")
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.replace(out)
+        replace(tmp, out)
         for old in sorted(out.parent.glob("step-*[0-9]"))[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
@@ -70,15 +68,9 @@ def load_checkpoint(accelerator, path: str | Path, ema=None) -> int:
 
 
 def export_model(model, pretrained: str | Path, scheduler, out: str | Path, use_reference_net: bool = True) -> Path:
-    """Write a complete model directory from the trained networks and the starting directory's components
-    (``use_reference_net=False``: the ablation's setting, written into model_index.json)."""
+    """Write a complete model directory from the trained networks, the starting directory's VAE, image encoder
+    and processor, and the training scheduler (``use_reference_net=False``: the ablation's setting)."""
     pretrained = Path(pretrained)
-    with atomic_directory(out, overwrite=True) as tmp:
-        save_networks(model, tmp)
-        for name in AUXILIARY:
-            shutil.copytree(pretrained / name, tmp / name)
-        scheduler.save_pretrained(tmp / "scheduler")
-        index = json.loads((pretrained / "model_index.json").read_text())
-        index["use_reference_net"] = bool(use_reference_net)
-        (tmp / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
-    return Path(out)
+    parts = {name: pretrained / name for name in ("vae", "image_encoder", "feature_extractor")}
+    return write_model_directory(out, model, {**parts, "scheduler": scheduler}, use_reference_net=use_reference_net,
+                                 overwrite=True)  # fmt: skip

@@ -7,43 +7,41 @@ VAE and CLIP image encoder are frozen. Stage 2: only the temporal layers train.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..convert.files import load_weights
-from ..model_dir import load_networks
+from ..model_dir import ModelDirectory
 from ..models import AnimateAnyone, zero_init_motion_modules
 from ..models.reference_attention import ReferenceBank
+from ..weights import load_strict, read_state_dict
 from .config import TrainConfig
 
 
 def load_components(config: TrainConfig):
     """(networks, vae, image_encoder, feature_extractor, noise_scheduler) from ``model.pretrained``,
     with the stage's initial weights and the noise overrides applied."""
-    from diffusers import AutoencoderKL, DDIMScheduler
+    from diffusers import DDIMScheduler
 
-    from ..convert.components import load_image_encoder
-
-    root = Path(config.model.pretrained)
-    if not (root / "model_index.json").is_file():
-        raise FileNotFoundError(f"model.pretrained={root} is not a model directory; create one with init-model or convert")
-    index = json.loads((root / "model_index.json").read_text())
-    if config.model.reference_net and index.get("use_reference_net", True) is False:  # its ReferenceNet never trained
+    try:
+        directory = ModelDirectory(config.model.pretrained).check()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"model.pretrained={config.model.pretrained}: {exc}") from None
+    if config.model.reference_net and not directory.use_reference_net:  # its ReferenceNet never trained
         raise ValueError(
-            f"model.reference_net=true but {root} was trained without ReferenceNet (use_reference_net=false in "
-            "model_index.json); continue it with model.reference_net=false"
+            f"model.reference_net=true but {directory.path} was trained without ReferenceNet (use_reference_net=false "
+            "in model_index.json); continue it with model.reference_net=false"
         )
-    model = load_networks(root)
+    model = directory.load_networks()
     if config.model.sd15_unet:
         init_from_sd15(model, config.model.sd15_unet)
     if config.model.motion_module:
         load_motion_module(model, config.model.motion_module)
-    vae = AutoencoderKL.from_pretrained(root / "vae")
-    image_encoder, feature_extractor = load_image_encoder(root)
-    scheduler_config = dict(DDIMScheduler.load_config(root / "scheduler"))
+    vae = directory.load_component("vae")
+    image_encoder = directory.load_component("image_encoder")
+    feature_extractor = directory.load_component("feature_extractor")
+    scheduler_config = dict(DDIMScheduler.load_config(directory.path / "scheduler"))
     if config.noise.prediction_type is not None:
         scheduler_config["prediction_type"] = config.noise.prediction_type
     if config.noise.zero_snr is not None:
@@ -107,45 +105,22 @@ def unused_reference_parameters(model: AnimateAnyone) -> list[nn.Parameter]:
 
 def init_from_sd15(model: AnimateAnyone, path: str | Path) -> None:
     """Both UNets' spatial layers from SD-1.5 UNet weights; temporal layers zeroed (identity)."""
-    state = _sd15_unet_state(Path(path))
+    from ..convert.components import sd15_unet_state
+
+    state = sd15_unet_state(Path(path))
     reference = {k: v for k, v in state.items() if not k.startswith(("conv_norm_out.", "conv_out."))}
-    _load_exact(model.reference_net, reference, set(), f"{path} -> ReferenceNet")
-    _load_exact(model.denoising_unet, state, {k for k in model.denoising_unet.state_dict() if ".motion_modules." in f".{k}"}, f"{path} -> denoising UNet")
+    load_strict(model.reference_net, reference, f"{path} -> ReferenceNet")
+    motion = {k for k in model.denoising_unet.state_dict() if ".motion_modules." in f".{k}"}
+    load_strict(model.denoising_unet, state, f"{path} -> denoising UNet", keep=motion)
     zero_init_motion_modules(model.denoising_unet)
 
 
 def load_motion_module(model: AnimateAnyone, path: str | Path) -> None:
     """Temporal layers from an AnimateDiff / Moore motion module (strict, table-driven)."""
     from ..convert.moore import convert_motion_module
+    from ..convert.tables import target_shapes
 
     unet = model.denoising_unet
-    target = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
-    converted = convert_motion_module(load_weights(path), target)  # every motion key filled, shapes checked
-    _load_exact(unet, converted, {k for k in target if k not in converted}, f"{path} -> temporal layers")
-
-
-def _sd15_unet_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.is_dir():
-        folder = path / "unet" if (path / "unet" / "config.json").is_file() else path
-        from diffusers import UNet2DConditionModel
-
-        return UNet2DConditionModel.from_pretrained(folder).state_dict()
-    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
-
-    from ..models.specs import SD15_UNET
-
-    return convert_ldm_unet_checkpoint(load_weights(path), dict(SD15_UNET))
-
-
-def _load_exact(module: nn.Module, state: dict[str, torch.Tensor], keep: set[str], what: str) -> None:
-    """Load ``state`` into ``module`` strictly: every key of the module comes from ``state`` except those in
-    ``keep`` (which keep their current values); unknown keys and wrong shapes are errors."""
-    current = module.state_dict()
-    missing = sorted(set(current) - set(state) - keep)
-    unexpected = sorted(set(state) - set(current))
-    if missing or unexpected:
-        raise ValueError(f"{what}: missing {missing[:5]} unexpected {unexpected[:5]} (of {len(missing)} / {len(unexpected)})")
-    try:
-        module.load_state_dict({**{k: current[k] for k in keep}, **state}, strict=True)
-    except RuntimeError as exc:  # shape mismatches
-        raise ValueError(f"{what}: {exc}") from None
+    target = target_shapes(unet)
+    converted = convert_motion_module(read_state_dict(path), target)  # every motion key filled, shapes checked
+    load_strict(unet, converted, f"{path} -> temporal layers", keep=[k for k in target if k not in converted])

@@ -1,0 +1,80 @@
+"""Entry points: one configuration (``run_benchmark``), or the default against each optimisation toggled
+(``run_comparison``), measured round-robin on one pipeline."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..pipelines.optimisations import SWITCHES
+from .config import BenchConfig, check_switches
+from .runner import Bench
+
+
+def run_benchmark(size: str = "tiny", *, threads: int | None = None, log: Callable[[str], None] | None = None,
+                  **kwargs) -> dict[str, Any]:  # fmt: skip
+    """Build a ``size`` model with random weights and benchmark one configuration (``kwargs``: the fields of
+    ``BenchConfig``). Returns a JSON-ready dict: config, environment, seconds per step (median over all steps of
+    the timed repeats), seconds per output frame end to end and by stage, memory, FLOPs per step, achieved
+    TFLOP/s and (bf16/fp16 on a known GPU) MFU. See docs/performance.md."""
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = BenchConfig(size=size, **{**kwargs, "switches": check_switches(kwargs.get("switches"))}).resolved()
+    return Bench(size, cfg.device, cfg.dtype, cfg.seed).run(cfg, log=log)
+
+
+def run_comparison(size: str = "tiny", variants: list[str] | None = None, log: Callable[[str], None] | None = None,
+                   threads: int | None = None, **kwargs) -> dict[str, Any]:  # fmt: skip
+    """The default configuration and, on the same pipeline, each optimisation toggled (``variants``: switch
+    names; default: all), plus all windows of a step in one UNet call when a step has several windows. Each
+    variant reports ``speedup`` = seconds without the optimisation / seconds with it (> 1: it helps) and the
+    largest difference of its outputs from the default's (final latents, decoded uint8 frames). With
+    ``compile=True`` everything is compiled, and the default without compilation is measured afterwards."""
+    if threads:
+        torch.set_num_threads(threads)
+    log = log or (lambda msg: None)
+    base = check_switches(kwargs.pop("switches", None))
+    cfg = BenchConfig(size=size, switches=base, **kwargs).resolved()
+    bench = Bench(size, cfg.device, cfg.dtype, cfg.seed)
+    # 1. The variants: (name, description, config, whether the variant is the one WITH the optimisation).
+    plan: list[tuple[str, str, BenchConfig, bool]] = []
+    for name in variants if variants is not None else list(SWITCHES):
+        if name not in SWITCHES:
+            raise ValueError(f"unknown optimisation switch {name!r}; known: {sorted(SWITCHES)}")
+        plan.append((name, SWITCHES[name], cfg.replace(switches={**base, name: not base[name]}), not base[name]))
+    windows = bench.windows_per_step(cfg)[0]
+    if variants is None and cfg.window_batch == 1 and windows > 1:
+        batched = cfg.replace(window_batch=math.ceil(windows))
+        plan.append(("window_batch", f"all windows of a step in one UNet call (window_batch={batched.window_batch})",
+                     batched, True))  # fmt: skip
+    # 2. Measure them together with the default; then, with compile, the default without it.
+    results = bench.run_interleaved([cfg, *(p[2] for p in plan)], keep_outputs=True, log=log)
+    default, measured = results[0], results[1:]
+    if cfg.compile:
+        log("default configuration without torch.compile")
+        plan.append(("compile", "torch.compile of the denoising UNet", cfg.replace(compile=False), False))
+        measured.append(bench.run(plan[-1][2], keep_outputs=True, log=log))
+    base_out = default.pop("_outputs")
+    entries = [_entry(name, description, has_it, default, res, base_out)
+               for (name, description, _, has_it), res in zip(plan, measured)]  # fmt: skip
+    return {"schema": 2, "default": default, "variants": entries}
+
+
+def _entry(name: str, description: str, variant_has_it: bool, default: dict, res: dict, base_out: dict) -> dict:
+    out = res.pop("_outputs")
+    with_opt, without_opt = (res, default) if variant_has_it else (default, res)
+    return {
+        "name": name,
+        "description": description,
+        "optimisation_in_default": not variant_has_it,
+        "speedup_per_step": without_opt["seconds_per_step"] / with_opt["seconds_per_step"],
+        "speedup_per_frame": without_opt["seconds_per_frame"] / with_opt["seconds_per_frame"],
+        "speedup_by_stage": {s: without_opt["stages"][s]["seconds"] / max(with_opt["stages"][s]["seconds"], 1e-12)
+                             for s in default["stages"]},  # fmt: skip
+        "max_abs_diff_latents": float((out["latents"] - base_out["latents"]).abs().max()),
+        "max_abs_diff_frames_uint8": int(np.abs(out["frames"].astype(np.int16) - base_out["frames"].astype(np.int16)).max()),
+        "result": res,
+    }

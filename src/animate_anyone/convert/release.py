@@ -1,0 +1,138 @@
+"""Whole releases -> model directories: the jobs behind ``convert moore`` and ``convert assemble``.
+
+Everything that can be checked from paths and config files (files exist, the output is new, the components fit
+together) is checked before any weights are read, and the model directory is written by the one writer
+(``model_dir.write_model_directory``), so nothing is left behind when a check or a conversion fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..atomic import refuse_existing
+from ..model_dir import write_model_directory
+from ..models import AnimateAnyone
+from ..models.presets import build_image_processor, get_preset
+from ..weights import read_state_dict
+from . import components as c
+from .moore import (
+    INFERENCE_V2_TEMPORAL,
+    configs_from_moore,
+    networks_from_moore,
+    pose_guider_config_from_weights,
+    sd15_unet_config,
+)
+
+NETWORKS_ONLY_NOTE = (
+    "note: wrote the three networks only; the pipeline also needs the VAE and the image encoder: "
+    "pass --image-encoder and --vae or --sd15 (or add them later with `animate-anyone convert assemble`)"
+)
+
+
+def require_paths(paths: dict[str, str | Path | Sequence[str | Path] | None]) -> None:
+    """FileNotFoundError naming the flag of the first given path that does not exist (``None``: not given)."""
+    for flag, value in paths.items():
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if path is not None and not Path(path).exists():
+                raise FileNotFoundError(f"{flag}: {path} does not exist")
+
+
+def _json_file(path: str | Path | None, flag: str, default: Any) -> tuple[Any, str]:
+    if path is None:
+        return default, f"the default {flag}"
+    return c.read_json(Path(path)), str(path)
+
+
+def moore_unet_config(unet_config: str | Path | None, sd15: str | Path | None) -> tuple[dict[str, Any], str]:
+    """The SD-1.5 style UNet config (and where it came from): ``unet_config``, else ``sd15``'s unet/config.json,
+    else SD-1.5's own."""
+    if unet_config is not None:
+        return _json_file(unet_config, "--unet-config", None)
+    from_sd15 = c.unet_config_from_sd15(sd15) if sd15 else None
+    if from_sd15 is not None:
+        return from_sd15, str(Path(sd15) / "unet" / "config.json")
+    return sd15_unet_config(), "the default SD-1.5 UNet config"
+
+
+def convert_moore(
+    out: str | Path,
+    denoising_unet: Sequence[str | Path],
+    reference_unet: str | Path,
+    pose_guider: str | Path,
+    motion_module: str | Path | None = None,
+    *,
+    unet_config: str | Path | None = None,
+    unet_additional_kwargs: str | Path | None = None,
+    sd15: str | Path | None = None,
+    vae: str | Path | None = None,
+    image_encoder: str | Path | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, bool]:
+    """Moore-AnimateAnyone release files (+ an AnimateDiff motion module) -> a model directory at ``out``.
+
+    With ``image_encoder`` and a VAE (``vae``, else ``sd15``'s) the directory is complete; otherwise it holds the
+    three networks only. Returns (``out``, whether it is complete).
+    """
+    require_paths({"--denoising-unet": list(denoising_unet), "--reference-unet": reference_unet,
+                   "--pose-guider": pose_guider, "--motion-module": motion_module, "--unet-config": unet_config,
+                   "--unet-additional-kwargs": unet_additional_kwargs, "--sd15": sd15, "--vae": vae,
+                   "--image-encoder": image_encoder})  # fmt: skip
+    refuse_existing(out, overwrite)
+    # 1. Configs first: everything that can fail without reading weights.
+    unet = moore_unet_config(unet_config, sd15)
+    vae = vae or sd15
+    complete = image_encoder is not None and vae is not None
+    if complete:
+        c.check_compatible(unet, c.read_vae_config(vae), c.read_image_encoder_config(image_encoder))
+    extra, _ = _json_file(unet_additional_kwargs, "--unet-additional-kwargs", INFERENCE_V2_TEMPORAL)
+    # 2. The networks, strictly.
+    guider = read_state_dict(pose_guider)
+    configs = configs_from_moore(unet[0], extra, pose_guider_config_from_weights(guider))
+    model = networks_from_moore(
+        denoising_unet=[read_state_dict(f) for f in denoising_unet],
+        reference_unet=read_state_dict(reference_unet),
+        pose_guider=guider,
+        motion_module=read_state_dict(motion_module) if motion_module else None,
+        configs=configs,
+    )
+    # 3. The directory.
+    if complete:
+        return assemble(out, model, vae, image_encoder, overwrite=overwrite), True
+    return write_model_directory(out, model, overwrite=overwrite), False
+
+
+def assemble(out: str | Path, networks: AnimateAnyone | str | Path, vae, image_encoder, feature_extractor=None,
+             overwrite: bool = False) -> Path:  # fmt: skip
+    """A complete model directory: the three networks, VAE, image encoder + processor and the DDIM scheduler of
+    Moore's inference_v2; returns its path.
+
+    ``networks``: an ``AnimateAnyone`` or a folder with the three networks (copied as they are); ``vae``: an
+    ``AutoencoderKL`` or a path for ``components.load_vae``; ``image_encoder``: a ``CLIPVisionModelWithProjection``
+    or a path for ``components.load_image_encoder``; ``feature_extractor``: default: the one found with the image
+    encoder, else CLIP's. Compatibility is checked from the config files before any weights are read.
+    """
+    from torch import nn
+
+    if not isinstance(networks, AnimateAnyone):
+        require_paths({"--networks": networks})
+    require_paths({"--vae": None if isinstance(vae, nn.Module) else vae,
+                   "--image-encoder": None if isinstance(image_encoder, nn.Module) else image_encoder})  # fmt: skip
+    refuse_existing(out, overwrite)
+    c.check_compatible(*c.unet_sources(networks, vae, image_encoder))
+    if not isinstance(vae, nn.Module):
+        vae = c.load_vae(vae)
+    if not isinstance(image_encoder, nn.Module):
+        image_encoder, found = c.load_image_encoder(image_encoder)
+        feature_extractor = feature_extractor or found
+    from diffusers import DDIMScheduler
+
+    preset = get_preset("sd15")  # the public checkpoints' processor settings and scheduler
+    parts = {
+        "vae": vae,
+        "image_encoder": image_encoder,
+        "feature_extractor": feature_extractor or build_image_processor(preset.feature_extractor),
+        "scheduler": DDIMScheduler(**preset.scheduler),
+    }
+    return write_model_directory(out, networks, parts, overwrite=overwrite)
+

@@ -1,0 +1,137 @@
+"""Files in, video out: the job behind ``animate-anyone animate``.
+
+Inputs are checked before the model loads (a bad pose video fails in a second, not after a minute of
+loading), frames are decoded in chunks and streamed to the writer, and the output appears only when it is
+complete (the writer renames a temporary file on success).
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..model_dir import ModelDirectory
+from ..runtime import parse_size, resolve_device, resolve_dtype
+from .animate_config import SCHEDULERS, AnimateConfig, PoseOptions
+
+
+def set_scheduler(pipe, name: str) -> None:
+    """Swap in another diffusers scheduler with the model's noise schedule (betas, prediction type, SNR)."""
+    if name not in SCHEDULERS:
+        raise ValueError(f"--scheduler {name}: unknown scheduler; choose one of {', '.join(SCHEDULERS)}")
+    if SCHEDULERS[name] is None:
+        return
+    import diffusers
+
+    pipe.scheduler = getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config)
+
+
+def load_pipeline(config: AnimateConfig, progress: bool = True):
+    """The pipeline of ``config.model`` on the configured device and dtype, with its scheduler and optimisations."""
+    from ..pipelines import AnimateAnyonePipeline
+
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.dtype, device)
+    if not progress:
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+    pipe = AnimateAnyonePipeline.from_pretrained(config.model, dtype=dtype).to(device)
+    pipe.set_progress_bar_config(disable=not progress, desc="denoising (steps x windows)")
+    set_scheduler(pipe, config.scheduler)
+    pipe.set_optimisations(config.optimisations)
+    return pipe
+
+
+def animate(
+    config: AnimateConfig,
+    reference: str | Path,
+    pose: str | Path | None,
+    out: str | Path,
+    *,
+    driver: str | Path | None = None,
+    side_by_side: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Animate the character in ``reference`` with the model and settings of ``config`` and write ``out``
+    (.mp4, .gif or a folder of PNGs).
+
+    The motion is ``pose``: rendered skeletons (a video, a folder of images, one image) used as they are,
+    or a keypoint file (.npz/.json) that is aligned to the reference and rendered; or ``driver``: an
+    ordinary video of a person, whose pose is extracted, aligned and rendered. Returns ``out``.
+    """
+    from ..media import VideoWriter, load_image
+    from ..pipelines.pipeline_animate_anyone import default_size
+
+    # 1. Check everything that can be checked before loading the model.
+    if (pose is None) == (driver is None):
+        raise ValueError("give exactly one of --pose (skeleton frames or a keypoint file) and --driver (a video of a person)")
+    if not config.model:
+        raise ValueError("no model: pass --model DIR (or model: DIR in the --config file)")
+    image = load_image(reference)
+    directory = ModelDirectory(config.model).check()
+    _check_window(directory, config.context_frames)
+    resolve_device(config.device)
+    width, height = parse_size(config.size) or default_size(image, directory.config("vae")["sample_size"])
+    # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
+    pose_frames, pose_fps = _pose_frames(pose, driver, image, (width, height), config.frames, config.pose, progress)
+    reference_frame = np.asarray(image.resize((width, height)))
+    # 3. Load the pipeline.
+    pipe = load_pipeline(config, progress)
+    # 4. Generate, streaming decoded frames to the writer(s).
+    fps = config.fps or pose_fps
+    generator = torch.Generator("cpu").manual_seed(config.seed)
+    with VideoWriter(out, fps) as writer, (VideoWriter(side_by_side, fps) if side_by_side else nullcontext()) as panel:
+        bar = tqdm(total=len(pose_frames), desc="decoding", disable=not progress)
+        index = 0
+
+        def sink(frame: np.ndarray) -> None:
+            nonlocal index
+            writer.write(frame)
+            if panel is not None:
+                panel.write(np.concatenate([reference_frame, pose_frames[index], frame], axis=1))  # (H, 3W, 3)
+            index += 1
+            bar.update()
+
+        pipe(
+            image, pose_frames, height=height, width=width, num_inference_steps=config.steps,
+            guidance_scale=config.guidance, generator=generator, context_frames=config.context_frames,
+            context_overlap=config.context_overlap, window_mode=config.window_mode, frame_sink=sink,
+        )  # fmt: skip
+        bar.close()
+    return Path(out)
+
+
+def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progress: bool) -> tuple[np.ndarray, float]:
+    """(F, H, W, 3) uint8 pose frames at ``size`` and their fps, from whichever pose source was given."""
+    from ..media import iter_frames, probe_frames
+    from ..pose.keypoints import is_pose_file
+
+    if driver is not None or is_pose_file(pose):
+        from ..pose.jobs import animation_poses
+
+        return animation_poses(
+            driver if driver is not None else pose, image, size, frames, align=options.align, backend=options.backend,
+            det_model=options.det_model, pose_model=options.pose_model, progress=progress,
+        )  # fmt: skip
+    info = probe_frames(pose)
+    count = info.num_frames if frames is None else frames
+    if not 1 <= count <= info.num_frames:
+        raise ValueError(f"--frames {frames}: the pose sequence {pose} has {info.num_frames} frames")
+    return np.stack(list(iter_frames(pose, size=size, count=count))), info.fps  # (F, H, W, 3)
+
+
+def _check_window(directory: ModelDirectory, context_frames: int) -> None:
+    """The temporal layers' positional-encoding limit, read from the config before any weights load."""
+    limit = directory.config("denoising_unet")["motion_max_seq_length"]
+    if context_frames > limit:
+        raise ValueError(
+            f"--context-frames {context_frames} exceeds the temporal layers' positional-encoding limit of {limit} "
+            f"frames in {directory.path}; use --context-frames {limit} or less"
+        )

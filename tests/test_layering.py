@@ -1,0 +1,220 @@
+"""The package's layering as a checked contract, read from the source with ``ast`` (no module is imported).
+
+Every import of a package module counts (absolute, relative, inside functions), except those under
+``if TYPE_CHECKING:``. Two rules: no import cycles between modules, and no import of a higher layer.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import itertools
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "animate_anyone"
+
+# Bottom to top, as module-name prefixes matched on whole components. The top-level package
+# (``animate_anyone/__init__.py``) belongs to the lowest layer.
+LAYERS = [
+    (
+        "foundation",
+        [
+            "animate_anyone.config",
+            "animate_anyone.atomic",
+            "animate_anyone.weights",
+            "animate_anyone.runtime",
+            "animate_anyone.media",
+        ],
+    ),
+    ("models", ["animate_anyone.models", "animate_anyone.convert", "animate_anyone.model_dir"]),
+    ("pipelines", ["animate_anyone.pipelines"]),
+    (
+        "domain",
+        [
+            "animate_anyone.pose",
+            "animate_anyone.data",
+            "animate_anyone.evaluation",
+            "animate_anyone.training",
+            "animate_anyone.synthetic",
+        ],
+    ),
+    ("jobs", ["animate_anyone.jobs", "animate_anyone.bench"]),
+    ("cli", ["animate_anyone.cli"]),
+]
+
+
+def _modules(root_dir: Path, package_name: str) -> tuple[dict[str, Path], set[str]]:
+    """Module name -> file for every .py file of the package, and the set of all known names (files and folders)."""
+    files: dict[str, Path] = {}
+    for path in sorted((Path(root_dir) / package_name).rglob("*.py")):
+        parts = list(path.relative_to(root_dir).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        files[".".join(parts)] = path
+    known = set(files)
+    for name in files:  # namespace packages (folders without __init__.py) are modules too
+        parts = name.split(".")
+        known.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return files, known
+
+
+def _import_nodes(nodes):
+    """Yield every Import/ImportFrom in ``nodes``, at any depth, skipping ``if TYPE_CHECKING:`` bodies."""
+    for node in nodes:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            yield from _import_nodes(node.orelse)
+        elif not isinstance(node, ast.expr):  # statements only: an expression holds no import statement
+            yield from _import_nodes(ast.iter_child_nodes(node))
+
+
+def _nearest(name: str, known: set[str]) -> str | None:
+    """``name`` if it is a known module, else its longest known parent (``pkg.mod.attr`` -> ``pkg.mod``)."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in known:
+            return ".".join(parts[:i])
+    return None
+
+
+@functools.cache  # both contract tests read the same tree: parse it once
+def collect_imports(root_dir: Path, package_name: str) -> tuple[dict[str, Path], list[tuple[str, str, Path, int]]]:
+    """The package's modules and its internal imports as (importer, imported, path, line), self-imports dropped."""
+    files, known = _modules(root_dir, package_name)
+    edges = []
+    for importer, path in files.items():
+        is_init = path.name == "__init__.py"
+        for node in _import_nodes([ast.parse(path.read_text(encoding="utf-8"), filename=str(path))]):
+            if isinstance(node, ast.Import):
+                targets = [_nearest(alias.name, known) for alias in node.names]
+            else:
+                base = node.module or ""
+                if node.level:  # relative: against the file's package, one level up per extra dot
+                    package = importer.split(".") if is_init else importer.split(".")[:-1]
+                    anchor = ".".join(package[: len(package) - (node.level - 1)])
+                    base = f"{anchor}.{base}" if base else anchor
+                # ``from pkg import name`` imports ``pkg.name`` when that is a submodule, else ``pkg`` itself.
+                targets = [_nearest(f"{base}.{alias.name}", known) for alias in node.names]
+            for target in dict.fromkeys(targets):  # once per imported module and line
+                if target and target.split(".")[0] == package_name and target != importer:
+                    edges.append((importer, target, path, node.lineno))
+    return files, edges
+
+
+def _where(root_dir: Path, path: Path, line: int) -> str:
+    return f"{path.relative_to(root_dir).as_posix()}:{line}"
+
+
+def check_cycles(root_dir: Path, package_name: str) -> list[str]:
+    """One message per strongly connected component of more than one module, with one concrete cycle."""
+    files, edges = collect_imports(root_dir, package_name)
+    graph: dict[str, dict[str, str]] = {name: {} for name in files}
+    for importer, imported, path, line in edges:
+        graph[importer].setdefault(imported, _where(root_dir, path, line))
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm; the graph is small enough for recursion
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for succ in graph.get(node, {}):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for name in sorted(graph):
+        if name not in index:
+            visit(name)
+
+    messages = []
+    for component in components:
+        start, members = component[0], set(component)
+        paths = {start: [start]}
+        queue = [start]
+        cycle: list[str] = []
+        while queue and not cycle:  # breadth-first, inside the component, back to the start
+            node = queue.pop(0)
+            for succ in sorted(graph[node]):
+                if succ == start:
+                    cycle = paths[node] + [start]
+                    break
+                if succ in members and succ not in paths:
+                    paths[succ] = paths[node] + [succ]
+                    queue.append(succ)
+        steps = " -> ".join(f"{a} ({graph[a][b]})" for a, b in itertools.pairwise(cycle)) + f" -> {start}"
+        messages.append(f"cycle among {', '.join(component)}:\n    {steps}")
+    return messages
+
+
+def layer_of(module: str, package_name: str, layers) -> list[int]:
+    """Indices of the layers whose prefixes match ``module`` on whole components; the root package is layer 0."""
+    if module == package_name:
+        return [0]
+    return [
+        i for i, (_, prefixes) in enumerate(layers) if any(module == p or module.startswith(f"{p}.") for p in prefixes)
+    ]
+
+
+def check_layers(root_dir: Path, package_name: str, layers) -> list[str]:
+    """Modules placed in no layer (or several), and every import of a higher layer than the importer's."""
+    files, edges = collect_imports(root_dir, package_name)
+    messages = []
+    for name, path in files.items():
+        found = layer_of(name, package_name, layers)
+        if len(found) != 1:
+            where = ", ".join(layers[i][0] for i in found) or "no layer"
+            messages.append(f"{name} ({path.relative_to(root_dir).as_posix()}) is in {where}: place it in LAYERS")
+    for importer, imported, path, line in edges:
+        low, high = layer_of(importer, package_name, layers), layer_of(imported, package_name, layers)
+        if len(low) == 1 and len(high) == 1 and high[0] > low[0]:
+            where = _where(root_dir, path, line)
+            messages.append(f"{importer} ({layers[low[0]][0]}) -> {imported} ({layers[high[0]][0]}) at {where}")
+    return messages
+
+
+def test_no_import_cycles():
+    cycles = check_cycles(SRC, PACKAGE)
+    assert not cycles, f"{len(cycles)} import cycle(s) in {PACKAGE}:\n" + "\n".join(cycles)
+
+
+def test_layering():
+    violations = check_layers(SRC, PACKAGE, LAYERS)
+    assert not violations, f"{len(violations)} layering violation(s) in {PACKAGE}:\n" + "\n".join(violations)
+
+
+def test_checker_finds_cycles_and_upward_imports(tmp_path):
+    """The checks on a throw-away package: they must find what is planted, so the contract cannot pass vacuously."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .high import H\n")
+    (pkg / "low.py").write_text("import os\n\n\ndef f():\n    from .high import H\n    return H\n")
+    (pkg / "high.py").write_text("from pkg import low\n\nH = 1\n")
+    (pkg / "stray.py").write_text("")
+    layers = [("low", ["pkg.low"]), ("high", ["pkg.high", "pkg.str"])]  # "pkg.str" must not match "pkg.stray"
+
+    cycles = check_cycles(tmp_path, "pkg")
+    assert len(cycles) == 1 and "pkg.high, pkg.low" in cycles[0], cycles
+    assert "pkg.high (pkg/high.py:1) -> pkg.low (pkg/low.py:5) -> pkg.high" in cycles[0], cycles
+
+    # The TYPE_CHECKING import in the root package (lowest layer) of pkg.high is no violation.
+    assert check_layers(tmp_path, "pkg", layers) == [
+        "pkg.stray (pkg/stray.py) is in no layer: place it in LAYERS",
+        "pkg.low (low) -> pkg.high (high) at pkg/low.py:5",
+    ]
+    assert layer_of("animate_anyone.models.presets", PACKAGE, LAYERS) == [1]
+    assert layer_of("animate_anyone.models_extra", PACKAGE, LAYERS) == []
