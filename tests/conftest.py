@@ -67,7 +67,7 @@ def fresh_golden_model():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A complete tiny model directory written by ``init-model`` (shared by the whole session: read only)."""
-    from animate_anyone.init_model import init_model
+    from animate_anyone.jobs.init_model import init_model
 
     return init_model("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0)
 

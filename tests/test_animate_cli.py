@@ -127,3 +127,26 @@ def test_memory_is_flat_in_the_number_of_frames(tiny_model_dir, files, tmp_path)
         assert len(read_video(out)[2]) == frames
     print("peak RSS MiB:", json.dumps(peaks))
     assert peaks[100] <= 1.5 * peaks[5], peaks
+
+
+def test_settings_come_from_config_then_flags_then_overrides(tmp_path, tiny_model_dir, files, monkeypatch):
+    """The typed inference config: a YAML file, flags as shortcuts, key=value overrides last; the job receives
+    one AnimateConfig (captured here instead of running the model)."""
+    import animate_anyone.jobs.animate as job
+    from animate_anyone.pipelines import Optimisations
+
+    seen = {}
+    monkeypatch.setattr(job, "animate", lambda config, *a, **k: seen.setdefault("config", config) and a[2])
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"model: {tiny_model_dir}\nsteps: 7\nguidance: 2.0\noptimisations:\n  window_batch: 3\n")
+    argv = ["animate", "--config", str(config), "--reference", str(files["ref"]), "--pose", str(files["pose"]),
+            "--out", str(tmp_path / "o.mp4"), "--guidance", "1.5", "--no-align", "steps=9", "optimisations.fused_qkv=true"]
+    assert main(argv) == 0
+    c = seen["config"]
+    assert (c.model, c.steps, c.guidance, c.pose.align, c.seed) == (str(tiny_model_dir), 9, 1.5, False, 0)
+    assert c.optimisations == Optimisations(window_batch=3, fused_qkv=True)
+
+
+def test_unknown_config_key_is_a_clear_error(tiny_model_dir, files, capsys):
+    assert animate(tiny_model_dir, files, files["dir"] / "o.mp4", "optimisations.turbo=true") == 2
+    assert "optimisations.turbo" in capsys.readouterr().err

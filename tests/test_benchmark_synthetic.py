@@ -14,7 +14,7 @@ import torch
 from animate_anyone.cli.main import main
 from animate_anyone.config import load_config
 from animate_anyone.data.toy import make_toy_dataset
-from animate_anyone.init_model import init_model
+from animate_anyone.jobs.init_model import init_model
 from animate_anyone.pipelines import AnimateAnyonePipeline
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
@@ -58,10 +58,10 @@ def test_mini_size_pairs_a_4x_vae_with_a_4x_pose_guider(mini_dir, tmp_path):
 
 
 def _vae_dir(tmp_path: Path, size: str) -> Path:
-    from animate_anyone.init_model import build_auxiliary
+    from animate_anyone.models.presets import PRESETS, build_components
 
     path = tmp_path / f"vae-{size}"
-    build_auxiliary(size)["vae"].save_pretrained(path)
+    build_components(PRESETS[size])["vae"].save_pretrained(path)
     return path
 
 
@@ -128,7 +128,9 @@ def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
     assert main(["synthetic", "report", "--results", f"full:heldout_character:{out}",
                  f"full:heldout_character:{tmp_path / 'eval2.json'}", "--out", str(table)]) == 0  # fmt: skip
     psnr = json.loads(out.read_text())["aggregate"]["psnr"]["mean"]
-    row = table.read_text().splitlines()[2]
+    header, _, row = table.read_text().splitlines()[:3]
+    assert header == "| split | model | l1 ↓ | psnr ↑ | ssim ↑ | lpips ↓ | flicker ↓ | pck@0.1 ↑ |"  # the registry's
+    assert not list(tmp_path.glob(".table.md*"))  # written atomically: no temporary left
     assert row.startswith("| heldout_character | full |") and f"{psnr + 1:.2f} ± 1.00" in row
     assert "n/a" in row  # lpips and pck were not computed
     with pytest.raises(SystemExit):

@@ -46,3 +46,18 @@ def test_unknown_key_in_yaml(tmp_path):
     (tmp_path / "bad.yaml").write_text("data:\n  rezolution: [64, 64]\n")
     with pytest.raises(ConfigError, match="data.rezolution"):
         load_config(TrainConfig, tmp_path / "bad.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS.parent / "animate").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_inference_configs_load(path):
+    from animate_anyone.jobs.animate_config import AnimateConfig
+
+    config = load_config(AnimateConfig, path)
+    assert config.context_overlap < config.context_frames and config.optimisations.window_batch >= 1
+
+
+def test_default_inference_yaml_lists_every_default():
+    """configs/animate/default.yaml is the documentation of every key: it must equal the dataclass defaults."""
+    from animate_anyone.jobs.animate_config import AnimateConfig
+
+    assert to_dict(load_config(AnimateConfig, CONFIGS.parent / "animate" / "default.yaml")) == to_dict(AnimateConfig())

@@ -280,12 +280,14 @@ def test_inception_wrong_files_fail_clearly(inception_file, tmp_path):
     renamed = dict(sd)
     renamed["Mixed_7c.branch_pool.conv.weightX"] = renamed.pop("Mixed_7c.branch_pool.conv.weight")
     torch.save(renamed, tmp_path / "renamed.pth")
-    with pytest.raises(ev.WeightsError, match=r"renamed\.pth.*missing keys \(first: Mixed_7c\.branch_pool\.conv\.weight\)"):
+    with pytest.raises(ev.WeightsError, match=r"renamed\.pth.*missing keys \(Mixed_7c\.branch_pool\.conv\.weight\)"):
         ev.load_inception(tmp_path / "renamed.pth")
     reshaped = dict(sd)
     reshaped["fc.weight"] = torch.zeros(1000, 2048)
     torch.save(reshaped, tmp_path / "imagenet1000.pth")
-    with pytest.raises(ev.WeightsError, match=r"imagenet1000\.pth.*fc\.weight: file \(1000, 2048\) vs model \(1008, 2048\)"):
+    with pytest.raises(
+        ev.WeightsError, match=r"imagenet1000\.pth.*given vs expected: fc\.weight: \(1000, 2048\) vs \(1008, 2048\)"
+    ):
         ev.load_inception(tmp_path / "imagenet1000.pth")
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         ev.load_inception(tmp_path / "nope.pth")
@@ -327,7 +329,9 @@ def test_i3d_loads_strictly_and_extracts(i3d_file, tmp_path):
     bad = dict(sd)
     bad["Mixed_3b.b1b.conv3d.weight"] = bad["Mixed_3b.b1b.conv3d.weight"][:, :, :1]
     torch.save(bad, tmp_path / "flat.pt")
-    with pytest.raises(ev.WeightsError, match=r"flat\.pt.*Mixed_3b\.b1b\.conv3d\.weight: file \(128, 96, 1, 3, 3\)"):
+    with pytest.raises(
+        ev.WeightsError, match=r"flat\.pt.*given vs expected: Mixed_3b\.b1b\.conv3d\.weight: \(128, 96, 1, 3, 3\)"
+    ):
         ev.load_i3d(tmp_path / "flat.pt")
 
 
@@ -364,7 +368,7 @@ def test_resnet3d_loads_checkpoint_and_averages_clips(resnet3d_file, tmp_path):
     torch.testing.assert_close(f[0], model(clips).mean(0), rtol=1e-4, atol=1e-4)
     bad = {k: v for k, v in sd.items() if k != "layer2.0.bn1.running_mean"}
     torch.save({"state_dict": bad}, tmp_path / "partial.pth")
-    with pytest.raises(ev.WeightsError, match=r"partial\.pth.*1 missing keys \(first: layer2\.0\.bn1\.running_mean\)"):
+    with pytest.raises(ev.WeightsError, match=r"partial\.pth.*1 missing keys \(layer2\.0\.bn1\.running_mean\)"):
         ev.load_resnet3d(tmp_path / "partial.pth")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from animate_anyone.evaluation import metrics as M
+from animate_anyone.evaluation.registry import METRICS, Kind, Metric, Settings, of_kind
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 skimage_data = pytest.importorskip("skimage.data")
@@ -42,18 +43,45 @@ def test_identity_gives_perfect_values():
     assert M.pck(keypoints, keypoints, 0.05) == 1.0
 
 
-def test_registry_names_and_perfect_values():
-    assert set(M.METRICS) == set(M.FRAME_METRICS) | set(M.KEYPOINT_METRICS) == set(M.HIGHER_IS_BETTER)
-    assert M.KEYPOINT_METRICS == ("pck@0.05", "pck@0.1")
-    v = _video(2)
-    perfect = {"l1": 0.0, "psnr": math.inf, "psnr_video": math.inf, "psnr_legacy_uint8": 100.0, "ssim": 1.0,
-               "ssim_gray": 1.0, "flicker": 0.0}  # fmt: skip
-    for name in M.FRAME_METRICS:
-        assert M.METRICS[name](v, v) == pytest.approx(perfect[name], abs=1e-12), name
+def test_registry_names_directions_and_perfect_values():
+    frame_names = ["l1", "psnr", "psnr_video", "psnr_legacy_uint8", "ssim", "ssim_gray", "flicker"]
+    assert list(METRICS) == [*frame_names, "lpips", "pck@0.05", "pck@0.1", "fid", "fid_vid", "fvd"]
+    higher = {"psnr", "psnr_video", "psnr_legacy_uint8", "ssim", "ssim_gray", "pck@0.05", "pck@0.1"}
+    assert {name for name, metric in METRICS.items() if metric.higher_is_better} == higher
+    assert [(m.name, m.alpha) for m in of_kind(Kind.KEYPOINT)] == [("pck@0.05", 0.05), ("pck@0.1", 0.1)]
+    v, w = _video(2), _video(3)
+    perfect = {
+        "l1": 0.0,
+        "psnr": math.inf,
+        "psnr_video": math.inf,
+        "psnr_legacy_uint8": 100.0,
+        "ssim": 1.0,
+        "ssim_gray": 1.0,
+        "flicker": 0.0,
+    }
+    frame_metrics = of_kind(Kind.PIXEL, Kind.TEMPORAL)
+    assert [m.name for m in frame_metrics] == frame_names
+    for metric in frame_metrics:  # per-frame function + reduction = the video-level function of metrics.py
+        assert metric.score(v, v) == pytest.approx(perfect[metric.name], abs=1e-12), metric.name
+        assert metric.score(v, w) == pytest.approx(getattr(M, metric.name)(v, w), rel=1e-12), metric.name
     kp = np.zeros((2, 18, 3))
     kp[:, :, :2] = np.arange(36).reshape(2, 18, 1) * 3
     kp[:, :, 2] = 1
-    assert M.METRICS["pck@0.1"](kp, kp) == 1.0
+    assert all(M.pck(kp, kp, m.alpha) == 1.0 for m in of_kind(Kind.KEYPOINT))
+
+
+def test_registry_conventions_and_entries_are_checked():
+    settings = Settings(lpips_net="vgg", clip_length=9, fvd_samples="clip")
+    assert METRICS["fvd"].describe(settings).startswith("Frechet distance of Kinetics I3D logits of 9-frame clips")
+    assert METRICS["fvd"].describe(settings).endswith("one sample per whole clip (partial clips dropped)")
+    assert "{" not in "".join(m.describe(Settings()) for m in METRICS.values())
+    assert METRICS["lpips"].network.describe(settings) == "LPIPS (vgg)"
+    assert METRICS["fid"].network.flag == "--inception-weights"
+    assert METRICS["fvd"].per_clip(settings) and not METRICS["fid_vid"].per_clip(settings)
+    with pytest.raises(ValueError, match="incomplete PIXEL entry"):
+        Metric("x", Kind.PIXEL, higher_is_better=True, convention="no per-frame function")
+    with pytest.raises(TypeError, match="not computed from two frame arrays"):
+        METRICS["fid"].score(_video(), _video())
 
 
 def test_inputs_are_checked():
@@ -204,7 +232,7 @@ def test_pck_on_constructed_keypoints():
     pred[:, 2] = 0  # not detected: wrong
     assert M.pck(pred, ref, 0.1) == pytest.approx(16 / 18)
     assert M.pck(pred, ref, 0.05) == pytest.approx(15 / 18)
-    assert M.METRICS["pck@0.1"](pred, ref) == M.pck(pred, ref, 0.1)
+    assert M.pck(pred, ref, METRICS["pck@0.1"].alpha) == M.pck(pred, ref, 0.1)
     assert M.pck_counts(pred, ref, 0.1) == (4 * 16, 4 * 18)
 
 

@@ -15,6 +15,7 @@ import torch
 from animate_anyone.cli import evaluate as evaluate_cli
 from animate_anyone.evaluation import metrics as M
 from animate_anyone.evaluation.evaluate import ALL_METRICS, evaluate, from_json_value
+from animate_anyone.evaluation.registry import Kind, of_kind
 from animate_anyone.media import iter_frames, write_video
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -88,8 +89,8 @@ def test_every_metric_is_computed_or_skipped_with_a_reason(dirs, capsys, no_defa
         assert name in results["conventions"]
         if name in results["skipped"]:
             assert len(results["skipped"][name]) > 10 and f"{name}" in printed
-    for name in M.FRAME_METRICS:  # these need nothing but numpy / torch: always computed
-        assert name in results["aggregate"]
+    for metric in of_kind(Kind.PIXEL, Kind.TEMPORAL):  # these need nothing but numpy / torch: always computed
+        assert metric.name in results["aggregate"]
     flags = {"lpips": "--lpips-weights", "fid": "--inception-weights", "fvd": "--i3d-weights", "fid_vid": "--resnet3d-weights"}
     for name, flag in flags.items():  # no weights anywhere: skipped, saying which option gives them
         assert flag in results["skipped"][name]

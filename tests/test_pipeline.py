@@ -59,7 +59,11 @@ def test_output_types_and_streaming_agree(pipe):
     streamed = []
     assert run(pipe, frames=3, height=64, width=48, frame_sink=streamed.append) is None
     assert np.array_equal(np.stack(streamed), frames)
-    chunked = run(pipe, frames=3, height=64, width=48, decode_chunk_size=2)  # batch size changes float rounding only
+    pipe.set_optimisations(decode_chunk_size=2)
+    try:
+        chunked = run(pipe, frames=3, height=64, width=48)  # batch size changes float rounding only
+    finally:
+        pipe.set_optimisations(decode_chunk_size=8)
     assert np.abs(chunked.astype(int) - frames).max() <= 1
 
 
@@ -85,8 +89,8 @@ def test_long_video_with_windows_and_another_scheduler(pipe):
 @pytest.mark.parametrize(
     "kw, message",
     [
-        (dict(height=60, width=48), "height must be a positive multiple of 8"),
-        (dict(height=64, width=50), "width must be a positive multiple of 8"),
+        (dict(height=60, width=48), "height 60 is not a positive multiple of 8"),
+        (dict(height=64, width=50), "width 50 is not a positive multiple of 8"),
         (dict(num_frames=9), "has only 3 frames"),
         (dict(context_frames=40, frames=40), "positional-encoding limit of 32"),
         (dict(window_mode="loop"), "window_mode"),

@@ -185,11 +185,11 @@ def test_stage1_starts_from_sd15_unet_weights(tmp_path, tiny_model_dir, toy):
     """model.sd15_unet initialises both UNets' spatial layers (strictly) and leaves temporal layers identities."""
     from diffusers import UNet2DConditionModel
 
-    from animate_anyone.models.specs import TINY_UNET
+    from animate_anyone.models.presets import PRESETS
     from animate_anyone.training.setup import load_components
 
     torch.manual_seed(1)
-    sd = UNet2DConditionModel(**TINY_UNET)
+    sd = UNet2DConditionModel(**PRESETS["tiny"].reference_net)
     sd.save_pretrained(tmp_path / "sd15" / "unet")
     cfg = load_config(TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"model.sd15_unet={tmp_path / 'sd15'}"])
     model = load_components(cfg)[0]

@@ -136,8 +136,7 @@ def run_predict(args) -> None:
 
 
 def run_report(args) -> None:
-    from pathlib import Path
-
+    from ..atomic import write_text
     from ..synthetic.benchmark import markdown_table, summarize
 
     results: dict = {}
@@ -149,4 +148,4 @@ def run_report(args) -> None:
     table = markdown_table(summarize(results))
     print(table, end="")
     if args.out:
-        Path(args.out).write_text(table)
+        write_text(args.out, table)

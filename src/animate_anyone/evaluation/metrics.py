@@ -5,8 +5,9 @@ divided by 255. Everything is computed in float64. The two inputs must have the 
 or resized here.
 
 Each ``*_frames`` function returns one value per frame (shape ``(T,)``); the function of the plain name reduces a
-video to one number (the mean over frames unless its docstring says otherwise). ``METRICS`` maps the names used
-by :mod:`animate_anyone.evaluation.evaluate` (and in the output files) to the video-level functions.
+video to one number (the mean over frames unless its docstring says otherwise). The names used by
+:mod:`animate_anyone.evaluation.evaluate` (and in the output files), with the per-frame function of each, are
+the entries of :data:`animate_anyone.evaluation.registry.METRICS`.
 
 Conventions (details in each docstring and in ``docs/evaluation.md``):
 
@@ -25,8 +26,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from functools import partial
-from typing import Callable
 
 import numpy as np
 import torch
@@ -36,7 +35,6 @@ import torch.nn.functional as F
 _LUMA_FIXED = (4899, 9617, 1868)
 _LUMA = (0.299, 0.587, 0.114)
 LEGACY_PSNR_IDENTICAL = 100.0  # what the legacy code returns when its (wrapped) MSE is 0
-PCK_ALPHAS = (0.05, 0.1)
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -330,28 +328,8 @@ def pck(pred_keypoints, ref_keypoints, alpha: float = 0.1) -> float:
     the threshold is ``alpha * max(width, height)`` of the bounding box of the visible reference keypoints; a
     counted keypoint is correct when the prediction has it (confidence > 0) within that distance. Instances
     with fewer than 2 visible reference keypoints (no box) are left out. The result pools all counted
-    keypoints of all instances: correct / counted; NaN when nothing is counted. ``METRICS`` has
+    keypoints of all instances: correct / counted; NaN when nothing is counted. The registry has
     ``pck@0.05`` and ``pck@0.1``.
     """
     correct, counted = pck_counts(pred_keypoints, ref_keypoints, alpha)
     return correct / counted if counted else math.nan
-
-
-# ----------------------------------------------------------------------------------------------- registry
-
-FRAME_METRICS = ("l1", "psnr", "psnr_video", "psnr_legacy_uint8", "ssim", "ssim_gray", "flicker")
-KEYPOINT_METRICS = tuple(f"pck@{alpha:g}" for alpha in PCK_ALPHAS)
-
-METRICS: dict[str, Callable[..., float]] = {
-    "l1": l1,
-    "psnr": psnr,
-    "psnr_video": psnr_video,
-    "psnr_legacy_uint8": psnr_legacy_uint8,
-    "ssim": ssim,
-    "ssim_gray": ssim_gray,
-    "flicker": flicker,
-    # keypoint metrics: f(pred_keypoints, ref_keypoints), not frames
-    **{name: partial(pck, alpha=alpha) for name, alpha in zip(KEYPOINT_METRICS, PCK_ALPHAS)},
-}
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "psnr_video": True, "psnr_legacy_uint8": True, "ssim": True,
-                    "ssim_gray": True, "flicker": False, **{name: True for name in KEYPOINT_METRICS}}  # fmt: skip

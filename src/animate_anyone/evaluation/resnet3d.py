@@ -20,7 +20,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._weights import finish, load_strict, read_state_dict
+from ..weights import load_strict, read_state_dict
+from ._weights import batchnorm_counter, finish
 
 RESNET3D_SIZE = 112
 KINETICS_MEAN = (114.7748, 107.7354, 99.4750)  # on the 0..255 scale
@@ -77,5 +78,6 @@ def load_resnet3d(weights: str | Path) -> ResNet3D50:
     """The Kinetics-400 3D ResNet-50 of FID-VID in eval mode with frozen weights, loaded strictly from
     ``weights`` (``resnet-50-kinetics.pth`` of 3D-ResNets-PyTorch, or its state dict as ``.safetensors``)."""
     model = ResNet3D50()
-    load_strict(model, read_state_dict(weights), weights, "3D ResNet-50 (resnet-50-kinetics.pth layout)")
+    what = "3D ResNet-50 (resnet-50-kinetics.pth layout)"
+    load_strict(model, read_state_dict(weights), f"{weights} does not hold {what} weights", optional=batchnorm_counter)
     return finish(model)

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..evaluation.registry import METRICS
+
 PathLike = str | os.PathLike[str]
 
-TABLE_METRICS = ("l1", "psnr", "ssim", "lpips", "flicker", "pck@0.1")
-HIGHER_IS_BETTER = {"l1": False, "psnr": True, "ssim": True, "lpips": False, "flicker": False, "pck@0.1": True}
+TABLE_METRICS = ("l1", "psnr", "ssim", "lpips", "flicker", "pck@0.1")  # the columns; directions: the registry
 
 
 def predict_split(model_dir: PathLike | None, split_dir: PathLike, out: PathLike, *, steps: int = 20, guidance: float = 2.0,
@@ -85,8 +86,9 @@ def summarize(results: dict[str, dict[str, list[PathLike]]], metrics: tuple[str,
 
 
 def markdown_table(summary: dict, metrics: tuple[str, ...] = TABLE_METRICS) -> str:
-    """One row per (split, variant): ``mean ± std`` per metric, with the arrow of the better direction."""
-    arrows = [f"{m} {'↑' if HIGHER_IS_BETTER.get(m, True) else '↓'}" for m in metrics]
+    """One row per (split, variant): ``mean ± std`` per metric, with the arrow of the better direction (from the
+    metric registry; ↑ for a name it does not know)."""
+    arrows = [f"{m} {'↓' if m in METRICS and not METRICS[m].higher_is_better else '↑'}" for m in metrics]
     lines = ["| split | model | " + " | ".join(arrows) + " |", "|---|---|" + "---|" * len(metrics)]
     splits = list(dict.fromkeys(s for v in summary.values() for s in v))
     for split in splits:
