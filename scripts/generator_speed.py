@@ -1,9 +1,12 @@
 """Frames per second of the synthetic generator at 128 px (docs/benchmark.md). Run on one core:
-    taskset -c 0 python scripts/generator_speed.py
+taskset -c 0 python scripts/generator_speed.py
 """
-import time, numpy as np
+
+import time
+
 from animate_anyone.synthetic import clip_spec, render_clip
-from animate_anyone.synthetic.render import background, pose_images
+from animate_anyone.synthetic.render import pose_images
+
 n, frames = 10, 24
 specs = [clip_spec(0, "train", i, 400, (128, 128), 2.0) for i in range(n)]
 t = time.perf_counter()
@@ -15,4 +18,7 @@ for s in specs:
     images, kp, _ = render_clip(s.character, s.motion, s.stage, frames, 12.0)
     poses = pose_images(kp)
 t_both = time.perf_counter() - t
-print(f"128 px: {n*frames/t_render:.0f} frames/s rendered (RGB + keypoints); {n*frames/t_both:.0f} frames/s with pose images")
+print(
+    f"128 px: {n * frames / t_render:.0f} frames/s rendered (RGB + keypoints); "
+    f"{n * frames / t_both:.0f} frames/s with pose images"
+)

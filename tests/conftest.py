@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,55 @@ def golden_dir() -> Path:
 
 def golden_spec() -> dict:
     return json.loads((golden_dir() / "golden.json").read_text())
+
+
+@dataclass(frozen=True)
+class GoldenSizes:
+    """The set-dependent constants of a golden set, all read from its golden.json (see ``golden_sizes``)."""
+
+    case: str  # the unet case the per-case values come from
+    latent_channels: int
+    cross_attention_dim: int
+    embed_tokens: int  # image-embedding tokens (Moore: 1)
+    frames: int
+    latent_h: int
+    latent_w: int
+    pose_scale: int  # pose image size / latent size: the product of the pose guider's strides
+    timestep: int
+    guidance_scale: float
+    max_frames: int  # length of the temporal positional encoding
+
+    @property
+    def pose_h(self) -> int:
+        return self.pose_scale * self.latent_h
+
+    @property
+    def pose_w(self) -> int:
+        return self.pose_scale * self.latent_w
+
+
+def golden_sizes(case: str | None = None) -> GoldenSizes:
+    """Sizes for tests that make their own inputs for the golden networks. Per-case values (frames, latent
+    size, timestep, guidance scale) come from ``case``, by default the first unet case in name order."""
+    spec = golden_spec()
+    case = case or sorted(spec["unet_cases"])[0]
+    c, unet, extra = spec["unet_cases"][case], spec["unet_config_2d"], spec["unet_additional_kwargs"]
+    # Moore's PoseGuider has one stride-2 convolution per stage transition (default widths as configs_from_moore).
+    stages = len(spec["pose_guider"].get("block_out_channels", (16, 32, 96, 256)))
+    _, _, frames, h, w = c["shapes"]["in.noisy_latents"]
+    return GoldenSizes(
+        case=case,
+        latent_channels=unet["in_channels"],
+        cross_attention_dim=unet["cross_attention_dim"],
+        embed_tokens=c["shapes"]["in.image_embeds"][1],
+        frames=frames,
+        latent_h=h,
+        latent_w=w,
+        pose_scale=2 ** (stages - 1),
+        timestep=c["timestep"],
+        guidance_scale=c["guidance_scale"],
+        max_frames=extra["motion_module_kwargs"].get("temporal_position_encoding_max_len", 24),
+    )
 
 
 def pytest_collection_modifyitems(config, items):

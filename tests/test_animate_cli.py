@@ -139,8 +139,22 @@ def test_settings_come_from_config_then_flags_then_overrides(tmp_path, tiny_mode
     monkeypatch.setattr(job, "animate", lambda config, *a, **k: seen.setdefault("config", config) and a[2])
     config = tmp_path / "mine.yaml"
     config.write_text(f"model: {tiny_model_dir}\nsteps: 7\nguidance: 2.0\noptimisations:\n  window_batch: 3\n")
-    argv = ["animate", "--config", str(config), "--reference", str(files["ref"]), "--pose", str(files["pose"]),
-            "--out", str(tmp_path / "o.mp4"), "--guidance", "1.5", "--no-align", "steps=9", "optimisations.fused_qkv=true"]
+    argv = [
+        "animate",
+        "--config",
+        str(config),
+        "--reference",
+        str(files["ref"]),
+        "--pose",
+        str(files["pose"]),
+        "--out",
+        str(tmp_path / "o.mp4"),
+        "--guidance",
+        "1.5",
+        "--no-align",
+        "steps=9",
+        "optimisations.fused_qkv=true",
+    ]
     assert main(argv) == 0
     c = seen["config"]
     assert (c.model, c.steps, c.guidance, c.pose.align, c.seed) == (str(tiny_model_dir), 9, 1.5, False, 0)

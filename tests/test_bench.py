@@ -24,16 +24,50 @@ from animate_anyone.cli import bench as bench_cli
 SMALL = dict(width=64, height=48, frames=4, steps=2, warmup=0, repeats=1)
 
 TOP_FIELDS = {
-    "schema", "config", "environment", "build_seconds", "window_frames", "windows_per_step", "unet_calls_per_step",
-    "seconds_per_step", "seconds_per_step_min", "seconds_per_step_all", "seconds_per_frame", "seconds_end_to_end",
-    "seconds_end_to_end_all", "stages", "compile_seconds", "memory", "flops_per_unet_window", "flops_per_step",
-    "flops_by_op_per_window", "achieved_tflops", "peak_tflops", "mfu",
-}  # fmt: skip
+    "schema",
+    "config",
+    "environment",
+    "build_seconds",
+    "window_frames",
+    "windows_per_step",
+    "unet_calls_per_step",
+    "seconds_per_step",
+    "seconds_per_step_min",
+    "seconds_per_step_all",
+    "seconds_per_frame",
+    "seconds_end_to_end",
+    "seconds_end_to_end_all",
+    "stages",
+    "compile_seconds",
+    "memory",
+    "flops_per_unet_window",
+    "flops_per_step",
+    "flops_by_op_per_window",
+    "achieved_tflops",
+    "peak_tflops",
+    "mfu",
+}
 CONFIG_FIELDS = {
-    "size", "width", "height", "frames", "steps", "guidance", "guidance_scale", "context_frames", "context_overlap",
-    "window_mode", "window_batch", "decode_chunk_size", "dtype", "device", "compile", "switches", "warmup", "repeats",
+    "size",
+    "width",
+    "height",
+    "frames",
+    "steps",
+    "guidance",
+    "guidance_scale",
+    "context_frames",
+    "context_overlap",
+    "window_mode",
+    "window_batch",
+    "decode_chunk_size",
+    "dtype",
+    "device",
+    "compile",
+    "switches",
+    "warmup",
+    "repeats",
     "seed",
-}  # fmt: skip
+}
 ENV_FIELDS = {"device", "device_name", "torch", "diffusers", "transformers", "python", "cpu_count", "torch_threads"}
 STAGES = {"reference", "pose_guider", "denoising", "vae_decode", "other"}
 MEMORY_FIELDS = {"kind", "peak_mib", "before_mib", "delta_mib", "peak_reached_during_runs", "note"}
@@ -61,7 +95,14 @@ def test_result_has_every_field_and_is_json(result):
 
 def test_result_values_are_consistent(result):
     c = result["config"]
-    assert (c["width"], c["height"], c["frames"], c["steps"], c["dtype"], c["device"]) == (64, 48, 4, 2, "float32", "cpu")
+    assert (c["width"], c["height"], c["frames"], c["steps"], c["dtype"], c["device"]) == (
+        64,
+        48,
+        4,
+        2,
+        "float32",
+        "cpu",
+    )
     assert len(result["seconds_per_step_all"]) == c["steps"] * c["repeats"]
     assert 0 < result["seconds_per_step"] and 0 < result["seconds_per_frame"]
     assert result["seconds_per_frame"] == pytest.approx(result["seconds_end_to_end"] / c["frames"])
@@ -98,12 +139,15 @@ def test_meta_count_equals_a_real_call():
     for guidance, cache in ((True, True), (False, True), (True, False)):
         bank = model.encode_reference(ref, embeds, cache_keys_values=cache)
         pose = model.encode_pose(pose_images)
-        real = count_flops(lambda: model.denoise(latents, 500, embeds, pose, bank, 3.5 if guidance else 1.0))[0]
+        scale = 3.5 if guidance else 1.0
+        real = count_flops(lambda p=pose, b=bank, g=scale: model.denoise(latents, 500, embeds, p, b, g))[0]
         assert count_unet_flops_meta("tiny", 64, 48, 4, guidance, cache)[0] == real > 0
 
 
 def test_windows_multiply_the_step_flops():
-    result = run_benchmark("tiny", device="cpu", **{**SMALL, "frames": 10}, context_frames=4, context_overlap=1, window_batch=2)
+    result = run_benchmark(
+        "tiny", device="cpu", **{**SMALL, "frames": 10}, context_frames=4, context_overlap=1, window_batch=2
+    )
     assert result["window_frames"] == 4
     assert result["windows_per_step"] == 3.5  # shifted windows: 3 at step 0, 4 at step 1
     assert result["unet_calls_per_step"] == 2
@@ -178,11 +222,15 @@ def test_bench_on_cuda_reports_memory_and_mfu():
     assert result["memory"]["kind"] == "cuda_max_memory_allocated" and result["memory"]["peak_mib"] > 0
     assert result["config"]["dtype"] == "bfloat16" and result["stages"]["pose_guider"]["seconds"] > 0
     if peak_tflops(result["environment"]["device_name"], torch.bfloat16) is not None:
-        assert result["mfu"] == pytest.approx(result["achieved_tflops"] / result["peak_tflops"]) and 0 < result["mfu"] < 1
+        assert (
+            result["mfu"] == pytest.approx(result["achieved_tflops"] / result["peak_tflops"]) and 0 < result["mfu"] < 1
+        )
 
 
 @pytest.mark.gpu
 def test_compare_on_cuda_keeps_the_outputs():
-    report = run_comparison("tiny", device="cuda", dtype="float32", **{**SMALL, "frames": 6}, context_frames=4, context_overlap=2)
+    report = run_comparison(
+        "tiny", device="cuda", dtype="float32", **{**SMALL, "frames": 6}, context_frames=4, context_overlap=2
+    )
     for v in report["variants"]:
         assert v["max_abs_diff_latents"] <= 1e-3, v["name"]  # TF32 may be on

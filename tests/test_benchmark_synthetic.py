@@ -31,8 +31,26 @@ def mini_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("syn") / "bench"
-    assert main(["synthetic", "make", "--out", str(out), "--clips", "3", "--heldout-clips", "2", "--size", "64",
-                 "--frames", "4", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthetic",
+                "make",
+                "--out",
+                str(out),
+                "--clips",
+                "3",
+                "--heldout-clips",
+                "2",
+                "--size",
+                "64",
+                "--frames",
+                "4",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -85,11 +103,20 @@ def test_no_reference_net_ablation_trains_exports_and_never_reads_the_reference(
     pipe.reference_net.forward = refuse
     from PIL import Image
 
-    frames = pipe(Image.new("RGB", (64, 64), (200, 30, 30)), np.zeros((2, 64, 64, 3), np.uint8), height=64,
-                  width=64, num_inference_steps=1, guidance_scale=2.0, generator=torch.Generator().manual_seed(0)).frames  # fmt: skip
+    frames = pipe(
+        Image.new("RGB", (64, 64), (200, 30, 30)),
+        np.zeros((2, 64, 64, 3), np.uint8),
+        height=64,
+        width=64,
+        num_inference_steps=1,
+        guidance_scale=2.0,
+        generator=torch.Generator().manual_seed(0),
+    ).frames
     assert frames.shape == (2, 64, 64, 3)
     # Continuing it with the reference switched back on is a configuration error, named.
-    cfg2 = load_config(TrainConfig, TINY, [*base, f"model.pretrained={export}", f"output_dir={tmp_path / 'b'}", "stage=2"])
+    cfg2 = load_config(
+        TrainConfig, TINY, [*base, f"model.pretrained={export}", f"output_dir={tmp_path / 'b'}", "stage=2"]
+    )
     with pytest.raises(ValueError, match="model.reference_net"):
         train(cfg2, progress=False)
     # The default export records the full model.
@@ -102,7 +129,19 @@ def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
 
     split = synthetic_data / "heldout_character"
     pred = tmp_path / "pred"
-    argv = ["synthetic", "predict", "--model", str(mini_dir), "--data", str(split), "--out", str(pred), "--steps", "1", "--quiet"]
+    argv = [
+        "synthetic",
+        "predict",
+        "--model",
+        str(mini_dir),
+        "--data",
+        str(split),
+        "--out",
+        str(pred),
+        "--steps",
+        "1",
+        "--quiet",
+    ]
     assert main(argv) == 0
     assert sorted(p.name for p in pred.iterdir()) == ["heldout_character-00000", "heldout_character-00001"]
     assert probe_frames(pred / "heldout_character-00000").num_frames == 4
@@ -118,15 +157,42 @@ def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
     frames = [np.asarray(Image.open(p)) for p in sorted((copy / "heldout_character-00001").glob("*.png"))]
     assert len(frames) == 4 and all(np.array_equal(f, reference) for f in frames)
     out = tmp_path / "eval.json"
-    assert main(["evaluate", "--pred", str(pred), "--gt", str(split / "videos"), "--out", str(out),
-                 "--metrics", "l1,psnr,ssim,flicker", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--pred",
+                str(pred),
+                "--gt",
+                str(split / "videos"),
+                "--out",
+                str(out),
+                "--metrics",
+                "l1,psnr,ssim,flicker",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     # Two "seeds" of one variant: the table shows their mean and population std.
     other = json.loads(out.read_text())
     other["aggregate"]["psnr"]["mean"] += 2.0
     (tmp_path / "eval2.json").write_text(json.dumps(other))
     table = tmp_path / "table.md"
-    assert main(["synthetic", "report", "--results", f"full:heldout_character:{out}",
-                 f"full:heldout_character:{tmp_path / 'eval2.json'}", "--out", str(table)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthetic",
+                "report",
+                "--results",
+                f"full:heldout_character:{out}",
+                f"full:heldout_character:{tmp_path / 'eval2.json'}",
+                "--out",
+                str(table),
+            ]
+        )
+        == 0
+    )
     psnr = json.loads(out.read_text())["aggregate"]["psnr"]["mean"]
     header, _, row = table.read_text().splitlines()[:3]
     assert header == "| split | model | l1 ↓ | psnr ↑ | ssim ↑ | lpips ↓ | flicker ↓ | pck@0.1 ↑ |"  # the registry's
@@ -141,8 +207,26 @@ def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
 def test_regenerating_with_the_same_seed_is_bit_identical(tmp_path, synthetic_data):
     """Every file of the dataset (mp4 bytes, keypoints, references, metadata), rebuilt in another folder."""
     again = tmp_path / "again"
-    assert main(["synthetic", "make", "--out", str(again), "--clips", "3", "--heldout-clips", "2", "--size", "64",
-                 "--frames", "4", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthetic",
+                "make",
+                "--out",
+                str(again),
+                "--clips",
+                "3",
+                "--heldout-clips",
+                "2",
+                "--size",
+                "64",
+                "--frames",
+                "4",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     files = sorted(p.relative_to(synthetic_data) for p in synthetic_data.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
     assert any(f.suffix == ".mp4" for f in files) and any(f.suffix == ".npz" for f in files)
@@ -169,7 +253,10 @@ def test_demo_runs_offline_with_the_packaged_model_and_resembles_its_ground_trut
     assert result.psnr > psnr(result.result, other) + 1.0
     assert result.psnr > psnr(np.full_like(result.truth, 128), result.truth) + 1.0
     # The command prints the PSNR it measured.
-    assert main(["demo", "--out", str(tmp_path / "cli.gif"), "--frames", "2", "--steps", "2", "--scale", "1", "--quiet"]) == 0
+    assert (
+        main(["demo", "--out", str(tmp_path / "cli.gif"), "--frames", "2", "--steps", "2", "--scale", "1", "--quiet"])
+        == 0
+    )
     printed = re.search(r"ground truth: (-?[\d.]+) dB", capsys.readouterr().out)
     assert printed and math.isfinite(float(printed.group(1)))
     assert probe_frames(tmp_path / "cli.gif").num_frames == 2
@@ -180,12 +267,42 @@ def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, caps
     from diffusers import AutoencoderKL
 
     vae = tmp_path / "vae"
-    assert main(["synthetic", "autoencoder", "--data", str(synthetic_data / "train"), "--out", str(vae), "--steps", "2",
-                 "--batch-size", "2", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "synthetic",
+                "autoencoder",
+                "--data",
+                str(synthetic_data / "train"),
+                "--out",
+                str(vae),
+                "--steps",
+                "2",
+                "--batch-size",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "reconstruction PSNR" in capsys.readouterr().out
     loaded = AutoencoderKL.from_pretrained(vae)
     assert len(loaded.config.block_out_channels) == 3 and loaded.config.scaling_factor != 0.18215
     assert main(["init-model", "--size", "mini", "--vae", str(vae), "--out", str(tmp_path / "model")]) == 0
     assert AnimateAnyonePipeline.from_pretrained(tmp_path / "model").vae_scale_factor == 4
-    assert main(["synthetic", "autoencoder", "--data", str(synthetic_data / "train"), "--out", str(vae), "--steps", "1",
-                 "--quiet"]) == 2  # exists: refused without --overwrite  # fmt: skip
+    assert (
+        main(
+            [
+                "synthetic",
+                "autoencoder",
+                "--data",
+                str(synthetic_data / "train"),
+                "--out",
+                str(vae),
+                "--steps",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 2
+    )  # exists: refused without --overwrite

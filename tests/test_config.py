@@ -19,7 +19,11 @@ def test_shipped_configs_load(name):
 
 
 def test_overrides_are_typed_and_nested():
-    config = load_config(TrainConfig, CONFIGS / "tiny.yaml", ["optim.lr=3e-5", "data.resolution=[128, 96]", "ema_decay=0.99", "noise.min_snr_gamma=null", "max_steps=7"])
+    config = load_config(
+        TrainConfig,
+        CONFIGS / "tiny.yaml",
+        ["optim.lr=3e-5", "data.resolution=[128, 96]", "ema_decay=0.99", "noise.min_snr_gamma=null", "max_steps=7"],
+    )
     assert config.optim.lr == 3e-5 and config.data.resolution == (128, 96) and config.ema_decay == 0.99
     assert config.noise.min_snr_gamma is None and config.max_steps == 7
     assert to_dict(config)["data"]["resolution"] == [128, 96]

@@ -32,7 +32,7 @@ def test_blend_weights_fall_off_towards_edges_and_stay_positive():
 def test_moore_schedule_is_closed_loop_and_uniform():
     assert moore_windows(6, 4, 2) == [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 0, 1]]
     assert moore_windows(3, 4, 2) == [[0, 1, 2]]
-    for frames, weights in window_schedule("moore", 10, 4, 1, step_index=3):
+    for _, weights in window_schedule("moore", 10, 4, 1, step_index=3):
         assert weights == [1.0] * 4
 
 

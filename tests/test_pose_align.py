@@ -9,14 +9,46 @@ from animate_anyone.pose.align import LIMBS, limb_lengths, retarget, smooth
 from animate_anyone.pose.keypoints import PoseSequence
 
 # Direction (radians, image coordinates: y down) of the limb into each child joint in the rest pose (a T-pose).
-REST = {0: -np.pi / 2, 14: -3 * np.pi / 4, 15: -np.pi / 4, 16: np.pi, 17: 0.0, 2: np.pi, 3: np.pi, 4: np.pi,
-        5: 0.0, 6: 0.0, 7: 0.0, 8: 1.75, 9: np.pi / 2, 10: np.pi / 2, 11: 1.39, 12: np.pi / 2,
-        13: np.pi / 2}  # fmt: skip
+REST = {
+    0: -np.pi / 2,
+    14: -3 * np.pi / 4,
+    15: -np.pi / 4,
+    16: np.pi,
+    17: 0.0,
+    2: np.pi,
+    3: np.pi,
+    4: np.pi,
+    5: 0.0,
+    6: 0.0,
+    7: 0.0,
+    8: 1.75,
+    9: np.pi / 2,
+    10: np.pi / 2,
+    11: 1.39,
+    12: np.pi / 2,
+    13: np.pi / 2,
+}
 # Segment lengths (pixels), the same on both sides.
 DRIVER = dict(head=40, eye=12, ear=14, shoulder=45, upper_arm=55, forearm=50, torso=110, thigh=90, shin=85)
-SEGMENT = {0: "head", 14: "eye", 15: "eye", 16: "ear", 17: "ear", 2: "shoulder", 5: "shoulder", 3: "upper_arm",
-           6: "upper_arm", 4: "forearm", 7: "forearm", 8: "torso", 11: "torso", 9: "thigh", 12: "thigh",
-           10: "shin", 13: "shin"}  # fmt: skip
+SEGMENT = {
+    0: "head",
+    14: "eye",
+    15: "eye",
+    16: "ear",
+    17: "ear",
+    2: "shoulder",
+    5: "shoulder",
+    3: "upper_arm",
+    6: "upper_arm",
+    4: "forearm",
+    7: "forearm",
+    8: "torso",
+    11: "torso",
+    9: "thigh",
+    12: "thigh",
+    10: "shin",
+    13: "shin",
+}
 LEGS = [i for i, (_, c) in enumerate(LIMBS) if c in (8, 9, 10, 11, 12, 13)]
 TORSO = [LIMBS.index(e) for e in ((1, 2), (1, 5), (1, 8), (1, 11))]
 FOREARM_R = LIMBS.index((3, 4))
@@ -41,8 +73,20 @@ def _face_template() -> np.ndarray:
 HAND, FACE = _hand_template(), _face_template()
 
 
-def skeleton(segments=DRIVER, frames=1, *, dance=0.0, seed=0, neck=(256.0, 150.0), travel=0.0, hand=20.0, face=30.0,
-             width=512, height=512, fps=25.0) -> PoseSequence:  # fmt: skip
+def skeleton(
+    segments=DRIVER,
+    frames=1,
+    *,
+    dance=0.0,
+    seed=0,
+    neck=(256.0, 150.0),
+    travel=0.0,
+    hand=20.0,
+    face=30.0,
+    width=512,
+    height=512,
+    fps=25.0,
+) -> PoseSequence:
     """One person whose limbs rotate by joint angles (``dance`` rad amplitude) while the neck travels."""
     rng = np.random.default_rng(seed)
     t = np.arange(frames)[:, None]
@@ -144,8 +188,12 @@ def test_scaling_and_translating_the_driver_changes_nothing(smoothing):
 def test_missing_keypoints_stay_missing():
     rng = np.random.default_rng(3)
     driver = skeleton(frames=40, dance=0.6, travel=25.0)
-    driver = drop(driver, rng.random(driver.body.shape[:3]) < 0.2, rng.random(driver.hands.shape[:4]) < 0.2,
-                  rng.random(driver.face.shape[:3]) < 0.2)  # fmt: skip
+    driver = drop(
+        driver,
+        rng.random(driver.body.shape[:3]) < 0.2,
+        rng.random(driver.hands.shape[:4]) < 0.2,
+        rng.random(driver.face.shape[:3]) < 0.2,
+    )
     out = retarget(driver, reference(**PROPORTIONS))
     assert_missing_kept(out, driver)
     present = driver.body[:, 0, :, 2] > 0

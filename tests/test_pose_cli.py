@@ -30,7 +30,9 @@ def test_extract_render_align(files, capsys):
     pose = load_pose(d / "driver.npz")
     assert (pose.num_frames, pose.width, pose.height, pose.fps) == (3, 512, 512, 8.0)
     neck_x = pose.body[:, 0, 1, 0]
-    assert (pose.body[:, 0, 1, 2] > 0).all() and np.all(np.diff(neck_x) > 0) and neck_x[-1] - neck_x[0] > 40  # follows the shift (MediaPipe smooths, so it lags)
+    assert (
+        (pose.body[:, 0, 1, 2] > 0).all() and np.all(np.diff(neck_x) > 0) and neck_x[-1] - neck_x[0] > 40
+    )  # follows the shift (MediaPipe smooths, so it lags)
     assert "3 frames" in capsys.readouterr().out
 
     assert main(["pose", "render", str(d / "driver.npz"), "-o", str(d / "skeleton.mp4"), "--size", "256x256"]) == 0
@@ -38,7 +40,22 @@ def test_extract_render_align(files, capsys):
     assert (info.num_frames, info.width, info.height) == (3, 256, 256)
 
     out, debug = d / "aligned.json", d / "debug.mp4"
-    assert main(["pose", "align", str(d / "driver.npz"), "--reference", str(d / "ref.png"), "-o", str(out), "--overlay", str(debug)]) == 0
+    assert (
+        main(
+            [
+                "pose",
+                "align",
+                str(d / "driver.npz"),
+                "--reference",
+                str(d / "ref.png"),
+                "-o",
+                str(out),
+                "--overlay",
+                str(debug),
+            ]
+        )
+        == 0
+    )
     aligned = load_pose(out)
     assert (aligned.num_frames, aligned.width, aligned.height) == (3, 256, 256)  # the reference's image
     shoulders = lambda p: np.linalg.norm(p.body[0, 0, 2, :2] - p.body[0, 0, 5, :2])  # noqa: E731
@@ -51,7 +68,22 @@ def test_animate_from_keypoints_and_from_a_driving_video(files, tiny_model_dir, 
     common = ["--model", str(tiny_model_dir), "--reference", str(d / "ref.png"), "--steps", "1", "--quiet"]
     assert main(["pose", "extract", str(d / "driver.mp4"), "-o", str(d / "kp.npz")]) == 0
     assert main(["animate", *common, "--pose", str(d / "kp.npz"), "--out", str(d / "a.mp4")]) == 0
-    assert main(["animate", *common, "--driver", str(d / "driver.mp4"), "--out", str(d / "b.mp4"), "--frames", "2", "--no-align"]) == 0
+    assert (
+        main(
+            [
+                "animate",
+                *common,
+                "--driver",
+                str(d / "driver.mp4"),
+                "--out",
+                str(d / "b.mp4"),
+                "--frames",
+                "2",
+                "--no-align",
+            ]
+        )
+        == 0
+    )
     assert probe_frames(d / "a.mp4").num_frames == 3 and probe_frames(d / "b.mp4").num_frames == 2
     capsys.readouterr()
     write_video(d / "nobody.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2, fps=8)

@@ -7,8 +7,16 @@ import pytest
 
 from animate_anyone.media import probe_frames
 from animate_anyone.pose.draw import (
-    BODY_COLORS, BODY_LIMBS, HAND_COLORS, HAND_EDGES, LIMB_COLORS, draw_pose, iter_rendered, overlay, render_video,
-)  # fmt: skip
+    BODY_COLORS,
+    BODY_LIMBS,
+    HAND_COLORS,
+    HAND_EDGES,
+    LIMB_COLORS,
+    draw_pose,
+    iter_rendered,
+    overlay,
+    render_video,
+)
 from animate_anyone.pose.keypoints import PoseSequence
 
 W, H = 200, 120
@@ -66,8 +74,9 @@ def test_joint_disc_radius_4():
 
 
 def test_invisible_points_and_half_limbs_draw_nothing():
-    low = pose_with(body=[(NECK, 60, 50, 0.2), (R_SHOULDER, 120, 50, 0.3)], hands=[(0, 0, 30, 30, 0.1)],
-                    face=[(5, 80, 20, 0.25)])
+    low = pose_with(
+        body=[(NECK, 60, 50, 0.2), (R_SHOULDER, 120, 50, 0.3)], hands=[(0, 0, 30, 30, 0.1)], face=[(5, 80, 20, 0.25)]
+    )
     assert not draw_pose(low, 0).any()  # exactly black: confidences must exceed the threshold
     assert drawn(draw_pose(low, 0, threshold=0.1)).sum() > 0
     half = draw_pose(pose_with(body=[(NECK, 60, 50, 0.9), (R_SHOULDER, 120, 50, 0.0)]), 0)
@@ -89,8 +98,10 @@ def test_scaling_to_twice_the_size():
 
 
 def test_hands_and_face_drawn_and_toggled():
-    pose = pose_with(hands=[(0, 0, 40, 60, 0.9), (0, 1, 100, 60, 0.9), (1, 0, 150, 100, 0.9), (1, 5, 150, 40, 0.9)],
-                     face=[(30, 20, 100, 0.9)])
+    pose = pose_with(
+        hands=[(0, 0, 40, 60, 0.9), (0, 1, 100, 60, 0.9), (1, 0, 150, 100, 0.9), (1, 5, 150, 40, 0.9)],
+        face=[(30, 20, 100, 0.9)],
+    )
     image = draw_pose(pose, 0)
     assert colour(image, 40, 60) == colour(image, 100, 60) == (0, 0, 255)  # hand keypoints: blue
     assert colour(image, 70, 60) == HAND_COLORS[0] == (255, 0, 0)  # left hand, edge 0 (wrist -> thumb)

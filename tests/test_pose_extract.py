@@ -74,7 +74,9 @@ def test_astronaut_keypoints_on_the_body(astronaut_pose):
         px, py, conf = body[index]
         assert conf > 0.5, f"{name} missing or unsure ({conf:.2f})"
         error = math.hypot(px - x, py - y)
-        assert error <= tolerance, f"{name} at ({px:.1f}, {py:.1f}), expected ({x}, {y}) +- {tolerance}: off by {error:.1f} px"
+        assert error <= tolerance, (
+            f"{name} at ({px:.1f}, {py:.1f}), expected ({x}, {y}) +- {tolerance}: off by {error:.1f} px"
+        )
     # a front-facing person: their right side is on the image's left
     assert body[R_SHOULDER, 0] < body[NECK, 0] < body[L_SHOULDER, 0]
     assert body[R_EYE, 0] < body[NOSE, 0] < body[L_EYE, 0]
@@ -84,7 +86,9 @@ def test_astronaut_keypoints_on_the_body(astronaut_pose):
     missing = body[:, 2] == 0
     assert missing.any() and not body[missing].any()
     assert not pose.hands.any() and not pose.face.any()
-    assert ((body[~missing, 0] >= 0) & (body[~missing, 0] < 512) & (body[~missing, 1] >= 0) & (body[~missing, 1] < 512)).all()
+    assert (
+        (body[~missing, 0] >= 0) & (body[~missing, 0] < 512) & (body[~missing, 1] >= 0) & (body[~missing, 1] < 512)
+    ).all()
 
 
 def test_extract_image_accepts_pil_and_path(astronaut, astronaut_pose, tmp_path):
@@ -120,7 +124,9 @@ def test_mediapipe_mapping_left_right_neck_and_outside():
     pairs = {2: 12, 5: 11, 3: 14, 4: 16, 7: 15, 8: 24, 9: 26, 11: 23, 12: 25, 13: 27, 14: 5, 15: 2, 16: 8, 17: 7}
     for openpose, mediapipe in pairs.items():
         assert body[openpose, 0] == pytest.approx(marks[mediapipe, 0] * width), openpose
-    assert body[R_SHOULDER, :2].tolist() == pytest.approx([60, 40]) and body[L_SHOULDER, :2].tolist() == pytest.approx([140, 40])
+    assert body[R_SHOULDER, :2].tolist() == pytest.approx([60, 40]) and body[L_SHOULDER, :2].tolist() == pytest.approx(
+        [140, 40]
+    )
     assert body[NECK].tolist() == pytest.approx([100, 40, 0.6])
     assert body[NOSE, 2] == 1.0
     assert not body[10].any()  # right ankle outside the image: missing
@@ -251,23 +257,34 @@ def _save(graph, path):
 def _const(name, array, dtype=None):
     array = np.asarray(array)
     dtype = TensorProto.FLOAT if dtype is None else dtype
-    return helper.make_node("Constant", [], [name], value=helper.make_tensor(name + "_t", dtype, array.shape, array.ravel().tolist()))
+    return helper.make_node(
+        "Constant", [], [name], value=helper.make_tensor(name + "_t", dtype, array.shape, array.ravel().tolist())
+    )
 
 
 def _scatter_graph(inputs, outputs, planted, name):
     """Outputs all zero except the planted (indices, values) entries, plus 0 x the input's mean (so it is used)."""
-    nodes = [helper.make_node("ReduceMean", [inputs[0].name], ["mean"], keepdims=0), _const("zero", 0.0),
-             helper.make_node("Mul", ["mean", "zero"], ["nothing"])]  # fmt: skip
+    nodes = [
+        helper.make_node("ReduceMean", [inputs[0].name], ["mean"], keepdims=0),
+        _const("zero", 0.0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+    ]
     for out, (shape, indices, values) in zip(outputs, planted):
         nodes += [
             _const(f"{out.name}_shape", shape, TensorProto.INT64),
-            helper.make_node("ConstantOfShape", [f"{out.name}_shape"], [f"{out.name}_zeros"],
-                             value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+            helper.make_node(
+                "ConstantOfShape",
+                [f"{out.name}_shape"],
+                [f"{out.name}_zeros"],
+                value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0]),
+            ),
             _const(f"{out.name}_idx", indices, TensorProto.INT64),
             _const(f"{out.name}_val", values),
-            helper.make_node("ScatterND", [f"{out.name}_zeros", f"{out.name}_idx", f"{out.name}_val"], [f"{out.name}_raw"]),
+            helper.make_node(
+                "ScatterND", [f"{out.name}_zeros", f"{out.name}_idx", f"{out.name}_val"], [f"{out.name}_raw"]
+            ),
             helper.make_node("Add", [f"{out.name}_raw", "nothing"], [out.name]),
-        ]  # fmt: skip
+        ]
     return helper.make_graph(nodes, name, inputs, outputs)
 
 
@@ -280,8 +297,12 @@ def make_detector(path, rows):
     indices = np.array([[0, i] for i, _ in rows], np.int64)
     assert len({i for i, _ in rows}) == len(rows), "two planted predictions on one anchor"
     values = np.stack([r for _, r in rows])[None].reshape(len(rows), 85)
-    graph = _scatter_graph([_tensor("images", [1, 3, 640, 640])], [_tensor("output", [1, 8400, 85])],
-                           [((1, 8400, 85), indices, values)], "det")  # fmt: skip
+    graph = _scatter_graph(
+        [_tensor("images", [1, 3, 640, 640])],
+        [_tensor("output", [1, 8400, 85])],
+        [((1, 8400, 85), indices, values)],
+        "det",
+    )
     return _save(graph, path)
 
 
@@ -290,9 +311,12 @@ def make_pose_planted(path, peaks):
     xi = np.array([[0, k, ix] for k, (ix, _, _) in peaks.items()], np.int64)
     yi = np.array([[0, k, iy] for k, (_, iy, _) in peaks.items()], np.int64)
     scores = np.array([s for _, _, s in peaks.values()], np.float32)
-    graph = _scatter_graph([_tensor("input", [1, 3, 384, 288])],
-                           [_tensor("simcc_x", [1, 133, 576]), _tensor("simcc_y", [1, 133, 768])],
-                           [((1, 133, 576), xi, scores), ((1, 133, 768), yi, scores)], "pose")  # fmt: skip
+    graph = _scatter_graph(
+        [_tensor("input", [1, 3, 384, 288])],
+        [_tensor("simcc_x", [1, 133, 576]), _tensor("simcc_y", [1, 133, 768])],
+        [((1, 133, 576), xi, scores), ((1, 133, 768), yi, scores)],
+        "pose",
+    )
     return _save(graph, path)
 
 
@@ -306,8 +330,9 @@ def make_pose_dot_finder(path):
     nodes = [
         helper.make_node("ReduceMax", ["input"], ["cols"], axes=[1, 2], keepdims=0),  # (1, 288)
         helper.make_node("ReduceMax", ["input"], ["rows"], axes=[1, 3], keepdims=0),  # (1, 384)
-        _const("gain", 0.3), _const("ax", [2], TensorProto.INT64),
-    ]  # fmt: skip
+        _const("gain", 0.3),
+        _const("ax", [2], TensorProto.INT64),
+    ]
     for axis, src, length in (("x", "cols", 288), ("y", "rows", 384)):
         nodes += [
             helper.make_node("Unsqueeze", [src, "ax"], [f"{axis}_u"]),  # (1, L, 1)
@@ -317,9 +342,13 @@ def make_pose_dot_finder(path):
             _const(f"{axis}_full", [1, 133, 2 * length], TensorProto.INT64),
             helper.make_node("Expand", [f"{axis}_r", f"{axis}_full"], [f"{axis}_e"]),
             helper.make_node("Mul", [f"{axis}_e", "gain"], [f"simcc_{axis}"]),
-        ]  # fmt: skip
-    graph = helper.make_graph(nodes, "dot", [_tensor("input", [1, 3, 384, 288])],
-                              [_tensor("simcc_x", [1, 133, 576]), _tensor("simcc_y", [1, 133, 768])])  # fmt: skip
+        ]
+    graph = helper.make_graph(
+        nodes,
+        "dot",
+        [_tensor("input", [1, 3, 384, 288])],
+        [_tensor("simcc_x", [1, 133, 576]), _tensor("simcc_y", [1, 133, 768])],
+    )
     return _save(graph, path)
 
 
@@ -433,10 +462,18 @@ def test_wholebody_points_outside_the_image_are_missing():
 
 @needs_onnx
 def test_dwpose_wrong_signature_names_the_file(tmp_path, detector):
-    wrong = _scatter_graph([_tensor("input", [1, 3, 256, 192])], [_tensor("simcc_x", [1, 17, 384]), _tensor("simcc_y", [1, 17, 512])],
-                           [((1, 17, 384), np.array([[0, 0, 0]]), [1.0]), ((1, 17, 512), np.array([[0, 0, 0]]), [1.0])], "rtmpose_body")  # fmt: skip
+    wrong = _scatter_graph(
+        [_tensor("input", [1, 3, 256, 192])],
+        [_tensor("simcc_x", [1, 17, 384]), _tensor("simcc_y", [1, 17, 512])],
+        [((1, 17, 384), np.array([[0, 0, 0]]), [1.0]), ((1, 17, 512), np.array([[0, 0, 0]]), [1.0])],
+        "rtmpose_body",
+    )
     body_only = _save(wrong, tmp_path / "rtmpose-m_coco.onnx")
-    with pytest.raises(ValueError, match=r"rtmpose-m_coco\.onnx: wrong model signature.*256, 192.*expected dw-ll_ucoco_384\.onnx.*\(\?, 3, 384, 288\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"rtmpose-m_coco\.onnx: wrong model signature.*256, 192"
+        r".*expected dw-ll_ucoco_384\.onnx.*\(\?, 3, 384, 288\)",
+    ):
         DWPose(detector, body_only)
     pose = make_pose_planted(tmp_path / "pose.onnx", {0: (1, 1, 1.0)})
     with pytest.raises(ValueError, match=r"pose\.onnx: wrong model signature.*expected yolox_l\.onnx"):
@@ -480,5 +517,5 @@ def test_dwpose_video_with_nobody_in_some_frames(tmp_path, monkeypatch):
     pose, report = extract_poses(source, "dwpose", det_model=det, pose_model=pose_model, progress=False)
     assert report.frames_without_person == [1, 4] and report.interpolated == [1, 4] and report.flagged == []
     centre = ((half_box[0] + half_box[2]) / 2, (half_box[1] + half_box[3]) / 2)
-    assert (pose.body[:, 0, NOSE, :2] == pytest.approx(np.array([centre] * 6), abs=1.0))
+    assert pose.body[:, 0, NOSE, :2] == pytest.approx(np.array([centre] * 6), abs=1.0)
     assert (pose.hands[:, 0, 1, 0, 2] > 0).all() and pose.hands[1, 0, 1, 0, 2] == pytest.approx(0.9 * 0.9)

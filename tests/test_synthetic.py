@@ -10,7 +10,17 @@ import math
 import numpy as np
 import pytest
 
-from animate_anyone.synthetic import KINDS, Character, Motion, Stage, clip_spec, make_dataset, pose, preview, render_clip
+from animate_anyone.synthetic import (
+    KINDS,
+    Character,
+    Motion,
+    Stage,
+    clip_spec,
+    make_dataset,
+    pose,
+    preview,
+    render_clip,
+)
 from animate_anyone.synthetic.character import Style, Texture
 from animate_anyone.synthetic.kinematics import PART_NAMES
 from animate_anyone.synthetic.splits import HELDOUT_TEMPO, SPLITS, TRAIN_TEMPO
@@ -18,8 +28,13 @@ from animate_anyone.synthetic.splits import HELDOUT_TEMPO, SPLITS, TRAIN_TEMPO
 SIZE, FPS = (128, 128), 12.0
 RIGID = ((2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (11, 12), (12, 13))  # COCO-18 limb segments
 # joint -> the parts that are built on it (a pixel at the joint shows one of them unless a later part covers it)
-ATTACHED = {1: ("torso", "neck"), 4: ("lower_arm_r", "hand_r"), 7: ("lower_arm_l", "hand_l"),
-            10: ("shin_r", "foot_r"), 13: ("shin_l", "foot_l")}  # fmt: skip
+ATTACHED = {
+    1: ("torso", "neck"),
+    4: ("lower_arm_r", "hand_r"),
+    7: ("lower_arm_l", "hand_l"),
+    10: ("shin_r", "foot_r"),
+    13: ("shin_l", "foot_l"),
+}
 
 
 def spec(index: int, seed: int = 0, split: str = "train", size=SIZE):
@@ -50,7 +65,9 @@ def _flat(character: Character) -> tuple[Character, dict[str, tuple]]:
     """The character with every style a unique solid colour (outline included), and style -> colour."""
     grid = [(r, g, b) for r in (0, 127, 254) for g in (0, 127, 254) for b in (0, 127, 254)][1:]  # far apart
     colours = {name: grid[k] for k, name in enumerate(character.styles)}
-    styles = {n: Style(s.shape, Texture("solid", (colours[n],)), colours[n], s.roundness) for n, s in character.styles.items()}
+    styles = {
+        n: Style(s.shape, Texture("solid", (colours[n],)), colours[n], s.roundness) for n, s in character.styles.items()
+    }
     return dataclasses.replace(character, styles=styles), colours
 
 
@@ -90,7 +107,13 @@ def test_keypoints_sit_on_their_body_parts_in_the_pixels():
                 if shown in parts:
                     hits += 1
                     assert residual < 3 and style in {p[:-2] if p[-2:] in ("_r", "_l") else p for p in parts}, (
-                        i, f, joint, shown, style, residual)
+                        i,
+                        f,
+                        joint,
+                        shown,
+                        style,
+                        residual,
+                    )
                 else:  # covered by a part drawn after one of the joint's parts
                     assert shown is not None and order[shown] > min(order[p] for p in parts), (i, f, joint, shown)
     assert total > 400 and hits / total > 0.9
@@ -101,7 +124,12 @@ def test_parts_are_built_exactly_on_the_keypoints():
         s = spec(i)
         rig = pose(s.character, s.motion, 0.37)
         parts = {p.name: p for p in rig.parts}
-        for name, (a, b) in {"lower_arm_r": (3, 4), "upper_arm_l": (5, 6), "thigh_r": (8, 9), "shin_l": (12, 13)}.items():
+        for name, (a, b) in {
+            "lower_arm_r": (3, 4),
+            "upper_arm_l": (5, 6),
+            "thigh_r": (8, 9),
+            "shin_l": (12, 13),
+        }.items():
             p = parts[name]
             np.testing.assert_allclose(p.start + p.axis * p.width0, rig.keypoints[a], atol=1e-12)
             np.testing.assert_allclose(p.start + p.axis * (p.length - p.width1), rig.keypoints[b], atol=1e-12)
@@ -162,8 +190,9 @@ def made(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic") / "bench"
     parser = argparse.ArgumentParser()
     synthetic.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["synthetic", "make", "--out", str(out), "--clips", "2", "--size", "64", "--frames", "6",
-                              "--quiet"])  # fmt: skip
+    args = parser.parse_args(
+        ["synthetic", "make", "--out", str(out), "--clips", "2", "--size", "64", "--frames", "6", "--quiet"]
+    )
     args.run(args)
     return out
 

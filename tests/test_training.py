@@ -53,7 +53,18 @@ def test_stage1_then_stage2_then_animate(tmp_path, tiny_model_dir, toy):
     assert all(torch.equal(after1[k], v) for k, v in start.items() if is_motion(k))
     for prefix in ("reference_net.", "pose_guider.", "denoising_unet.down_blocks.0.attentions"):
         assert any(not torch.equal(after1[k], v) for k, v in start.items() if k.startswith(prefix)), prefix
-    stage2_config = config(tmp_path / "s2", stage1, toy, "stage=2", "max_steps=2", "data.frames=4", "data.stride=2", "ema_decay=0.9", "validate_every=2", "validation_steps=1")
+    stage2_config = config(
+        tmp_path / "s2",
+        stage1,
+        toy,
+        "stage=2",
+        "max_steps=2",
+        "data.frames=4",
+        "data.stride=2",
+        "ema_decay=0.9",
+        "validate_every=2",
+        "validation_steps=1",
+    )
     stage2 = train(stage2_config, progress=False)
     assert (Path(stage2_config.output_dir) / "validation" / "step-000002.mp4").is_file()
     after2 = weights(stage2)
@@ -82,7 +93,9 @@ def test_overfits_a_single_clip(tiny_model_dir, toy):
     from animate_anyone.training.loop import training_step
     from animate_anyone.training.setup import apply_stage, load_components
 
-    cfg = load_config(TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "noise.reference_dropout=0"])
+    cfg = load_config(
+        TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "noise.reference_dropout=0"]
+    )
     model, vae, encoder, processor, scheduler = load_components(cfg)
     params = apply_stage(model, 1)
     optimizer = torch.optim.Adam(params, lr=2e-3)
@@ -108,7 +121,9 @@ def test_gradient_accumulation_matches_a_larger_batch(tiny_model_dir, toy):
     from animate_anyone.training.sampling import ResumableBatchSampler
     from animate_anyone.training.setup import apply_stage, load_components
 
-    cfg = load_config(TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "noise.reference_dropout=0.5"])
+    cfg = load_config(
+        TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "noise.reference_dropout=0.5"]
+    )
     model, vae, encoder, processor, scheduler = load_components(cfg)
     params = apply_stage(model, 1)
     dataset = VideoPoseDataset(toy, resolution=(64, 64), augment=False)
@@ -120,9 +135,13 @@ def test_gradient_accumulation_matches_a_larger_batch(tiny_model_dir, toy):
         model.zero_grad(set_to_none=True)
         for micro_step in range(accumulation):
             with accelerator.accumulate(model):
-                accelerator.backward(training_step(model, vae, encoder, processor, scheduler, batch(sampler.batch(micro_step)), cfg))
+                accelerator.backward(
+                    training_step(model, vae, encoder, processor, scheduler, batch(sampler.batch(micro_step)), cfg)
+                )
         grads.append([p.grad.clone() for p in params])
-    assert [k for m in range(2) for k in ResumableBatchSampler(2, 1, 42).batch(m)] == ResumableBatchSampler(2, 2, 42).batch(0)
+    assert [k for m in range(2) for k in ResumableBatchSampler(2, 1, 42).batch(m)] == ResumableBatchSampler(
+        2, 2, 42
+    ).batch(0)
     worst = max((a - b).abs().max().item() for a, b in zip(*grads))
     scale = max(g.abs().max().item() for g in grads[0])
     assert worst <= 1e-5 * scale, (worst, scale)
@@ -134,7 +153,9 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, toy):
     from animate_anyone.training.loop import training_step
     from animate_anyone.training.setup import apply_stage, load_components
 
-    cfg = load_config(TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "noise.reference_dropout=0"])
+    cfg = load_config(
+        TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "noise.reference_dropout=0"]
+    )
     dataset = VideoPoseDataset(toy, frames=2, resolution=(64, 64), augment=False)
     batch = {**collate([dataset[(0, 1)], dataset[(1, 2)]]), "seed": torch.tensor([3, 4])}
     grads = []
@@ -153,10 +174,15 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, toy):
 
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, toy):
     steps = 8
-    common = ["max_steps=%d" % steps, "checkpoint_every=100", "optim.lr=1e-3"]
+    common = [f"max_steps={steps}", "checkpoint_every=100", "optim.lr=1e-3"]
     straight = train(config(tmp_path / "straight", tiny_model_dir, toy, *common), progress=False)
     # A run in another process, stopped with SIGTERM after a few steps ...
-    cfg_args = [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"output_dir={tmp_path / 'killed' / 'run'}", *common]
+    cfg_args = [
+        f"model.pretrained={tiny_model_dir}",
+        f"data.root={toy}",
+        f"output_dir={tmp_path / 'killed' / 'run'}",
+        *common,
+    ]
     command = [sys.executable, "-m", "animate_anyone.cli.main", "train", "stage1", "--config", str(TINY), *cfg_args]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
     seen = bytearray()
@@ -191,10 +217,16 @@ def test_stage1_starts_from_sd15_unet_weights(tmp_path, tiny_model_dir, toy):
     torch.manual_seed(1)
     sd = UNet2DConditionModel(**PRESETS["tiny"].reference_net)
     sd.save_pretrained(tmp_path / "sd15" / "unet")
-    cfg = load_config(TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"model.sd15_unet={tmp_path / 'sd15'}"])
+    cfg = load_config(
+        TrainConfig,
+        TINY,
+        [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"model.sd15_unet={tmp_path / 'sd15'}"],
+    )
     model = load_components(cfg)[0]
     source = sd.state_dict()
     reference, denoising = model.reference_net.state_dict(), model.denoising_unet.state_dict()
-    assert all(torch.equal(reference[k], v) for k, v in source.items() if not k.startswith(("conv_norm_out", "conv_out")))
+    assert all(
+        torch.equal(reference[k], v) for k, v in source.items() if not k.startswith(("conv_norm_out", "conv_out"))
+    )
     assert all(torch.equal(denoising[k], v) for k, v in source.items())
     assert all(v.abs().max() == 0 for k, v in denoising.items() if ".motion_modules." in k and "proj_out" in k)

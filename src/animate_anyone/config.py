@@ -58,7 +58,10 @@ def build(schema: type[T], data: dict[str, Any], prefix: str = "") -> T:
     fields = {f.name: f for f in dataclasses.fields(schema)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}; valid keys: {', '.join(prefix + k for k in fields)}")
+        raise ConfigError(
+            f"unknown key(s) {', '.join(prefix + k for k in unknown)}; "
+            f"valid keys: {', '.join(prefix + k for k in fields)}"
+        )
     values = {name: _convert(hints[name], value, prefix + name) for name, value in data.items()}
     return schema(**values)
 
@@ -122,6 +125,12 @@ def _convert(hint, value, key: str):
             return float(value)
         except ValueError:
             pass
-    if hint is bool and not isinstance(value, bool) or hint is not bool and isinstance(value, bool) or not isinstance(value, hint):
+    if (
+        hint is bool
+        and not isinstance(value, bool)
+        or hint is not bool
+        and isinstance(value, bool)
+        or not isinstance(value, hint)
+    ):
         raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
     return value

@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import av
 import numpy as np
@@ -111,8 +111,10 @@ def _frames(path: Path, images: list[Path] | None, size: Size, start: int, stop:
         image = load_image(file)
         first = first or image.size
         if size is None and image.size != first:
-            raise MediaError(f"{file}: is {image.size[0]}x{image.size[1]} but earlier frames are "
-                             f"{first[0]}x{first[1]}; pass size=(width, height) to resize them all")
+            raise MediaError(
+                f"{file}: is {image.size[0]}x{image.size[1]} but earlier frames are "
+                f"{first[0]}x{first[1]}; pass size=(width, height) to resize them all"
+            )
         yield _array(image, size)
 
 
@@ -172,8 +174,10 @@ class VideoWriter:
         elif suffix == ".gif" or suffix in H264_FORMATS:
             self.kind = suffix
         else:
-            raise ValueError(f"{self.path}: unsupported output suffix {self.path.suffix!r}; use .mp4, .mov, "
-                             ".mkv (H.264), .gif, or a path without suffix for a folder of PNG frames")
+            raise ValueError(
+                f"{self.path}: unsupported output suffix {self.path.suffix!r}; use .mp4, .mov, "
+                ".mkv (H.264), .gif, or a path without suffix for a folder of PNG frames"
+            )
         self._check_target()
         self._tmp: Path | None = None
         self._container: av.container.OutputContainer | None = None
@@ -192,8 +196,10 @@ class VideoWriter:
         if self._size is None:
             self._open(width, height)
         elif (width, height) != self._size:
-            raise ValueError(f"{self.path}: frame {self._count} is {width}x{height}, earlier frames are "
-                             f"{self._size[0]}x{self._size[1]}; resize frames to one size")
+            raise ValueError(
+                f"{self.path}: frame {self._count} is {width}x{height}, earlier frames are "
+                f"{self._size[0]}x{self._size[1]}; resize frames to one size"
+            )
         if self.kind == "png":
             Image.fromarray(frame).save(self._tmp / f"{self._count:06d}.png", compress_level=4)
         elif self.kind == ".gif":
@@ -236,8 +242,10 @@ class VideoWriter:
         if self.path.exists() and not self.overwrite:
             raise FileExistsError(f"{self.path}: already exists; pass overwrite=True to replace it")
         if self.path.is_dir() and any(not _FRAME_NAME.fullmatch(p.name) for p in self.path.iterdir()):
-            raise FileExistsError(f"{self.path}: folder holds files other than NNNNNN.png frames; "
-                                  "refusing to replace it, choose a new or empty folder")
+            raise FileExistsError(
+                f"{self.path}: folder holds files other than NNNNNN.png frames; "
+                "refusing to replace it, choose a new or empty folder"
+            )
 
     def _open(self, width: int, height: int) -> None:
         self._size = (width, height)
@@ -306,8 +314,9 @@ def _images_of(path: Path) -> list[Path] | None:
     """The image files a folder or a still image stands for; None for a video file."""
     if not path.is_dir():
         return [path] if path.suffix.lower() in IMAGE_SUFFIXES else None
-    files = [p for p in path.iterdir()
-             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
+    files = [
+        p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    ]
     if not files:
         raise MediaError(f"{path}: folder has no images ({', '.join(IMAGE_SUFFIXES)}); give a video or frames")
     return sorted(files, key=_natural_key)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -26,7 +27,15 @@ from .models import AnimateAnyone, AnimateAnyoneUNet, PoseGuider, ReferenceNet
 
 NETWORKS = {"reference_net": ReferenceNet, "denoising_unet": AnimateAnyoneUNet, "pose_guider": PoseGuider}
 AUXILIARY = ("vae", "image_encoder", "feature_extractor", "scheduler")
-COMPONENTS = ("vae", "image_encoder", "feature_extractor", "reference_net", "denoising_unet", "pose_guider", "scheduler")
+COMPONENTS = (
+    "vae",
+    "image_encoder",
+    "feature_extractor",
+    "reference_net",
+    "denoising_unet",
+    "pose_guider",
+    "scheduler",
+)
 LIBRARY = {  # the default (library, class) of each component in model_index.json
     "reference_net": ("animate_anyone.models", "ReferenceNet"),
     "denoising_unet": ("animate_anyone.models", "AnimateAnyoneUNet"),
@@ -76,7 +85,7 @@ class ModelDirectory:
         """False for the ablation trained without ReferenceNet (only the image embedding carries the reference)."""
         return bool(self.index().get("use_reference_net", True))
 
-    def check(self, components: tuple[str, ...] = COMPONENTS) -> "ModelDirectory":
+    def check(self, components: tuple[str, ...] = COMPONENTS) -> ModelDirectory:
         """FileNotFoundError naming the first component that model_index.json does not list or that has no folder
         with its config; returns self."""
         listed = self.index()
@@ -88,7 +97,9 @@ class ModelDirectory:
                 raise FileNotFoundError(f"{self.path} is missing the {name} component ({sub}/ with its config); {FIX}")
         return self
 
-    def load_networks(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> AnimateAnyone:
+    def load_networks(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> AnimateAnyone:
         """ReferenceNet, denoising UNet and Pose Guider."""
         for name in NETWORKS:
             self.config(name)  # names the missing network before any weights load

@@ -8,8 +8,9 @@ Pickled files are read with ``weights_only=True`` (no code from the file runs).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +41,9 @@ def read_state_dict(path: str | Path, prefix: str | None = None) -> dict[str, Te
         except Exception as exc:  # pickle errors, refused globals, not a torch file at all
             raise WeightsError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}: {exc})") from exc
     else:
-        raise WeightsError(f"{path}: unknown weight file type {path.suffix!r}; expected one of {', '.join(WEIGHT_SUFFIXES)}")
+        raise WeightsError(
+            f"{path}: unknown weight file type {path.suffix!r}; expected one of {', '.join(WEIGHT_SUFFIXES)}"
+        )
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or (not obj and prefix is None):

@@ -22,7 +22,19 @@ from .report import format_comparison, format_result
 from .runner import Bench, StageTimer, randomise_zero_parameters
 
 __all__ = [
-    "SWITCHES", "Bench", "BenchConfig", "StageTimer", "check_switches", "count_flops", "count_unet_flops_meta",
-    "default_switches", "flop_counter", "format_comparison", "format_result", "peak_tflops", "randomise_zero_parameters",
-    "run_benchmark", "run_comparison",
-]  # fmt: skip
+    "SWITCHES",
+    "Bench",
+    "BenchConfig",
+    "StageTimer",
+    "check_switches",
+    "count_flops",
+    "count_unet_flops_meta",
+    "default_switches",
+    "flop_counter",
+    "format_comparison",
+    "format_result",
+    "peak_tflops",
+    "randomise_zero_parameters",
+    "run_benchmark",
+    "run_comparison",
+]

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,8 +15,9 @@ from .config import BenchConfig, check_switches
 from .runner import Bench
 
 
-def run_benchmark(size: str = "tiny", *, threads: int | None = None, log: Callable[[str], None] | None = None,
-                  **kwargs) -> dict[str, Any]:  # fmt: skip
+def run_benchmark(
+    size: str = "tiny", *, threads: int | None = None, log: Callable[[str], None] | None = None, **kwargs
+) -> dict[str, Any]:
     """Build a ``size`` model with random weights and benchmark one configuration (``kwargs``: the fields of
     ``BenchConfig``). Returns a JSON-ready dict: config, environment, seconds per step (median over all steps of
     the timed repeats), seconds per output frame end to end and by stage, memory, FLOPs per step, achieved
@@ -26,8 +28,13 @@ def run_benchmark(size: str = "tiny", *, threads: int | None = None, log: Callab
     return Bench(size, cfg.device, cfg.dtype, cfg.seed).run(cfg, log=log)
 
 
-def run_comparison(size: str = "tiny", variants: list[str] | None = None, log: Callable[[str], None] | None = None,
-                   threads: int | None = None, **kwargs) -> dict[str, Any]:  # fmt: skip
+def run_comparison(
+    size: str = "tiny",
+    variants: list[str] | None = None,
+    log: Callable[[str], None] | None = None,
+    threads: int | None = None,
+    **kwargs,
+) -> dict[str, Any]:
     """The default configuration and, on the same pipeline, each optimisation toggled (``variants``: switch
     names; default: all), plus all windows of a step in one UNet call when a step has several windows. Each
     variant reports ``speedup`` = seconds without the optimisation / seconds with it (> 1: it helps) and the
@@ -48,8 +55,14 @@ def run_comparison(size: str = "tiny", variants: list[str] | None = None, log: C
     windows = bench.windows_per_step(cfg)[0]
     if variants is None and cfg.window_batch == 1 and windows > 1:
         batched = cfg.replace(window_batch=math.ceil(windows))
-        plan.append(("window_batch", f"all windows of a step in one UNet call (window_batch={batched.window_batch})",
-                     batched, True))  # fmt: skip
+        plan.append(
+            (
+                "window_batch",
+                f"all windows of a step in one UNet call (window_batch={batched.window_batch})",
+                batched,
+                True,
+            )
+        )
     # 2. Measure them together with the default; then, with compile, the default without it.
     results = bench.run_interleaved([cfg, *(p[2] for p in plan)], keep_outputs=True, log=log)
     default, measured = results[0], results[1:]
@@ -58,8 +71,10 @@ def run_comparison(size: str = "tiny", variants: list[str] | None = None, log: C
         plan.append(("compile", "torch.compile of the denoising UNet", cfg.replace(compile=False), False))
         measured.append(bench.run(plan[-1][2], keep_outputs=True, log=log))
     base_out = default.pop("_outputs")
-    entries = [_entry(name, description, has_it, default, res, base_out)
-               for (name, description, _, has_it), res in zip(plan, measured)]  # fmt: skip
+    entries = [
+        _entry(name, description, has_it, default, res, base_out)
+        for (name, description, _, has_it), res in zip(plan, measured)
+    ]
     return {"schema": 2, "default": default, "variants": entries}
 
 
@@ -72,9 +87,13 @@ def _entry(name: str, description: str, variant_has_it: bool, default: dict, res
         "optimisation_in_default": not variant_has_it,
         "speedup_per_step": without_opt["seconds_per_step"] / with_opt["seconds_per_step"],
         "speedup_per_frame": without_opt["seconds_per_frame"] / with_opt["seconds_per_frame"],
-        "speedup_by_stage": {s: without_opt["stages"][s]["seconds"] / max(with_opt["stages"][s]["seconds"], 1e-12)
-                             for s in default["stages"]},  # fmt: skip
+        "speedup_by_stage": {
+            s: without_opt["stages"][s]["seconds"] / max(with_opt["stages"][s]["seconds"], 1e-12)
+            for s in default["stages"]
+        },
         "max_abs_diff_latents": float((out["latents"] - base_out["latents"]).abs().max()),
-        "max_abs_diff_frames_uint8": int(np.abs(out["frames"].astype(np.int16) - base_out["frames"].astype(np.int16)).max()),
+        "max_abs_diff_frames_uint8": int(
+            np.abs(out["frames"].astype(np.int16) - base_out["frames"].astype(np.int16)).max()
+        ),
         "result": res,
     }

@@ -44,7 +44,7 @@ class BenchConfig:
     repeats: int = 3
     seed: int = 0
 
-    def replace(self, **changes) -> "BenchConfig":
+    def replace(self, **changes) -> BenchConfig:
         return dataclasses.replace(self, **changes)
 
     def optimisations(self) -> Optimisations:
@@ -60,7 +60,7 @@ class BenchConfig:
             compile=self.compile,
         )
 
-    def resolved(self) -> "BenchConfig":
+    def resolved(self) -> BenchConfig:
         """A copy with the preset's defaults filled in and every value checked (ValueError naming it)."""
         from ..models.presets import get_preset
         from ..pipelines.context import WINDOW_MODES, check_window
@@ -69,10 +69,12 @@ class BenchConfig:
         preset = get_preset(self.size)
         d = preset.bench
         cfg = self.replace(
-            width=self.width or d["width"], height=self.height or d["height"],
+            width=self.width or d["width"],
+            height=self.height or d["height"],
             frames=self.frames if self.frames is not None else d["frames"],
-            steps=self.steps if self.steps is not None else d["steps"], switches=check_switches(self.switches),
-        )  # fmt: skip
+            steps=self.steps if self.steps is not None else d["steps"],
+            switches=check_switches(self.switches),
+        )
         check_size(cfg.width, cfg.height, "bench size", 2 ** (len(preset.vae["block_out_channels"]) - 1))
         for name in ("frames", "steps", "repeats", "window_batch", "decode_chunk_size"):
             if getattr(cfg, name) < 1:

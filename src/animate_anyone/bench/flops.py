@@ -3,7 +3,8 @@ that turn achieved FLOP/s into MFU."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -18,7 +19,8 @@ PEAK_TFLOPS: list[tuple[str, float]] = [
 ]
 PEAK_DTYPES = (torch.bfloat16, torch.float16)
 
-def flop_counter() -> "torch.utils.flop_counter.FlopCounterMode":
+
+def flop_counter() -> torch.utils.flop_counter.FlopCounterMode:
     """``FlopCounterMode`` that also knows the CPU flash-attention op (PyTorch registers only the CUDA ones)."""
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 

@@ -18,8 +18,10 @@ def format_result(result: dict[str, Any]) -> str:
     on = [k for k, v in c["switches"].items() if v]
     lines = [
         f"animate-anyone bench: {c['size']} {c['width']}x{c['height']}, {c['frames']} frames, {c['steps']} steps, "
-        f"guidance {c['guidance_scale'] if c['guidance'] else 'off'}, windows {c['context_frames']}/{c['context_overlap']} "
-        f"({_fmt(result['windows_per_step'])} per step, window_batch {c['window_batch']}), {c['dtype']} on {env['device']} "
+        f"guidance {c['guidance_scale'] if c['guidance'] else 'off'}, "
+        f"windows {c['context_frames']}/{c['context_overlap']} "
+        f"({_fmt(result['windows_per_step'])} per step, window_batch {c['window_batch']}), "
+        f"{c['dtype']} on {env['device']} "
         f"({env['device_name']}, {env['torch_threads']} threads), compile {c['compile']}",
         f"switches on: {', '.join(on) or 'none'}",
         "",
@@ -29,7 +31,10 @@ def format_result(result: dict[str, Any]) -> str:
         f"{'seconds end to end':<34} {_fmt(result['seconds_end_to_end']):>14}",
     ]
     for name, stage in result["stages"].items():
-        lines.append(f"{'  ' + name + ' s/frame (share)':<34} {_fmt(stage['seconds_per_frame']):>14} ({stage['share'] * 100:.1f}%)")
+        lines.append(
+            f"{'  ' + name + ' s/frame (share)':<34} {_fmt(stage['seconds_per_frame']):>14} "
+            f"({stage['share'] * 100:.1f}%)"
+        )
     lines += [
         f"{'GFLOP per step (UNet)':<34} {_fmt(result['flops_per_step'] / 1e9):>14}",
         f"{'achieved TFLOP/s':<34} {_fmt(result['achieved_tflops']):>14}",
@@ -44,12 +49,18 @@ def format_result(result: dict[str, Any]) -> str:
 
 def format_comparison(report: dict[str, Any]) -> str:
     base = report["default"]
-    lines = [format_result(base), "", f"{'optimisation':<26} {'s/step var.':>12} {'speedup/step':>13} {'speedup/frame':>14} {'max|dlat|':>10} {'max|dpx|':>9}"]
+    lines = [
+        format_result(base),
+        "",
+        f"{'optimisation':<26} {'s/step var.':>12} {'speedup/step':>13} {'speedup/frame':>14} "
+        f"{'max|dlat|':>10} {'max|dpx|':>9}",
+    ]
     for e in report["variants"]:
         r = e["result"]
         label = e["name"] + ("" if e["optimisation_in_default"] else " (variant on)")
         lines.append(
             f"{label:<26} {_fmt(r['seconds_per_step']):>12} {_fmt(e['speedup_per_step'], 3):>13} "
-            f"{_fmt(e['speedup_per_frame'], 3):>14} {e['max_abs_diff_latents']:>10.2g} {e['max_abs_diff_frames_uint8']:>9}"
+            f"{_fmt(e['speedup_per_frame'], 3):>14} {e['max_abs_diff_latents']:>10.2g} "
+            f"{e['max_abs_diff_frames_uint8']:>9}"
         )
     return "\n".join(lines)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -105,7 +106,9 @@ class Bench:
     """A pipeline of a named size with random weights, built once and run under any number of configurations
     of the same size, device and dtype (``run_comparison`` reuses it for every variant)."""
 
-    def __init__(self, size: str = "tiny", device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", seed: int = 0):
+    def __init__(
+        self, size: str = "tiny", device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", seed: int = 0
+    ):
         from ..models.presets import build_components, build_networks, get_preset
         from ..pipelines import AnimateAnyonePipeline
         from ..runtime import resolve_device, resolve_dtype
@@ -120,13 +123,17 @@ class Bench:
         randomise_zero_parameters(model)
         model.to(self.device, self.dtype)
         components = build_components(self.preset)
-        for name, component in components.items():
+        for component in components.values():
             if isinstance(component, torch.nn.Module):
                 component.to(self.device).eval()
                 if component.dtype != self.dtype:
                     component.to(self.dtype)
-        self.pipe = AnimateAnyonePipeline(reference_net=model.reference_net, denoising_unet=model.denoising_unet,
-                                          pose_guider=model.pose_guider, **components)  # fmt: skip
+        self.pipe = AnimateAnyonePipeline(
+            reference_net=model.reference_net,
+            denoising_unet=model.denoising_unet,
+            pose_guider=model.pose_guider,
+            **components,
+        )
         self.pipe.set_progress_bar_config(disable=True)
         self.build_seconds = time.perf_counter() - t0
         self._meta_model = None
@@ -154,8 +161,15 @@ class Bench:
         if key not in self._meta_flops:
             if self._meta_model is None:
                 self._meta_model = build_networks(self.preset.networks(), device="meta")
-            self._meta_flops[key] = count_unet_flops_meta(self.size, cfg.width, cfg.height, window_frames, cfg.guidance,
-                                                          cfg.switches["ref_kv_cache"], model=self._meta_model)  # fmt: skip
+            self._meta_flops[key] = count_unet_flops_meta(
+                self.size,
+                cfg.width,
+                cfg.height,
+                window_frames,
+                cfg.guidance,
+                cfg.switches["ref_kv_cache"],
+                model=self._meta_model,
+            )
         return self._meta_flops[key]
 
     def _inputs(self, cfg: BenchConfig):
@@ -177,11 +191,19 @@ class Bench:
         _sync(self.device)
         start = time.perf_counter()
         self.pipe(
-            reference, pose, height=cfg.height, width=cfg.width, num_inference_steps=cfg.steps,
-            guidance_scale=cfg.guidance_scale if cfg.guidance else 1.0, generator=torch.Generator().manual_seed(cfg.seed),
-            context_frames=cfg.context_frames, context_overlap=cfg.context_overlap, window_mode=cfg.window_mode,
-            frame_sink=frames.append if keep_outputs else (lambda frame: None), hooks=timer,
-        )  # fmt: skip
+            reference,
+            pose,
+            height=cfg.height,
+            width=cfg.width,
+            num_inference_steps=cfg.steps,
+            guidance_scale=cfg.guidance_scale if cfg.guidance else 1.0,
+            generator=torch.Generator().manual_seed(cfg.seed),
+            context_frames=cfg.context_frames,
+            context_overlap=cfg.context_overlap,
+            window_mode=cfg.window_mode,
+            frame_sink=frames.append if keep_outputs else (lambda frame: None),
+            hooks=timer,
+        )
         _sync(self.device)
         out = timer.result(time.perf_counter() - start)
         if keep_outputs:
@@ -198,8 +220,14 @@ class Bench:
         if cfg.compile and not self.pipe.optimisations.compile:
             log("compiling the denoising UNet (first call)")
             compile_seconds = self.run_once(cfg.replace(steps=1))["denoising"]  # minus one step, later
-        return dict(windows_per_step=windows_per_step, calls_per_step=calls_per_step, window_frames=window_frames,
-                    flops_per_call=flops_per_call, flops_by_op=flops_by_op, compile_seconds=compile_seconds)  # fmt: skip
+        return dict(
+            windows_per_step=windows_per_step,
+            calls_per_step=calls_per_step,
+            window_frames=window_frames,
+            flops_per_call=flops_per_call,
+            flops_by_op=flops_by_op,
+            compile_seconds=compile_seconds,
+        )
 
     def resolve(self, cfg: BenchConfig | None = None, **kwargs) -> BenchConfig:
         cfg = (cfg or BenchConfig(size=self.size, **kwargs)).resolved()
@@ -207,13 +235,19 @@ class Bench:
             raise ValueError(f"this bench holds a {self.size} model, not {cfg.size}")
         return cfg
 
-    def run(self, cfg: BenchConfig | None = None, keep_outputs: bool = False, log: Callable[[str], None] | None = None,
-            **kwargs) -> dict[str, Any]:  # fmt: skip
+    def run(
+        self,
+        cfg: BenchConfig | None = None,
+        keep_outputs: bool = False,
+        log: Callable[[str], None] | None = None,
+        **kwargs,
+    ) -> dict[str, Any]:
         """Warm-up runs, then ``repeats`` timed runs of one configuration; returns the summary dict."""
         return self.run_interleaved([self.resolve(cfg, **kwargs)], keep_outputs, log)[0]
 
-    def run_interleaved(self, cfgs: list[BenchConfig], keep_outputs: bool = False,
-                        log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def run_interleaved(
+        self, cfgs: list[BenchConfig], keep_outputs: bool = False, log: Callable[[str], None] | None = None
+    ) -> list[dict[str, Any]]:
         """Several configurations measured round-robin (repeat 1 of each, then repeat 2 of each, ...), so a
         change in machine load affects them alike. They need the same ``compile``, warm-up and repeats."""
         log = log or (lambda msg: None)
@@ -247,9 +281,21 @@ class Bench:
             results.append(result)
         return results
 
-    def summary(self, cfg, runs, memory, *, windows_per_step, calls_per_step, window_frames, flops_per_call,
-                flops_by_op, compile_seconds) -> dict[str, Any]:  # fmt: skip
+    def summary(
+        self,
+        cfg,
+        runs,
+        memory,
+        *,
+        windows_per_step,
+        calls_per_step,
+        window_frames,
+        flops_per_call,
+        flops_by_op,
+        compile_seconds,
+    ) -> dict[str, Any]:
         """The JSON-ready result of one configuration (medians over the timed runs)."""
+
         def med(key):
             return statistics.median(r[key] for r in runs)
 
@@ -260,8 +306,10 @@ class Bench:
         env = environment(self.device)
         peak = peak_tflops(env["device_name"], self.dtype) if self.device.type == "cuda" else None
         total = med("total")
-        stages = {name: {"seconds": med(name), "seconds_per_frame": med(name) / cfg.frames, "share": med(name) / total}
-                  for name in STAGES}  # fmt: skip
+        stages = {
+            name: {"seconds": med(name), "seconds_per_frame": med(name) / cfg.frames, "share": med(name) / total}
+            for name in STAGES
+        }
         config = dict(cfg.__dict__, dtype=str(self.dtype).replace("torch.", ""), device=str(self.device))
         return {
             "schema": 2,

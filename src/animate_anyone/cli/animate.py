@@ -10,21 +10,38 @@ from ..runtime import DEVICE_HELP, DTYPE_HELP
 
 # flag destination -> AnimateConfig key (flags left out keep the config's value)
 SHORTCUTS = {
-    "model": "model", "seed": "seed", "steps": "steps", "guidance": "guidance", "frames": "frames", "size": "size",
-    "device": "device", "dtype": "dtype", "scheduler": "scheduler", "context_frames": "context_frames",
-    "context_overlap": "context_overlap", "window_mode": "window_mode", "fps": "fps",
-    "pose_backend": "pose.backend", "dwpose_det": "pose.det_model", "dwpose_pose": "pose.pose_model",
-}  # fmt: skip
+    "model": "model",
+    "seed": "seed",
+    "steps": "steps",
+    "guidance": "guidance",
+    "frames": "frames",
+    "size": "size",
+    "device": "device",
+    "dtype": "dtype",
+    "scheduler": "scheduler",
+    "context_frames": "context_frames",
+    "context_overlap": "context_overlap",
+    "window_mode": "window_mode",
+    "fps": "fps",
+    "pose_backend": "pose.backend",
+    "dwpose_det": "pose.det_model",
+    "dwpose_pose": "pose.pose_model",
+}
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("animate", help="animate a reference image with a pose sequence",
-                              description="Settings come from --config (configs/animate/default.yaml lists every key), "
-                              "then the flags, then key=value overrides (e.g. optimisations.window_batch=4).")  # fmt: skip
+    p = subparsers.add_parser(
+        "animate",
+        help="animate a reference image with a pose sequence",
+        description="Settings come from --config (configs/animate/default.yaml lists every key), "
+        "then the flags, then key=value overrides (e.g. optimisations.window_batch=4).",
+    )
     p.add_argument("--model", help="model directory (from `convert moore` or `init-model`)")
     p.add_argument("--reference", required=True, help="reference image of the character (any size or mode)")
     motion = p.add_mutually_exclusive_group(required=True)
-    motion.add_argument("--pose", help="rendered skeletons (a video, a folder of images, one image) or a keypoint file (.npz/.json)")
+    motion.add_argument(
+        "--pose", help="rendered skeletons (a video, a folder of images, one image) or a keypoint file (.npz/.json)"
+    )
     motion.add_argument("--driver", help="an ordinary video of a person: its pose is extracted, aligned and rendered")
     p.add_argument("--out", "-o", required=True, help="output: .mp4 (h264), .gif, or a folder for PNG frames")
     p.add_argument("--config", help="YAML instance of AnimateConfig (e.g. configs/animate/default.yaml)")
@@ -42,7 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--scheduler", choices=["ddim", "dpm++", "euler", "unipc"], help="sampler (default ddim)")
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
     p.add_argument("--no-align", action="store_true", help="keypoint/driver input: keep the driver's proportions")
-    p.add_argument("--pose-backend", choices=["mediapipe", "dwpose"], help="pose extractor (default mediapipe, offline)")
+    p.add_argument(
+        "--pose-backend", choices=["mediapipe", "dwpose"], help="pose extractor (default mediapipe, offline)"
+    )
     p.add_argument("--dwpose-det", help="DWPose detector ONNX (default $ANIMATE_ANYONE_DWPOSE_DET)")
     p.add_argument("--dwpose-pose", help="DWPose pose ONNX (default $ANIMATE_ANYONE_DWPOSE_POSE)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -59,6 +78,13 @@ def run(args) -> None:
     if args.no_align:
         values["pose.align"] = False
     config = load_config(AnimateConfig, args.config, args.overrides, values)
-    out = animate(config, args.reference, args.pose, args.out, driver=args.driver, side_by_side=args.side_by_side,
-                  progress=not args.quiet)  # fmt: skip
+    out = animate(
+        config,
+        args.reference,
+        args.pose,
+        args.out,
+        driver=args.driver,
+        side_by_side=args.side_by_side,
+        progress=not args.quiet,
+    )
     print(f"wrote {out}")

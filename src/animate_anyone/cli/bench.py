@@ -32,7 +32,12 @@ def register(subparsers) -> None:
     p.add_argument("--height", type=int, help="output height, multiple of 8 (tiny 128, mini 64, sd15 768)")
     p.add_argument("--frames", type=int, help="video length in frames (tiny 16, mini 24, sd15 24)")
     p.add_argument("--steps", type=int, help="denoising steps (tiny 4, mini 20, sd15 20)")
-    p.add_argument("--guidance", action=argparse.BooleanOptionalAction, default=True, help="classifier-free guidance rows (default on)")
+    p.add_argument(
+        "--guidance",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="classifier-free guidance rows (default on)",
+    )
     p.add_argument("--guidance-scale", type=float, default=3.5, help="guidance scale of the rows (default 3.5)")
     p.add_argument("--context-frames", type=int, default=24, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, default=4, help="overlap between windows (default 4)")
@@ -41,7 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decode call (default 8)")
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--compile", action="store_true", help="torch.compile the denoising UNet (compile time reported separately)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the denoising UNet (compile time reported separately)"
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: PyTorch's choice)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs (default 3)")
@@ -49,8 +56,12 @@ def register(subparsers) -> None:
     defaults = Optimisations().switches()
     for flag, name in SWITCH_FLAGS.items():
         state = "on" if defaults[name] else "off"
-        p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, help=f"{SWITCHES[name]} (default {state})")
-    p.add_argument("--compare", action="store_true", help="run the default and each optimisation toggled; report speed ratios")
+        p.add_argument(
+            flag, dest=name, action=argparse.BooleanOptionalAction, help=f"{SWITCHES[name]} (default {state})"
+        )
+    p.add_argument(
+        "--compare", action="store_true", help="run the default and each optimisation toggled; report speed ratios"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)
 
@@ -68,12 +79,25 @@ def run(args) -> None:
 
     log = None if args.quiet else (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     kwargs = dict(
-        width=args.width, height=args.height, frames=args.frames, steps=args.steps, guidance=args.guidance,
-        guidance_scale=args.guidance_scale, context_frames=args.context_frames, context_overlap=args.context_overlap,
-        window_mode=args.window_mode, window_batch=args.window_batch, decode_chunk_size=args.decode_chunk_size,
-        dtype=args.dtype, device=args.device, compile=args.compile, switches=switches_from_args(args),
-        warmup=args.warmup, repeats=args.repeats, seed=args.seed,
-    )  # fmt: skip
+        width=args.width,
+        height=args.height,
+        frames=args.frames,
+        steps=args.steps,
+        guidance=args.guidance,
+        guidance_scale=args.guidance_scale,
+        context_frames=args.context_frames,
+        context_overlap=args.context_overlap,
+        window_mode=args.window_mode,
+        window_batch=args.window_batch,
+        decode_chunk_size=args.decode_chunk_size,
+        dtype=args.dtype,
+        device=args.device,
+        compile=args.compile,
+        switches=switches_from_args(args),
+        warmup=args.warmup,
+        repeats=args.repeats,
+        seed=args.seed,
+    )
     if args.compare:
         result = run_comparison(args.size, log=log, threads=args.threads, **kwargs)
         text = format_comparison(result)

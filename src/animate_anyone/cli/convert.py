@@ -49,10 +49,18 @@ def run_moore(args) -> None:
     from ..convert.release import NETWORKS_ONLY_NOTE, convert_moore
 
     out, complete = convert_moore(
-        args.out, args.denoising_unet, args.reference_unet, args.pose_guider, args.motion_module,
-        unet_config=args.unet_config, unet_additional_kwargs=args.unet_additional_kwargs, sd15=args.sd15,
-        vae=args.vae, image_encoder=args.image_encoder, overwrite=args.overwrite,
-    )  # fmt: skip
+        args.out,
+        args.denoising_unet,
+        args.reference_unet,
+        args.pose_guider,
+        args.motion_module,
+        unet_config=args.unet_config,
+        unet_additional_kwargs=args.unet_additional_kwargs,
+        sd15=args.sd15,
+        vae=args.vae,
+        image_encoder=args.image_encoder,
+        overwrite=args.overwrite,
+    )
     if not complete:
         print(NETWORKS_ONLY_NOTE, file=sys.stderr)
     print(f"wrote {out}")

@@ -6,11 +6,16 @@ from ..runtime import DEVICE_HELP, DTYPE_HELP
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="animate a held-out synthetic character with the packaged miniature model",
-                              description="Offline, CPU by default: renders a held-out character, motion and ground truth "
-                              "with the synthetic generator, animates it with the miniature model shipped in the package "
-                              "(docs/benchmark.md) and writes reference | pose | result | ground truth side by side.")  # fmt: skip
-    p.add_argument("--out", "-o", default="demo.mp4", help="output video (.mp4, .gif, or a folder of PNG frames); default demo.mp4")
+    p = subparsers.add_parser(
+        "demo",
+        help="animate a held-out synthetic character with the packaged miniature model",
+        description="Offline, CPU by default: renders a held-out character, motion and ground truth "
+        "with the synthetic generator, animates it with the miniature model shipped in the package "
+        "(docs/benchmark.md) and writes reference | pose | result | ground truth side by side.",
+    )
+    p.add_argument(
+        "--out", "-o", default="demo.mp4", help="output video (.mp4, .gif, or a folder of PNG frames); default demo.mp4"
+    )
     p.add_argument("--model", help="a model directory to use instead of the packaged one")
     p.add_argument("--character", type=int, default=0, help="held-out character / motion index (default 0)")
     p.add_argument("--frames", type=int, default=24, help="frames (default 24, two seconds)")
@@ -27,8 +32,20 @@ def register(subparsers) -> None:
 def run(args) -> None:
     from ..synthetic.demo import run_demo
 
-    result = run_demo(args.out, model=args.model, index=args.character, frames=args.frames, steps=args.steps,
-                      guidance=args.guidance, seed=args.seed, scale=args.scale, device=args.device, dtype=args.dtype,
-                      progress=not args.quiet)  # fmt: skip
-    print(f"wrote {result.path} (reference | pose | result | ground truth, {result.frames} frames) in "
-          f"{result.seconds:.1f} s; PSNR of the result against the ground truth: {result.psnr:.2f} dB")
+    result = run_demo(
+        args.out,
+        model=args.model,
+        index=args.character,
+        frames=args.frames,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        scale=args.scale,
+        device=args.device,
+        dtype=args.dtype,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {result.path} (reference | pose | result | ground truth, {result.frames} frames) in "
+        f"{result.seconds:.1f} s; PSNR of the result against the ground truth: {result.psnr:.2f} dB"
+    )

@@ -7,8 +7,12 @@ def register(subparsers) -> None:
     from ..models.presets import SIZES
 
     p = subparsers.add_parser("init-model", help="write a randomly initialised model directory (tiny, mini or sd15)")
-    p.add_argument("--size", choices=SIZES, default="tiny",
-                   help="tiny (tests), mini (the synthetic benchmark's 64 px model, 4x VAE) or sd15")  # fmt: skip
+    p.add_argument(
+        "--size",
+        choices=SIZES,
+        default="tiny",
+        help="tiny (tests), mini (the synthetic benchmark's 64 px model, 4x VAE) or sd15",
+    )
     p.add_argument("--vae", help="a trained VAE folder to use instead of a random one (e.g. synthetic autoencoder's)")
     p.add_argument("--out", "-o", required=True, help="model directory to create")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
@@ -21,5 +25,7 @@ def run(args) -> None:
     from ..jobs.init_model import init_model
     from ..runtime import DTYPES
 
-    path = init_model(args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae)
+    path = init_model(
+        args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae
+    )
     print(f"wrote {args.size} model to {path}")

@@ -11,7 +11,9 @@ SUBCOMMANDS = (demo, animate, pose, data, train, evaluate, synthetic, bench, ini
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="animate-anyone", description="Animate Anyone: character animation from one image.")
+    parser = argparse.ArgumentParser(
+        prog="animate-anyone", description="Animate Anyone: character animation from one image."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in SUBCOMMANDS:
         module.register(subparsers)

@@ -11,7 +11,9 @@ def register(subparsers) -> None:
     e.add_argument("source", help="video, folder of images, or image")
     e.add_argument("-o", "--out", required=True, help="keypoint file to write (.npz or .json)")
     _backend_arguments(e)
-    e.add_argument("--max-gap", type=int, default=8, help="interpolate missing detections over at most this many frames")
+    e.add_argument(
+        "--max-gap", type=int, default=8, help="interpolate missing detections over at most this many frames"
+    )
     e.set_defaults(run=run_extract)
 
     r = jobs.add_parser("render", help="keypoint file -> OpenPose-style skeleton video (.mp4, .gif, PNG folder)")
@@ -34,7 +36,9 @@ def register(subparsers) -> None:
 
 
 def _backend_arguments(parser) -> None:
-    parser.add_argument("--backend", default="mediapipe", choices=["mediapipe", "dwpose"], help="default mediapipe (offline)")
+    parser.add_argument(
+        "--backend", default="mediapipe", choices=["mediapipe", "dwpose"], help="default mediapipe (offline)"
+    )
     parser.add_argument("--dwpose-det", help="DWPose detector ONNX (default $ANIMATE_ANYONE_DWPOSE_DET)")
     parser.add_argument("--dwpose-pose", help="DWPose pose ONNX (default $ANIMATE_ANYONE_DWPOSE_POSE)")
 
@@ -42,15 +46,24 @@ def _backend_arguments(parser) -> None:
 def run_extract(args) -> None:
     from ..pose.jobs import extract_file
 
-    out, report = extract_file(args.source, args.out, backend=args.backend, det_model=args.dwpose_det, pose_model=args.dwpose_pose, max_gap=args.max_gap)
+    out, report = extract_file(
+        args.source,
+        args.out,
+        backend=args.backend,
+        det_model=args.dwpose_det,
+        pose_model=args.dwpose_pose,
+        max_gap=args.max_gap,
+    )
     print(f"wrote {out}; {report}")
 
 
 def run_render(args) -> None:
-    from ..runtime import parse_size
     from ..pose.jobs import render_file
+    from ..runtime import parse_size
 
-    out = render_file(args.poses, args.out, size=parse_size(args.size), fps=args.fps, hands=not args.no_hands, face=not args.no_face)
+    out = render_file(
+        args.poses, args.out, size=parse_size(args.size), fps=args.fps, hands=not args.no_hands, face=not args.no_face
+    )
     print(f"wrote {out}")
 
 
@@ -58,7 +71,13 @@ def run_align(args) -> None:
     from ..pose.jobs import align_file
 
     out = align_file(
-        args.reference, args.driver, args.out, backend=args.backend, smoothing=args.smoothing,
-        overlay_out=args.overlay, det_model=args.dwpose_det, pose_model=args.dwpose_pose,
-    )  # fmt: skip
+        args.reference,
+        args.driver,
+        args.out,
+        backend=args.backend,
+        smoothing=args.smoothing,
+        overlay_out=args.overlay,
+        det_model=args.dwpose_det,
+        pose_model=args.dwpose_pose,
+    )
     print(f"wrote {out}" + (f" and {args.overlay}" if args.overlay else ""))

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from ..runtime import DEVICE_HELP, DTYPE_HELP
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("synthetic", help="generate the synthetic benchmark (2D characters, exact keypoints)")
     jobs = p.add_subparsers(dest="job", required=True)
 
-    mk = jobs.add_parser("make", help="write train / heldout_character / heldout_motion dataset directories",
-                         description="Render procedurally generated characters and motions into OUT/<split>/ in the "
-                         "training data format (manifest.jsonl, videos, poses/*.npz with exact keypoints), plus "
-                         "references/, characters.json, motions.json, clips.json. Rerunning with the same settings "
-                         "resumes: clips already written are kept.")  # fmt: skip
+    mk = jobs.add_parser(
+        "make",
+        help="write train / heldout_character / heldout_motion dataset directories",
+        description="Render procedurally generated characters and motions into OUT/<split>/ in the "
+        "training data format (manifest.jsonl, videos, poses/*.npz with exact keypoints), plus "
+        "references/, characters.json, motions.json, clips.json. Rerunning with the same settings "
+        "resumes: clips already written are kept.",
+    )
     mk.add_argument("--out", "-o", required=True, help="output folder")
     mk.add_argument("--clips", type=int, required=True, help="clips per split (train: also the size of the train pool)")
     mk.add_argument("--heldout-clips", type=int, help="clips of each heldout split (default: --clips)")
@@ -36,10 +41,13 @@ def register(subparsers) -> None:
     pv.add_argument("--size", type=int, default=128, help="tile size in pixels (default 128)")
     pv.set_defaults(run=run_preview)
 
-    pr = jobs.add_parser("predict", help="animate every clip of a split with a model (for evaluate)",
-                         description="Animate each clip of SPLIT (references/<id>.png, skeletons drawn from the exact "
-                         "keypoints) and write OUT/<id>/ PNG frames; score with: animate-anyone evaluate --pred OUT "
-                         "--gt SPLIT/videos --pose-dir SPLIT/poses. Existing clip folders are kept (resumable).")  # fmt: skip
+    pr = jobs.add_parser(
+        "predict",
+        help="animate every clip of a split with a model (for evaluate)",
+        description="Animate each clip of SPLIT (references/<id>.png, skeletons drawn from the exact "
+        "keypoints) and write OUT/<id>/ PNG frames; score with: animate-anyone evaluate --pred OUT "
+        "--gt SPLIT/videos --pose-dir SPLIT/poses. Existing clip folders are kept (resumable).",
+    )
     who = pr.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model directory")
     who.add_argument("--copy-reference", action="store_true", help="the baseline that repeats the reference image")
@@ -48,21 +56,28 @@ def register(subparsers) -> None:
     pr.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     pr.add_argument("--guidance", type=float, default=2.0, help="guidance scale (default 2)")
     pr.add_argument("--seed", type=int, default=0, help="clip k uses seed + k")
-    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--device", default="auto", help=DEVICE_HELP)
+    pr.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     pr.add_argument("--overwrite", action="store_true", help="redo clips already predicted")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(run=run_predict)
 
-    rp = jobs.add_parser("report", help="the benchmark table (mean ± spread over seeds) from evaluate JSON files",
-                         description="Each --results entry is VARIANT:SPLIT:FILE (an evaluate --out JSON); entries with "
-                         "the same variant and split are seeds. Prints a markdown table; --out writes it too.")  # fmt: skip
+    rp = jobs.add_parser(
+        "report",
+        help="the benchmark table (mean ± spread over seeds) from evaluate JSON files",
+        description="Each --results entry is VARIANT:SPLIT:FILE (an evaluate --out JSON); entries with "
+        "the same variant and split are seeds. Prints a markdown table; --out writes it too.",
+    )
     rp.add_argument("--results", nargs="+", required=True, help="VARIANT:SPLIT:FILE ...")
     rp.add_argument("--out", help="markdown file to write")
     rp.set_defaults(run=run_report)
 
-    ae = jobs.add_parser("autoencoder", help="train the miniature model's small VAE on synthetic frames",
-                         description="Train a small AutoencoderKL (4x downsampling, 4 latent channels) on every frame "
-                         "of the given datasets and save it as a diffusers folder (for init-model --vae).")  # fmt: skip
+    ae = jobs.add_parser(
+        "autoencoder",
+        help="train the miniature model's small VAE on synthetic frames",
+        description="Train a small AutoencoderKL (4x downsampling, 4 latent channels) on every frame "
+        "of the given datasets and save it as a diffusers folder (for init-model --vae).",
+    )
     ae.add_argument("--data", required=True, nargs="+", help="dataset folder(s) with manifest.jsonl (e.g. DIR/train)")
     ae.add_argument("--out", "-o", required=True, help="folder to write the VAE to")
     ae.add_argument("--size", type=int, default=64, help="training resolution in pixels (default 64)")
@@ -96,11 +111,24 @@ def run_make(args) -> None:
         raise ValueError(f"--clips and --heldout-clips must be >= 1, got {args.clips} and {args.heldout_clips}")
     heldout = args.clips if args.heldout_clips is None else args.heldout_clips
     counts = {s: (args.clips if s == "train" else heldout) for s in splits}
-    out = make_dataset(args.out, counts, size=args.size, frames=args.frames, fps=args.fps, seed=args.seed,
-                       splits=splits, video="png" if args.png else "mp4", pose_videos=args.pose_videos,
-                       overwrite=args.overwrite, progress=not args.quiet, train_pool=args.clips)  # fmt: skip
-    print(f"wrote {out}: {', '.join(f'{s}/ ({counts[s]} clips)' for s in splits)}, "
-          f"{args.frames} frames at {args.fps:g} fps, {args.size[0]}x{args.size[1]}")
+    out = make_dataset(
+        args.out,
+        counts,
+        size=args.size,
+        frames=args.frames,
+        fps=args.fps,
+        seed=args.seed,
+        splits=splits,
+        video="png" if args.png else "mp4",
+        pose_videos=args.pose_videos,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        train_pool=args.clips,
+    )
+    print(
+        f"wrote {out}: {', '.join(f'{s}/ ({counts[s]} clips)' for s in splits)}, "
+        f"{args.frames} frames at {args.fps:g} fps, {args.size[0]}x{args.size[1]}"
+    )
 
 
 def run_preview(args) -> None:
@@ -118,20 +146,42 @@ def run_autoencoder(args) -> None:
     from ..synthetic.autoencoder import load_frames, reconstruction_psnr, train_autoencoder
 
     start = time.perf_counter()
-    out = train_autoencoder(args.data, args.out, size=args.size, steps=args.steps, batch_size=args.batch_size,
-                            lr=args.lr, seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)  # fmt: skip
+    out = train_autoencoder(
+        args.data,
+        args.out,
+        size=args.size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
     seconds = time.perf_counter() - start
     pool = load_frames(args.data, args.size)
     frames = pool[:: max(1, len(pool) // 256)][:256]
     psnr = reconstruction_psnr(AutoencoderKL.from_pretrained(out).eval(), frames.float() / 127.5 - 1)
-    print(f"wrote {out}: {args.steps} steps in {seconds:.0f} s; reconstruction PSNR {psnr:.2f} dB on {len(frames)} training frames")
+    print(
+        f"wrote {out}: {args.steps} steps in {seconds:.0f} s; "
+        f"reconstruction PSNR {psnr:.2f} dB on {len(frames)} training frames"
+    )
 
 
 def run_predict(args) -> None:
     from ..synthetic.benchmark import predict_split
 
-    out = predict_split(args.model, args.data, args.out, steps=args.steps, guidance=args.guidance, seed=args.seed,
-                        device=args.device, overwrite=args.overwrite, progress=not args.quiet)  # fmt: skip
+    out = predict_split(
+        args.model,
+        args.data,
+        args.out,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        device=args.device,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
     print(f"wrote predictions to {out}")
 
 

@@ -6,12 +6,19 @@ from __future__ import annotations
 def register(subparsers) -> None:
     p = subparsers.add_parser("train", help="train stage 1 (image level) or stage 2 (temporal layers)")
     stages = p.add_subparsers(dest="stage", required=True)
-    for stage, what in (("stage1", "image level: ReferenceNet, UNet spatial layers, Pose Guider"), ("stage2", "temporal layers")):
+    for stage, what in (
+        ("stage1", "image level: ReferenceNet, UNet spatial layers, Pose Guider"),
+        ("stage2", "temporal layers"),
+    ):
         s = stages.add_parser(stage, help=what)
         s.add_argument("--config", help=f"YAML instance of TrainConfig (configs/train/{stage}.yaml, ...)")
-        s.add_argument("--resume", nargs="?", const="auto", help="continue from the latest checkpoint in output_dir, or from PATH")
+        s.add_argument(
+            "--resume", nargs="?", const="auto", help="continue from the latest checkpoint in output_dir, or from PATH"
+        )
         s.add_argument("--quiet", action="store_true", help="no progress bar")
-        s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=1e-5 data.frames=24")
+        s.add_argument(
+            "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=1e-5 data.frames=24"
+        )
         s.set_defaults(run=run)
 
 

@@ -14,13 +14,14 @@ Everything that can be checked from config files alone is checked before any wei
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from torch import Tensor, nn
 
-from ..model_dir import NETWORKS, read_json as _read_json
+from ..model_dir import NETWORKS
+from ..model_dir import read_json as _read_json
 from ..models import AnimateAnyone
 from ..models.presets import PRESETS, build_image_processor, image_processor_class
 from ..weights import WEIGHT_SUFFIXES, load_strict, read_state_dict
@@ -103,7 +104,8 @@ def vae_from_single_file(
 ):
     """An ``AutoencoderKL`` holding exactly the ``first_stage_model.*`` tensors of an original-format checkpoint.
 
-    ``config``: the VAE's constructor kwargs (default: the ``sd15`` preset's). Keys that diffusers' converter leaves unused, or
+    ``config``: the VAE's constructor kwargs (default: the ``sd15`` preset's). Keys that diffusers' converter leaves
+    unused, or
     that do not fill the model exactly, raise ValueError naming ``source`` and the keys.
     """
     from diffusers import AutoencoderKL

@@ -12,7 +12,8 @@ Name tables (source -> target):
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -56,8 +57,13 @@ INFERENCE_V2_TEMPORAL = {
 def sd15_unet_config() -> dict[str, Any]:
     """SD-1.5's ``unet/config.json`` (the default of ``convert moore --unet-config``): the ``sd15`` ReferenceNet
     preset, which is a ``UNet2DConditionModel`` config, with the fields a config file also carries."""
-    return dict(PRESETS["sd15"].networks()["reference_net"], out_channels=4, center_input_sample=False,
-                flip_sin_to_cos=True, freq_shift=0)  # fmt: skip
+    return dict(
+        PRESETS["sd15"].networks()["reference_net"],
+        out_channels=4,
+        center_input_sample=False,
+        flip_sin_to_cos=True,
+        freq_shift=0,
+    )
 
 
 def is_motion_key(key: str) -> bool:
@@ -75,7 +81,9 @@ def convert_denoising_unet(
 def convert_motion_module(source: Mapping[str, Tensor], target: Mapping[str, Any]) -> dict[str, Tensor]:
     """AnimateDiff / Moore motion-module names -> the temporal-layer subset of ``AnimateAnyoneUNet``."""
     motion_target = {k: v for k, v in target.items() if is_motion_key(k)}
-    return convert_state_dict([source], MOTION_MODULE_RULES, motion_target, "motion module", merge_equal=POSITIONAL_TABLE)
+    return convert_state_dict(
+        [source], MOTION_MODULE_RULES, motion_target, "motion module", merge_equal=POSITIONAL_TABLE
+    )
 
 
 def convert_reference_unet(source: Mapping[str, Tensor], target: Mapping[str, Any]) -> dict[str, Tensor]:

@@ -7,8 +7,9 @@ together) is checked before any weights are read, and the model directory is wri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..atomic import refuse_existing
 from ..model_dir import write_model_directory
@@ -74,10 +75,19 @@ def convert_moore(
     With ``image_encoder`` and a VAE (``vae``, else ``sd15``'s) the directory is complete; otherwise it holds the
     three networks only. Returns (``out``, whether it is complete).
     """
-    require_paths({"--denoising-unet": list(denoising_unet), "--reference-unet": reference_unet,
-                   "--pose-guider": pose_guider, "--motion-module": motion_module, "--unet-config": unet_config,
-                   "--unet-additional-kwargs": unet_additional_kwargs, "--sd15": sd15, "--vae": vae,
-                   "--image-encoder": image_encoder})  # fmt: skip
+    require_paths(
+        {
+            "--denoising-unet": list(denoising_unet),
+            "--reference-unet": reference_unet,
+            "--pose-guider": pose_guider,
+            "--motion-module": motion_module,
+            "--unet-config": unet_config,
+            "--unet-additional-kwargs": unet_additional_kwargs,
+            "--sd15": sd15,
+            "--vae": vae,
+            "--image-encoder": image_encoder,
+        }
+    )
     refuse_existing(out, overwrite)
     # 1. Configs first: everything that can fail without reading weights.
     unet = moore_unet_config(unet_config, sd15)
@@ -102,8 +112,14 @@ def convert_moore(
     return write_model_directory(out, model, overwrite=overwrite), False
 
 
-def assemble(out: str | Path, networks: AnimateAnyone | str | Path, vae, image_encoder, feature_extractor=None,
-             overwrite: bool = False) -> Path:  # fmt: skip
+def assemble(
+    out: str | Path,
+    networks: AnimateAnyone | str | Path,
+    vae,
+    image_encoder,
+    feature_extractor=None,
+    overwrite: bool = False,
+) -> Path:
     """A complete model directory: the three networks, VAE, image encoder + processor and the DDIM scheduler of
     Moore's inference_v2; returns its path.
 
@@ -116,8 +132,12 @@ def assemble(out: str | Path, networks: AnimateAnyone | str | Path, vae, image_e
 
     if not isinstance(networks, AnimateAnyone):
         require_paths({"--networks": networks})
-    require_paths({"--vae": None if isinstance(vae, nn.Module) else vae,
-                   "--image-encoder": None if isinstance(image_encoder, nn.Module) else image_encoder})  # fmt: skip
+    require_paths(
+        {
+            "--vae": None if isinstance(vae, nn.Module) else vae,
+            "--image-encoder": None if isinstance(image_encoder, nn.Module) else image_encoder,
+        }
+    )
     refuse_existing(out, overwrite)
     c.check_compatible(*c.unet_sources(networks, vae, image_encoder))
     if not isinstance(vae, nn.Module):
@@ -135,4 +155,3 @@ def assemble(out: str | Path, networks: AnimateAnyone | str | Path, vae, image_e
         "scheduler": DDIMScheduler(**preset.scheduler),
     }
     return write_model_directory(out, networks, parts, overwrite=overwrite)
-

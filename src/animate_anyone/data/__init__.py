@@ -9,6 +9,22 @@ Importing this package loads neither torch nor a pose backend; ``from animate_an
 loads torch.
 """
 
-from .manifest import MANIFEST_NAME, QUARANTINE_NAME, Clip, ManifestError, read_manifest, read_quarantine, write_manifest
+from .manifest import (
+    MANIFEST_NAME,
+    QUARANTINE_NAME,
+    Clip,
+    ManifestError,
+    read_manifest,
+    read_quarantine,
+    write_manifest,
+)
 
-__all__ = ["MANIFEST_NAME", "QUARANTINE_NAME", "Clip", "ManifestError", "read_manifest", "read_quarantine", "write_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "QUARANTINE_NAME",
+    "Clip",
+    "ManifestError",
+    "read_manifest",
+    "read_quarantine",
+    "write_manifest",
+]

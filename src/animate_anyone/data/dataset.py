@@ -74,12 +74,16 @@ class Sample:
     def to_dict(self) -> dict[str, Any]:
         """Tensors (``reference_image`` as a uint8 tensor) and plain values: what ``__getitem__`` returns."""
         return {
-            "pixels": self.pixels, "pose": self.pose, "reference": self.reference,
+            "pixels": self.pixels,
+            "pose": self.pose,
+            "reference": self.reference,
             "reference_image": torch.from_numpy(np.ascontiguousarray(self.reference_image)),
-            "clip_id": self.clip_id, "frame_indices": torch.tensor(self.frame_indices, dtype=torch.long),
+            "clip_id": self.clip_id,
+            "frame_indices": torch.tensor(self.frame_indices, dtype=torch.long),
             "reference_index": self.reference_index,
-            "box": torch.tensor(self.box, dtype=torch.float64), "reference_box": torch.tensor(self.reference_box, dtype=torch.float64),
-        }  # fmt: skip
+            "box": torch.tensor(self.box, dtype=torch.float64),
+            "reference_box": torch.tensor(self.reference_box, dtype=torch.float64),
+        }
 
 
 class VideoPoseDataset(torch.utils.data.Dataset):
@@ -89,9 +93,18 @@ class VideoPoseDataset(torch.utils.data.Dataset):
     ``resolution`` is ``(width, height)``.
     """
 
-    def __init__(self, data_dir: PathLike, frames: int = 1, stride: int = 1, resolution: tuple[int, int] = (256, 384),
-                 augment: bool = True, *, crop_scale: tuple[float, float] = (0.8, 1.0), reference_margin: int = 0,
-                 check_files: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        data_dir: PathLike,
+        frames: int = 1,
+        stride: int = 1,
+        resolution: tuple[int, int] = (256, 384),
+        augment: bool = True,
+        *,
+        crop_scale: tuple[float, float] = (0.8, 1.0),
+        reference_margin: int = 0,
+        check_files: bool = True,
+    ) -> None:
         if frames < 1 or stride < 1:
             raise ValueError(f"frames and stride must be >= 1, got {frames} and {stride}")
         width, height = (int(v) for v in resolution)
@@ -103,15 +116,23 @@ class VideoPoseDataset(torch.utils.data.Dataset):
         if reference_margin < 0:
             raise ValueError(f"reference_margin must be >= 0, got {reference_margin}")
         self.data_dir = Path(data_dir)
-        self.frames, self.stride, self.resolution, self.augment = int(frames), int(stride), (width, height), bool(augment)
+        self.frames, self.stride, self.resolution, self.augment = (
+            int(frames),
+            int(stride),
+            (width, height),
+            bool(augment),
+        )
         self.crop_scale, self.reference_margin = (low, high), int(reference_margin)
         self.span = (self.frames - 1) * self.stride + 1
         all_clips = read_manifest(self.data_dir, check_files=check_files)
         self.clips: list[Clip] = [c for c in all_clips if c.num_frames >= self.span]
         self.skipped: list[str] = [c.id for c in all_clips if c.num_frames < self.span]
         if self.skipped:
-            warnings.warn(f"{self.data_dir}: skipped {len(self.skipped)} of {len(all_clips)} clips shorter than "
-                          f"{self.span} frames ({self.frames} frames at stride {self.stride})", stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"{self.data_dir}: skipped {len(self.skipped)} of {len(all_clips)} clips shorter than "
+                f"{self.span} frames ({self.frames} frames at stride {self.stride})",
+                stacklevel=2,
+            )
         self._poses: OrderedDict[Path, PoseSequence] = OrderedDict()
 
     def __len__(self) -> int:
@@ -160,17 +181,23 @@ class VideoPoseDataset(torch.utils.data.Dataset):
             pixels=_signed(pixels).permute(3, 0, 1, 2).contiguous(),
             pose=(torch.from_numpy(pose).float() / 255.0).permute(3, 0, 1, 2).contiguous(),
             reference=_signed(ref_image).permute(2, 0, 1).contiguous(),
-            reference_image=ref_image, clip_id=clip.id, frame_indices=targets, reference_index=reference,
-            box=box, reference_box=ref_box,
-        )  # fmt: skip
+            reference_image=ref_image,
+            clip_id=clip.id,
+            frame_indices=targets,
+            reference_index=reference,
+            box=box,
+            reference_box=ref_box,
+        )
 
     def _keypoints(self, clip: Clip) -> PoseSequence:
         pose = self._poses.get(clip.pose)
         if pose is None:
             pose = load_pose(clip.pose)
             if pose.num_frames < clip.num_frames:
-                raise ValueError(f"{clip.pose}: clip {clip.id!r} has {pose.num_frames} frames of keypoints but the "
-                                 f"manifest says the video has {clip.num_frames}")  # fmt: skip
+                raise ValueError(
+                    f"{clip.pose}: clip {clip.id!r} has {pose.num_frames} frames of keypoints but the "
+                    f"manifest says the video has {clip.num_frames}"
+                )
             self._poses[clip.pose] = pose
             while len(self._poses) > POSE_CACHE:
                 self._poses.popitem(last=False)
@@ -204,8 +231,14 @@ def reference_candidates(num_frames: int, start: int, end: int, margin: int = 0)
     return frames
 
 
-def crop_box(rng: np.random.Generator, width: int, height: int, resolution: tuple[int, int], augment: bool,
-             scale: tuple[float, float] = (0.8, 1.0)) -> Box:  # fmt: skip
+def crop_box(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    resolution: tuple[int, int],
+    augment: bool,
+    scale: tuple[float, float] = (0.8, 1.0),
+) -> Box:
     """A normalised box with the aspect ratio of ``resolution`` inside a ``width`` x ``height`` frame.
 
     Always draws two numbers and a scale from ``rng`` when ``augment`` (so later draws do not depend on the
@@ -268,8 +301,10 @@ def read_frames(path: PathLike, indices: list[int], clip_id: str = "") -> dict[i
             if first + offset in keep:
                 out[first + offset] = frame
         if got < count:
-            raise ValueError(f"{path}: clip {clip_id!r} needs frame {run[-1]} but the source has only {first + got} "
-                             "frames; the manifest's num_frames is wrong (run `animate-anyone data prepare` again)")  # fmt: skip
+            raise ValueError(
+                f"{path}: clip {clip_id!r} needs frame {run[-1]} but the source has only {first + got} "
+                "frames; the manifest's num_frames is wrong (run `animate-anyone data prepare` again)"
+            )
     return out
 
 

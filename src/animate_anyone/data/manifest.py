@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..atomic import atomic_path
 from ..pose.keypoints import is_pose_file
@@ -95,8 +96,10 @@ def read_manifest(data_dir_or_manifest: PathLike, *, check_files: bool = True) -
     """
     path = manifest_path(data_dir_or_manifest)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such manifest; a dataset directory holds {MANIFEST_NAME} "
-                                "(make one with `animate-anyone data prepare VIDEO_DIR --out DATA_DIR`)")
+        raise FileNotFoundError(
+            f"{path}: no such manifest; a dataset directory holds {MANIFEST_NAME} "
+            "(make one with `animate-anyone data prepare VIDEO_DIR --out DATA_DIR`)"
+        )
     base = path.parent.resolve()
     clips: list[Clip] = []
     seen: dict[str, int] = {}
@@ -141,9 +144,14 @@ def _clip(entry: dict[str, Any], base: Path, where: str) -> Clip:
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0 or fps == float("inf"):
         raise ManifestError(f"{where}: fps must be a positive number, got {fps!r}")
     return Clip(
-        id=entry["id"], video=_resolve(entry["video"], base), pose=_resolve(entry["pose"], base),
-        num_frames=entry["num_frames"], fps=float(fps), width=entry["width"], height=entry["height"],
-    )  # fmt: skip
+        id=entry["id"],
+        video=_resolve(entry["video"], base),
+        pose=_resolve(entry["pose"], base),
+        num_frames=entry["num_frames"],
+        fps=float(fps),
+        width=entry["width"],
+        height=entry["height"],
+    )
 
 
 def write_manifest(data_dir: PathLike, clips: Iterable[Clip], *, absolute_video: bool = False) -> Path:

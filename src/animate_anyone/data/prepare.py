@@ -70,10 +70,13 @@ class PrepareReport:
 
     def summary(self) -> str:
         reasons = ", ".join(f"{n} {reason}" for reason, n in self.by_reason.items())
-        text = (f"kept {len(self.clips)}, quarantined {len(self.quarantined)}" + (f" ({reasons})" if reasons else "")
-                + f"; keypoints extracted for {len(self.extracted)}, reused for {len(self.reused)}"
-                + (f" (+{len(self.reused_no_person)} known without a person)" if self.reused_no_person else "")
-                + f"; wrote {self.manifest} and {self.quarantine}")  # fmt: skip
+        text = (
+            f"kept {len(self.clips)}, quarantined {len(self.quarantined)}"
+            + (f" ({reasons})" if reasons else "")
+            + f"; keypoints extracted for {len(self.extracted)}, reused for {len(self.reused)}"
+            + (f" (+{len(self.reused_no_person)} known without a person)" if self.reused_no_person else "")
+            + f"; wrote {self.manifest} and {self.quarantine}"
+        )
         return text
 
     __str__ = summary
@@ -106,10 +109,21 @@ def pose_key(clip_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", clip_id.replace("/", "__")).lstrip(".") or "_"
 
 
-def prepare_dataset(video_dir: PathLike, out: PathLike, *, min_frames: int = 16, min_size: int = 256,
-                    fps_range: tuple[float, float] = (10.0, 60.0), backend: str = "mediapipe",
-                    overwrite: bool = False, absolute_paths: bool = False, det_model=None, pose_model=None,
-                    max_gap: int = 8, progress: bool = True) -> PrepareReport:  # fmt: skip
+def prepare_dataset(
+    video_dir: PathLike,
+    out: PathLike,
+    *,
+    min_frames: int = 16,
+    min_size: int = 256,
+    fps_range: tuple[float, float] = (10.0, 60.0),
+    backend: str = "mediapipe",
+    overwrite: bool = False,
+    absolute_paths: bool = False,
+    det_model=None,
+    pose_model=None,
+    max_gap: int = 8,
+    progress: bool = True,
+) -> PrepareReport:
     """Probe, filter and extract keypoints for every video under ``video_dir``; write ``out/manifest.jsonl``
     and ``out/quarantine.jsonl``. See the module doc. Returns a ``PrepareReport``.
 
@@ -142,7 +156,9 @@ def prepare_dataset(video_dir: PathLike, out: PathLike, *, min_frames: int = 16,
     def quarantine(video: Path, reason: str, detail: str) -> None:
         report.quarantined.append({"video": _shown(video, out, absolute_paths), "reason": reason, "detail": detail})
 
-    bar = tqdm(zip(videos, clip_ids(videos, root)), total=len(videos), desc="preparing", unit="video", disable=not progress)
+    bar = tqdm(
+        zip(videos, clip_ids(videos, root)), total=len(videos), desc="preparing", unit="video", disable=not progress
+    )
     for video, clip_id in bar:
         bar.set_postfix_str(clip_id[-40:], refresh=False)
         try:
@@ -160,14 +176,20 @@ def prepare_dataset(video_dir: PathLike, out: PathLike, *, min_frames: int = 16,
             report.reused.append(clip_id)
         elif not overwrite and _marker_matches(marker, info, backend):
             report.reused_no_person.append(clip_id)
-            quarantine(video, "no_person", f"no person found in any of its {info.num_frames} frames "
-                       f"(pose backend '{backend}'; remembered from an earlier run: {marker.name})")  # fmt: skip
+            quarantine(
+                video,
+                "no_person",
+                f"no person found in any of its {info.num_frames} frames "
+                f"(pose backend '{backend}'; remembered from an earlier run: {marker.name})",
+            )
             continue
         else:
             from ..pose.extract import extract_poses
 
             try:
-                pose, _ = extract_poses(video, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, progress=False)
+                pose, _ = extract_poses(
+                    video, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, progress=False
+                )
             except MediaError as exc:
                 quarantine(video, "unreadable", str(exc))
                 continue
@@ -177,18 +199,33 @@ def prepare_dataset(video_dir: PathLike, out: PathLike, *, min_frames: int = 16,
                 if "no person" not in str(exc):  # frames that change size
                     quarantine(video, "unreadable", str(exc))
                     continue
-                write_jsonl(marker, [{"num_frames": info.num_frames, "width": info.width, "height": info.height,
-                                      "fps": info.fps, "backend": backend}])  # fmt: skip
+                write_jsonl(
+                    marker,
+                    [
+                        {
+                            "num_frames": info.num_frames,
+                            "width": info.width,
+                            "height": info.height,
+                            "fps": info.fps,
+                            "backend": backend,
+                        }
+                    ],
+                )
                 quarantine(video, "no_person", str(exc))
                 continue
             pose.save(pose_file)
             marker.unlink(missing_ok=True)
             report.extracted.append(clip_id)
         if pose.num_frames < min_frames:
-            quarantine(video, "too_short", f"only {pose.num_frames} frames decode (the file says "
-                       f"{info.num_frames}); need at least {min_frames}")  # fmt: skip
+            quarantine(
+                video,
+                "too_short",
+                f"only {pose.num_frames} frames decode (the file says {info.num_frames}); need at least {min_frames}",
+            )
             continue
-        report.clips.append(Clip(clip_id, video.resolve(), pose_file.resolve(), pose.num_frames, info.fps, info.width, info.height))
+        report.clips.append(
+            Clip(clip_id, video.resolve(), pose_file.resolve(), pose.num_frames, info.fps, info.width, info.height)
+        )
     bar.close()
     write_manifest(out, report.clips, absolute_video=absolute_paths)
     write_jsonl(out / QUARANTINE_NAME, report.quarantined)
@@ -227,7 +264,13 @@ def _marker_matches(marker: Path, info, backend: str) -> bool:
         saved = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return saved == {"num_frames": info.num_frames, "width": info.width, "height": info.height, "fps": info.fps, "backend": backend}
+    return saved == {
+        "num_frames": info.num_frames,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "backend": backend,
+    }
 
 
 def _shown(video: Path, out: Path, absolute: bool) -> str:

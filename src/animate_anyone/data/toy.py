@@ -31,10 +31,28 @@ from ..pose.keypoints import PoseSequence
 from .manifest import QUARANTINE_NAME, Clip, write_jsonl, write_manifest
 
 NOSE, NECK, R_WRIST, L_WRIST, R_ANKLE, L_ANKLE = 0, 1, 4, 7, 10, 13
-TOY_LIMBS = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13), (1, 0))
+TOY_LIMBS = (
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+)
 MARKERS: dict[int, tuple[int, int, int]] = {  # joint -> colour of its disc in the video
-    NOSE: (235, 40, 40), R_WRIST: (40, 200, 40), L_WRIST: (50, 70, 240), R_ANKLE: (240, 220, 30), L_ANKLE: (230, 40, 230),
-}  # fmt: skip
+    NOSE: (235, 40, 40),
+    R_WRIST: (40, 200, 40),
+    L_WRIST: (50, 70, 240),
+    R_ANKLE: (240, 220, 30),
+    L_ANKLE: (230, 40, 230),
+}
 LIMB_COLOR = (235, 235, 235)
 LIMB_HALF_WIDTH, MARKER_RADIUS = 0.04, 0.06  # fractions of the frame's shorter side
 TOY_CRF = 6  # near-lossless H.264 (yuv420p still halves the colour resolution)
@@ -95,9 +113,17 @@ def toy_pose(frames: int, size: tuple[int, int], fps: float = 8.0, phase: float 
     return PoseSequence(body[:, None], zeros((frames, 1, 2, 21, 3)), zeros((frames, 1, 68, 3)), width, height, fps)
 
 
-def make_toy_dataset(out: PathLike, clips: int = 2, frames: int | Sequence[int] = 12, size: tuple[int, int] = (64, 64),
-                     fps: float = 8, seed: int = 0, *, rendered_pose: str | None = None,
-                     pose_size: tuple[int, int] | None = None) -> Path:  # fmt: skip
+def make_toy_dataset(
+    out: PathLike,
+    clips: int = 2,
+    frames: int | Sequence[int] = 12,
+    size: tuple[int, int] = (64, 64),
+    fps: float = 8,
+    seed: int = 0,
+    *,
+    rendered_pose: str | None = None,
+    pose_size: tuple[int, int] | None = None,
+) -> Path:
     """Write a toy dataset directory (see the module doc) and return its path.
 
     ``frames``: frames per clip, one number for all or one per clip. ``size``: (width, height) of the videos.
@@ -119,8 +145,12 @@ def make_toy_dataset(out: PathLike, clips: int = 2, frames: int | Sequence[int] 
     for c, count in enumerate(counts):
         clip_id = f"toy_{c:03d}"
         pose = toy_pose(count, (width, height), fps, phase=float(rng.uniform(0, 2 * math.pi)))
-        video = write_video(out / "videos" / f"{clip_id}.mp4",
-                            (draw_toy_frame(pose.body[i, 0], (width, height)) for i in range(count)), fps, crf=TOY_CRF)  # fmt: skip
+        video = write_video(
+            out / "videos" / f"{clip_id}.mp4",
+            (draw_toy_frame(pose.body[i, 0], (width, height)) for i in range(count)),
+            fps,
+            crf=TOY_CRF,
+        )
         keypoints = pose.save(out / "poses" / f"{clip_id}.npz")
         pose_path = keypoints
         if rendered_pose is not None:

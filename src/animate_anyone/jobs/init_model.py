@@ -11,8 +11,14 @@ from ..model_dir import write_model_directory
 from ..models.presets import build_components, build_networks, get_preset
 
 
-def init_model(size: str, out: str | Path, seed: int = 0, dtype: torch.dtype = torch.float32, overwrite: bool = False,
-               vae: str | Path | None = None) -> Path:  # fmt: skip
+def init_model(
+    size: str,
+    out: str | Path,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    overwrite: bool = False,
+    vae: str | Path | None = None,
+) -> Path:
     """Write the model directory of preset ``size`` with random weights; returns its path. ``vae``: a trained VAE
     folder (diffusers ``AutoencoderKL``, e.g. from ``synthetic autoencoder``) to use instead of a random one; its
     downsampling factor and latent channels must match the networks (the Pose Guider's strides, the UNet's input)."""

@@ -10,4 +10,12 @@ from .pose_guider import PoseGuider
 from .reference_attention import ReferenceBank
 from .reference_net import ReferenceNet
 
-__all__ = ["AnimateAnyone", "ModelMixin", "AnimateAnyoneUNet", "PoseGuider", "ReferenceBank", "ReferenceNet", "zero_init_motion_modules"]
+__all__ = [
+    "AnimateAnyone",
+    "ModelMixin",
+    "AnimateAnyoneUNet",
+    "PoseGuider",
+    "ReferenceBank",
+    "ReferenceNet",
+    "zero_init_motion_modules",
+]

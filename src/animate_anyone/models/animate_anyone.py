@@ -31,7 +31,9 @@ class AnimateAnyone(nn.Module):
             raise ValueError(f"denoising-UNet blocks without a ReferenceNet partner: {unpaired}")
 
     # -- pieces -----------------------------------------------------------------------------------------
-    def encode_reference(self, ref_latents: Tensor, image_embeds: Tensor, cache_keys_values: bool = True) -> ReferenceBank:
+    def encode_reference(
+        self, ref_latents: Tensor, image_embeds: Tensor, cache_keys_values: bool = True
+    ) -> ReferenceBank:
         """ref_latents (rows, 4, h, w), scaled like the VAE latents; image_embeds (rows, tokens, C)."""
         bank = self.reference_net(ref_latents, image_embeds)
         return self.denoising_unet.project_reference(bank) if cache_keys_values else bank

@@ -59,7 +59,9 @@ class AnimateAnyoneUNet(UNetMotionModel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         conv = self.conv_in
-        self.conv_in = PoseConditionedConv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding)
+        self.conv_in = PoseConditionedConv2d(
+            conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding
+        )
         for path, module in list(self.named_modules()):
             if ".motion_modules." in path and path.endswith(".norm") and isinstance(module, nn.GroupNorm):
                 parent = self.get_submodule(path.rsplit(".", 1)[0])
@@ -124,7 +126,7 @@ class AnimateAnyoneUNet(UNetMotionModel):
         """Return the bank with keys/values projected once by each block's own ``to_k``/``to_v`` (inference)."""
         self._check_bank(bank)
         keys_values = {}
-        for path, module in self.named_modules():
+        for module in self.modules():
             processor = getattr(module, "processor", None)
             if isinstance(processor, ReferenceReadProcessor):
                 tokens = bank.tokens[processor.name]  # (rows, Lr, C)

@@ -49,9 +49,15 @@ SD15_REFERENCE_NET = dict(
 def _motion_unet(reference_net: dict, heads: int, motion_heads: int) -> dict:
     """``UNetMotionModel`` arguments of the denoising UNet with the same 2D structure as ``reference_net`` and
     temporal layers as in Moore's inference_v2 (every block and the mid block, 32 positions)."""
-    blocks = {"CrossAttnDownBlock2D": "CrossAttnDownBlockMotion", "DownBlock2D": "DownBlockMotion",
-              "CrossAttnUpBlock2D": "CrossAttnUpBlockMotion", "UpBlock2D": "UpBlockMotion"}  # fmt: skip
-    common = {k: v for k, v in reference_net.items() if k not in ("down_block_types", "up_block_types", "attention_head_dim")}
+    blocks = {
+        "CrossAttnDownBlock2D": "CrossAttnDownBlockMotion",
+        "DownBlock2D": "DownBlockMotion",
+        "CrossAttnUpBlock2D": "CrossAttnUpBlockMotion",
+        "UpBlock2D": "UpBlockMotion",
+    }
+    common = {
+        k: v for k, v in reference_net.items() if k not in ("down_block_types", "up_block_types", "attention_head_dim")
+    }
     return dict(
         common,
         out_channels=4,
@@ -102,8 +108,15 @@ TINY_REFERENCE_NET = dict(
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
 )
-TINY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, patch_size=32,
-                 projection_dim=32, image_size=224)  # fmt: skip
+TINY_CLIP = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    patch_size=32,
+    projection_dim=32,
+    image_size=224,
+)
 TINY_VAE = dict(SD15_VAE, block_out_channels=(32, 32, 32, 32), layers_per_block=1, sample_size=64)
 # The miniature model's VAE (trained by ``synthetic autoencoder``): 4x downsampling, so a 64 px frame keeps a
 # 16x16 latent grid; 4+ channels per norm group (one channel per group would normalise away each part's colour).
@@ -142,7 +155,9 @@ PRESETS: dict[str, Preset] = {
         "tiny",
         reference_net=TINY_REFERENCE_NET,
         denoising_unet=_motion_unet(TINY_REFERENCE_NET, heads=8, motion_heads=8),
-        pose_guider=dict(conditioning_embedding_channels=32, conditioning_channels=3, block_out_channels=(16, 32, 64, 128)),
+        pose_guider=dict(
+            conditioning_embedding_channels=32, conditioning_channels=3, block_out_channels=(16, 32, 64, 128)
+        ),
         vae=TINY_VAE,
         image_encoder=TINY_CLIP,
         bench=dict(width=128, height=128, frames=16, steps=4),
@@ -151,8 +166,12 @@ PRESETS: dict[str, Preset] = {
         "mini",
         reference_net=MINI_REFERENCE_NET,
         denoising_unet=_motion_unet(MINI_REFERENCE_NET, heads=2, motion_heads=2),
-        pose_guider=dict(conditioning_embedding_channels=32, conditioning_channels=3, block_out_channels=(16, 32, 64, 128),
-                         block_strides=(2, 2, 1)),  # fmt: skip
+        pose_guider=dict(
+            conditioning_embedding_channels=32,
+            conditioning_channels=3,
+            block_out_channels=(16, 32, 64, 128),
+            block_strides=(2, 2, 1),
+        ),
         vae=MINI_VAE,
         image_encoder=TINY_CLIP,
         bench=dict(width=64, height=64, frames=24, steps=20),
@@ -161,11 +180,20 @@ PRESETS: dict[str, Preset] = {
         "sd15",
         reference_net=SD15_REFERENCE_NET,
         denoising_unet=_motion_unet(SD15_REFERENCE_NET, heads=8, motion_heads=8),
-        pose_guider=dict(conditioning_embedding_channels=320, conditioning_channels=3, block_out_channels=(16, 32, 96, 256)),
+        pose_guider=dict(
+            conditioning_embedding_channels=320, conditioning_channels=3, block_out_channels=(16, 32, 96, 256)
+        ),
         vae=SD15_VAE,
         # the ViT-L/14 image tower of sd-image-variations
-        image_encoder=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                           patch_size=14, projection_dim=768, image_size=224),  # fmt: skip
+        image_encoder=dict(
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            patch_size=14,
+            projection_dim=768,
+            image_size=224,
+        ),
         bench=dict(width=512, height=768, frames=24, steps=20),
     ),
 }

@@ -225,7 +225,9 @@ def reference_attention(
     batch = bf // num_frames
     n_ref = _count_rows(rows, batch)
     if k_ref.shape[0] not in (n_ref, 1):
-        raise ValueError(f"reference bank has {k_ref.shape[0]} rows but {n_ref} video rows use it (expected {n_ref} or 1)")
+        raise ValueError(
+            f"reference bank has {k_ref.shape[0]} rows but {n_ref} video rows use it (expected {n_ref} or 1)"
+        )
     use_merge = has_lse_kernel(q.device) and not (torch.is_grad_enabled() and (q.requires_grad or k_ref.requires_grad))
     if use_merge:
         return _reference_attention_merged(q, k, v, k_ref, v_ref, num_frames, rows, scale)

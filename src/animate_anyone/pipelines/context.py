@@ -26,7 +26,9 @@ def check_window(num_frames: int, context_frames: int, context_overlap: int) -> 
         raise ValueError(f"context_overlap must be in [0, context_frames), got {context_overlap} for {context_frames}")
 
 
-def moore_windows(num_frames: int, context_frames: int, context_overlap: int, context_stride: int = 1) -> list[list[int]]:
+def moore_windows(
+    num_frames: int, context_frames: int, context_overlap: int, context_stride: int = 1
+) -> list[list[int]]:
     """Moore-AnimateAnyone's ``uniform`` schedule at step 0 (the only step it uses), closed loop."""
     check_window(num_frames, context_frames, context_overlap)
     if num_frames <= context_frames:

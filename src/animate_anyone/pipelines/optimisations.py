@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 
@@ -47,7 +47,9 @@ class Optimisations:
 
     def __post_init__(self):
         if self.decode_chunk_size is not None and self.decode_chunk_size < 1:
-            raise ValueError(f"decode_chunk_size must be >= 1 (or None: all frames at once), got {self.decode_chunk_size}")
+            raise ValueError(
+                f"decode_chunk_size must be >= 1 (or None: all frames at once), got {self.decode_chunk_size}"
+            )
         if self.window_batch < 1:
             raise ValueError(f"window_batch must be >= 1, got {self.window_batch}")
 
@@ -61,7 +63,7 @@ class Optimisations:
             "chunked_decode": self.decode_chunk_size is not None,
         }
 
-    def with_switches(self, switches: dict[str, bool] | None, chunk_size: int = 8) -> "Optimisations":
+    def with_switches(self, switches: dict[str, bool] | None, chunk_size: int = 8) -> Optimisations:
         """A copy with the given on/off switches (unknown names raise)."""
         switches = dict(switches or {})
         unknown = sorted(set(switches) - set(SWITCHES))
@@ -73,7 +75,7 @@ class Optimisations:
         return dataclasses.replace(self, **values)
 
 
-def as_optimisations(value: "Optimisations | dict | None", base: Optimisations | None = None) -> Optimisations:
+def as_optimisations(value: Optimisations | dict | None, base: Optimisations | None = None) -> Optimisations:
     """An ``Optimisations`` from itself, a dict of its fields (over ``base``), or None (``base`` or the defaults)."""
     base = base or Optimisations()
     if value is None:

@@ -12,9 +12,9 @@ denoising loop in ``pipelines.sampling`` and the inference optimisations in ``pi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import PIL.Image
@@ -69,16 +69,30 @@ class PipelineHooks:
 class AnimateAnyonePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->reference_net->pose_guider->denoising_unet->vae"
 
-    def __init__(self, vae, image_encoder, feature_extractor, reference_net, denoising_unet, pose_guider, scheduler,
-                 use_reference_net: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        vae,
+        image_encoder,
+        feature_extractor,
+        reference_net,
+        denoising_unet,
+        pose_guider,
+        scheduler,
+        use_reference_net: bool = True,
+    ):
         """``use_reference_net=False`` (stored in model_index.json by a training run with
         ``model.reference_net: false``): the ablation without reference attention; only the CLIP image embedding
         carries the reference's appearance."""
         super().__init__()
         self.register_modules(
-            vae=vae, image_encoder=image_encoder, feature_extractor=feature_extractor, reference_net=reference_net,
-            denoising_unet=denoising_unet, pose_guider=pose_guider, scheduler=scheduler,
-        )  # fmt: skip
+            vae=vae,
+            image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
+            reference_net=reference_net,
+            denoising_unet=denoising_unet,
+            pose_guider=pose_guider,
+            scheduler=scheduler,
+        )
         self.register_to_config(use_reference_net=bool(use_reference_net))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.optimisations = Optimisations()
@@ -111,7 +125,19 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         return new
 
     # -- the pieces __call__ is made of ---------------------------------------------------------------------
-    def check_inputs(self, height, width, num_frames, available_frames, steps, guidance_scale, context_frames, context_overlap, window_mode, output_type):
+    def check_inputs(
+        self,
+        height,
+        width,
+        num_frames,
+        available_frames,
+        steps,
+        guidance_scale,
+        context_frames,
+        context_overlap,
+        window_mode,
+        output_type,
+    ):
         check_size(width, height, "output size", self.vae_scale_factor)
         if num_frames > available_frames:
             raise ValueError(f"num_frames={num_frames} but the pose sequence has only {available_frames} frames")
@@ -189,7 +215,18 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             width, height = width or w, height or h
         pose = _pose_tensor(pose_frames)  # (F, 3, Hp, Wp) uint8
         num_frames = pose.shape[0] if num_frames is None else num_frames
-        self.check_inputs(height, width, num_frames, pose.shape[0], num_inference_steps, guidance_scale, context_frames, context_overlap, window_mode, output_type)
+        self.check_inputs(
+            height,
+            width,
+            num_frames,
+            pose.shape[0],
+            num_inference_steps,
+            guidance_scale,
+            context_frames,
+            context_overlap,
+            window_mode,
+            output_type,
+        )
         pose = _resize(pose[:num_frames], height, width).to(device)  # (F, 3, H, W) uint8
         # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
         model = self.model
@@ -205,19 +242,39 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
 
         # 4. Initial noise.
-        shape = (1, self.denoising_unet.config.in_channels, num_frames, height // self.vae_scale_factor, width // self.vae_scale_factor)
+        shape = (
+            1,
+            self.denoising_unet.config.in_channels,
+            num_frames,
+            height // self.vae_scale_factor,
+            width // self.vae_scale_factor,
+        )
         latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * self.scheduler.init_noise_sigma
         # 5. Denoising loop over windows, with a progress bar of steps x windows.
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         total = sum(
-            len(window_schedule(window_mode, num_frames, context_frames, context_overlap, i)) for i in range(len(self.scheduler.timesteps))
+            len(window_schedule(window_mode, num_frames, context_frames, context_overlap, i))
+            for i in range(len(self.scheduler.timesteps))
         )
         with self.progress_bar(total=total) as bar, hooks.stage("denoising"):
             latents = sample_video(
-                model, self.scheduler, latents, image_embeds, pose_features, bank, num_inference_steps, guidance_scale,
-                context_frames, context_overlap, window_mode, generator=generator, eta=eta,
-                callback=lambda step, window: bar.update(), window_batch=opts.window_batch, on_step_end=hooks.step_end,
-            )  # fmt: skip
+                model,
+                self.scheduler,
+                latents,
+                image_embeds,
+                pose_features,
+                bank,
+                num_inference_steps,
+                guidance_scale,
+                context_frames,
+                context_overlap,
+                window_mode,
+                generator=generator,
+                eta=eta,
+                callback=lambda step, window: bar.update(),
+                window_batch=opts.window_batch,
+                on_step_end=hooks.step_end,
+            )
         if output_type == "latent":
             return AnimateAnyonePipelineOutput(frames=latents)
         # 6. Decode in chunks; stream to the sink or collect.
@@ -237,7 +294,9 @@ class AnimateAnyonePipeline(DiffusionPipeline):
 
 def _rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     if not isinstance(image, PIL.Image.Image):
-        raise TypeError(f"reference_image must be a PIL image (see animate_anyone.media.load_image), got {type(image).__name__}")
+        raise TypeError(
+            f"reference_image must be a PIL image (see animate_anyone.media.load_image), got {type(image).__name__}"
+        )
     from ..media import load_image
 
     return load_image(image)
@@ -267,7 +326,9 @@ def _pose_tensor(frames) -> Tensor:
         return _pose_tensor(np.stack(frames))
     if not all(isinstance(f, PIL.Image.Image) for f in frames):
         kinds = sorted({type(f).__name__ for f in frames})
-        raise TypeError(f"pose_frames must be PIL images, uint8 (H, W, 3) arrays or one (F, H, W, 3) array/tensor, got {kinds}")
+        raise TypeError(
+            f"pose_frames must be PIL images, uint8 (H, W, 3) arrays or one (F, H, W, 3) array/tensor, got {kinds}"
+        )
     sizes = {f.size for f in frames}
     if len(sizes) > 1:
         raise ValueError(f"pose frames differ in size: {sorted(sizes)}")
@@ -280,6 +341,8 @@ def _resize(pose: Tensor, height: int, width: int) -> Tensor:
         return pose
     out = torch.empty(pose.shape[0], 3, height, width, dtype=torch.uint8)
     for i in range(pose.shape[0]):
-        frame = torch.nn.functional.interpolate(pose[i : i + 1].float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        frame = torch.nn.functional.interpolate(
+            pose[i : i + 1].float(), size=(height, width), mode="bilinear", antialias=True, align_corners=False
+        )
         out[i] = frame.round().clamp(0, 255).to(torch.uint8)[0]
     return out

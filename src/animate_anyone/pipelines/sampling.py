@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -63,7 +63,11 @@ def sample_video(
         for group in _window_groups(schedule, window_batch):
             idxs = [torch.tensor(schedule[i][0], device=latents.device) for i in group]
             if len(group) == 1:
-                preds = [model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, guidance_scale)]
+                preds = [
+                    model.denoise(
+                        model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, guidance_scale
+                    )
+                ]
             else:
                 preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, guidance_scale, idxs)
             for window_index, idx, pred in zip(group, idxs, preds):

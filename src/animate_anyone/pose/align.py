@@ -34,10 +34,24 @@ import numpy as np
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
 
 LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),  # neck -> nose -> eyes -> ears
-    (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7),  # neck -> shoulders -> elbows -> wrists
-    (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),  # neck -> hips -> knees -> ankles
-)  # fmt: skip
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),  # neck -> nose -> eyes -> ears
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (1, 5),
+    (5, 6),
+    (6, 7),  # neck -> shoulders -> elbows -> wrists
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),  # neck -> hips -> knees -> ankles
+)
 _SIDES = {2: 5, 3: 6, 4: 7, 8: 11, 9: 12, 10: 13, 14: 15, 16: 17}
 _MIRROR = {**_SIDES, **{left: right for right, left in _SIDES.items()}}
 _MIRROR_LIMB = [LIMBS.index((_MIRROR.get(p, p), _MIRROR.get(c, c))) for p, c in LIMBS]
@@ -131,9 +145,15 @@ def _points(pose: PoseSequence, person: int) -> np.ndarray:
 
 
 def retarget(
-    driver: PoseSequence, reference: PoseSequence, *, person: int = 0, reference_person: int = 0,
-    threshold: float = 0.3, smoothing: float = 1.0, percentile: float = 90.0,
-) -> PoseSequence:  # fmt: skip
+    driver: PoseSequence,
+    reference: PoseSequence,
+    *,
+    person: int = 0,
+    reference_person: int = 0,
+    threshold: float = 0.3,
+    smoothing: float = 1.0,
+    percentile: float = 90.0,
+) -> PoseSequence:
     """The driver's motion (person ``person``) on the reference's proportions and place (person ``reference_person``).
 
     Output: one person, the reference's width and height, the driver's fps. ``smoothing`` is the Gaussian sigma in
@@ -150,9 +170,11 @@ def retarget(
     # 2. Scale of the edge into every point: per limb, hands, face; the global scale for what one side lacks.
     everything = list(range(len(LIMBS)))
     glob = _first(
-        _ratio(ref_len, drv_len, _LEGS, need_all=True), _ratio(ref_len, drv_len, _TORSO),
-        _ratio(ref_len, drv_len, everything), 1.0,
-    )  # fmt: skip
+        _ratio(ref_len, drv_len, _LEGS, need_all=True),
+        _ratio(ref_len, drv_len, _TORSO),
+        _ratio(ref_len, drv_len, everything),
+        1.0,
+    )
     scale = np.full(_NODES, glob)
     for i, (_, child) in enumerate(LIMBS):
         scale[child] = _first(_div(ref_len[i], drv_len[i]), glob)

@@ -37,10 +37,9 @@ width x height to the output size, then truncated to whole pixels like the origi
 from __future__ import annotations
 
 import functools
-
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -50,19 +49,52 @@ from animate_anyone.pose.keypoints import PoseSequence
 
 # COCO-18 indices (see keypoints.py): neck-shoulders, arms, neck-hips, legs, neck-nose, eyes, ears
 BODY_LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
-    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
-)  # fmt: skip
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
 BODY_COLORS: tuple[tuple[int, int, int], ...] = (
-    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
-    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
-    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
-)  # fmt: skip
+    (255, 0, 0),
+    (255, 85, 0),
+    (255, 170, 0),
+    (255, 255, 0),
+    (170, 255, 0),
+    (85, 255, 0),
+    (0, 255, 0),
+    (0, 255, 85),
+    (0, 255, 170),
+    (0, 255, 255),
+    (0, 170, 255),
+    (0, 85, 255),
+    (0, 0, 255),
+    (85, 0, 255),
+    (170, 0, 255),
+    (255, 0, 255),
+    (255, 0, 170),
+    (255, 0, 85),
+)
 LIMB_DIM = 0.6
 LIMB_COLORS = tuple(tuple(int(c * LIMB_DIM) for c in rgb) for rgb in BODY_COLORS[: len(BODY_LIMBS)])
 # wrist (0) to each finger's four joints: thumb 1-4, index 5-8, middle 9-12, ring 13-16, little 17-20
-HAND_EDGES = tuple(pair for f in range(5) for pair in ((0, 4 * f + 1), (4 * f + 1, 4 * f + 2),
-                                                      (4 * f + 2, 4 * f + 3), (4 * f + 3, 4 * f + 4)))
+HAND_EDGES = tuple(
+    pair
+    for f in range(5)
+    for pair in ((0, 4 * f + 1), (4 * f + 1, 4 * f + 2), (4 * f + 2, 4 * f + 3), (4 * f + 3, 4 * f + 4))
+)
 
 
 def _hsv_colour(hue: float) -> tuple[int, int, int]:
@@ -80,9 +112,17 @@ STICK_WIDTH, JOINT_RADIUS, HAND_WIDTH, HAND_RADIUS, FACE_RADIUS = 4, 4, 2, 4, 3
 REFERENCE_SIZE = 512  # the short side Moore drew its training poses at; used by scale="auto"
 
 
-def draw_pose(pose: PoseSequence, frame: int, size: tuple[int, int] | None = None, *, hands: bool = True,
-              face: bool = True, threshold: float = 0.3, canvas: np.ndarray | None = None,
-              scale: float | str = 1.0) -> np.ndarray:
+def draw_pose(
+    pose: PoseSequence,
+    frame: int,
+    size: tuple[int, int] | None = None,
+    *,
+    hands: bool = True,
+    face: bool = True,
+    threshold: float = 0.3,
+    canvas: np.ndarray | None = None,
+    scale: float | str = 1.0,
+) -> np.ndarray:
     """The skeleton of every person in ``frame`` as an (H, W, 3) uint8 RGB image.
 
     ``size=(width, height)`` defaults to the canvas's size when one is given, else the pose's. ``canvas``: an
@@ -129,8 +169,9 @@ def draw_pose(pose: PoseSequence, frame: int, size: tuple[int, int] | None = Non
             visible = hand[:, 2] > cut
             for e, (a, b) in enumerate(HAND_EDGES):
                 if visible[a] and visible[b]:
-                    draw.line([tuple(points[a].tolist()), tuple(points[b].tolist())], fill=HAND_COLORS[e],
-                              width=line_width)
+                    draw.line(
+                        [tuple(points[a].tolist()), tuple(points[b].tolist())], fill=HAND_COLORS[e], width=line_width
+                    )
             _discs(draw, points[visible], HAND_RADIUS * k, HAND_POINT_COLOR)
     if face:
         marks = pose.face[frame]
@@ -144,13 +185,24 @@ def iter_rendered(pose: PoseSequence, size: tuple[int, int] | None = None, **kw)
         yield draw_pose(pose, frame, size, **kw)
 
 
-def render_video(pose: PoseSequence, out: str | os.PathLike[str], size: tuple[int, int] | None = None,
-                 fps: float | None = None, progress: bool = True, **kw) -> Path:
+def render_video(
+    pose: PoseSequence,
+    out: str | os.PathLike[str],
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    progress: bool = True,
+    **kw,
+) -> Path:
     """Write every rendered frame to ``out`` (any ``media.VideoWriter`` target) at ``fps`` (default the pose's)."""
     from tqdm.auto import tqdm
 
-    frames = tqdm(iter_rendered(pose, size, **kw), total=pose.num_frames, desc="rendering poses", unit="frame",
-                  disable=not progress)
+    frames = tqdm(
+        iter_rendered(pose, size, **kw),
+        total=pose.num_frames,
+        desc="rendering poses",
+        unit="frame",
+        disable=not progress,
+    )
     with VideoWriter(out, pose.fps if fps is None else fps) as writer:
         for image in frames:
             writer.write(image)

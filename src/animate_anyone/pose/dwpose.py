@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS
+from .keypoints import BODY_POINTS
 
 INSTALL_HINT = 'pip install "animate-anyone[pose]"'
 DET_ENV, POSE_ENV = "ANIMATE_ANYONE_DWPOSE_DET", "ANIMATE_ANYONE_DWPOSE_POSE"
@@ -72,7 +72,9 @@ def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ImportError(f"the 'dwpose' pose backend needs onnxruntime, which is not installed: {INSTALL_HINT}") from exc
+        raise ImportError(
+            f"the 'dwpose' pose backend needs onnxruntime, which is not installed: {INSTALL_HINT}"
+        ) from exc
     return onnxruntime
 
 
@@ -85,8 +87,10 @@ def resolve_model(path: str | os.PathLike[str] | None, env: str, filename: str, 
         raise ValueError(f"no DWPose {what} model given: pass its path or set {env} to the path of {filename}")
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"DWPose {what} model {path} (from {source}) does not exist; {env} or the "
-                                f"argument should name the file {filename}")  # fmt: skip
+        raise FileNotFoundError(
+            f"DWPose {what} model {path} (from {source}) does not exist; {env} or the "
+            f"argument should name the file {filename}"
+        )
     return path
 
 
@@ -103,7 +107,9 @@ def letterbox(rgb: np.ndarray, size: tuple[int, int] = DET_SIZE) -> tuple[np.nda
     return np.ascontiguousarray(canvas[..., ::-1].transpose(2, 0, 1), dtype=np.float32), ratio
 
 
-def decode_yolox(raw: np.ndarray, size: tuple[int, int] = DET_SIZE, strides=DET_STRIDES) -> tuple[np.ndarray, np.ndarray]:
+def decode_yolox(
+    raw: np.ndarray, size: tuple[int, int] = DET_SIZE, strides=DET_STRIDES
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, 85) raw predictions -> boxes (N, 4) x1, y1, x2, y2 in input pixels and person scores (N,)."""
     grids, steps = [], []
     for stride in strides:
@@ -114,8 +120,10 @@ def decode_yolox(raw: np.ndarray, size: tuple[int, int] = DET_SIZE, strides=DET_
     grid, step = np.concatenate(grids).astype(np.float64), np.concatenate(steps).astype(np.float64)[:, None]
     raw = np.asarray(raw, np.float64)
     if raw.shape != (len(grid), DET_CHANNELS):
-        raise ValueError(f"detector output has {raw.shape[0]} rows of {raw.shape[-1]}; a {size[1]}x{size[0]} "
-                         f"YOLOX input needs {len(grid)} of {DET_CHANNELS}")  # fmt: skip
+        raise ValueError(
+            f"detector output has {raw.shape[0]} rows of {raw.shape[-1]}; a {size[1]}x{size[0]} "
+            f"YOLOX input needs {len(grid)} of {DET_CHANNELS}"
+        )
     centre = (raw[:, :2] + grid) * step
     half = np.exp(np.clip(raw[:, 2:4], -30.0, 30.0)) * step / 2
     return np.concatenate([centre - half, centre + half], axis=1), raw[:, 4] * raw[:, 5]
@@ -139,7 +147,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------- pose
 
 
-def crop_box(box: np.ndarray, size: tuple[int, int] = POSE_SIZE, padding: float = BBOX_PADDING) -> tuple[np.ndarray, np.ndarray]:
+def crop_box(
+    box: np.ndarray, size: tuple[int, int] = POSE_SIZE, padding: float = BBOX_PADDING
+) -> tuple[np.ndarray, np.ndarray]:
     """Centre (2,) and size (2,) (w, h) of the image rectangle a box's crop covers: padded, at the crop aspect."""
     x1, y1, x2, y2 = np.asarray(box, np.float64)
     centre = np.array([(x1 + x2) / 2, (y1 + y2) / 2])
@@ -152,7 +162,9 @@ def crop_box(box: np.ndarray, size: tuple[int, int] = POSE_SIZE, padding: float 
     return centre, np.array([max(width, 1e-6), max(height, 1e-6)])
 
 
-def affine_crop(rgb: np.ndarray, centre: np.ndarray, scale: np.ndarray, size: tuple[int, int] = POSE_SIZE) -> np.ndarray:
+def affine_crop(
+    rgb: np.ndarray, centre: np.ndarray, scale: np.ndarray, size: tuple[int, int] = POSE_SIZE
+) -> np.ndarray:
     """The (H, W, 3) uint8 crop: image point p lands on (p - centre) x W / scale_w + (W / 2, H / 2).
 
     Pixel centres at integer coordinates, as OpenCV's warpAffine; PIL's transform works in pixel-area
@@ -163,8 +175,13 @@ def affine_crop(rgb: np.ndarray, centre: np.ndarray, scale: np.ndarray, size: tu
     offset_x = centre[0] - out_w / 2 * inv + 0.5 - 0.5 * inv
     offset_y = centre[1] - out_h / 2 * inv + 0.5 - 0.5 * inv
     image = Image.fromarray(rgb)
-    crop = image.transform((out_w, out_h), Image.Transform.AFFINE, (inv, 0.0, offset_x, 0.0, inv, offset_y),
-                           resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))  # fmt: skip
+    crop = image.transform(
+        (out_w, out_h),
+        Image.Transform.AFFINE,
+        (inv, 0.0, offset_x, 0.0, inv, offset_y),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=(0, 0, 0),
+    )
     return np.asarray(crop)
 
 
@@ -182,8 +199,9 @@ def decode_simcc(simcc_x: np.ndarray, simcc_y: np.ndarray, split: float = SIMCC_
     return locs, scores
 
 
-def wholebody_to_format(keypoints: np.ndarray, scores: np.ndarray, width: int, height: int,
-                        min_confidence: float = 0.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def wholebody_to_format(
+    keypoints: np.ndarray, scores: np.ndarray, width: int, height: int, min_confidence: float = 0.3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(P, 133, 2) image pixels and (P, 133) scores -> body (P, 18, 3), hands (P, 2, 21, 3), face (P, 68, 3)."""
     keypoints, scores = np.asarray(keypoints, np.float64), np.asarray(scores, np.float64)
     people = keypoints.shape[0]
@@ -197,8 +215,9 @@ def wholebody_to_format(keypoints: np.ndarray, scores: np.ndarray, width: int, h
             body[:, target] = points[:, source]
     right, left = body[:, 2], body[:, 5]
     both = (right[:, 2] > 0) & (left[:, 2] > 0)
-    body[both, NECK] = np.concatenate([(right[both, :2] + left[both, :2]) / 2,
-                                       np.minimum(right[both, 2:], left[both, 2:])], axis=1)  # fmt: skip
+    body[both, NECK] = np.concatenate(
+        [(right[both, :2] + left[both, :2]) / 2, np.minimum(right[both, 2:], left[both, 2:])], axis=1
+    )
     hands = np.stack([points[:, LEFT_HAND_SLICE], points[:, RIGHT_HAND_SLICE]], axis=1)
     return body.astype(np.float32), hands.astype(np.float32), points[:, FACE_SLICE].astype(np.float32)
 
@@ -254,20 +273,37 @@ class DWPose:
 
     name = "dwpose"
 
-    def __init__(self, det_model: str | os.PathLike[str] | None = None, pose_model: str | os.PathLike[str] | None = None,
-                 *, det_threshold: float = 0.3, nms_iou: float = 0.45, min_confidence: float = 0.3,
-                 providers: list[str] | None = None, threads: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        det_model: str | os.PathLike[str] | None = None,
+        pose_model: str | os.PathLike[str] | None = None,
+        *,
+        det_threshold: float = 0.3,
+        nms_iou: float = 0.45,
+        min_confidence: float = 0.3,
+        providers: list[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
         import_onnxruntime()
         self.det_path = resolve_model(det_model, DET_ENV, DET_FILE, "detector")
         self.pose_path = resolve_model(pose_model, POSE_ENV, POSE_FILE, "pose")
-        self.det_threshold, self.nms_iou, self.min_confidence = float(det_threshold), float(nms_iou), float(min_confidence)
+        self.det_threshold, self.nms_iou, self.min_confidence = (
+            float(det_threshold),
+            float(nms_iou),
+            float(min_confidence),
+        )
         self.det = _session(self.det_path, providers, threads)
         _check_signature(self.det, self.det_path, [(None, 3, *DET_SIZE)], [(None, DET_ANCHORS, DET_CHANNELS)], DET_FILE)
         self.pose = _session(self.pose_path, providers, threads)
-        simcc = [(None, WHOLEBODY_POINTS, int(POSE_SIZE[1] * SIMCC_SPLIT)), (None, WHOLEBODY_POINTS, int(POSE_SIZE[0] * SIMCC_SPLIT))]
+        simcc = [
+            (None, WHOLEBODY_POINTS, int(POSE_SIZE[1] * SIMCC_SPLIT)),
+            (None, WHOLEBODY_POINTS, int(POSE_SIZE[0] * SIMCC_SPLIT)),
+        ]
         _check_signature(self.pose, self.pose_path, [(None, 3, *POSE_SIZE)], simcc, POSE_FILE)
         names = [o.name for o in self.pose.get_outputs()]
-        self._simcc_order = [names.index("simcc_x"), names.index("simcc_y")] if {"simcc_x", "simcc_y"} <= set(names) else [0, 1]
+        self._simcc_order = (
+            [names.index("simcc_x"), names.index("simcc_y")] if {"simcc_x", "simcc_y"} <= set(names) else [0, 1]
+        )
 
     def detect(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """People boxes (N, 4) x1, y1, x2, y2 in image pixels (clipped to it) and their scores (N,), best first."""

@@ -61,8 +61,10 @@ class ExtractionReport:
         return [i for first, last in self.flagged for i in range(first, last + 1)]
 
     def summary(self) -> str:
-        text = (f"{self.source}: {self.num_frames} frames ({self.backend}), person found in "
-                f"{self.num_frames - len(self.frames_without_person)}, interpolated {len(self.interpolated)}")  # fmt: skip
+        text = (
+            f"{self.source}: {self.num_frames} frames ({self.backend}), person found in "
+            f"{self.num_frames - len(self.frames_without_person)}, interpolated {len(self.interpolated)}"
+        )
         if self.flagged:
             runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.flagged)
             text += f", left missing {len(self.missing)} (frames {runs})"
@@ -71,8 +73,14 @@ class ExtractionReport:
     __str__ = summary  # printing a report gives the one-line summary; repr() stays the full dataclass
 
 
-def open_backend(backend: str = "mediapipe", *, static_image_mode: bool = False, det_model=None, pose_model=None,
-                 min_confidence: float = 0.3):  # fmt: skip
+def open_backend(
+    backend: str = "mediapipe",
+    *,
+    static_image_mode: bool = False,
+    det_model=None,
+    pose_model=None,
+    min_confidence: float = 0.3,
+):
     """An extractor ``(rgb) -> (body (P, 18, 3), hands (P, 2, 21, 3), face (P, 68, 3))`` with ``close()``."""
     if backend == "mediapipe":
         if det_model is not None or pose_model is not None:
@@ -87,9 +95,16 @@ def open_backend(backend: str = "mediapipe", *, static_image_mode: bool = False,
     raise ValueError(f"unknown pose backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def extract_poses(source: str | os.PathLike[str], backend: str = "mediapipe", *, det_model=None, pose_model=None,
-                  max_gap: int = 8, min_confidence: float = 0.3,
-                  progress: bool = True) -> tuple[PoseSequence, ExtractionReport]:  # fmt: skip
+def extract_poses(
+    source: str | os.PathLike[str],
+    backend: str = "mediapipe",
+    *,
+    det_model=None,
+    pose_model=None,
+    max_gap: int = 8,
+    min_confidence: float = 0.3,
+    progress: bool = True,
+) -> tuple[PoseSequence, ExtractionReport]:
     """Keypoints of every frame of a video, image folder or image, with gaps filled; see the module doc.
 
     Returns a one-person ``PoseSequence`` (size and fps of the source; folders and images 30 fps) and an
@@ -101,14 +116,21 @@ def extract_poses(source: str | os.PathLike[str], backend: str = "mediapipe", *,
     path = Path(source)
     info = probe_frames(path)
     body, hands, face, found = [], [], [], []
-    extractor = open_backend(backend, static_image_mode=info.num_frames == 1, det_model=det_model,
-                             pose_model=pose_model, min_confidence=min_confidence)  # fmt: skip
+    extractor = open_backend(
+        backend,
+        static_image_mode=info.num_frames == 1,
+        det_model=det_model,
+        pose_model=pose_model,
+        min_confidence=min_confidence,
+    )
     try:
         with tqdm(total=info.num_frames, desc=f"poses ({backend})", unit="frame", disable=not progress) as bar:
             for frame in iter_frames(path):
                 if frame.shape[:2] != (info.height, info.width):
-                    raise ValueError(f"{path}: frame {len(found)} is {frame.shape[1]}x{frame.shape[0]}, "
-                                     f"the source is {info.width}x{info.height}")  # fmt: skip
+                    raise ValueError(
+                        f"{path}: frame {len(found)} is {frame.shape[1]}x{frame.shape[0]}, "
+                        f"the source is {info.width}x{info.height}"
+                    )
                 b, h, f = _first_person(*extractor(frame))
                 body.append(b)
                 hands.append(h)
@@ -118,35 +140,49 @@ def extract_poses(source: str | os.PathLike[str], backend: str = "mediapipe", *,
     finally:
         extractor.close()
     if not any(found):
-        raise ValueError(f"{path}: no person found in any of its {len(found)} frame(s) (pose backend '{backend}'); "
-                         "the source needs a clearly visible person")  # fmt: skip
+        raise ValueError(
+            f"{path}: no person found in any of its {len(found)} frame(s) (pose backend '{backend}'); "
+            "the source needs a clearly visible person"
+        )
     pose = PoseSequence(np.stack(body), np.stack(hands), np.stack(face), info.width, info.height, info.fps)
     found = np.array(found)
     pose, interpolated, flagged = fill_gaps(pose, found, max_gap)
-    report = ExtractionReport(str(path), backend, pose.num_frames, max_gap, np.flatnonzero(~found).tolist(), interpolated, flagged)
+    report = ExtractionReport(
+        str(path), backend, pose.num_frames, max_gap, np.flatnonzero(~found).tolist(), interpolated, flagged
+    )
     return pose, report
 
 
-def extract_image(image: Image.Image | np.ndarray | str | os.PathLike[str], backend: str = "mediapipe", *,
-                  det_model=None, pose_model=None, min_confidence: float = 0.3) -> PoseSequence:  # fmt: skip
+def extract_image(
+    image: Image.Image | np.ndarray | str | os.PathLike[str],
+    backend: str = "mediapipe",
+    *,
+    det_model=None,
+    pose_model=None,
+    min_confidence: float = 0.3,
+) -> PoseSequence:
     """A one-frame ``PoseSequence`` of an image (PIL image, HxWx3 uint8 RGB array or path).
 
     Raises ``ValueError`` (naming the image) when nobody is found.
     """
     name, rgb = _image_array(image)
-    extractor = open_backend(backend, static_image_mode=True, det_model=det_model, pose_model=pose_model,
-                             min_confidence=min_confidence)  # fmt: skip
+    extractor = open_backend(
+        backend, static_image_mode=True, det_model=det_model, pose_model=pose_model, min_confidence=min_confidence
+    )
     try:
         b, h, f = _first_person(*extractor(rgb))
     finally:
         extractor.close()
     if not _has_person(b, h, f):
-        raise ValueError(f"{name}: no person found in the image (pose backend '{backend}'); "
-                         "it needs a clearly visible person")  # fmt: skip
+        raise ValueError(
+            f"{name}: no person found in the image (pose backend '{backend}'); it needs a clearly visible person"
+        )
     return PoseSequence(b[None], h[None], f[None], rgb.shape[1], rgb.shape[0])
 
 
-def fill_gaps(pose: PoseSequence, found: np.ndarray, max_gap: int) -> tuple[PoseSequence, list[int], list[tuple[int, int]]]:
+def fill_gaps(
+    pose: PoseSequence, found: np.ndarray, max_gap: int
+) -> tuple[PoseSequence, list[int], list[tuple[int, int]]]:
     """Interpolate runs of at most ``max_gap`` frames without a person between two frames with one.
 
     Returns the new sequence, the interpolated frame indices and the ``(first, last)`` runs left missing.
@@ -184,7 +220,11 @@ def _first_person(body: np.ndarray, hands: np.ndarray, face: np.ndarray) -> tupl
     if len(body):
         return body[:1], hands[:1], face[:1]
     zeros = np.zeros
-    return zeros((1, BODY_POINTS, 3), np.float32), zeros((1, 2, HAND_POINTS, 3), np.float32), zeros((1, FACE_POINTS, 3), np.float32)
+    return (
+        zeros((1, BODY_POINTS, 3), np.float32),
+        zeros((1, 2, HAND_POINTS, 3), np.float32),
+        zeros((1, FACE_POINTS, 3), np.float32),
+    )
 
 
 def _has_person(*parts: np.ndarray) -> bool:

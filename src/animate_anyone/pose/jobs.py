@@ -6,8 +6,8 @@ output atomically.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import PIL.Image
@@ -15,22 +15,37 @@ import PIL.Image
 from .keypoints import PoseSequence, is_pose_file, load_pose
 
 
-def extract_file(source, out, *, backend: str = "mediapipe", det_model=None, pose_model=None, max_gap: int = 8, progress: bool = True):
+def extract_file(
+    source, out, *, backend: str = "mediapipe", det_model=None, pose_model=None, max_gap: int = 8, progress: bool = True
+):
     """Extract keypoints from a video, image folder or image and save them; returns (path, report)."""
     from .extract import extract_poses
 
-    pose, report = extract_poses(source, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, progress=progress)
+    pose, report = extract_poses(
+        source, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, progress=progress
+    )
     return pose.save(out), report
 
 
-def render_file(poses, out, *, size: tuple[int, int] | None = None, fps: float | None = None, hands: bool = True, face: bool = True, progress: bool = True) -> Path:
+def render_file(
+    poses,
+    out,
+    *,
+    size: tuple[int, int] | None = None,
+    fps: float | None = None,
+    hands: bool = True,
+    face: bool = True,
+    progress: bool = True,
+) -> Path:
     """Render a keypoint file as OpenPose-style skeleton video (or GIF / PNG folder)."""
     from .draw import render_video
 
     return render_video(load_pose(poses), out, size=size, fps=fps, progress=progress, hands=hands, face=face)
 
 
-def reference_pose(image: PIL.Image.Image, *, backend: str = "mediapipe", det_model=None, pose_model=None) -> PoseSequence:
+def reference_pose(
+    image: PIL.Image.Image, *, backend: str = "mediapipe", det_model=None, pose_model=None
+) -> PoseSequence:
     """The reference character's own pose (one frame), in its image's pixels."""
     from .extract import extract_image
 
@@ -38,16 +53,26 @@ def reference_pose(image: PIL.Image.Image, *, backend: str = "mediapipe", det_mo
 
 
 def align_file(
-    reference, driver, out, *, backend: str = "mediapipe", smoothing: float = 1.0, overlay_out=None,
-    det_model=None, pose_model=None, progress: bool = True,
-) -> Path:  # fmt: skip
+    reference,
+    driver,
+    out,
+    *,
+    backend: str = "mediapipe",
+    smoothing: float = 1.0,
+    overlay_out=None,
+    det_model=None,
+    pose_model=None,
+    progress: bool = True,
+) -> Path:
     """Retarget the driver's keypoints to the reference image's body; optionally write a before/after video."""
     from ..media import VideoWriter, load_image
     from .align import retarget
 
     image = load_image(reference)
     drv = load_pose(driver)
-    aligned = retarget(drv, reference_pose(image, backend=backend, det_model=det_model, pose_model=pose_model), smoothing=smoothing)
+    aligned = retarget(
+        drv, reference_pose(image, backend=backend, det_model=det_model, pose_model=pose_model), smoothing=smoothing
+    )
     if overlay_out is not None:
         with VideoWriter(overlay_out, drv.fps) as writer:
             for frame in before_after(drv, aligned, image):
@@ -69,9 +94,17 @@ def before_after(driver: PoseSequence, aligned: PoseSequence, image: PIL.Image.I
 
 
 def animation_poses(
-    source, reference: PIL.Image.Image, size: tuple[int, int], frames: int | None = None, *, align: bool = True,
-    backend: str = "mediapipe", det_model=None, pose_model=None, progress: bool = True,
-) -> tuple[np.ndarray, float]:  # fmt: skip
+    source,
+    reference: PIL.Image.Image,
+    size: tuple[int, int],
+    frames: int | None = None,
+    *,
+    align: bool = True,
+    backend: str = "mediapipe",
+    det_model=None,
+    pose_model=None,
+    progress: bool = True,
+) -> tuple[np.ndarray, float]:
     """Rendered pose frames (F, H, W, 3) uint8 at ``size`` = (width, height) and their fps, from a keypoint
     file or a raw driving video (extracted first); aligned to the reference's body unless ``align=False``
     (then the driver's frame is stretched onto the output)."""
@@ -92,4 +125,3 @@ def animation_poses(
     from .draw import iter_rendered
 
     return np.stack(list(iter_rendered(pose, size, scale="auto"))), pose.fps
-

@@ -26,10 +26,25 @@ from ..atomic import atomic_path
 FORMAT_VERSION = 1
 BODY_POINTS, HAND_POINTS, FACE_POINTS = 18, 21, 68
 BODY_NAMES = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye",
-    "right_ear", "left_ear",
-)  # fmt: skip
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+)
 SUFFIXES = (".npz", ".json")
 
 
@@ -63,7 +78,14 @@ class PoseSequence:
     def empty(cls, frames: int, people: int, width: int, height: int, fps: float = 30.0) -> PoseSequence:
         """All keypoints missing."""
         zeros = np.zeros
-        return cls(zeros((frames, people, BODY_POINTS, 3)), zeros((frames, people, 2, HAND_POINTS, 3)), zeros((frames, people, FACE_POINTS, 3)), width, height, fps)
+        return cls(
+            zeros((frames, people, BODY_POINTS, 3)),
+            zeros((frames, people, 2, HAND_POINTS, 3)),
+            zeros((frames, people, FACE_POINTS, 3)),
+            width,
+            height,
+            fps,
+        )
 
     def select(self, frames) -> PoseSequence:
         """A sequence of the given frame indices (a slice, list or array)."""
@@ -81,7 +103,15 @@ class PoseSequence:
         return path
 
     def _arrays(self) -> dict:
-        return dict(body=self.body, hands=self.hands, face=self.face, width=self.width, height=self.height, fps=self.fps, version=FORMAT_VERSION)
+        return dict(
+            body=self.body,
+            hands=self.hands,
+            face=self.face,
+            width=self.width,
+            height=self.height,
+            fps=self.fps,
+            version=FORMAT_VERSION,
+        )
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
@@ -115,15 +145,23 @@ def load_pose(path: str | Path) -> PoseSequence:
         raise PoseFileError(f"{path}: not a readable keypoint file ({exc})") from None
     missing = {"body", "hands", "face", "width", "height"} - set(fields)
     if missing:
-        raise PoseFileError(f"{path}: missing {sorted(missing)}; a keypoint file has body, hands, face, width, height, fps")
+        raise PoseFileError(
+            f"{path}: missing {sorted(missing)}; a keypoint file has body, hands, face, width, height, fps"
+        )
     version = int(np.asarray(fields.get("version", FORMAT_VERSION)))
     if version > FORMAT_VERSION:
-        raise PoseFileError(f"{path}: format version {version} is newer than this package's ({FORMAT_VERSION}); upgrade animate-anyone")
+        raise PoseFileError(
+            f"{path}: format version {version} is newer than this package's ({FORMAT_VERSION}); upgrade animate-anyone"
+        )
     try:
         return PoseSequence(
-            fields["body"], fields["hands"], fields["face"], int(np.asarray(fields["width"])),
-            int(np.asarray(fields["height"])), float(np.asarray(fields.get("fps", 30.0))),
-        )  # fmt: skip
+            fields["body"],
+            fields["hands"],
+            fields["face"],
+            int(np.asarray(fields["width"])),
+            int(np.asarray(fields["height"])),
+            float(np.asarray(fields.get("fps", 30.0))),
+        )
     except PoseFileError as exc:
         raise PoseFileError(f"{path}: {exc}") from None
     except (TypeError, ValueError) as exc:

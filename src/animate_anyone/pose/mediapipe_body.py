@@ -26,8 +26,25 @@ INSTALL_HINT = 'pip install "animate-anyone[pose]"'
 # 7 left ear, 8 right ear, 11/12 left/right shoulder, 13/14 elbows, 15/16 wrists, 23/24 hips, 25/26 knees,
 # 27/28 ankles.
 OPENPOSE_FROM_MEDIAPIPE: tuple[int | None, ...] = (
-    0, None, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7,
-)  # fmt: skip
+    0,
+    None,
+    12,
+    14,
+    16,
+    11,
+    13,
+    15,
+    24,
+    26,
+    28,
+    23,
+    25,
+    27,
+    5,
+    2,
+    8,
+    7,
+)
 NUM_LANDMARKS = 33
 NECK = 1
 
@@ -37,7 +54,9 @@ def import_mediapipe():
     try:
         import mediapipe
     except ImportError as exc:
-        raise ImportError(f"the 'mediapipe' pose backend needs MediaPipe, which is not installed: {INSTALL_HINT}") from exc
+        raise ImportError(
+            f"the 'mediapipe' pose backend needs MediaPipe, which is not installed: {INSTALL_HINT}"
+        ) from exc
     try:
         mediapipe.solutions.pose.Pose  # noqa: B018 -- removed from newer MediaPipe releases
     except AttributeError:
@@ -78,8 +97,9 @@ class MediaPipeBody:
 
     name = "mediapipe"
 
-    def __init__(self, *, static_image_mode: bool = False, min_detection_confidence: float = 0.5,
-                 min_confidence: float = 0.3) -> None:  # fmt: skip
+    def __init__(
+        self, *, static_image_mode: bool = False, min_detection_confidence: float = 0.5, min_confidence: float = 0.3
+    ) -> None:
         mediapipe = import_mediapipe()
         self.min_confidence = float(min_confidence)
         self._pose = mediapipe.solutions.pose.Pose(

@@ -18,5 +18,18 @@ from .motion import KINDS, Motion
 from .render import Stage, pose_images, reference_image, render_clip
 from .splits import SPLITS, clip_spec
 
-__all__ = ["Character", "KINDS", "Motion", "Rig", "SPLITS", "Stage", "clip_spec", "make_dataset", "pose",
-           "pose_images", "preview", "reference_image", "render_clip"]
+__all__ = [
+    "Character",
+    "KINDS",
+    "Motion",
+    "Rig",
+    "SPLITS",
+    "Stage",
+    "clip_spec",
+    "make_dataset",
+    "pose",
+    "pose_images",
+    "preview",
+    "reference_image",
+    "render_clip",
+]

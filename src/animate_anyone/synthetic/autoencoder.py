@@ -31,7 +31,8 @@ def train_autoencoder(
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
-    """Train the ``mini`` preset's VAE on frames of the datasets in ``data_dirs`` and save it (diffusers folder) at ``out``."""
+    """Train the ``mini`` preset's VAE on frames of the datasets in ``data_dirs``; save it (diffusers folder) at
+    ``out``."""
     from diffusers import AutoencoderKL
 
     from ..atomic import atomic_directory, refuse_existing
@@ -90,7 +91,9 @@ def load_frames(data_dirs: list[str | Path], size: int) -> torch.Tensor:
     from ..data.manifest import read_manifest
     from ..media import iter_frames
 
-    frames = [frame for d in data_dirs for clip in read_manifest(d) for frame in iter_frames(clip.video, size=(size, size))]
+    frames = [
+        frame for d in data_dirs for clip in read_manifest(d) for frame in iter_frames(clip.video, size=(size, size))
+    ]
     if not frames:
         raise ValueError(f"no frames found in {', '.join(map(str, data_dirs))}")
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()

@@ -24,8 +24,19 @@ PathLike = str | os.PathLike[str]
 TABLE_METRICS = ("l1", "psnr", "ssim", "lpips", "flicker", "pck@0.1")  # the columns; directions: the registry
 
 
-def predict_split(model_dir: PathLike | None, split_dir: PathLike, out: PathLike, *, steps: int = 20, guidance: float = 2.0,
-                  seed: int = 0, device: str = "cpu", overwrite: bool = False, progress: bool = True) -> Path:  # fmt: skip
+def predict_split(
+    model_dir: PathLike | None,
+    split_dir: PathLike,
+    out: PathLike,
+    *,
+    steps: int = 20,
+    guidance: float = 2.0,
+    seed: int = 0,
+    device: str = "auto",
+    dtype: str = "auto",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
     """Animate every clip of ``split_dir`` with the model at ``model_dir``; frames go to ``out/<clip id>/``.
 
     Clip ``k`` uses the generator seed ``seed + k`` (so a clip's result does not depend on the others). A clip
@@ -39,13 +50,15 @@ def predict_split(model_dir: PathLike | None, split_dir: PathLike, out: PathLike
     from ..media import write_video
     from ..pipelines import AnimateAnyonePipeline
     from ..pose.keypoints import load_pose
+    from ..runtime import resolve_device, resolve_dtype
     from .render import pose_images
 
     split_dir, out = Path(split_dir), Path(out)
     clips = read_manifest(split_dir)
     pipe = None
     if model_dir is not None:
-        pipe = AnimateAnyonePipeline.from_pretrained(model_dir).to(device)
+        dev = resolve_device(device)
+        pipe = AnimateAnyonePipeline.from_pretrained(model_dir, dtype=resolve_dtype(dtype, dev)).to(dev)
         pipe.set_progress_bar_config(disable=True)
     out.mkdir(parents=True, exist_ok=True)
     for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
@@ -57,9 +70,16 @@ def predict_split(model_dir: PathLike | None, split_dir: PathLike, out: PathLike
             frames = [np.asarray(reference)] * clip.num_frames
         else:
             poses = pose_images(load_pose(clip.pose))  # (F, H, W, 3) uint8, the training-time drawing
-            frames = pipe(reference, poses, height=clip.height, width=clip.width, num_inference_steps=steps,
-                          guidance_scale=guidance, generator=torch.Generator().manual_seed(seed + k),
-                          output_type="np").frames  # fmt: skip
+            frames = pipe(
+                reference,
+                poses,
+                height=clip.height,
+                width=clip.width,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                generator=torch.Generator().manual_seed(seed + k),
+                output_type="np",
+            ).frames
         write_video(target, list(frames), clip.fps, overwrite=True)
     return out
 
@@ -80,7 +100,9 @@ def summarize(results: dict[str, dict[str, list[PathLike]]], metrics: tuple[str,
             cell = {}
             for m in metrics:
                 values = np.array([r[m] for r in runs if m in r and math.isfinite(r[m])])
-                cell[m] = (float(values.mean()), float(values.std()), len(values)) if len(values) else (math.nan, math.nan, 0)
+                cell[m] = (
+                    (float(values.mean()), float(values.std()), len(values)) if len(values) else (math.nan, math.nan, 0)
+                )
             summary.setdefault(variant, {})[split] = cell
     return summary
 
@@ -104,8 +126,15 @@ def markdown_table(summary: dict, metrics: tuple[str, ...] = TABLE_METRICS) -> s
     return "\n".join(lines) + "\n"
 
 
-def results_sheet(split_dir: PathLike, predictions: dict[str, PathLike], out_png: PathLike, *, clips: int = 3,
-                  frames: tuple[int, ...] = (0, 6, 12, 18), scale: int = 2) -> Path:  # fmt: skip
+def results_sheet(
+    split_dir: PathLike,
+    predictions: dict[str, PathLike],
+    out_png: PathLike,
+    *,
+    clips: int = 3,
+    frames: tuple[int, ...] = (0, 6, 12, 18),
+    scale: int = 2,
+) -> Path:
     """A contact sheet of results for the docs: per clip, one row each for the ground truth and every model in
     ``predictions`` (name -> prediction folder), each row = the reference, then ``frames`` of the clip."""
     from PIL import Image, ImageDraw
@@ -129,8 +158,10 @@ def results_sheet(split_dir: PathLike, predictions: dict[str, PathLike], out_png
         y = r * (h * scale + gap)
         draw.text((4, y + h * scale // 2 - 12), name.replace(" ", "\n", 1), fill="black")
         for c, tile in enumerate(tiles):
-            sheet.paste(Image.fromarray(tile).resize((w * scale, h * scale), Image.Resampling.NEAREST),
-                        (label + c * (w * scale + gap), y))  # fmt: skip
+            sheet.paste(
+                Image.fromarray(tile).resize((w * scale, h * scale), Image.Resampling.NEAREST),
+                (label + c * (w * scale + gap), y),
+            )
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_png)

@@ -22,10 +22,32 @@ import numpy as np
 Color = tuple[int, int, int]
 SHAPES = ("box", "ellipse", "capsule")
 TEXTURES = ("solid", "stripes", "checks", "dots", "gradient")
-SKINS: tuple[Color, ...] = ((255, 224, 196), (241, 194, 155), (224, 172, 125), (198, 134, 86), (141, 85, 54),
-                            (92, 58, 38), (150, 210, 140), (160, 190, 235))  # last two: fantasy skins
-STYLE_NAMES = ("head", "hair", "neck", "torso", "upper_arm", "lower_arm", "hand", "thigh", "shin", "foot", "hat",
-               "bag", "ear", "eye")  # fmt: skip
+SKINS: tuple[Color, ...] = (
+    (255, 224, 196),
+    (241, 194, 155),
+    (224, 172, 125),
+    (198, 134, 86),
+    (141, 85, 54),
+    (92, 58, 38),
+    (150, 210, 140),
+    (160, 190, 235),
+)  # last two: fantasy skins
+STYLE_NAMES = (
+    "head",
+    "hair",
+    "neck",
+    "torso",
+    "upper_arm",
+    "lower_arm",
+    "hand",
+    "thigh",
+    "shin",
+    "foot",
+    "hat",
+    "bag",
+    "ear",
+    "eye",
+)
 
 
 @dataclass(frozen=True)
@@ -89,11 +111,23 @@ class Character:
         u = lambda lo, hi: float(rng.uniform(lo, hi))  # noqa: E731
         head = u(0.06, 0.105)
         body = Body(
-            head=head, head_aspect=u(0.78, 1.05), neck=u(0.015, 0.045), torso=u(0.24, 0.34), shoulders=u(0.07, 0.115),
-            hips=u(0.04, 0.065), waist=u(0.055, 0.1), chest=u(0.08, 0.13), upper_arm=u(0.12, 0.19),
-            lower_arm=u(0.11, 0.18), arm_width=u(0.02, 0.038), thigh=u(0.16, 0.26), shin=u(0.15, 0.25),
-            leg_width=u(0.026, 0.048), hand=u(0.022, 0.036), foot=u(0.05, 0.085),
-        )  # fmt: skip
+            head=head,
+            head_aspect=u(0.78, 1.05),
+            neck=u(0.015, 0.045),
+            torso=u(0.24, 0.34),
+            shoulders=u(0.07, 0.115),
+            hips=u(0.04, 0.065),
+            waist=u(0.055, 0.1),
+            chest=u(0.08, 0.13),
+            upper_arm=u(0.12, 0.19),
+            lower_arm=u(0.11, 0.18),
+            arm_width=u(0.02, 0.038),
+            thigh=u(0.16, 0.26),
+            shin=u(0.15, 0.25),
+            leg_width=u(0.026, 0.048),
+            hand=u(0.022, 0.036),
+            foot=u(0.05, 0.085),
+        )
         palette = make_palette(rng)
         skin = SKINS[int(rng.integers(len(SKINS)))] if rng.random() < 0.85 else palette[4]
         outline = _shade(palette[int(rng.integers(len(palette)))], 0.25) if rng.random() < 0.5 else (20, 20, 24)
@@ -143,19 +177,31 @@ class Character:
 
         body = Body(**{f.name: float(data["body"][f.name]) for f in fields(Body)})
         extras = {k: float(v) for k, v in data.get("extras", {}).items()}
-        return cls(data["id"], body, {k: style(v) for k, v in data["styles"].items()},
-                   tuple(int(v) for v in data["skin"]), tuple(int(v) for v in data["outline"]), extras)  # fmt: skip
+        return cls(
+            data["id"],
+            body,
+            {k: style(v) for k, v in data["styles"].items()},
+            tuple(int(v) for v in data["skin"]),
+            tuple(int(v) for v in data["outline"]),
+            extras,
+        )
 
 
 def make_palette(rng: np.random.Generator) -> list[Color]:
     """Five colours: a base hue and a harmony (analogous, complementary, triadic or random)."""
     base = float(rng.random())
     scheme = int(rng.integers(4))
-    offsets = [(0, 0.08, -0.08, 0.04, -0.04), (0, 0.5, 0.02, 0.48, 0.5), (0, 1 / 3, 2 / 3, 0.05, 0.38),
-               tuple(rng.random(5))][scheme]  # fmt: skip
+    offsets = [
+        (0, 0.08, -0.08, 0.04, -0.04),
+        (0, 0.5, 0.02, 0.48, 0.5),
+        (0, 1 / 3, 2 / 3, 0.05, 0.38),
+        tuple(rng.random(5)),
+    ][scheme]
     sats, vals = rng.uniform(0.35, 0.95, 5), rng.uniform(0.45, 0.98, 5)
-    return [tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb((base + o) % 1.0, s, v))
-            for o, s, v in zip(offsets, sats, vals)]  # fmt: skip
+    return [
+        tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb((base + o) % 1.0, s, v))
+        for o, s, v in zip(offsets, sats, vals)
+    ]
 
 
 def _texture(rng: np.random.Generator, palette: list[Color]) -> Texture:

@@ -40,10 +40,22 @@ CONFIG_NAME = "synthetic.json"
 PathLike = str | os.PathLike[str]
 
 
-def make_dataset(out: PathLike, clips: int | dict[str, int], *, size: tuple[int, int] = (128, 128), frames: int = 24,
-                 fps: float = 12, seed: int = 0, splits: tuple[str, ...] = SPLITS, video: str = "mp4", crf: int = CRF,
-                 pose_videos: bool = False, overwrite: bool = False, progress: bool = False,
-                 train_pool: int | None = None) -> Path:  # fmt: skip
+def make_dataset(
+    out: PathLike,
+    clips: int | dict[str, int],
+    *,
+    size: tuple[int, int] = (128, 128),
+    frames: int = 24,
+    fps: float = 12,
+    seed: int = 0,
+    splits: tuple[str, ...] = SPLITS,
+    video: str = "mp4",
+    crf: int = CRF,
+    pose_videos: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    train_pool: int | None = None,
+) -> Path:
     """Write the benchmark (module doc) and return ``out``.
 
     ``clips``: clips per split, or a dict split -> count. The train pool (characters and motions the heldout
@@ -58,16 +70,30 @@ def make_dataset(out: PathLike, clips: int | dict[str, int], *, size: tuple[int,
     if unknown or any(n < 0 for n in counts.values()) or not any(counts.values()):
         raise ValueError(f"clips must be a count >= 1 or a dict over {SPLITS} of counts >= 0, got {clips!r}")
     if min(width, height) < 16 or frames < 1 or not fps > 0 or seed < 0 or video not in ("mp4", "png"):
-        raise ValueError(f"need size >= 16 px, frames >= 1, fps > 0, seed >= 0, video 'mp4' or 'png'; got "
-                         f"{size}, {frames}, {fps}, {seed}, {video!r}")  # fmt: skip
+        raise ValueError(
+            f"need size >= 16 px, frames >= 1, fps > 0, seed >= 0, video 'mp4' or 'png'; got "
+            f"{size}, {frames}, {fps}, {seed}, {video!r}"
+        )
     pool = train_pool or counts.get("train") or max(counts.values())
     out = Path(out)
-    config = {"version": FORMAT_VERSION, "seed": seed, "size": [width, height], "frames": frames, "fps": float(fps),
-              "counts": counts, "train_pool": pool, "video": video, "crf": crf, "pose_videos": pose_videos}  # fmt: skip
+    config = {
+        "version": FORMAT_VERSION,
+        "seed": seed,
+        "size": [width, height],
+        "frames": frames,
+        "fps": float(fps),
+        "counts": counts,
+        "train_pool": pool,
+        "video": video,
+        "crf": crf,
+        "pose_videos": pose_videos,
+    }
     old = out / CONFIG_NAME
     if old.is_file() and json.loads(old.read_text()) != config and not overwrite:
-        raise FileExistsError(f"{out}: holds a synthetic dataset made with other settings ({old}); use a new folder "
-                              "or overwrite=True (--overwrite)")  # fmt: skip
+        raise FileExistsError(
+            f"{out}: holds a synthetic dataset made with other settings ({old}); use a new folder "
+            "or overwrite=True (--overwrite)"
+        )
     write_json(old, config)
     bar = tqdm(total=sum(counts.values()), desc="synthetic clips", unit="clip", disable=not progress)
     for split, count in counts.items():
@@ -77,8 +103,11 @@ def make_dataset(out: PathLike, clips: int | dict[str, int], *, size: tuple[int,
             entries.append(write_clip(root, spec, frames, fps, video, crf, pose_videos, overwrite))
             meta["characters"][spec.character.id] = spec.character.to_dict()
             meta["motions"][spec.motion.id] = spec.motion.to_dict()
-            meta["clips"][spec.id] = {"character": spec.character.id, "motion": spec.motion.id,
-                                      "stage": spec.stage.to_dict()}  # fmt: skip
+            meta["clips"][spec.id] = {
+                "character": spec.character.id,
+                "motion": spec.motion.id,
+                "stage": spec.stage.to_dict(),
+            }
             bar.update(1)
         for name, value in meta.items():
             write_json(root / f"{name}.json", value)
@@ -88,8 +117,16 @@ def make_dataset(out: PathLike, clips: int | dict[str, int], *, size: tuple[int,
     return out
 
 
-def write_clip(root: Path, spec: ClipSpec, frames: int, fps: float, video: str = "mp4", crf: int = CRF,
-               pose_videos: bool = False, overwrite: bool = False) -> Clip:  # fmt: skip
+def write_clip(
+    root: Path,
+    spec: ClipSpec,
+    frames: int,
+    fps: float,
+    video: str = "mp4",
+    crf: int = CRF,
+    pose_videos: bool = False,
+    overwrite: bool = False,
+) -> Clip:
     """Render one clip into ``root`` (unless its files exist and not ``overwrite``); its manifest entry."""
     video_path = root / "videos" / (f"{spec.id}.mp4" if video == "mp4" else spec.id)
     pose_path, ref_path = root / "poses" / f"{spec.id}.npz", root / "references" / f"{spec.id}.png"
@@ -103,8 +140,9 @@ def write_clip(root: Path, spec: ClipSpec, frames: int, fps: float, video: str =
         if pose_videos:
             write_video(extra, pose_images(keypoints), fps, crf=crf)
         write_video(video_path, images, fps, **({"crf": crf} if video == "mp4" else {}))
-    return Clip(spec.id, video_path.resolve(), pose_path.resolve(), frames, float(fps), spec.stage.width,
-                spec.stage.height)  # fmt: skip
+    return Clip(
+        spec.id, video_path.resolve(), pose_path.resolve(), frames, float(fps), spec.stage.width, spec.stage.height
+    )
 
 
 def write_json(path: Path, value) -> Path:
@@ -119,8 +157,16 @@ def write_image(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def preview(out_png: PathLike, seed: int = 0, *, characters: int = 4, frames: int = 4, size: int = 128,
-            fps: float = 12, duration: float = 2.0) -> Path:  # fmt: skip
+def preview(
+    out_png: PathLike,
+    seed: int = 0,
+    *,
+    characters: int = 4,
+    frames: int = 4,
+    size: int = 128,
+    fps: float = 12,
+    duration: float = 2.0,
+) -> Path:
     """A contact sheet for docs: one row per train character (motion kinds in turn): the reference, ``frames``
     frames spread over ``duration`` seconds, then the same frames' pose images (``pose.draw``)."""
     rows, gap = [], 2

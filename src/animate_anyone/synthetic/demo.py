@@ -24,7 +24,9 @@ def packaged_model() -> Path:
     """The miniature model directory shipped with the package."""
     path = Path(str(resources.files("animate_anyone") / "assets" / "mini"))
     if not (path / "model_index.json").is_file():
-        raise FileNotFoundError(f"the packaged demo model is missing ({path}); reinstall animate-anyone or pass --model")
+        raise FileNotFoundError(
+            f"the packaged demo model is missing ({path}); reinstall animate-anyone or pass --model"
+        )
     return path
 
 
@@ -52,9 +54,20 @@ def demo_clip(index: int = 0, frames: int = 24, size: int = 64, fps: float = 12.
     return reference_image(who, stage, backdrop), truth, pose_images(keypoints)
 
 
-def run_demo(out: PathLike, *, model: PathLike | None = None, index: int = 0, frames: int = 24, steps: int = 20,
-             guidance: float = 2.0, seed: int = 0, scale: int = 3, device: str = "auto", dtype: str = "auto",
-             progress: bool = True) -> DemoResult:  # fmt: skip
+def run_demo(
+    out: PathLike,
+    *,
+    model: PathLike | None = None,
+    index: int = 0,
+    frames: int = 24,
+    steps: int = 20,
+    guidance: float = 2.0,
+    seed: int = 0,
+    scale: int = 3,
+    device: str = "auto",
+    dtype: str = "auto",
+    progress: bool = True,
+) -> DemoResult:
     """Animate the demo clip and write ``reference | pose | result | ground truth`` (each panel upscaled
     ``scale`` times, nearest neighbour) to ``out`` (.mp4, .gif or a folder), atomically."""
     from PIL import Image
@@ -72,8 +85,16 @@ def run_demo(out: PathLike, *, model: PathLike | None = None, index: int = 0, fr
     pipe.set_progress_bar_config(disable=not progress, desc="demo")
     size = pipe.vae.config.sample_size
     reference, truth, poses = demo_clip(index, frames, size)
-    result = pipe(Image.fromarray(reference), poses, height=size, width=size, num_inference_steps=steps,
-                  guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), output_type="np").frames  # fmt: skip
+    result = pipe(
+        Image.fromarray(reference),
+        poses,
+        height=size,
+        width=size,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="np",
+    ).frames
     seconds = time.perf_counter() - start
     panels = [np.broadcast_to(reference, truth.shape), poses, result, truth]  # each (F, H, W, 3)
     video = np.concatenate(panels, axis=2).repeat(scale, axis=1).repeat(scale, axis=2)  # (F, s*H, 4*s*W, 3)

@@ -33,9 +33,29 @@ import numpy as np
 from .character import Character
 from .motion import Motion
 
-PART_NAMES = ("torso", "neck", "head", "hair", "hat", "bag", "strap", "ear_r", "ear_l", "upper_arm_r", "lower_arm_r",
-              "hand_r", "upper_arm_l", "lower_arm_l", "hand_l", "thigh_r", "shin_r", "foot_r", "thigh_l", "shin_l",
-              "foot_l")  # fmt: skip
+PART_NAMES = (
+    "torso",
+    "neck",
+    "head",
+    "hair",
+    "hat",
+    "bag",
+    "strap",
+    "ear_r",
+    "ear_l",
+    "upper_arm_r",
+    "lower_arm_r",
+    "hand_r",
+    "upper_arm_l",
+    "lower_arm_l",
+    "hand_l",
+    "thigh_r",
+    "shin_r",
+    "foot_r",
+    "thigh_l",
+    "shin_l",
+    "foot_l",
+)
 FAR = -0.35  # a side whose depth is below this has its arm (and bag) behind the torso
 SOFT = 0.01  # temperature of the ground contact's smooth maximum, character units
 
@@ -100,15 +120,39 @@ def pose(character: Character, motion: Motion, t: float) -> Rig:
     hup, hacross = rot((0, -1), head_turn), rot((1, 0), head_turn)
     ry, rx = b.head, b.head * b.head_aspect
     centre = j["neck"] + hup * (b.neck + ry)
+
     def face(phi: float, height: float, inset: float = 1.0) -> np.ndarray:  # a point on the head, see module doc
         return centre + hacross * (rx * inset * math.sin(phi)) + hup * (ry * height)
+
     j["nose"] = face(theta, -0.15, 0.95)
     for s, sign in side_sign.items():
         j[f"{s}_eye"] = face(theta + sign * 0.4, 0.15, 0.85)
         j[f"{s}_ear"] = face(theta + sign * math.pi / 2, 0.05)
-    keypoints = np.stack([j[n] for n in ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow",
-                                        "l_wrist", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye",
-                                        "l_eye", "r_ear", "l_ear")])  # fmt: skip
+    keypoints = np.stack(
+        [
+            j[n]
+            for n in (
+                "nose",
+                "neck",
+                "r_shoulder",
+                "r_elbow",
+                "r_wrist",
+                "l_shoulder",
+                "l_elbow",
+                "l_wrist",
+                "r_hip",
+                "r_knee",
+                "r_ankle",
+                "l_hip",
+                "l_knee",
+                "l_ankle",
+                "r_eye",
+                "l_eye",
+                "r_ear",
+                "l_ear",
+            )
+        ]
+    )
 
     parts: list[Placed] = []
 
@@ -122,8 +166,19 @@ def pose(character: Character, motion: Motion, t: float) -> Rig:
         parts.append(Placed(name, style, start, axis, 2 * half_length, half_width, half_width, key))
 
     bottom, top = b.waist * 0.5, b.arm_width * 0.6 + 0.01
-    parts.append(Placed("torso", "torso", j["pelvis"] - up * bottom, up, b.torso + bottom + top, b.waist * breadth,
-                        b.chest * breadth, (2.0,), squash=breadth))  # fmt: skip
+    parts.append(
+        Placed(
+            "torso",
+            "torso",
+            j["pelvis"] - up * bottom,
+            up,
+            b.torso + bottom + top,
+            b.waist * breadth,
+            b.chest * breadth,
+            (2.0,),
+            squash=breadth,
+        )
+    )
     seg("neck", "neck", j["neck"] + down * 0.01, centre, b.arm_width * 0.9, b.arm_width * 0.9, (1.9,))
     for s, sign in side_sign.items():
         d = depth[s]
@@ -139,8 +194,15 @@ def pose(character: Character, motion: Motion, t: float) -> Rig:
         seg(f"shin_{s}", "shin", j[f"{s}_knee"], j[f"{s}_ankle"], lw, lw * 0.8, leg + (1,))
         toe = rot((math.sin(theta) + sign * 0.35 * breadth, 0.12), pelvis_turn)
         reach = float(np.linalg.norm(toe)) / math.hypot(1.0, 0.12)
-        seg(f"foot_{s}", "foot", j[f"{s}_ankle"], j[f"{s}_ankle"] + toe / np.linalg.norm(toe) * b.foot * reach,
-            foot_w, foot_w, leg + (2,))  # fmt: skip
+        seg(
+            f"foot_{s}",
+            "foot",
+            j[f"{s}_ankle"],
+            j[f"{s}_ankle"] + toe / np.linalg.norm(toe) * b.foot * reach,
+            foot_w,
+            foot_w,
+            leg + (2,),
+        )
         ear = (3.05 if depth[s] > 0.3 else 2.95, int(s == "l"))
         blob(f"ear_{s}", "ear", j[f"{s}_ear"], hup, ry * 0.25, ry * 0.18 * (0.4 + 0.6 * abs(math.cos(theta))), ear)
     blob("head", "head", centre, hup, ry, rx, (3.0, 0))

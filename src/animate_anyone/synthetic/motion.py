@@ -32,7 +32,8 @@ KINDS = ("dance", "walk", "jump", "turn")
 SIDES = ("r", "l")
 LIMB_CHANNELS = ("shoulder", "elbow", "hip", "knee")
 CHANNELS = ("root_x", "root_y", "tilt", "lean", "head", "turn") + tuple(
-    f"{s}_{c}" for s in SIDES for c in LIMB_CHANNELS)
+    f"{s}_{c}" for s in SIDES for c in LIMB_CHANNELS
+)
 OUTWARD = {"r": 1.0, "l": -1.0}  # sign of a rotation that moves a side's limb away from the body (facing camera)
 
 
@@ -88,8 +89,10 @@ class Motion:
 
     @classmethod
     def from_dict(cls, d: dict) -> Motion:
-        channels = {k: Channel(v["bias"], *(tuple(float(x) for x in v[n]) for n in ("amp", "freq", "phase")))
-                    for k, v in d["channels"].items()}  # fmt: skip
+        channels = {
+            k: Channel(v["bias"], *(tuple(float(x) for x in v[n]) for n in ("amp", "freq", "phase")))
+            for k, v in d["channels"].items()
+        }
         hop = None if d.get("hop") is None else Hop(**{k: float(v) for k, v in d["hop"].items()})
         return cls(d["id"], d["kind"], float(d["tempo"]), channels, float(d.get("velocity", 0.0)), hop)
 
@@ -102,8 +105,15 @@ class Motion:
         return cls(id, "neutral", 1.0, channels)
 
     @classmethod
-    def random(cls, rng: np.random.Generator, kind: str, id: str = "motion", *, duration: float = 2.0,
-               tempo: tuple[float, float] = (0.75, 1.0)) -> Motion:  # fmt: skip
+    def random(
+        cls,
+        rng: np.random.Generator,
+        kind: str,
+        id: str = "motion",
+        *,
+        duration: float = 2.0,
+        tempo: tuple[float, float] = (0.75, 1.0),
+    ) -> Motion:
         """A motion of ``kind``; ``duration`` (seconds) keeps a walk's root inside a frame; ``tempo`` is a range."""
         if kind not in KINDS:
             raise ValueError(f"unknown motion kind {kind!r}; one of {', '.join(KINDS)}")

@@ -19,8 +19,9 @@ from .character import Style, Texture
 from .kinematics import Placed
 
 
-def signed_distance(shape: str, u: np.ndarray, v: np.ndarray, length: float, w0: float, w1: float,
-                    roundness: float = 0.5) -> np.ndarray:  # fmt: skip
+def signed_distance(
+    shape: str, u: np.ndarray, v: np.ndarray, length: float, w0: float, w1: float, roundness: float = 0.5
+) -> np.ndarray:
     """Signed distance (negative inside) of local points to a part of ``shape`` ('box', 'ellipse', 'capsule')."""
     if shape == "capsule":
         x0, seg = w0, max(length - w0 - w1, 1e-9)
@@ -69,8 +70,16 @@ def shade(texture: Texture, a: np.ndarray, b: np.ndarray, px: float) -> np.ndarr
     return colors[0] * (1 - w[:, None]) + colors[1] * w[:, None]
 
 
-def paint(canvas: np.ndarray, part: Placed, style: Style, scale: float, origin: tuple[float, float],
-          outline_px: float = 1.0, ids: np.ndarray | None = None, index: int = 0) -> None:  # fmt: skip
+def paint(
+    canvas: np.ndarray,
+    part: Placed,
+    style: Style,
+    scale: float,
+    origin: tuple[float, float],
+    outline_px: float = 1.0,
+    ids: np.ndarray | None = None,
+    index: int = 0,
+) -> None:
     """Composite ``part`` over ``canvas`` (H, W, 3 float64, changed in place); world -> pixel is
     ``origin + scale * p``. ``ids``: an (H, W) int map that gets ``index`` where the coverage is >= 0.5."""
     height, width = canvas.shape[:2]

@@ -61,8 +61,12 @@ class Stage:
         origin = width / 2 + float(rng.uniform(-0.08, 0.08)) * width
         kind = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
         colors = tuple(make_palette(rng)[:4])
-        params = {"angle": float(rng.uniform(0, 2 * np.pi)), "horizon": float(rng.uniform(0.45, 0.7)),
-                  "tile": float(rng.uniform(0.15, 0.4)), "stripes": float(rng.integers(0, 2) * rng.uniform(6, 20))}
+        params = {
+            "angle": float(rng.uniform(0, 2 * np.pi)),
+            "horizon": float(rng.uniform(0.45, 0.7)),
+            "tile": float(rng.uniform(0.15, 0.4)),
+            "stripes": float(rng.integers(0, 2) * rng.uniform(6, 20)),
+        }
         return cls(width, height, scale, origin, ground * height, kind, colors, params, bool(rng.random() < 0.7))
 
 
@@ -98,8 +102,9 @@ def background(stage: Stage, supersample: int = 3) -> np.ndarray:
     return img.reshape(h, n, w, n, 3).mean(axis=(1, 3))
 
 
-def render_rig(rig: Rig, character: Character, stage: Stage, backdrop: np.ndarray,
-               ids: bool = False) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+def render_rig(
+    rig: Rig, character: Character, stage: Stage, backdrop: np.ndarray, ids: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(frame uint8, part-id map or None): ids index ``PART_NAMES``, -1 = background."""
     canvas = backdrop.copy()
     if stage.shadow:
@@ -110,13 +115,28 @@ def render_rig(rig: Rig, character: Character, stage: Stage, backdrop: np.ndarra
     id_map = np.full((stage.height, stage.width), -1, np.int16) if ids else None
     outline = max(0.7, 0.01 * stage.scale)
     for part in rig.parts:
-        paint(canvas, part, character.styles[part.style], stage.scale, (stage.origin_x, stage.ground), outline,
-              id_map, PART_NAMES.index(part.name))  # fmt: skip
+        paint(
+            canvas,
+            part,
+            character.styles[part.style],
+            stage.scale,
+            (stage.origin_x, stage.ground),
+            outline,
+            id_map,
+            PART_NAMES.index(part.name),
+        )
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), id_map
 
 
-def render_clip(character: Character, motion: Motion, stage: Stage, frames: int, fps: float, ids: bool = False,
-                backdrop: np.ndarray | None = None) -> tuple[np.ndarray, PoseSequence, np.ndarray | None]:  # fmt: skip
+def render_clip(
+    character: Character,
+    motion: Motion,
+    stage: Stage,
+    frames: int,
+    fps: float,
+    ids: bool = False,
+    backdrop: np.ndarray | None = None,
+) -> tuple[np.ndarray, PoseSequence, np.ndarray | None]:
     """(frames (F, H, W, 3) uint8, keypoints, id maps (F, H, W) or None) of ``frames`` frames at ``fps``; frame
     ``i`` is the motion at ``t = i / fps`` seconds. ``backdrop``: ``background(stage)`` when the caller has it."""
     backdrop = background(stage) if backdrop is None else backdrop
@@ -129,8 +149,9 @@ def render_clip(character: Character, motion: Motion, stage: Stage, frames: int,
         body[i, 0, :, :2] = stage.to_pixels(rig.keypoints)
         body[i, 0, :, 2] = 1.0
     z = np.zeros
-    keypoints = PoseSequence(body, z((frames, 1, 2, HAND_POINTS, 3)), z((frames, 1, FACE_POINTS, 3)),
-                             stage.width, stage.height, fps)  # fmt: skip
+    keypoints = PoseSequence(
+        body, z((frames, 1, 2, HAND_POINTS, 3)), z((frames, 1, FACE_POINTS, 3)), stage.width, stage.height, fps
+    )
     return np.stack(images), keypoints, (np.stack(maps) if ids else None)
 
 

@@ -1,10 +1,10 @@
 """Checkpoints (atomic, resumable) and the final export (a model directory the pipeline loads).
 
-    OUTPUT_DIR/checkpoints/step-000100/   accelerate state (model, optimizer, lr scheduler, RNG) + trainer.json
-                                          (+ ema.pt); written to a temporary sibling and renamed
-    OUTPUT_DIR/final/                     model directory: trained networks (EMA weights when EMA is on),
-                                          the starting directory's VAE / image encoder / processor, and the
-                                          scheduler configuration used for training
+OUTPUT_DIR/checkpoints/step-000100/   accelerate state (model, optimizer, lr scheduler, RNG) + trainer.json
+                                      (+ ema.pt); written to a temporary sibling and renamed
+OUTPUT_DIR/final/                     model directory: trained networks (EMA weights when EMA is on),
+                                      the starting directory's VAE / image encoder / processor, and the
+                                      scheduler configuration used for training
 """
 
 from __future__ import annotations
@@ -72,5 +72,6 @@ def export_model(model, pretrained: str | Path, scheduler, out: str | Path, use_
     and processor, and the training scheduler (``use_reference_net=False``: the ablation's setting)."""
     pretrained = Path(pretrained)
     parts = {name: pretrained / name for name in ("vae", "image_encoder", "feature_extractor")}
-    return write_model_directory(out, model, {**parts, "scheduler": scheduler}, use_reference_net=use_reference_net,
-                                 overwrite=True)  # fmt: skip
+    return write_model_directory(
+        out, model, {**parts, "scheduler": scheduler}, use_reference_net=use_reference_net, overwrite=True
+    )

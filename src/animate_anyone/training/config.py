@@ -8,10 +8,18 @@ from typing import Literal
 
 @dataclass
 class ModelConfig:
-    pretrained: str = ""  # a complete model directory to start from (init-model, convert moore/assemble, stage 1's export)
-    sd15_unet: str | None = None  # stage 1: SD-1.5 UNet weights (diffusers folder, unet/ folder or single file) for both UNets
-    motion_module: str | None = None  # stage 2: AnimateDiff motion module (mm_sd_v15_v2.ckpt) or Moore motion_module.pth
-    reference_net: bool = True  # false: the ablation without ReferenceNet (image embedding only); recorded in the export
+    pretrained: str = (
+        ""  # a complete model directory to start from (init-model, convert moore/assemble, stage 1's export)
+    )
+    sd15_unet: str | None = (
+        None  # stage 1: SD-1.5 UNet weights (diffusers folder, unet/ folder or single file) for both UNets
+    )
+    motion_module: str | None = (
+        None  # stage 2: AnimateDiff motion module (mm_sd_v15_v2.ckpt) or Moore motion_module.pth
+    )
+    reference_net: bool = (
+        True  # false: the ablation without ReferenceNet (image embedding only); recorded in the export
+    )
 
 
 @dataclass

@@ -11,7 +11,6 @@ import logging
 import signal
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -42,14 +41,18 @@ def training_step(model, vae, image_encoder, feature_extractor, scheduler, batch
         image_embeds = image_encoder(clip.to(device, image_encoder.dtype)).image_embeds.unsqueeze(1)  # (b, 1, C)
     # 2. Per-sample noise, timestep and reference dropout.
     noise = sample_noise(tuple(latents.shape), generators, config.noise.noise_offset, device).to(latents.dtype)
-    timesteps = torch.stack([torch.randint(0, scheduler.config.num_train_timesteps, (), generator=g) for g in generators]).to(device)
+    timesteps = torch.stack(
+        [torch.randint(0, scheduler.config.num_train_timesteps, (), generator=g) for g in generators]
+    ).to(device)
     keep = torch.stack([torch.rand((), generator=g) >= config.noise.reference_dropout for g in generators]).to(device)
     image_embeds = image_embeds * keep.view(b, 1, 1).to(image_embeds.dtype)  # dropped rows: zero embedding
     use_reference = keep & config.model.reference_net  # the no-ReferenceNet ablation never attends to it
     noisy, target = diffusion_target(scheduler, latents, noise, timesteps)
     # 3. The shared forward and the pure loss.
     pred = model(noisy, timesteps, ref_latents, image_embeds, batch["pose"], use_reference)
-    return diffusion_loss(pred, target, timesteps, scheduler.alphas_cumprod, scheduler.config.prediction_type, config.noise.min_snr_gamma)
+    return diffusion_loss(
+        pred, target, timesteps, scheduler.alphas_cumprod, scheduler.config.prediction_type, config.noise.min_snr_gamma
+    )
 
 
 def _sample_latents(vae, images: Tensor, generators: list[torch.Generator]) -> Tensor:
@@ -92,7 +95,9 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         try:
             import tensorboard  # noqa: F401
         except ImportError:
-            raise ValueError("log_with=tensorboard needs tensorboard (pip install \"animate-anyone[train]\"), or set log_with=none") from None
+            raise ValueError(
+                'log_with=tensorboard needs tensorboard (pip install "animate-anyone[train]"), or set log_with=none'
+            ) from None
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation,
         mixed_precision=config.mixed_precision,
@@ -110,7 +115,12 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     vae.requires_grad_(False).eval().to(accelerator.device)
     image_encoder.requires_grad_(False).eval().to(accelerator.device)
     optimizer = _optimizer(params, config)
-    lr_scheduler = get_scheduler(config.optim.lr_scheduler, optimizer, num_warmup_steps=config.optim.warmup_steps, num_training_steps=config.max_steps)
+    lr_scheduler = get_scheduler(
+        config.optim.lr_scheduler,
+        optimizer,
+        num_warmup_steps=config.optim.warmup_steps,
+        num_training_steps=config.max_steps,
+    )
     ema = None
     if config.ema_decay is not None:
         from diffusers.training_utils import EMAModel
@@ -129,13 +139,29 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         ema.to(accelerator.device)
     # 3. Data from the sample position after the last completed optimizer step.
     d = config.data
-    dataset = VideoPoseDataset(d.root, frames=d.frames, stride=d.stride, resolution=tuple(d.resolution), augment=d.augment)
-    sampler = ResumableBatchSampler(len(dataset), config.batch_size, config.seed, step * config.gradient_accumulation, accelerator.process_index, accelerator.num_processes)
-    loader = torch.utils.data.DataLoader(_Seeded(dataset), batch_sampler=sampler, collate_fn=_collate_with(collate), num_workers=d.num_workers)
+    dataset = VideoPoseDataset(
+        d.root, frames=d.frames, stride=d.stride, resolution=tuple(d.resolution), augment=d.augment
+    )
+    sampler = ResumableBatchSampler(
+        len(dataset),
+        config.batch_size,
+        config.seed,
+        step * config.gradient_accumulation,
+        accelerator.process_index,
+        accelerator.num_processes,
+    )
+    loader = torch.utils.data.DataLoader(
+        _Seeded(dataset), batch_sampler=sampler, collate_fn=_collate_with(collate), num_workers=d.num_workers
+    )
     if accelerator.is_main_process and config.log_with != "none":
         accelerator.init_trackers(f"stage{config.stage}", config=_flat(to_dict(config)))
     # 4. The loop: micro-batches, accumulation, optimizer steps, checkpoints, validation.
-    bar = tqdm(total=config.max_steps, initial=step, desc=f"stage {config.stage}", disable=not (progress and accelerator.is_main_process))
+    bar = tqdm(
+        total=config.max_steps,
+        initial=step,
+        desc=f"stage {config.stage}",
+        disable=not (progress and accelerator.is_main_process),
+    )
     batches = iter(loader)
     with _StopRequest() as stop:
         while step < config.max_steps:
@@ -167,7 +193,16 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
             if config.validate_every and step % config.validate_every == 0 and accelerator.is_main_process:
                 from .validation import write_validation_video
 
-                write_validation_video(accelerator.unwrap_model(model), vae, image_encoder, feature_extractor, scheduler, dataset, out / "validation" / f"step-{step:06d}.mp4", config)
+                write_validation_video(
+                    accelerator.unwrap_model(model),
+                    vae,
+                    image_encoder,
+                    feature_extractor,
+                    scheduler,
+                    dataset,
+                    out / "validation" / f"step-{step:06d}.mp4",
+                    config,
+                )
     bar.close()
     # 5. Final checkpoint and export (EMA weights when EMA is on).
     save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})

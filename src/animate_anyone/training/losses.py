@@ -6,7 +6,9 @@ import torch
 from torch import Tensor
 
 
-def sample_noise(shape: tuple[int, ...], generators: list[torch.Generator], noise_offset: float = 0.0, device=None) -> Tensor:
+def sample_noise(
+    shape: tuple[int, ...], generators: list[torch.Generator], noise_offset: float = 0.0, device=None
+) -> Tensor:
     """Gaussian noise, one generator per sample (so a sample's noise does not depend on its batch).
 
     ``noise_offset`` adds a per-sample, per-channel constant of that std (the "offset noise" recipe).
@@ -37,7 +39,12 @@ def snr(alphas_cumprod: Tensor, timesteps: Tensor) -> Tensor:
 
 
 def diffusion_loss(
-    pred: Tensor, target: Tensor, timesteps: Tensor, alphas_cumprod: Tensor, prediction_type: str, min_snr_gamma: float | None = None
+    pred: Tensor,
+    target: Tensor,
+    timesteps: Tensor,
+    alphas_cumprod: Tensor,
+    prediction_type: str,
+    min_snr_gamma: float | None = None,
 ) -> Tensor:
     """Mean squared error, optionally weighted per sample by min-SNR-gamma (Hang et al., 2023).
 

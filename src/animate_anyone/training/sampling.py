@@ -8,7 +8,7 @@ Sample position ``s`` (0, 1, 2, ... over the whole run) is clip ``perm(seed, epo
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -20,7 +20,9 @@ def sample_seed(seed: int, position: int) -> int:
 class ResumableBatchSampler:
     """Yields lists of (clip index, sample seed) forever, starting at micro-step ``start``."""
 
-    def __init__(self, num_clips: int, batch_size: int, seed: int, start: int = 0, process_index: int = 0, num_processes: int = 1):
+    def __init__(
+        self, num_clips: int, batch_size: int, seed: int, start: int = 0, process_index: int = 0, num_processes: int = 1
+    ):
         if num_clips < 1:
             raise ValueError("the dataset has no usable clips")
         self.num_clips, self.batch_size, self.seed, self.start = num_clips, batch_size, seed, start

@@ -12,17 +12,23 @@ from .config import TrainConfig
 
 
 @torch.no_grad()
-def write_validation_video(networks, vae, image_encoder, feature_extractor, scheduler, dataset, out: Path, config: TrainConfig) -> Path:
+def write_validation_video(
+    networks, vae, image_encoder, feature_extractor, scheduler, dataset, out: Path, config: TrainConfig
+) -> Path:
     from diffusers import DDIMScheduler
 
     from ..media import VideoWriter
     from ..pipelines import AnimateAnyonePipeline
 
     pipe = AnimateAnyonePipeline(
-        vae=vae, image_encoder=image_encoder, feature_extractor=feature_extractor, reference_net=networks.reference_net,
-        denoising_unet=networks.denoising_unet, pose_guider=networks.pose_guider,
+        vae=vae,
+        image_encoder=image_encoder,
+        feature_extractor=feature_extractor,
+        reference_net=networks.reference_net,
+        denoising_unet=networks.denoising_unet,
+        pose_guider=networks.pose_guider,
         scheduler=DDIMScheduler.from_config(scheduler.config),
-    )  # fmt: skip
+    )
     pipe.set_progress_bar_config(disable=True)
     sample = dataset[(0, config.seed)]
     reference = PIL.Image.fromarray(sample["reference_image"].numpy())
@@ -31,7 +37,11 @@ def write_validation_video(networks, vae, image_encoder, feature_extractor, sche
     was_training = networks.training
     networks.eval()
     frames = pipe(
-        reference, pose, height=pose.shape[2], width=pose.shape[3], num_inference_steps=config.validation_steps,
+        reference,
+        pose,
+        height=pose.shape[2],
+        width=pose.shape[3],
+        num_inference_steps=config.validation_steps,
         generator=torch.Generator().manual_seed(config.seed),
     ).frames  # (f, H, W, 3)
     networks.train(was_training)
