@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -13,16 +14,26 @@ from safetensors.torch import load_file, save_file
 from animate_anyone.cli.main import main
 from animate_anyone.convert import components
 from animate_anyone.convert.components import (
-    assemble_model_directory,
     check_compatible,
     load_image_encoder,
     load_vae,
-    read_checkpoint,
     vae_from_single_file,
 )
-from animate_anyone.init_model import SCHEDULER_V2, build_auxiliary, init_model
-from animate_anyone.model_dir import load_networks
-from conftest import golden_dir, golden_spec
+from animate_anyone.convert.release import assemble as assemble_model_directory
+from animate_anyone.jobs.init_model import init_model
+from animate_anyone.model_dir import ModelDirectory
+from animate_anyone.models.presets import PRESETS, SCHEDULER_V2, build_components, image_processor_class
+from animate_anyone.weights import read_state_dict
+from conftest import golden_dir, golden_sizes, golden_spec
+
+
+def load_networks(path):
+    return ModelDirectory(path).load_networks()
+
+
+def read_checkpoint(path):
+    return read_state_dict(path, prefix="first_stage_model.")
+
 
 ALL = ("reference_net", "denoising_unet", "pose_guider", "vae", "image_encoder", "feature_extractor", "scheduler")
 # Two blocks of different widths: exercises nin_shortcut, downsample and upsample.
@@ -46,11 +57,47 @@ def src(tmp_path_factory):
     root = tmp_path_factory.mktemp("sources")
     init_model("tiny", root / "networks", seed=1)
     torch.manual_seed(2)
-    aux = build_auxiliary("tiny")
+    aux = build_components(PRESETS["tiny"])
     aux["vae"].save_pretrained(root / "sd-vae-ft-mse")
     aux["image_encoder"].save_pretrained(root / "sd-image-variations" / "image_encoder")
     processor = type(aux["feature_extractor"])(size={"shortest_edge": 192}, crop_size={"height": 192, "width": 192})
     processor.save_pretrained(root / "sd-image-variations" / "feature_extractor")
+    return root
+
+
+@pytest.fixture(scope="module")
+def golden_src(src, tmp_path_factory):
+    """sd-vae-ft-mse/ and sd-image-variations/ that fit the golden set (``src``'s fit the tiny preset): the VAE's
+    latent channels and downsampling (= the pose guider's) and the image encoder's projection_dim (= the UNet's
+    cross_attention_dim) are read from golden.json."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    sizes = golden_sizes()
+    blocks = sizes.pose_scale.bit_length()  # a VAE with n blocks downsamples 2 ** (n - 1) times
+    assert 2 ** (blocks - 1) == sizes.pose_scale, sizes.pose_scale
+    root = tmp_path_factory.mktemp("golden_sources")
+    torch.manual_seed(5)
+    vae = dict(
+        TINY_VAE,
+        down_block_types=("DownEncoderBlock2D",) * blocks,
+        up_block_types=("UpDecoderBlock2D",) * blocks,
+        block_out_channels=(32,) * blocks,
+        latent_channels=sizes.latent_channels,
+    )
+    AutoencoderKL(**vae).save_pretrained(root / "sd-vae-ft-mse")
+    clip = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        patch_size=32,
+        image_size=224,
+        projection_dim=sizes.cross_attention_dim,
+    )
+    CLIPVisionModelWithProjection(clip).save_pretrained(root / "sd-image-variations" / "image_encoder")
+    processor = src / "sd-image-variations" / "feature_extractor"
+    shutil.copytree(processor, root / "sd-image-variations" / "feature_extractor")
     return root
 
 
@@ -63,7 +110,7 @@ def assert_same_weights(module, reference):
 def assert_complete(out):
     index = json.loads((out / "model_index.json").read_text())
     assert all(name in index and (out / name).is_dir() for name in ALL), index
-    assert index["feature_extractor"][1] == components.image_processor_class().__name__
+    assert index["feature_extractor"][1] == image_processor_class().__name__
     assert not list(out.parent.glob(f".{out.name}.*"))  # no temporary directory left behind
     return index
 
@@ -76,7 +123,7 @@ def reload(out):
         "networks": load_networks(out),
         "vae": AutoencoderKL.from_pretrained(out / "vae"),
         "image_encoder": CLIPVisionModelWithProjection.from_pretrained(out / "image_encoder"),
-        "feature_extractor": components.image_processor_class().from_pretrained(out / "feature_extractor"),
+        "feature_extractor": image_processor_class().from_pretrained(out / "feature_extractor"),
         "scheduler": DDIMScheduler.from_pretrained(out / "scheduler"),
     }
 
@@ -93,8 +140,15 @@ def ldm_key(key: str, n_up: int) -> str:
     key = re.sub(r"up_blocks\.(\d+)\.upsamplers\.0\.", lambda m: up(m) + "upsample.", key)
     key = re.sub(r"mid_block\.resnets\.(\d)\.", lambda m: f"mid.block_{int(m[1]) + 1}.", key)
     key = key.replace("mid_block.attentions.0.", "mid.attn_1.")
-    renames = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out",
-               "conv_shortcut": "nin_shortcut", "conv_norm_out": "norm_out"}  # fmt: skip
+    renames = {
+        "group_norm": "norm",
+        "to_q": "q",
+        "to_k": "k",
+        "to_v": "v",
+        "to_out.0": "proj_out",
+        "conv_shortcut": "nin_shortcut",
+        "conv_norm_out": "norm_out",
+    }
     for old, new in renames.items():
         key = key.replace(f".{old}.", f".{new}.")
     return components.LDM_VAE_PREFIX + key
@@ -161,9 +215,17 @@ def test_vae_keys_that_do_not_fit_are_named(tiny_vae):
 
 
 def test_sd15_single_file_through_the_cli(tiny_vae, sd_file, src, tmp_path, monkeypatch):
-    monkeypatch.setattr(components, "SD15_VAE", TINY_VAE)  # the real SD-1.5 VAE is too big for a unit test
+    sd15 = dataclasses.replace(PRESETS["sd15"], vae=TINY_VAE)  # the real SD-1.5 VAE is too big for a unit test
+    monkeypatch.setitem(PRESETS, "sd15", sd15)
     out = tmp_path / "model"
-    args = ["--networks", str(src / "networks"), "--sd15", str(sd_file), "--image-encoder", str(src / "sd-image-variations")]
+    args = [
+        "--networks",
+        str(src / "networks"),
+        "--sd15",
+        str(sd_file),
+        "--image-encoder",
+        str(src / "sd-image-variations"),
+    ]
     assert main(["convert", "assemble", *args, "--out", str(out)]) == 0
     assert_complete(out)
     assert_same_weights(reload(out)["vae"], tiny_vae)
@@ -176,7 +238,9 @@ def test_assemble_reloads_every_component_with_the_source_weights(src, tmp_path)
     from diffusers import AutoencoderKL
     from transformers import CLIPVisionModelWithProjection
 
-    out = assemble_model_directory(tmp_path / "model", src / "networks", src / "sd-vae-ft-mse", src / "sd-image-variations")
+    out = assemble_model_directory(
+        tmp_path / "model", src / "networks", src / "sd-vae-ft-mse", src / "sd-image-variations"
+    )
     assert_complete(out)
     got = reload(out)
     assert_same_weights(got["networks"], load_networks(src / "networks"))
@@ -221,21 +285,38 @@ def test_cli_assemble_end_to_end(src, tmp_path, capsys):
 def test_projection_dim_mismatch_is_refused_before_writing(src, tmp_path, capsys):
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
-                              patch_size=32, image_size=224, projection_dim=48)  # fmt: skip
-    CLIPVisionModelWithProjection(config).save_pretrained(tmp_path / "clip48")
+    cross = json.loads((src / "networks" / "denoising_unet" / "config.json").read_text())["cross_attention_dim"]
+    projection = cross + 16  # does not fit the networks, whatever their width
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        patch_size=32,
+        image_size=224,
+        projection_dim=projection,
+    )
+    CLIPVisionModelWithProjection(config).save_pretrained(tmp_path / "clip_wide")
     out = tmp_path / "model"
-    args = ["--networks", str(src / "networks"), "--vae", str(src / "sd-vae-ft-mse"), "--image-encoder", str(tmp_path / "clip48")]
+    encoder = str(tmp_path / "clip_wide")
+    args = ["--networks", str(src / "networks"), "--vae", str(src / "sd-vae-ft-mse"), "--image-encoder", encoder]
     assert main(["convert", "assemble", *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "projection_dim=48" in err and "cross_attention_dim=32" in err
-    assert str(tmp_path / "clip48" / "config.json") in err and "denoising_unet/config.json" in err
+    assert f"projection_dim={projection}" in err and f"cross_attention_dim={cross}" in err
+    assert str(tmp_path / "clip_wide" / "config.json") in err and "denoising_unet/config.json" in err
     assert not out.exists() and not list(tmp_path.glob(".model.*"))
 
 
 def test_missing_path_names_flag_and_path(src, tmp_path, capsys):
     missing = tmp_path / "nowhere" / "sd-vae-ft-mse"
-    args = ["--networks", str(src / "networks"), "--vae", str(missing), "--image-encoder", str(src / "sd-image-variations")]
+    args = [
+        "--networks",
+        str(src / "networks"),
+        "--vae",
+        str(missing),
+        "--image-encoder",
+        str(src / "sd-image-variations"),
+    ]
     assert main(["convert", "assemble", *args, "--out", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("animate-anyone convert: error: --vae") and str(missing) in err
@@ -244,7 +325,11 @@ def test_missing_path_names_flag_and_path(src, tmp_path, capsys):
 
 @pytest.mark.parametrize("flag", ["--vae", "--image-encoder", "--networks"])
 def test_folder_of_the_wrong_kind_says_what_was_expected(src, tmp_path, capsys, flag):
-    paths = {"--networks": src / "networks", "--vae": src / "sd-vae-ft-mse", "--image-encoder": src / "sd-image-variations"}
+    paths = {
+        "--networks": src / "networks",
+        "--vae": src / "sd-vae-ft-mse",
+        "--image-encoder": src / "sd-image-variations",
+    }
     paths[flag] = tmp_path / "empty"
     paths[flag].mkdir()
     args = [a for flag_path in paths.items() for a in map(str, flag_path)]
@@ -271,21 +356,29 @@ def test_check_compatible_names_channel_mismatches():
 def moore_args(tmp_path, out, unet_config=True):
     spec, d = golden_spec(), golden_dir()
     (tmp_path / "extra.json").write_text(json.dumps(spec["unet_additional_kwargs"]))
-    args = ["convert", "moore",
-            "--denoising-unet", str(d / "weights_denoising_unet.safetensors"),
-            "--reference-unet", str(d / "weights_reference_unet.safetensors"),
-            "--pose-guider", str(d / "weights_pose_guider.safetensors"),
-            "--unet-additional-kwargs", str(tmp_path / "extra.json"),
-            "--out", str(out)]  # fmt: skip
+    args = [
+        "convert",
+        "moore",
+        "--denoising-unet",
+        str(d / "weights_denoising_unet.safetensors"),
+        "--reference-unet",
+        str(d / "weights_reference_unet.safetensors"),
+        "--pose-guider",
+        str(d / "weights_pose_guider.safetensors"),
+        "--unet-additional-kwargs",
+        str(tmp_path / "extra.json"),
+        "--out",
+        str(out),
+    ]
     if unet_config:
         (tmp_path / "unet.json").write_text(json.dumps(spec["denoising_unet_config_3d"]))
         args += ["--unet-config", str(tmp_path / "unet.json")]
     return args
 
 
-def test_convert_moore_with_vae_and_image_encoder_writes_a_complete_directory(src, tmp_path):
+def test_convert_moore_with_vae_and_image_encoder_writes_a_complete_directory(golden_src, tmp_path):
     out = tmp_path / "model"
-    aux = ["--vae", str(src / "sd-vae-ft-mse"), "--image-encoder", str(src / "sd-image-variations")]
+    aux = ["--vae", str(golden_src / "sd-vae-ft-mse"), "--image-encoder", str(golden_src / "sd-image-variations")]
     assert main(moore_args(tmp_path, out) + aux) == 0
     assert_complete(out)
     got = reload(out)
@@ -293,28 +386,30 @@ def test_convert_moore_with_vae_and_image_encoder_writes_a_complete_directory(sr
     assert all(torch.equal(got["networks"].pose_guider.state_dict()[k], v) for k, v in golden_pose_guider.items())
 
 
-def test_convert_moore_takes_vae_and_unet_config_from_an_sd15_folder(src, tmp_path):
+def test_convert_moore_takes_vae_and_unet_config_from_an_sd15_folder(golden_src, tmp_path):
     sd15 = tmp_path / "stable-diffusion-v1-5"
-    shutil.copytree(src / "sd-vae-ft-mse", sd15 / "vae")
+    shutil.copytree(golden_src / "sd-vae-ft-mse", sd15 / "vae")
     (sd15 / "unet").mkdir()
     (sd15 / "unet" / "config.json").write_text(json.dumps(golden_spec()["unet_config_2d"]))  # not SD-1.5's size
     out = tmp_path / "model"
-    aux = ["--sd15", str(sd15), "--image-encoder", str(src / "sd-image-variations")]
+    aux = ["--sd15", str(sd15), "--image-encoder", str(golden_src / "sd-image-variations")]
     assert main(moore_args(tmp_path, out, unet_config=False) + aux) == 0
     assert_complete(out)
-    assert_same_weights(reload(out)["vae"], load_vae(src / "sd-vae-ft-mse"))
+    assert_same_weights(reload(out)["vae"], load_vae(golden_src / "sd-vae-ft-mse"))
 
 
 def test_convert_moore_without_auxiliaries_writes_networks_and_a_note(tmp_path, capsys):
     out = tmp_path / "model"
     assert main(moore_args(tmp_path, out)) == 0
     assert "--image-encoder" in capsys.readouterr().err
-    assert sorted(json.loads((out / "model_index.json").read_text())) == sorted(["_class_name", "_diffusers_version", *ALL[:3]])
+    assert sorted(json.loads((out / "model_index.json").read_text())) == sorted(
+        ["_class_name", "_diffusers_version", "use_reference_net", *ALL[:3]]
+    )
 
 
-def test_convert_moore_checks_auxiliaries_before_converting(src, tmp_path, capsys):
+def test_convert_moore_checks_auxiliaries_before_converting(golden_src, tmp_path, capsys):
     out = tmp_path / "model"
-    aux = ["--vae", str(src / "sd-vae-ft-mse"), "--image-encoder", str(tmp_path / "missing")]
+    aux = ["--vae", str(golden_src / "sd-vae-ft-mse"), "--image-encoder", str(tmp_path / "missing")]
     assert main(moore_args(tmp_path, out) + aux) == 2
     assert f"--image-encoder: {tmp_path / 'missing'}" in capsys.readouterr().err
     assert not out.exists()

@@ -30,13 +30,15 @@ def test_golden_parity_on_cuda(fresh_golden_model):
     from conftest import golden_dir, golden_spec
 
     model = fresh_golden_model.to("cuda")
-    case = sorted(golden_spec()["unet_cases"])[0]
-    t = {k[len(case) + 1 :]: v.to("cuda") for k, v in load_file(golden_dir() / "unet_step.safetensors").items() if k.startswith(case)}
-    with torch.no_grad():
-        bank = model.encode_reference(t["in.ref_latents"], t["in.image_embeds"])
-        pose = model.encode_pose(t["in.pose_images"])
-        guided = model.denoise(t["in.noisy_latents"], t["in.timestep"], t["in.image_embeds"], pose, bank, 3.5)
-    assert (guided - t["out.cfg.guided_fp32bank"]).abs().max() <= 1e-3  # TF32 may be on
+    step = load_file(golden_dir() / "unet_step.safetensors")
+    for case, spec in sorted(golden_spec()["unet_cases"].items()):  # every case, with its own guidance scale
+        t = {k[len(case) + 1 :]: v.to("cuda") for k, v in step.items() if k.startswith(case + ".")}
+        with torch.no_grad():
+            bank = model.encode_reference(t["in.ref_latents"], t["in.image_embeds"])
+            pose = model.encode_pose(t["in.pose_images"])
+            latents, timestep, embeds = t["in.noisy_latents"], t["in.timestep"], t["in.image_embeds"]
+            guided = model.denoise(latents, timestep, embeds, pose, bank, spec["guidance_scale"])
+        assert (guided - t["out.cfg.guided_fp32bank"]).abs().max() <= 1e-3, case  # TF32 may be on
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -54,7 +56,15 @@ def test_pipeline_half_precision_on_cuda_matches_cpu(tiny_model_dir, dtype):
     for device, dt in (("cpu", torch.float32), ("cuda", dtype)):
         pipe = AnimateAnyonePipeline.from_pretrained(tiny_model_dir, dtype=dt).to(device)
         pipe.set_progress_bar_config(disable=True)
-        out = pipe(reference, poses, height=64, width=48, num_inference_steps=2, generator=torch.Generator().manual_seed(0), output_type="latent")
+        out = pipe(
+            reference,
+            poses,
+            height=64,
+            width=48,
+            num_inference_steps=2,
+            generator=torch.Generator().manual_seed(0),
+            output_type="latent",
+        )
         outputs.append(out.frames.float().cpu())
     assert torch.isfinite(outputs[1]).all()
     assert (outputs[0] - outputs[1]).abs().max() < 0.1

@@ -15,20 +15,21 @@ from animate_anyone.models.reference_attention import (
     attention_with_lse,
     reference_attention,
 )
-from conftest import golden_spec
+from conftest import golden_sizes, golden_spec
 
-F_, H, W = 4, 16, 12  # frames, latent height, latent width
+SIZES = golden_sizes()  # latent/pose sizes, frames, timestep and guidance scale of the set's first unet case
+G = SIZES.guidance_scale
 
 
-def inputs(model, batch=1, frames=F_, seed=0):
+def inputs(model, batch=1, frames=SIZES.frames, seed=0):
     g = torch.Generator().manual_seed(seed)
-    c = model.denoising_unet.config
+    s = SIZES
     return dict(
-        latents=torch.randn(batch, 4, frames, H, W, generator=g),
-        ref=torch.randn(batch, 4, H, W, generator=g),
-        embeds=torch.randn(batch, 1, c.cross_attention_dim, generator=g),
-        pose=torch.rand(batch, 3, frames, 8 * H, 8 * W, generator=g),
-        t=torch.tensor(601),
+        latents=torch.randn(batch, s.latent_channels, frames, s.latent_h, s.latent_w, generator=g),
+        ref=torch.randn(batch, s.latent_channels, s.latent_h, s.latent_w, generator=g),
+        embeds=torch.randn(batch, s.embed_tokens, s.cross_attention_dim, generator=g),
+        pose=torch.rand(batch, 3, frames, s.pose_h, s.pose_w, generator=g),
+        t=torch.tensor(s.timestep),
     )
 
 
@@ -40,20 +41,20 @@ def test_zero_temporal_layers_equal_2d_unet_frame_by_frame(fresh_golden_model):
     # 1. Against diffusers' plain 2D UNet carrying the same 2D weights, applied to each frame.
     spec = golden_spec()
     kwargs = configs_from_moore(spec["denoising_unet_config_3d"], spec["unet_additional_kwargs"], spec["pose_guider"])
-    unet2d = UNet2DConditionModel(**kwargs["reference_net"], out_channels=4).eval()
+    unet2d = UNet2DConditionModel(**kwargs["reference_net"], out_channels=spec["unet_config_2d"]["out_channels"]).eval()
     state = {k: v for k, v in model.denoising_unet.state_dict().items() if ".motion_modules." not in k}
     unet2d.load_state_dict(state, strict=True)
-    video = model.denoising_unet(x["latents"], x["t"], x["embeds"])  # (1, 4, f, h, w)
-    frames = x["latents"][0].permute(1, 0, 2, 3)  # (f, 4, h, w)
-    per_frame = unet2d(frames, x["t"], x["embeds"].expand(F_, -1, -1)).sample  # (f, 4, h, w)
+    video = model.denoising_unet(x["latents"], x["t"], x["embeds"])  # (1, c, f, h, w)
+    frames = x["latents"][0].permute(1, 0, 2, 3)  # (f, c, h, w)
+    per_frame = unet2d(frames, x["t"], x["embeds"].expand(SIZES.frames, -1, -1)).sample  # (f, c, h, w)
     assert (video[0].permute(1, 0, 2, 3) - per_frame).abs().max() < 1e-5
     # 2. With pose and reference: an F-frame call equals F single-frame calls.
     pose = model.encode_pose(x["pose"])
     bank = model.encode_reference(x["ref"], x["embeds"])
-    video = model.denoise(x["latents"], x["t"], x["embeds"], pose, bank, 3.5)
-    for i in range(F_):
-        single = model.denoise(x["latents"][:, :, i : i + 1], x["t"], x["embeds"], pose[:, :, i : i + 1], bank, 3.5)
-        assert (video[:, :, i : i + 1] - single).abs().max() < 5e-5  # guidance x3.5 amplifies rounding
+    video = model.denoise(x["latents"], x["t"], x["embeds"], pose, bank, G)
+    for i in range(SIZES.frames):
+        single = model.denoise(x["latents"][:, :, i : i + 1], x["t"], x["embeds"], pose[:, :, i : i + 1], bank, G)
+        assert (video[:, :, i : i + 1] - single).abs().max() < 1.5e-5 * G  # guidance amplifies rounding
 
 
 @torch.no_grad()
@@ -85,8 +86,12 @@ def test_unconditional_row_is_independent_of_the_reference_image(golden_model):
     x = inputs(model)
     pose = model.encode_pose(x["pose"])
     other_ref = torch.randn_like(x["ref"])
-    _, rows_a = model.denoise(x["latents"], x["t"], x["embeds"], pose, model.encode_reference(x["ref"], x["embeds"]), 3.5, return_rows=True)
-    _, rows_b = model.denoise(x["latents"], x["t"], x["embeds"], pose, model.encode_reference(other_ref, x["embeds"]), 3.5, return_rows=True)
+    _, rows_a = model.denoise(
+        x["latents"], x["t"], x["embeds"], pose, model.encode_reference(x["ref"], x["embeds"]), G, return_rows=True
+    )
+    _, rows_b = model.denoise(
+        x["latents"], x["t"], x["embeds"], pose, model.encode_reference(other_ref, x["embeds"]), G, return_rows=True
+    )
     assert torch.equal(rows_a[0], rows_b[0])  # uncond: bit-identical
     assert (rows_a[1] - rows_b[1]).abs().max() > 1e-3  # cond: depends on the reference
 
@@ -129,7 +134,11 @@ def test_merged_and_concatenated_reference_attention_agree():
 
 def test_attention_lse_kernel_matches_math():
     g = torch.Generator().manual_seed(3)
-    q, k, v = torch.randn(2, 3, 9, 8, generator=g), torch.randn(2, 3, 11, 8, generator=g), torch.randn(2, 3, 11, 8, generator=g)
+    q, k, v = (
+        torch.randn(2, 3, 9, 8, generator=g),
+        torch.randn(2, 3, 11, 8, generator=g),
+        torch.randn(2, 3, 11, 8, generator=g),
+    )
     out, lse = attention_with_lse(q, k, v, 0.3)
     out_m, lse_m = _attention_with_lse_math(q, k, v, 0.3)
     assert (out - out_m).abs().max() < 1e-5 and (lse - lse_m).abs().max() < 1e-5

@@ -178,8 +178,14 @@ def test_iter_frames_size_start_count(tmp_path):
 
 def test_frames_are_writable_copies(tmp_path):
     folder = write_video(tmp_path / "frames", clip(2), fps=10)
-    frame = next(iter_frames(folder))
-    frame[0, 0] = 0  # a caller may draw on frames
+    video = write_video(tmp_path / "clip.mp4", clip(2), fps=10)
+    for source in (folder, video):
+        frame = next(iter_frames(source))
+        assert frame.flags.writeable
+        before = frame.copy()
+        frame[0, 0] = 255 - frame[0, 0]  # a caller may draw on frames ...
+        assert not np.array_equal(frame, before)
+        np.testing.assert_array_equal(next(iter_frames(source)), before)  # ... without changing the source
 
 
 def test_single_image_is_a_one_frame_video(tmp_path):

@@ -9,8 +9,12 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from animate_anyone.cli.main import main
-from animate_anyone.model_dir import load_networks
+from animate_anyone.model_dir import ModelDirectory, save_networks
 from conftest import golden_dir, golden_spec
+
+
+def load_networks(path):
+    return ModelDirectory(path).load_networks()
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +26,15 @@ def tiny_dir(tmp_path_factory):
 
 def test_init_model_writes_a_complete_loadable_directory(tiny_dir):
     index = json.loads((tiny_dir / "model_index.json").read_text())
-    for name in ("reference_net", "denoising_unet", "pose_guider", "vae", "image_encoder", "feature_extractor", "scheduler"):
+    for name in (
+        "reference_net",
+        "denoising_unet",
+        "pose_guider",
+        "vae",
+        "image_encoder",
+        "feature_extractor",
+        "scheduler",
+    ):
         assert name in index and (tiny_dir / name).is_dir(), name
     model = load_networks(tiny_dir)
     # Stock initialisation: pose guider output and temporal output projections start at zero.
@@ -33,7 +45,7 @@ def test_init_model_writes_a_complete_loadable_directory(tiny_dir):
 
 
 def test_save_load_round_trip_preserves_outputs(tiny_dir, tmp_path):
-    from animate_anyone.model_dir import atomic_directory, save_networks
+    from animate_anyone.atomic import atomic_directory
 
     model = load_networks(tiny_dir).eval()
     for p in model.parameters():  # make every pathway non-trivial
@@ -45,7 +57,8 @@ def test_save_load_round_trip_preserves_outputs(tiny_dir, tmp_path):
     embeds, pose = torch.randn(1, 1, 32), torch.rand(1, 3, 2, 64, 64)
     with torch.no_grad():
         outs = [
-            m.denoise(latents, 500, embeds, m.encode_pose(pose), m.encode_reference(ref, embeds), 2.0) for m in (model, again)
+            m.denoise(latents, 500, embeds, m.encode_pose(pose), m.encode_reference(ref, embeds), 2.0)
+            for m in (model, again)
         ]
     assert torch.equal(outs[0], outs[1])
 
@@ -70,27 +83,37 @@ def golden_convert_args(tmp_path, out):
     (tmp_path / "unet.json").write_text(json.dumps(spec["denoising_unet_config_3d"]))
     (tmp_path / "extra.json").write_text(json.dumps(spec["unet_additional_kwargs"]))
     return [
-        "convert", "moore",
-        "--denoising-unet", str(d / "weights_denoising_unet.safetensors"),
-        "--reference-unet", str(d / "weights_reference_unet.safetensors"),
-        "--pose-guider", str(d / "weights_pose_guider.safetensors"),
-        "--unet-config", str(tmp_path / "unet.json"),
-        "--unet-additional-kwargs", str(tmp_path / "extra.json"),
-        "--out", str(out),
-    ]  # fmt: skip
+        "convert",
+        "moore",
+        "--denoising-unet",
+        str(d / "weights_denoising_unet.safetensors"),
+        "--reference-unet",
+        str(d / "weights_reference_unet.safetensors"),
+        "--pose-guider",
+        str(d / "weights_pose_guider.safetensors"),
+        "--unet-config",
+        str(tmp_path / "unet.json"),
+        "--unet-additional-kwargs",
+        str(tmp_path / "extra.json"),
+        "--out",
+        str(out),
+    ]
 
 
 def test_convert_moore_cli_reproduces_golden_outputs(tmp_path):
     out = tmp_path / "converted"
     assert main(golden_convert_args(tmp_path, out)) == 0
     model = load_networks(out).eval()
-    case = sorted(golden_spec()["unet_cases"])[0]
-    t = {k[len(case) + 1 :]: v for k, v in load_file(golden_dir() / "unet_step.safetensors").items() if k.startswith(case)}
-    with torch.no_grad():
-        bank = model.encode_reference(t["in.ref_latents"], t["in.image_embeds"])
-        pose = model.encode_pose(t["in.pose_images"])
-        guided = model.denoise(t["in.noisy_latents"], t["in.timestep"], t["in.image_embeds"], pose, bank, 3.5)
-    assert (guided - t["out.cfg.guided_fp32bank"]).abs().max() <= 1e-4
+    step = load_file(golden_dir() / "unet_step.safetensors")
+    for case, spec in sorted(golden_spec()["unet_cases"].items()):  # every case, with its own batch and scale
+        t = {k[len(case) + 1 :]: v for k, v in step.items() if k.startswith(case + ".")}
+        assert t["in.noisy_latents"].shape[0] == spec["batch"], case
+        with torch.no_grad():
+            bank = model.encode_reference(t["in.ref_latents"], t["in.image_embeds"])
+            pose = model.encode_pose(t["in.pose_images"])
+            latents, timestep, embeds = t["in.noisy_latents"], t["in.timestep"], t["in.image_embeds"]
+            guided = model.denoise(latents, timestep, embeds, pose, bank, spec["guidance_scale"])
+        assert (guided - t["out.cfg.guided_fp32bank"]).abs().max() <= 1e-4, case
 
 
 def test_convert_moore_cli_names_missing_keys_and_writes_nothing(tmp_path, capsys):

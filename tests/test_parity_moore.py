@@ -54,19 +54,26 @@ def test_training_forward_matches_moore(golden_model, step, case):
     t = {k[len(case) + 1 :]: v for k, v in step.items() if k.startswith(case + ".")}
     batch = t["in.noisy_latents"].shape[0]
     timesteps = t["in.timestep"].expand(batch)
-    pred = golden_model(t["in.noisy_latents"], timesteps, t["in.ref_latents"], t["in.image_embeds"], t["in.pose_images"])
+    pred = golden_model(
+        t["in.noisy_latents"], timesteps, t["in.ref_latents"], t["in.image_embeds"], t["in.pose_images"]
+    )
     assert pred.requires_grad  # really the gradient path
     assert max_err(pred.detach(), t["out.nocfg.noise_pred_fp32bank"]) <= 1e-4
     # Unconditional rows in training = Moore's unconditional row: zero embedding, no reference.
     drop = torch.zeros(batch, dtype=torch.bool)
     uncond = golden_model(
-        t["in.noisy_latents"], timesteps, t["in.ref_latents"], torch.zeros_like(t["in.image_embeds"]), t["in.pose_images"], drop
+        t["in.noisy_latents"],
+        timesteps,
+        t["in.ref_latents"],
+        torch.zeros_like(t["in.image_embeds"]),
+        t["in.pose_images"],
+        drop,
     )
     assert max_err(uncond.detach(), t["out.cfg.noise_pred_batch_fp32bank"][:batch]) <= 1e-4
 
 
-def test_parity_is_discriminating(golden_model, step):
+@pytest.mark.parametrize("case", CASES)
+def test_parity_is_discriminating(golden_model, step, case):
     """The tolerance means something: removing the reference moves the output far beyond 1e-4."""
-    case = CASES[0]
     t = {k[len(case) + 1 :]: v for k, v in step.items() if k.startswith(case + ".")}
     assert max_err(t["out.no_reference_cond"], t["out.nocfg.noise_pred_fp32bank"]) > 1e-2

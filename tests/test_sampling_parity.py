@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import pytest
 import torch
 from diffusers import DDIMScheduler
@@ -9,7 +12,7 @@ from safetensors.torch import load_file
 
 from animate_anyone.pipelines.context import moore_windows
 from animate_anyone.pipelines.sampling import sample_video
-from conftest import golden_dir, golden_spec
+from conftest import golden_dir, golden_sizes, golden_spec
 
 CASES = sorted(golden_spec()["sampling_cases"])
 
@@ -22,21 +25,36 @@ def test_sampling_matches_moore(golden_model, case):
     frames = spec["frames"]
     ctx = spec.get("context", {"context_frames": frames, "context_overlap": 0, "context_stride": 1})
     if "context_windows_per_step" in spec:  # the schedule itself is part of the reference
-        assert moore_windows(frames, ctx["context_frames"], ctx["context_overlap"], ctx["context_stride"]) == spec["context_windows_per_step"]
+        assert (
+            moore_windows(frames, ctx["context_frames"], ctx["context_overlap"], ctx["context_stride"])
+            == spec["context_windows_per_step"]
+        )
     scheduler.set_timesteps(spec["steps"])
     assert scheduler.timesteps.tolist() == spec["timesteps"]
     with torch.no_grad():
         bank = golden_model.encode_reference(t["in.ref_latents"], t["in.image_embeds"])
         pose = golden_model.encode_pose(t["in.pose_images"])
     steps = []
+    window_batch = ctx.get("context_batch_size", 1)  # Moore evaluates this many windows per UNet call
     final = sample_video(
-        golden_model, scheduler, t["in.init_latents"], t["in.image_embeds"], pose, bank,
-        num_inference_steps=spec["steps"], guidance_scale=spec["guidance_scale"],
-        context_frames=ctx["context_frames"], context_overlap=ctx["context_overlap"],
-        context_stride=ctx["context_stride"], window_mode="moore", eta=spec["eta"],
+        golden_model,
+        scheduler,
+        t["in.init_latents"],
+        t["in.image_embeds"],
+        pose,
+        bank,
+        num_inference_steps=spec["steps"],
+        guidance_scale=spec["guidance_scale"],
+        context_frames=ctx["context_frames"],
+        context_overlap=ctx["context_overlap"],
+        context_stride=ctx["context_stride"],
+        window_mode="moore",
+        eta=spec["eta"],
         callback=lambda step, window: steps.append((step, window)),
-    )  # fmt: skip
-    assert len(steps) * 1 == spec["denoising_unet_calls"]
+        window_batch=window_batch,
+    )
+    windows_per_step = Counter(step for step, _ in steps).values()
+    assert sum(math.ceil(n / window_batch) for n in windows_per_step) == spec["denoising_unet_calls"]
     assert (final - t["out.final_latents_fp32bank"]).abs().max().item() <= 1e-3
 
 
@@ -47,13 +65,19 @@ def test_windowing_is_exact_when_frames_are_independent(fresh_golden_model, mode
 
     model = fresh_golden_model
     zero_init_motion_modules(model.denoising_unet)
+    s, case = golden_sizes(), golden_spec()["sampling_cases"][CASES[0]]
+    frames = min(9, s.max_frames)  # free choice: more than one 4-frame window, within the positional table
     g = torch.Generator().manual_seed(0)
-    latents, ref = torch.randn(1, 4, 9, 16, 12, generator=g), torch.randn(1, 4, 16, 12, generator=g)
-    embeds, pose_images = torch.randn(1, 1, 32, generator=g), torch.rand(1, 3, 9, 128, 96, generator=g)
+    latents = torch.randn(1, s.latent_channels, frames, s.latent_h, s.latent_w, generator=g)
+    ref = torch.randn(1, s.latent_channels, s.latent_h, s.latent_w, generator=g)
+    embeds = torch.randn(1, s.embed_tokens, s.cross_attention_dim, generator=g)
+    pose_images = torch.rand(1, 3, frames, s.pose_h, s.pose_w, generator=g)
     with torch.no_grad():
         bank, pose = model.encode_reference(ref, embeds), model.encode_pose(pose_images)
-    kwargs = dict(num_inference_steps=3, guidance_scale=3.5, window_mode=mode)
-    sched = lambda: DDIMScheduler(**golden_spec()["sampling_cases"][CASES[0]]["scheduler_kwargs"])  # noqa: E731
-    whole = sample_video(model, sched(), latents, embeds, pose, bank, context_frames=9, context_overlap=0, **kwargs)
+    kwargs = dict(num_inference_steps=case["steps"], guidance_scale=case["guidance_scale"], window_mode=mode)
+    sched = lambda: DDIMScheduler(**case["scheduler_kwargs"])  # noqa: E731
+    whole = sample_video(
+        model, sched(), latents, embeds, pose, bank, context_frames=frames, context_overlap=0, **kwargs
+    )
     windowed = sample_video(model, sched(), latents, embeds, pose, bank, context_frames=4, context_overlap=2, **kwargs)
     assert (whole - windowed).abs().max() < 1e-4

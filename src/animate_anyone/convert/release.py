@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import refuse_existing
-from ..model_dir import write_model_directory
+from ..model_dir import read_json, write_model_directory
 from ..models import AnimateAnyone
 from ..models.presets import build_image_processor, get_preset
 from ..weights import read_state_dict
@@ -42,7 +42,7 @@ def require_paths(paths: dict[str, str | Path | Sequence[str | Path] | None]) ->
 def _json_file(path: str | Path | None, flag: str, default: Any) -> tuple[Any, str]:
     if path is None:
         return default, f"the default {flag}"
-    return c.read_json(Path(path)), str(path)
+    return read_json(Path(path)), str(path)
 
 
 def moore_unet_config(unet_config: str | Path | None, sd15: str | Path | None) -> tuple[dict[str, Any], str]:
