@@ -130,3 +130,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def golden_convert_args(tmp_path, out, unet_config=True) -> list[str]:
+    """``convert moore`` arguments for the golden set's networks (its own UNet config unless ``unet_config=False``)."""
+    spec, d = golden_spec(), golden_dir()
+    (tmp_path / "extra.json").write_text(json.dumps(spec["unet_additional_kwargs"]))
+    args = [
+        "convert",
+        "moore",
+        "--denoising-unet",
+        str(d / "weights_denoising_unet.safetensors"),
+        "--reference-unet",
+        str(d / "weights_reference_unet.safetensors"),
+        "--pose-guider",
+        str(d / "weights_pose_guider.safetensors"),
+        "--unet-additional-kwargs",
+        str(tmp_path / "extra.json"),
+        "--out",
+        str(out),
+    ]
+    if unet_config:
+        (tmp_path / "unet.json").write_text(json.dumps(spec["denoising_unet_config_3d"]))
+        args += ["--unet-config", str(tmp_path / "unet.json")]
+    return args

@@ -24,7 +24,7 @@ from animate_anyone.jobs.init_model import init_model
 from animate_anyone.model_dir import ModelDirectory
 from animate_anyone.models.presets import PRESETS, SCHEDULER_V2, build_components, image_processor_class
 from animate_anyone.weights import read_state_dict
-from conftest import golden_dir, golden_sizes, golden_spec
+from conftest import golden_convert_args, golden_dir, golden_sizes, golden_spec
 
 
 def load_networks(path):
@@ -353,33 +353,10 @@ def test_check_compatible_names_channel_mismatches():
 # -- convert moore ---------------------------------------------------------------------------------------------
 
 
-def moore_args(tmp_path, out, unet_config=True):
-    spec, d = golden_spec(), golden_dir()
-    (tmp_path / "extra.json").write_text(json.dumps(spec["unet_additional_kwargs"]))
-    args = [
-        "convert",
-        "moore",
-        "--denoising-unet",
-        str(d / "weights_denoising_unet.safetensors"),
-        "--reference-unet",
-        str(d / "weights_reference_unet.safetensors"),
-        "--pose-guider",
-        str(d / "weights_pose_guider.safetensors"),
-        "--unet-additional-kwargs",
-        str(tmp_path / "extra.json"),
-        "--out",
-        str(out),
-    ]
-    if unet_config:
-        (tmp_path / "unet.json").write_text(json.dumps(spec["denoising_unet_config_3d"]))
-        args += ["--unet-config", str(tmp_path / "unet.json")]
-    return args
-
-
 def test_convert_moore_with_vae_and_image_encoder_writes_a_complete_directory(golden_src, tmp_path):
     out = tmp_path / "model"
     aux = ["--vae", str(golden_src / "sd-vae-ft-mse"), "--image-encoder", str(golden_src / "sd-image-variations")]
-    assert main(moore_args(tmp_path, out) + aux) == 0
+    assert main(golden_convert_args(tmp_path, out) + aux) == 0
     assert_complete(out)
     got = reload(out)
     golden_pose_guider = load_file(golden_dir() / "weights_pose_guider.safetensors")
@@ -393,14 +370,14 @@ def test_convert_moore_takes_vae_and_unet_config_from_an_sd15_folder(golden_src,
     (sd15 / "unet" / "config.json").write_text(json.dumps(golden_spec()["unet_config_2d"]))  # not SD-1.5's size
     out = tmp_path / "model"
     aux = ["--sd15", str(sd15), "--image-encoder", str(golden_src / "sd-image-variations")]
-    assert main(moore_args(tmp_path, out, unet_config=False) + aux) == 0
+    assert main(golden_convert_args(tmp_path, out, unet_config=False) + aux) == 0
     assert_complete(out)
     assert_same_weights(reload(out)["vae"], load_vae(golden_src / "sd-vae-ft-mse"))
 
 
 def test_convert_moore_without_auxiliaries_writes_networks_and_a_note(tmp_path, capsys):
     out = tmp_path / "model"
-    assert main(moore_args(tmp_path, out)) == 0
+    assert main(golden_convert_args(tmp_path, out)) == 0
     assert "--image-encoder" in capsys.readouterr().err
     assert sorted(json.loads((out / "model_index.json").read_text())) == sorted(
         ["_class_name", "_diffusers_version", "use_reference_net", *ALL[:3]]
@@ -410,6 +387,6 @@ def test_convert_moore_without_auxiliaries_writes_networks_and_a_note(tmp_path, 
 def test_convert_moore_checks_auxiliaries_before_converting(golden_src, tmp_path, capsys):
     out = tmp_path / "model"
     aux = ["--vae", str(golden_src / "sd-vae-ft-mse"), "--image-encoder", str(tmp_path / "missing")]
-    assert main(moore_args(tmp_path, out) + aux) == 2
+    assert main(golden_convert_args(tmp_path, out) + aux) == 2
     assert f"--image-encoder: {tmp_path / 'missing'}" in capsys.readouterr().err
     assert not out.exists()

@@ -10,7 +10,7 @@ from safetensors.torch import load_file, save_file
 
 from animate_anyone.cli.main import main
 from animate_anyone.model_dir import ModelDirectory, save_networks
-from conftest import golden_dir, golden_spec
+from conftest import golden_convert_args, golden_dir, golden_spec
 
 
 def load_networks(path):
@@ -76,28 +76,6 @@ def test_missing_component_is_named(tiny_dir, tmp_path):
 def test_init_model_refuses_to_overwrite(tiny_dir, capsys):
     assert main(["init-model", "--size", "tiny", "--out", str(tiny_dir)]) == 2
     assert "--overwrite" in capsys.readouterr().err
-
-
-def golden_convert_args(tmp_path, out):
-    spec, d = golden_spec(), golden_dir()
-    (tmp_path / "unet.json").write_text(json.dumps(spec["denoising_unet_config_3d"]))
-    (tmp_path / "extra.json").write_text(json.dumps(spec["unet_additional_kwargs"]))
-    return [
-        "convert",
-        "moore",
-        "--denoising-unet",
-        str(d / "weights_denoising_unet.safetensors"),
-        "--reference-unet",
-        str(d / "weights_reference_unet.safetensors"),
-        "--pose-guider",
-        str(d / "weights_pose_guider.safetensors"),
-        "--unet-config",
-        str(tmp_path / "unet.json"),
-        "--unet-additional-kwargs",
-        str(tmp_path / "extra.json"),
-        "--out",
-        str(out),
-    ]
 
 
 def test_convert_moore_cli_reproduces_golden_outputs(tmp_path):
