@@ -93,52 +93,14 @@ def run_prepare(args) -> None:
 
 
 def run_check(args) -> None:
-    from collections import Counter
-    from pathlib import Path
+    from ..data.inspect import summarize
 
-    from ..data.manifest import manifest_path, read_manifest, read_quarantine
-
-    clips = read_manifest(args.data_dir)
-    if args.frames < 1 or args.stride < 1:
-        raise ValueError(f"--frames and --stride must be >= 1, got {args.frames} and {args.stride}")
-    span = (args.frames - 1) * args.stride + 1
-    usable = sum(c.num_frames >= span for c in clips)
-    kinds = Counter("keypoints" if c.pose_is_keypoints else "rendered" for c in clips)
-    frames = sum(c.num_frames for c in clips)
-    quarantine = Counter(q.get("reason", "?") for q in read_quarantine(Path(manifest_path(args.data_dir)).parent))
-    print(
-        f"{manifest_path(args.data_dir)}: {len(clips)} clips, {frames} frames "
-        f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items())) or 'none'}); usable with {args.frames} frames at "
-        f"stride {args.stride}: {usable}; quarantined: {sum(quarantine.values())}"
-        + (f" ({', '.join(f'{n} {r}' for r, n in sorted(quarantine.items()))})" if quarantine else "")
-    )
+    print(summarize(args.data_dir, args.frames, args.stride))
 
 
 def run_preview(args) -> None:
-    import warnings
-
-    import numpy as np
-    from PIL import Image
-
-    from ..data.dataset import VideoPoseDataset, epoch_keys
-    from ..pose.draw import overlay
+    from ..data.inspect import preview
     from ..runtime import parse_size
 
-    if args.count < 1:
-        raise ValueError(f"--count must be >= 1, got {args.count}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dataset = VideoPoseDataset(
-            args.data_dir, frames=1, resolution=parse_size(args.size), augment=not args.no_augment
-        )
-    if len(dataset) == 0:
-        raise ValueError(f"{args.data_dir}: no usable clips")
-    rows = []
-    for i in range(args.count):
-        index, seed = epoch_keys(len(dataset), i // len(dataset), args.seed)[i % len(dataset)]
-        s = dataset.sample(index, seed)
-        frame = np.rint((s.pixels[:, 0].permute(1, 2, 0).numpy() + 1) * 127.5).astype(np.uint8)
-        pose = np.rint(s.pose[:, 0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        rows.append(np.concatenate([frame, pose, overlay(frame, pose), s.reference_image], axis=1))
-    Image.fromarray(np.concatenate(rows, axis=0)).save(args.out)
-    print(f"wrote {args.out} ({args.count} samples: frame | pose | overlay | reference)")
+    out = preview(args.data_dir, args.out, args.count, parse_size(args.size), args.seed, augment=not args.no_augment)
+    print(f"wrote {out} ({args.count} samples: frame | pose | overlay | reference)")

@@ -139,14 +139,9 @@ def run_preview(args) -> None:
 
 
 def run_autoencoder(args) -> None:
-    import time
+    from ..synthetic.autoencoder import train_and_report
 
-    from diffusers import AutoencoderKL
-
-    from ..synthetic.autoencoder import load_frames, reconstruction_psnr, train_autoencoder
-
-    start = time.perf_counter()
-    out = train_autoencoder(
+    out, report = train_and_report(
         args.data,
         args.out,
         size=args.size,
@@ -157,14 +152,7 @@ def run_autoencoder(args) -> None:
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
-    seconds = time.perf_counter() - start
-    pool = load_frames(args.data, args.size)
-    frames = pool[:: max(1, len(pool) // 256)][:256]
-    psnr = reconstruction_psnr(AutoencoderKL.from_pretrained(out).eval(), frames.float() / 127.5 - 1)
-    print(
-        f"wrote {out}: {args.steps} steps in {seconds:.0f} s; "
-        f"reconstruction PSNR {psnr:.2f} dB on {len(frames)} training frames"
-    )
+    print(f"wrote {out}: {report}")
 
 
 def run_predict(args) -> None:

@@ -76,6 +76,23 @@ def train_autoencoder(
     return Path(out)
 
 
+def train_and_report(data_dirs: list[str | Path], out: str | Path, **kwargs) -> tuple[Path, str]:
+    """``train_autoencoder`` (same arguments), then its cost and the reconstruction PSNR on up to 256 training
+    frames as one line: what ``synthetic autoencoder`` prints."""
+    import time
+
+    from diffusers import AutoencoderKL
+
+    start = time.perf_counter()
+    out = train_autoencoder(data_dirs, out, **kwargs)
+    seconds = time.perf_counter() - start
+    pool = load_frames(data_dirs, kwargs.get("size", 64))
+    frames = pool[:: max(1, len(pool) // 256)][:256]
+    psnr = reconstruction_psnr(AutoencoderKL.from_pretrained(out).eval(), frames.float() / 127.5 - 1)
+    steps = kwargs.get("steps", 3000)
+    return out, f"{steps} steps in {seconds:.0f} s; reconstruction PSNR {psnr:.2f} dB on {len(frames)} training frames"
+
+
 @torch.no_grad()
 def reconstruction_psnr(vae, images: torch.Tensor) -> float:
     """PSNR (dB, images in [-1, 1] mapped to [0, 1]) of encode -> decode with the posterior mean."""
