@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..pipelines.optimisations import SWITCHES, Optimisations
+from ..pipelines.optimisations import Optimisations
 
 
 def default_switches() -> dict[str, bool]:
@@ -15,11 +15,7 @@ def default_switches() -> dict[str, bool]:
 
 def check_switches(switches: dict[str, bool] | None) -> dict[str, bool]:
     """All switches, with the given ones overriding the pipeline's defaults; unknown names raise."""
-    switches = dict(switches or {})
-    unknown = sorted(set(switches) - set(SWITCHES))
-    if unknown:
-        raise ValueError(f"unknown optimisation switch(es) {unknown}; known: {sorted(SWITCHES)}")
-    return {**default_switches(), **{k: bool(v) for k, v in switches.items()}}
+    return Optimisations().with_switches(switches).switches()
 
 
 @dataclass
@@ -49,16 +45,10 @@ class BenchConfig:
 
     def optimisations(self) -> Optimisations:
         """What the pipeline runs with under this configuration."""
-        sw = check_switches(self.switches)
-        return Optimisations(
-            ref_kv_cache=sw["ref_kv_cache"],
-            sdpa=sw["sdpa"],
-            fused_qkv=sw["fused_qkv"],
-            channels_last=sw["channels_last"],
-            decode_chunk_size=self.decode_chunk_size if sw["chunked_decode"] else None,
-            window_batch=self.window_batch,
-            compile=self.compile,
+        base = Optimisations(
+            decode_chunk_size=self.decode_chunk_size, window_batch=self.window_batch, compile=self.compile
         )
+        return base.with_switches(self.switches)
 
     def resolved(self) -> BenchConfig:
         """A copy with the preset's defaults filled in and every value checked (ValueError naming it)."""

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..pipelines.pipeline_animate_anyone import STAGES as PIPELINE_STAGES
 from ..pipelines.pipeline_animate_anyone import PipelineHooks
 from .config import BenchConfig
 from .environment import MemoryProbe, environment
 from .flops import count_unet_flops_meta, peak_tflops
 
-STAGES = ("reference", "pose_guider", "denoising", "vae_decode", "other")
+STAGES = (*PIPELINE_STAGES, "other")  # "other": the rest of the call (input checks, pose resizing, initial noise)
 
 
 def _sync(device: torch.device) -> None:

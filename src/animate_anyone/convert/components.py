@@ -14,14 +14,13 @@ Everything that can be checked from config files alone is checked before any wei
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
-from ..model_dir import NETWORKS
-from ..model_dir import read_json as _read_json
+from ..model_dir import NETWORKS, read_json
 from ..models import AnimateAnyone
 from ..models.presets import PRESETS, build_image_processor, image_processor_class
 from ..weights import WEIGHT_SUFFIXES, load_strict, read_state_dict
@@ -43,13 +42,6 @@ Source = tuple[dict[str, Any], str]  # a component's config and where it was rea
 
 
 # -- paths -------------------------------------------------------------------------------------------------------
-
-
-def require_paths(paths: Iterable[tuple[str, str | Path | None]]) -> None:
-    """FileNotFoundError for the first ``(name, path)`` whose path does not exist (``None``: not given)."""
-    for name, path in paths:
-        if path is not None and not Path(path).exists():
-            raise FileNotFoundError(f"{name}: {path} does not exist")
 
 
 def _weights_variant(folder: Path, stems: tuple[str, ...]) -> str | None:
@@ -85,7 +77,7 @@ def vae_config_file(path: str | Path) -> Path | None:
         return None
     for config in (path / "config.json", path / "vae" / "config.json"):
         if config.is_file():
-            class_name = _read_json(config).get("_class_name")
+            class_name = read_json(config).get("_class_name")
             if class_name != "AutoencoderKL":
                 raise ValueError(f"{config} describes a {class_name}, not an AutoencoderKL; expected {VAE_EXPECTED}")
             return config
@@ -96,7 +88,7 @@ def read_vae_config(path: str | Path) -> Source:
     config = vae_config_file(path)
     if config is None:
         return dict(PRESETS["sd15"].vae), f"{path} (SD-1.5 VAE)"
-    return _read_json(config), str(config)
+    return read_json(config), str(config)
 
 
 def vae_from_single_file(
@@ -162,7 +154,7 @@ def image_encoder_folders(path: str | Path) -> tuple[Path, Path | None]:
 
 def read_image_encoder_config(path: str | Path) -> Source:
     config = image_encoder_folders(path)[0] / "config.json"
-    values = _read_json(config)
+    values = read_json(config)
     if values.get("model_type") not in ("clip_vision_model", "clip"):
         raise ValueError(f"{config} describes a {values.get('model_type')!r} model; expected {ENCODER_EXPECTED}")
     return values, str(config)
@@ -186,7 +178,7 @@ def load_image_encoder(path: str | Path) -> tuple[Any, Any]:
 def unet_config_from_sd15(path: str | Path) -> dict[str, Any] | None:
     """``unet/config.json`` of an SD-1.5 diffusers folder; ``None`` for a single checkpoint file."""
     config = Path(path) / "unet" / "config.json"
-    return _read_json(config) if config.is_file() else None
+    return read_json(config) if config.is_file() else None
 
 
 def read_networks_unet_config(networks: str | Path) -> Source:
@@ -198,7 +190,7 @@ def read_networks_unet_config(networks: str | Path) -> Source:
         if not (networks / name / "config.json").is_file():
             raise ValueError(f"{networks} has no {name}/config.json; expected {NETWORKS_EXPECTED}")
     config = networks / "denoising_unet" / "config.json"
-    return _read_json(config), str(config)
+    return read_json(config), str(config)
 
 
 def check_compatible(unet: Source, vae: Source, image_encoder: Source) -> None:

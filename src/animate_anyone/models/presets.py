@@ -127,6 +127,9 @@ MINI_VAE = dict(
     block_out_channels=(16, 32, 64),
     norm_num_groups=4,
 )
+TINY_POSE_GUIDER = dict(
+    conditioning_embedding_channels=32, conditioning_channels=3, block_out_channels=(16, 32, 64, 128)
+)
 # Two attention heads (of 16 and 32 channels) instead of eight: the same weights' shapes, ~2x faster on a CPU.
 MINI_REFERENCE_NET = dict(TINY_REFERENCE_NET, attention_head_dim=2)
 
@@ -155,9 +158,7 @@ PRESETS: dict[str, Preset] = {
         "tiny",
         reference_net=TINY_REFERENCE_NET,
         denoising_unet=_motion_unet(TINY_REFERENCE_NET, heads=8, motion_heads=8),
-        pose_guider=dict(
-            conditioning_embedding_channels=32, conditioning_channels=3, block_out_channels=(16, 32, 64, 128)
-        ),
+        pose_guider=TINY_POSE_GUIDER,
         vae=TINY_VAE,
         image_encoder=TINY_CLIP,
         bench=dict(width=128, height=128, frames=16, steps=4),
@@ -166,12 +167,7 @@ PRESETS: dict[str, Preset] = {
         "mini",
         reference_net=MINI_REFERENCE_NET,
         denoising_unet=_motion_unet(MINI_REFERENCE_NET, heads=2, motion_heads=2),
-        pose_guider=dict(
-            conditioning_embedding_channels=32,
-            conditioning_channels=3,
-            block_out_channels=(16, 32, 64, 128),
-            block_strides=(2, 2, 1),
-        ),
+        pose_guider=dict(TINY_POSE_GUIDER, block_strides=(2, 2, 1)),  # 4x, onto the 4x VAE's grid
         vae=MINI_VAE,
         image_encoder=TINY_CLIP,
         bench=dict(width=64, height=64, frames=24, steps=20),

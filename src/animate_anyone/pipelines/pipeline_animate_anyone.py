@@ -12,6 +12,7 @@ denoising loop in ``pipelines.sampling`` and the inference optimisations in ``pi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         self.register_to_config(use_reference_net=bool(use_reference_net))
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.optimisations = Optimisations()
-        self._applied = None  # the module-level optimisations in force (a context to exit to undo them)
+        self._applied = contextlib.ExitStack()  # the module-level optimisations in force; close() undoes them
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
@@ -116,12 +117,9 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         ones undone first. Returns the options in force."""
         new = as_optimisations(options, self.optimisations if options is None else None)
         new = as_optimisations(changes, new) if changes else new
-        if self._applied is not None:
-            self._applied.__exit__(None, None, None)
-            self._applied = None
-        context = applied(self.model, self.vae, new)
-        context.__enter__()
-        self._applied, self.optimisations = context, new
+        self._applied.close()
+        self._applied.enter_context(applied(self.model, self.vae, new))
+        self.optimisations = new
         return new
 
     # -- the pieces __call__ is made of ---------------------------------------------------------------------

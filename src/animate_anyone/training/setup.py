@@ -41,7 +41,7 @@ def load_components(config: TrainConfig):
     vae = directory.load_component("vae")
     image_encoder = directory.load_component("image_encoder")
     feature_extractor = directory.load_component("feature_extractor")
-    scheduler_config = dict(DDIMScheduler.load_config(directory.path / "scheduler"))
+    scheduler_config = dict(directory.load_component("scheduler").config)
     if config.noise.prediction_type is not None:
         scheduler_config["prediction_type"] = config.noise.prediction_type
     if config.noise.zero_snr is not None:
