@@ -66,8 +66,10 @@ def test_heldout_clips_count_and_train_pool(synthetic_data):
 def test_mini_size_pairs_a_4x_vae_with_a_4x_pose_guider(mini_dir, tmp_path):
     pipe = AnimateAnyonePipeline.from_pretrained(mini_dir)
     assert pipe.vae_scale_factor == 4 and pipe.vae.config.sample_size == 64
+    assert pipe.vae.config.latent_channels == 8 == pipe.denoising_unet.config.in_channels
+    assert pipe.denoising_unet.config.out_channels == 8 == pipe.reference_net.config.in_channels
     pose = torch.rand(1, 3, 2, 64, 64)
-    assert pipe.pose_guider(pose).shape == (1, 32, 2, 16, 16)
+    assert pipe.pose_guider(pose).shape == (1, 64, 2, 16, 16)  # onto the UNet's first block (64 channels)
     # A VAE of another downsampling factor is refused before anything is written.
     with pytest.raises(ValueError, match="downsamples 8x"):
         init_model("mini", tmp_path / "bad", vae=_vae_dir(tmp_path, "tiny"))
@@ -244,11 +246,13 @@ def test_demo_runs_offline_with_the_packaged_model_and_resembles_its_ground_trut
     from animate_anyone.synthetic.demo import demo_clip, packaged_model, run_demo
 
     model = packaged_model()
-    assert sum(f.stat().st_size for f in model.rglob("*") if f.is_file()) < 30e6
+    assert sum(f.stat().st_size for f in model.rglob("*") if f.is_file()) < 60e6
     result = run_demo(tmp_path / "demo.mp4", frames=8, steps=10, progress=False)
     info = probe_frames(result.path)
-    assert (info.num_frames, info.width, info.height) == (8, 4 * 64 * 3, 64 * 3)  # reference | pose | result | truth
+    assert (info.num_frames, info.width, info.height) == (8, 4 * 64 * 4, 64 * 4)  # reference | pose | result | truth
     assert result.psnr == pytest.approx(psnr(result.result, result.truth))
+    reference = np.asarray(demo_clip(index=0, frames=1)[0])
+    assert result.copy_psnr == pytest.approx(psnr(np.broadcast_to(reference, result.truth.shape), result.truth))
     other = demo_clip(index=1, frames=8)[1]
     assert result.psnr > psnr(result.result, other) + 1.0
     assert result.psnr > psnr(np.full_like(result.truth, 128), result.truth) + 1.0
@@ -257,7 +261,9 @@ def test_demo_runs_offline_with_the_packaged_model_and_resembles_its_ground_trut
         main(["demo", "--out", str(tmp_path / "cli.gif"), "--frames", "2", "--steps", "2", "--scale", "1", "--quiet"])
         == 0
     )
-    printed = re.search(r"ground truth: (-?[\d.]+) dB", capsys.readouterr().out)
+    printed = re.search(
+        r"ground truth: (-?[\d.]+) dB \(repeating the reference image: [\d.]+ dB\)", capsys.readouterr().out
+    )
     assert printed and math.isfinite(float(printed.group(1)))
     assert probe_frames(tmp_path / "cli.gif").num_frames == 2
 

@@ -3,6 +3,8 @@ after SIGTERM, gradient accumulation, gradient checkpointing, and what is frozen
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import signal
 import subprocess
@@ -47,8 +49,13 @@ def is_motion(key: str) -> bool:
 
 def test_stage1_then_stage2_then_animate(tmp_path, tiny_model_dir, toy):
     start = weights(tiny_model_dir)
-    stage1 = train(config(tmp_path / "s1", tiny_model_dir, toy, "max_steps=3"), progress=False)
+    stage1 = train(config(tmp_path / "s1", tiny_model_dir, toy, "max_steps=3", "log_every=2"), progress=False)
     after1 = weights(stage1)
+    # The loss log: the mean loss since the previous line, every log_every steps and at the end.
+    lines = (tmp_path / "s1" / "run" / "train_log.jsonl").read_text().splitlines()
+    log = [json.loads(line) for line in lines]
+    assert [r["step"] for r in log] == [2, 3] and all(set(r) == {"step", "loss", "lr", "time"} for r in log)
+    assert all(math.isfinite(r["loss"]) and r["loss"] > 0 for r in log)
     # Stage 1: temporal layers frozen bit for bit; ReferenceNet, UNet spatial layers and Pose Guider move.
     assert all(torch.equal(after1[k], v) for k, v in start.items() if is_motion(k))
     for prefix in ("reference_net.", "pose_guider.", "denoising_unet.down_blocks.0.attentions"):

@@ -22,7 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
     p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
-    p.add_argument("--scale", type=int, default=3, help="panel upscaling for viewing (default 3: 192 px panels)")
+    p.add_argument(
+        "--scale", type=int, default=4, help="panel upscaling for viewing, nearest neighbour (default 4: 256 px panels)"
+    )
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -47,5 +49,6 @@ def run(args) -> None:
     )
     print(
         f"wrote {result.path} (reference | pose | result | ground truth, {result.frames} frames) in "
-        f"{result.seconds:.1f} s; PSNR of the result against the ground truth: {result.psnr:.2f} dB"
+        f"{result.seconds:.1f} s; PSNR of the result against the ground truth: {result.psnr:.2f} dB "
+        f"(repeating the reference image: {result.copy_psnr:.2f} dB)"
     )

@@ -20,7 +20,13 @@ def register(subparsers) -> None:
     p.add_argument("--metrics", default="all", help=f"comma-separated, default all: {','.join(ALL_METRICS)}")
     p.add_argument("--pose-dir", help="driving keypoints <name>.npz/.json for PCK (default: extracted from --gt)")
     p.add_argument(
-        "--pose-backend", default="mediapipe", choices=["mediapipe", "dwpose"], help="pose extractor for PCK"
+        "--pose-backend",
+        default="mediapipe",
+        choices=["mediapipe", "dwpose", "regressor"],
+        help="pose extractor for PCK (regressor: the synthetic benchmark's keypoint regressor, docs/benchmark.md)",
+    )
+    p.add_argument(
+        "--pose-model", help="with --pose-backend regressor: its folder (default: the packaged one, assets/pose_oracle)"
     )
     p.add_argument(
         "--lpips-weights", help="LPIPS weights (default: the converted cache of evaluation.features, else skipped)"
@@ -72,6 +78,7 @@ def run(args) -> None:
         clip_length=args.clip_length,
         fvd_samples=args.fvd_samples,
         pose_backend=args.pose_backend,
+        pose_model=args.pose_model,
         device=args.device,
         progress=not args.quiet,
     )

@@ -11,7 +11,8 @@ and both values: nothing is cropped or resized), streams the frames in small chu
   with ``dataset_samples`` the number of feature vectors per side.
 * ``skipped``: ``{metric: reason}`` for every requested metric that could not be computed (missing weights,
   missing pose extractor, too few samples, ...).
-* ``metrics``, ``conventions`` (one line per metric), ``pred_dir``, ``gt_dir``, ``pose_dir``, ``num_videos``,
+* ``metrics``, ``conventions`` (one line per metric), ``pred_dir``, ``gt_dir``, ``pose_dir``, ``pose_backend``
+  (the extractor of the PCK metrics, None without them), ``num_videos``,
   ``missing_predictions`` (ground-truth videos without a prediction; a prediction without ground truth is an
   error).
 
@@ -34,7 +35,7 @@ from .learned import LearnedMetrics, load_networks
 from .output import format_table, from_json_value, results_csv, to_json_value, write_results
 from .pairing import VIDEO_SUFFIXES, VideoPair, find_videos, pair_videos
 from .registry import CLIP_LENGTH, FVD_SAMPLING, METRICS, Settings
-from .scoring import aggregate, pose_files, score_videos, usable_keypoint_metrics
+from .scoring import PoseSource, aggregate, pose_files, score_videos, usable_keypoint_metrics
 
 __all__ = [
     "ALL_METRICS",
@@ -85,6 +86,7 @@ def evaluate(
     clip_length: int = CLIP_LENGTH,
     fvd_samples: str = "video",
     pose_backend: str = "mediapipe",
+    pose_model=None,
     device: str = "auto",
     progress: bool = True,
 ) -> dict:
@@ -98,6 +100,8 @@ def evaluate(
     padded by repeating its last frame: DisCo's convention, also used for FID-VID) or ``"clip"`` (every whole
     clip is a sample, a trailing partial clip is dropped: Unterthiner et al.'s). ``pose_dir``: driving keypoints
     ``<name>.npz`` / ``<name>.json`` for PCK; without it the driving pose is extracted from the ground truth.
+    ``pose_backend``: the extractor PCK re-extracts poses with (``mediapipe``, ``dwpose``, or ``regressor``: the
+    synthetic world's keypoint regressor, from the folder ``pose_model``, default the packaged one).
     """
     names = parse_metrics(metrics)
     settings = _settings(names, lpips_net, clip_length, fvd_samples)
@@ -111,14 +115,16 @@ def evaluate(
         "resnet3d_weights": resnet3d_weights,
     }
     learned = LearnedMetrics(load_networks(names, weights, settings, device, skipped), settings, device)
-    keypoint_names = usable_keypoint_metrics(names, pose_backend, skipped)
+    pose_source = PoseSource(pose_backend, None if pose_model is None else str(pose_model))
+    keypoint_names = usable_keypoint_metrics(names, pose_source, skipped)
     poses = pose_files(pose_dir, [pair.name for pair in pairs]) if keypoint_names else {}
-    per_video, pooled = score_videos(pairs, names, learned, keypoint_names, poses, pose_backend, device, progress)
+    per_video, pooled = score_videos(pairs, names, learned, keypoint_names, poses, pose_source, device, progress)
     dataset, samples = learned.distances(skipped)
     return {
         "pred_dir": str(pred_dir),
         "gt_dir": str(gt_dir),
         "pose_dir": None if pose_dir is None else str(pose_dir),
+        "pose_backend": pose_source.describe() if keypoint_names else None,
         "num_videos": len(per_video),
         "metrics": names,
         "conventions": {n: METRICS[n].describe(settings) for n in names},

@@ -9,6 +9,7 @@ prediction and compared with the driving pose (from a keypoint file, or extracte
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +22,36 @@ from .registry import METRICS, Kind, Metric, of_kind
 # ----------------------------------------------------------------------------------------------- poses
 
 
-def usable_keypoint_metrics(names, backend: str, skipped: dict[str, str]) -> list[str]:
-    """The requested ``KEYPOINT`` metrics, once the pose backend is known to open (else they go to ``skipped``)."""
+@dataclass(frozen=True)
+class PoseSource:
+    """The pose extractor PCK re-extracts keypoints with: a ``pose.extract`` backend and, for ``regressor``,
+    its model folder (None: the packaged one)."""
+
+    backend: str = "mediapipe"
+    model: str | None = None
+
+    def open(self):
+        from ..pose.extract import open_backend
+
+        return open_backend(self.backend, static_image_mode=False, pose_model=self.model)
+
+    def describe(self) -> str:
+        return self.backend if self.model is None else f"{self.backend} ({self.model})"
+
+
+def usable_keypoint_metrics(names, source: PoseSource, skipped: dict[str, str]) -> list[str]:
+    """The requested ``KEYPOINT`` metrics, once the pose backend is known to open (else they go to ``skipped``;
+    a model folder given explicitly that fails to open is an error)."""
     wanted = [n for n in names if METRICS[n].kind is Kind.KEYPOINT]
     if not wanted:
         return []
-    from ..pose.extract import open_backend
-
     try:
-        open_backend(backend, static_image_mode=False).close()
+        source.open().close()
     except (ImportError, OSError, ValueError) as exc:  # not installed; DWPose without its model files
+        if source.model is not None:  # a model given explicitly that does not load is an error
+            raise
         for n in wanted:
-            skipped[n] = f"pose backend {backend!r} unavailable: {exc}"
+            skipped[n] = f"pose backend {source.describe()!r} unavailable: {exc}"
     return [n for n in wanted if n not in skipped]
 
 
@@ -71,10 +90,8 @@ def _reference_keypoints(path: Path, pair: VideoPair) -> np.ndarray:
 class _PoseTracker:
     """First-person body keypoints ``(18, 3)`` of each frame, in order (tracking mode; no gap filling)."""
 
-    def __init__(self, backend: str) -> None:
-        from ..pose.extract import open_backend
-
-        self._extract = open_backend(backend, static_image_mode=False)
+    def __init__(self, source: PoseSource) -> None:
+        self._extract = source.open()
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         body = self._extract(frame)[0]
@@ -88,14 +105,14 @@ class _Keypoints:
     """The keypoints PCK compares for one video: re-extracted from the prediction, and the driving pose (read
     from ``pose_file``, or without one extracted from the ground truth). Close it when done."""
 
-    def __init__(self, pair: VideoPair, pose_file: Path | None, backend: str) -> None:
+    def __init__(self, pair: VideoPair, pose_file: Path | None, source: PoseSource) -> None:
         self.reference = _reference_keypoints(pose_file, pair) if pose_file else None
         self.pred: list[np.ndarray] = []
         self.gt: list[np.ndarray] = []
         self.trackers: list[_PoseTracker] = []
         try:
             for _ in range(1 if pose_file else 2):
-                self.trackers.append(_PoseTracker(backend))
+                self.trackers.append(_PoseTracker(source))
         except BaseException:
             self.close()
             raise
@@ -125,7 +142,7 @@ def score_videos(
     learned: LearnedMetrics,
     keypoint_names: list[str],
     poses: dict[str, Path],
-    pose_backend: str,
+    pose_source: PoseSource,
     device,
     progress: bool,
 ) -> tuple[dict, dict]:
@@ -139,7 +156,7 @@ def score_videos(
         for pair in pairs:
             bar.set_postfix_str(pair.name)
             pose_file = poses.get(pair.name)
-            row, parts = score_video(pair, names, learned, keypoint_names, pose_file, pose_backend, device, bar)
+            row, parts = score_video(pair, names, learned, keypoint_names, pose_file, pose_source, device, bar)
             per_video[pair.name] = row
             for key, value in parts.items():
                 pooled.setdefault(key, []).append(value)
@@ -152,7 +169,7 @@ def score_video(
     learned: LearnedMetrics,
     keypoint_names: list[str],
     pose_file: Path | None,
-    pose_backend: str,
+    pose_source: PoseSource,
     device,
     bar,
 ) -> tuple[dict, dict]:
@@ -164,7 +181,7 @@ def score_video(
     learned.start_video()
     try:
         if keypoint_names:
-            keypoints = _Keypoints(pair, pose_file, pose_backend)
+            keypoints = _Keypoints(pair, pose_file, pose_source)
         previous = None  # the last frames of the previous chunk, for the temporal pair across chunks
         for a, b in chunks(pair):
             _frame_values(frame_metrics, a, b, previous, per_frame, device)

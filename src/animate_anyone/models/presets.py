@@ -60,7 +60,7 @@ def _motion_unet(reference_net: dict, heads: int, motion_heads: int) -> dict:
     }
     return dict(
         common,
-        out_channels=4,
+        out_channels=reference_net["in_channels"],  # the latent channels
         down_block_types=tuple(blocks[b] for b in reference_net["down_block_types"]),
         up_block_types=tuple(blocks[b] for b in reference_net["up_block_types"]),
         num_attention_heads=heads,
@@ -118,20 +118,31 @@ TINY_CLIP = dict(
     image_size=224,
 )
 TINY_VAE = dict(SD15_VAE, block_out_channels=(32, 32, 32, 32), layers_per_block=1, sample_size=64)
-# The miniature model's VAE (trained by ``synthetic autoencoder``): 4x downsampling, so a 64 px frame keeps a
-# 16x16 latent grid; 4+ channels per norm group (one channel per group would normalise away each part's colour).
+# The miniature model's VAE (trained by ``synthetic autoencoder``; docs/benchmark.md has the probes behind each
+# choice): 4x downsampling, so a 64 px frame keeps a 16x16 latent grid; 8 latent channels (48 numbers of a 4x4
+# patch into 8); 4+ channels per norm group (one channel per group normalises away each part's colour); no
+# attention in the mid block (with it, training is ~4 dB worse after 800 steps).
+MINI_LATENT_CHANNELS = 8
 MINI_VAE = dict(
     TINY_VAE,
     down_block_types=("DownEncoderBlock2D",) * 3,
     up_block_types=("UpDecoderBlock2D",) * 3,
     block_out_channels=(16, 32, 64),
     norm_num_groups=4,
+    latent_channels=MINI_LATENT_CHANNELS,
+    mid_block_add_attention=False,
 )
 TINY_POSE_GUIDER = dict(
     conditioning_embedding_channels=32, conditioning_channels=3, block_out_channels=(16, 32, 64, 128)
 )
-# Two attention heads (of 16 and 32 channels) instead of eight: the same weights' shapes, ~2x faster on a CPU.
-MINI_REFERENCE_NET = dict(TINY_REFERENCE_NET, attention_head_dim=2)
+# The miniature UNets: SD-1.5's structure at 64/64/128 channels (tiny's 32/32/64 learned too slowly), on the mini
+# VAE's latents; two attention heads (of 32 and 64 channels) instead of eight: ~2x faster on a CPU.
+MINI_REFERENCE_NET = dict(
+    TINY_REFERENCE_NET,
+    in_channels=MINI_LATENT_CHANNELS,
+    block_out_channels=(64, 64, 128),
+    attention_head_dim=2,
+)
 
 
 @dataclass(frozen=True)
@@ -167,7 +178,8 @@ PRESETS: dict[str, Preset] = {
         "mini",
         reference_net=MINI_REFERENCE_NET,
         denoising_unet=_motion_unet(MINI_REFERENCE_NET, heads=2, motion_heads=2),
-        pose_guider=dict(TINY_POSE_GUIDER, block_strides=(2, 2, 1)),  # 4x, onto the 4x VAE's grid
+        # 4x, onto the 4x VAE's grid; its output has the UNets' first width
+        pose_guider=dict(TINY_POSE_GUIDER, conditioning_embedding_channels=64, block_strides=(2, 2, 1)),
         vae=MINI_VAE,
         image_encoder=TINY_CLIP,
         bench=dict(width=64, height=64, frames=24, steps=20),

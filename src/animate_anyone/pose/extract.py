@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from ..media import iter_frames, load_image, probe_frames
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
 
-BACKENDS = ("mediapipe", "dwpose")
+BACKENDS = ("mediapipe", "dwpose", "regressor")
 INTERPOLATED_CONFIDENCE = 0.9  # interpolated confidence = min(confidence at both ends) x this
 
 
@@ -92,6 +92,12 @@ def open_backend(
         from .dwpose import DWPose
 
         return DWPose(det_model, pose_model, min_confidence=min_confidence)
+    if backend == "regressor":  # the synthetic world's keypoint regressor; pose_model: its folder (None: packaged)
+        if det_model is not None:
+            raise ValueError("det_model is a DWPose file; the 'regressor' backend takes only pose_model (a folder)")
+        from .regressor import RegressorExtractor
+
+        return RegressorExtractor(pose_model)
     raise ValueError(f"unknown pose backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 

@@ -23,9 +23,9 @@ def train_autoencoder(
     out: str | Path,
     *,
     size: int = 64,
-    steps: int = 3000,
+    steps: int = 6000,
     batch_size: int = 8,
-    lr: float = 2e-3,
+    lr: float = 5e-4,
     kl_weight: float = 1e-6,
     seed: int = 0,
     overwrite: bool = False,
@@ -89,7 +89,7 @@ def train_and_report(data_dirs: list[str | Path], out: str | Path, **kwargs) -> 
     pool = load_frames(data_dirs, kwargs.get("size", 64))
     frames = pool[:: max(1, len(pool) // 256)][:256]
     psnr = reconstruction_psnr(AutoencoderKL.from_pretrained(out).eval(), frames.float() / 127.5 - 1)
-    steps = kwargs.get("steps", 3000)
+    steps = kwargs.get("steps", 6000)
     return out, f"{steps} steps in {seconds:.0f} s; reconstruction PSNR {psnr:.2f} dB on {len(frames)} training frames"
 
 

@@ -34,6 +34,7 @@ def packaged_model() -> Path:
 class DemoResult:
     path: Path
     psnr: float  # dB, result vs ground truth, every frame (the metric of animate_anyone.evaluation.metrics.psnr)
+    copy_psnr: float  # dB, the reference image repeated vs ground truth: the baseline with no motion at all
     frames: int
     seconds: float  # model loading + sampling + decoding (not the rendering of the ground truth)
     result: np.ndarray  # (F, H, W, 3) uint8, the animation alone
@@ -63,7 +64,7 @@ def run_demo(
     steps: int = 20,
     guidance: float = 2.0,
     seed: int = 0,
-    scale: int = 3,
+    scale: int = 4,
     device: str = "auto",
     dtype: str = "auto",
     progress: bool = True,
@@ -99,4 +100,5 @@ def run_demo(
     panels = [np.broadcast_to(reference, truth.shape), poses, result, truth]  # each (F, H, W, 3)
     video = np.concatenate(panels, axis=2).repeat(scale, axis=1).repeat(scale, axis=2)  # (F, s*H, 4*s*W, 3)
     path = write_video(out, list(video), 12.0)
-    return DemoResult(Path(path), psnr(result, truth), frames, seconds, result, truth)
+    copy = psnr(np.broadcast_to(reference, truth.shape), truth)
+    return DemoResult(Path(path), psnr(result, truth), copy, frames, seconds, result, truth)

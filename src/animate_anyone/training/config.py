@@ -74,5 +74,5 @@ class TrainConfig:
     checkpoints_kept: int = 2
     validate_every: int | None = None  # steps; writes a sample video to output_dir/validation/
     validation_steps: int = 20  # denoising steps of the validation sample
-    log_every: int = 10
+    log_every: int = 10  # steps; the mean loss since the last line goes to output_dir/train_log.jsonl (and the tracker)
     log_with: Literal["tensorboard", "none"] = "tensorboard"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -23,6 +24,8 @@ from .sampling import ResumableBatchSampler
 from .setup import apply_stage, load_components
 
 logger = logging.getLogger(__name__)
+# In output_dir, every log_every steps: {"step", "loss" (mean since the last line), "lr", "time" (Unix seconds)}.
+LOG_FILE = "train_log.jsonl"
 
 
 def training_step(model, vae, image_encoder, feature_extractor, scheduler, batch: dict, config: TrainConfig) -> Tensor:
@@ -163,6 +166,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         disable=not (progress and accelerator.is_main_process),
     )
     batches = iter(loader)
+    window: list[float] = []  # this process's losses since the last log line
     with _StopRequest() as stop:
         while step < config.max_steps:
             batch = {k: v.to(accelerator.device) if isinstance(v, Tensor) else v for k, v in next(batches).items()}
@@ -182,8 +186,13 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
                 ema.step(params)
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.4f}")
+            window.append(loss.item())
             if step % config.log_every == 0 or step == config.max_steps:
-                accelerator.log({"loss": loss.item(), "lr": lr_scheduler.get_last_lr()[0]}, step=step)
+                record = {"step": step, "loss": sum(window) / len(window), "lr": lr_scheduler.get_last_lr()[0]}
+                accelerator.log(record, step=step)
+                if accelerator.is_main_process:
+                    _append_log(out / LOG_FILE, {**record, "time": round(time.time(), 1)})
+                window.clear()
             if stop.requested or step % config.checkpoint_every == 0:
                 save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})
             if stop.requested:
@@ -218,6 +227,15 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
+
+
+def _append_log(path: Path, record: dict) -> None:
+    """One JSON line, appended and flushed (a resumed run continues the same file)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def _optimizer(params, config: TrainConfig):
