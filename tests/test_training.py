@@ -237,3 +237,12 @@ def test_stage1_starts_from_sd15_unet_weights(tmp_path, tiny_model_dir, toy):
     )
     assert all(torch.equal(denoising[k], v) for k, v in source.items())
     assert all(v.abs().max() == 0 for k, v in denoising.items() if ".motion_modules." in k and "proj_out" in k)
+
+
+def test_resume_flag_followed_by_overrides(tmp_path, tiny_model_dir, toy):
+    """``--resume key=value ...``: argparse hands the first override to --resume; it is an override, and
+    --resume means the latest checkpoint (none yet: a fresh start)."""
+    out = tmp_path / "run"
+    argv = ["train", "stage1", "--config", str(TINY), "--quiet", "--resume", f"model.pretrained={tiny_model_dir}"]
+    assert main([*argv, f"data.root={toy}", f"output_dir={out}", "max_steps=1"]) == 0
+    assert (out / "final" / "model_index.json").is_file() and (out / "checkpoints" / "step-000001").is_dir()

@@ -23,10 +23,17 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
+    from pathlib import Path
+
     from ..config import load_config
     from ..training.config import TrainConfig
     from ..training.loop import train
 
-    config = load_config(TrainConfig, args.config, [*args.overrides, f"stage={args.stage[-1]}"])
+    overrides = list(args.overrides)
+    if args.resume not in (None, "auto") and "=" in args.resume and not Path(args.resume).exists():
+        # "--resume key=value ...": argparse gave the first override to --resume; it meant the latest checkpoint
+        overrides.insert(0, args.resume)
+        args.resume = "auto"
+    config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage[-1]}"])
     result = train(config, resume=args.resume, progress=not args.quiet)
     print(f"wrote {result}")
