@@ -70,7 +70,7 @@ for split in ${SPLITS:-heldout_character heldout_motion}; do
       log "predict + evaluate $variant seed $seed $split"
       $AA synthetic predict --model "$(model_of $variant "$seed")" --data "$W/data/$split" --out "$pred" --steps "${STEPS:-10}" --quiet
       [ -f "$json" ] || $AA evaluate --pred "$pred" --gt "$W/data/$split/videos" --pose-dir "$W/data/$split/poses" \
-        --metrics l1,psnr,ssim,lpips,flicker,pck@0.1 --pose-backend regressor --out "$json" --quiet > /dev/null
+        --metrics l1,psnr,ssim,lpips,flicker,pck@0.05,pck@0.1 --pose-backend regressor --out "$json" --quiet > /dev/null
       results+=("$variant:$split:$json")
     done
   done
@@ -78,12 +78,12 @@ for split in ${SPLITS:-heldout_character heldout_motion}; do
   json="$W/eval/copy_reference-$split.json"
   $AA synthetic predict --copy-reference --data "$W/data/$split" --out "$W/pred/copy_reference/$split" --quiet
   [ -f "$json" ] || $AA evaluate --pred "$W/pred/copy_reference/$split" --gt "$W/data/$split/videos" --pose-dir "$W/data/$split/poses" \
-    --metrics l1,psnr,ssim,lpips,flicker,pck@0.1 --pose-backend regressor --out "$json" --quiet > /dev/null
+    --metrics l1,psnr,ssim,lpips,flicker,pck@0.05,pck@0.1 --pose-backend regressor --out "$json" --quiet > /dev/null
   results+=("copy_reference:$split:$json")
   # The pose oracle's ceiling: the ground truth scored against itself.
   json="$W/eval/ground_truth-$split.json"
   [ -f "$json" ] || $AA evaluate --pred "$W/data/$split/videos" --gt "$W/data/$split/videos" --pose-dir "$W/data/$split/poses" \
-    --metrics pck@0.1 --pose-backend regressor --out "$json" --quiet > /dev/null
+    --metrics pck@0.05,pck@0.1 --pose-backend regressor --out "$json" --quiet > /dev/null
   results+=("ground_truth:$split:$json")
 done
 $AA synthetic report --results "${results[@]}" --out "$W/table.md"

@@ -197,7 +197,9 @@ def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
     )
     psnr = json.loads(out.read_text())["aggregate"]["psnr"]["mean"]
     header, _, row = table.read_text().splitlines()[:3]
-    assert header == "| split | model | l1 ↓ | psnr ↑ | ssim ↑ | lpips ↓ | flicker ↓ | pck@0.1 ↑ |"  # the registry's
+    assert (
+        header == "| split | model | l1 ↓ | psnr ↑ | ssim ↑ | lpips ↓ | flicker ↓ | pck@0.05 ↑ | pck@0.1 ↑ |"
+    )  # the registry's
     assert not list(tmp_path.glob(".table.md*"))  # written atomically: no temporary left
     assert row.startswith("| heldout_character | full |") and f"{psnr + 1:.2f} ± 1.00" in row
     assert "n/a" in row  # lpips and pck were not computed
