@@ -314,3 +314,23 @@ def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, caps
         )
         == 2
     )  # exists: refused without --overwrite
+
+
+def test_autoencoder_decoder_only_keeps_the_latent_space(tmp_path, synthetic_data):
+    """``--init VAE --decoder-only``: the decoder trains; encoder, quant_conv and scaling_factor stay bit for bit,
+    so a model trained on the first VAE's latents can use the second."""
+    from diffusers import AutoencoderKL
+    from safetensors.torch import load_file
+
+    common = ["synthetic", "autoencoder", "--data", str(synthetic_data / "train"), "--batch-size", "2", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--steps", "2"]) == 0
+    argv = [*common, "--out", str(tmp_path / "b"), "--steps", "2", "--lr", "1e-2"]
+    assert main([*argv, "--init", str(tmp_path / "a"), "--decoder-only"]) == 0
+    a, b = (load_file(tmp_path / x / "diffusion_pytorch_model.safetensors") for x in "ab")
+    assert a.keys() == b.keys()
+    frozen = [k for k in a if k.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(a[k], b[k]) for k in frozen)
+    assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    factors = [AutoencoderKL.from_pretrained(tmp_path / x).config.scaling_factor for x in "ab"]
+    assert factors[0] == factors[1]
+    assert main([*common, "--out", str(tmp_path / "c"), "--steps", "1", "--decoder-only"]) == 2  # needs --init

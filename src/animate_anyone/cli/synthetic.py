@@ -87,6 +87,12 @@ def register(subparsers) -> None:
         "--lr", type=float, default=5e-4, help="peak learning rate of the one-cycle schedule (default 5e-4)"
     )
     ae.add_argument("--seed", type=int, default=0)
+    ae.add_argument("--init", help="continue training this VAE (a diffusers folder) instead of a fresh one")
+    ae.add_argument(
+        "--decoder-only",
+        action="store_true",
+        help="with --init: train only the decoder; the latents stay the same, so models trained on them can use it",
+    )
     ae.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ae.add_argument("--quiet", action="store_true", help="no progress bar")
     ae.set_defaults(run=run_autoencoder)
@@ -172,6 +178,8 @@ def run_autoencoder(args) -> None:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        init=args.init,
+        decoder_only=args.decoder_only,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )

@@ -28,16 +28,22 @@ def train_autoencoder(
     lr: float = 5e-4,
     kl_weight: float = 1e-6,
     seed: int = 0,
+    init: str | Path | None = None,
+    decoder_only: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path:
     """Train the ``mini`` preset's VAE on frames of the datasets in ``data_dirs``; save it (diffusers folder) at
-    ``out``."""
+    ``out``. ``init``: continue from this VAE instead of a fresh one. ``decoder_only`` (needs ``init``): train
+    the decoder alone; the encoder, and so the latent space and ``scaling_factor``, stay exactly as they are, so
+    a model already trained on ``init``'s latents can use the result (SD's ft-MSE VAE was made this way)."""
     from diffusers import AutoencoderKL
 
     from ..atomic import atomic_directory, refuse_existing
     from ..models.presets import PRESETS
 
+    if decoder_only and init is None:
+        raise ValueError("decoder_only fine-tunes an existing VAE's decoder; give the VAE to start from (init)")
     refuse_existing(out, overwrite)  # say so before training, not after
     torch.manual_seed(seed)
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
@@ -48,29 +54,41 @@ def train_autoencoder(
         flip = torch.rand(batch_size, generator=generator) < 0.5
         return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
-    vae = AutoencoderKL(**dict(PRESETS["mini"].vae, sample_size=size))
-    with torch.no_grad():  # quant_conv maps to (mean, logvar); the default logvar of 0 (std 1) drowns the image
-        vae.quant_conv.bias[vae.config.latent_channels :] = LOGVAR_INIT
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    if init is not None:
+        vae = AutoencoderKL.from_pretrained(init)
+    else:
+        vae = AutoencoderKL(**dict(PRESETS["mini"].vae, sample_size=size))
+        with torch.no_grad():  # quant_conv maps to (mean, logvar); the default logvar of 0 (std 1) drowns the image
+            vae.quant_conv.bias[vae.config.latent_channels :] = LOGVAR_INIT
+    if decoder_only:
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
     # 1. Reconstruction training.
     bar = tqdm(range(steps), desc="autoencoder", disable=not progress)
     for step in bar:
         images = batch(step)
-        posterior = vae.encode(images).latent_dist
+        with torch.set_grad_enabled(not decoder_only):
+            posterior = vae.encode(images).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
         error = reconstruction - images
-        loss = error.abs().mean() + error.pow(2).mean() + kl_weight * posterior.kl().mean()
+        loss = error.abs().mean() + error.pow(2).mean()
+        if not decoder_only:
+            loss = loss + kl_weight * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
-    # 2. Latent scale: 1 / std over fresh batches, so the diffusion model sees unit variance.
+    # 2. Latent scale: 1 / std over fresh batches, so the diffusion model sees unit variance (kept when the
+    #    encoder did not train).
     vae.eval()
-    with torch.no_grad():
-        latents = [vae.encode(batch(steps + i)).latent_dist.mean for i in range(4)]
-    vae.register_to_config(scaling_factor=float(1.0 / torch.cat(latents).std()))
+    if not decoder_only:
+        with torch.no_grad():
+            latents = [vae.encode(batch(steps + i)).latent_dist.mean for i in range(4)]
+        vae.register_to_config(scaling_factor=float(1.0 / torch.cat(latents).std()))
     with atomic_directory(out, overwrite=overwrite) as tmp:
         vae.save_pretrained(tmp)
     return Path(out)
