@@ -249,11 +249,13 @@ def test_small_autoencoder_trains_and_saves_a_stock_vae(tmp_path):
     from diffusers import AutoencoderKL
 
     from animate_anyone.data.toy import make_toy_dataset
+    from animate_anyone.models.presets import MINI_LATENT_CHANNELS
     from animate_anyone.synthetic.autoencoder import reconstruction_psnr, train_autoencoder
 
     data = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(32, 32))
     out = train_autoencoder([data], tmp_path / "vae", size=32, steps=3, batch_size=2, progress=False)
     vae = AutoencoderKL.from_pretrained(out)
-    assert 0 < vae.config.scaling_factor < 100 and vae.config.latent_channels == 4
-    assert vae.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean.shape == (1, 4, 8, 8)  # 4x downsampling
+    assert 0 < vae.config.scaling_factor < 100 and vae.config.latent_channels == MINI_LATENT_CHANNELS == 8
+    assert vae.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean.shape == (1, 8, 8, 8)  # 4x downsampling
+    assert not vae.config.mid_block_add_attention
     assert reconstruction_psnr(vae, torch.zeros(1, 3, 32, 32)) > 0
