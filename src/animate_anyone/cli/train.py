@@ -29,11 +29,10 @@ def run(args) -> None:
     from ..training.config import TrainConfig
     from ..training.loop import train
 
-    overrides = list(args.overrides)
-    if args.resume not in (None, "auto") and "=" in args.resume and not Path(args.resume).exists():
+    resume, overrides = args.resume, list(args.overrides)
+    if resume not in (None, "auto") and "=" in resume and not Path(resume).exists():
         # "--resume key=value ...": argparse gave the first override to --resume; it meant the latest checkpoint
-        overrides.insert(0, args.resume)
-        args.resume = "auto"
+        resume, overrides = "auto", [resume, *overrides]
     config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage[-1]}"])
-    result = train(config, resume=args.resume, progress=not args.quiet)
+    result = train(config, resume=resume, progress=not args.quiet)
     print(f"wrote {result}")

@@ -175,7 +175,6 @@ class RegressorExtractor:
         self.model = KeypointRegressor.from_pretrained(path).eval().to(device)
         self.device = device
 
-    @torch.no_grad()
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return tuple(a[0] for a in self.batch(rgb[None]))
 

@@ -97,8 +97,8 @@ def run_demo(
         output_type="np",
     ).frames
     seconds = time.perf_counter() - start
-    panels = [np.broadcast_to(reference, truth.shape), poses, result, truth]  # each (F, H, W, 3)
+    still = np.broadcast_to(reference, truth.shape)  # the reference as every frame: the copy baseline
+    panels = [still, poses, result, truth]  # each (F, H, W, 3)
     video = np.concatenate(panels, axis=2).repeat(scale, axis=1).repeat(scale, axis=2)  # (F, s*H, 4*s*W, 3)
     path = write_video(out, list(video), 12.0)
-    copy = psnr(np.broadcast_to(reference, truth.shape), truth)
-    return DemoResult(Path(path), psnr(result, truth), copy, frames, seconds, result, truth)
+    return DemoResult(Path(path), psnr(result, truth), psnr(still, truth), frames, seconds, result, truth)
