@@ -12,6 +12,7 @@ from ..runtime import DEVICE_HELP, DTYPE_HELP
 SHORTCUTS = {
     "model": "model",
     "seed": "seed",
+    "preset": "preset",
     "steps": "steps",
     "guidance": "guidance",
     "frames": "frames",
@@ -30,6 +31,8 @@ SHORTCUTS = {
 
 
 def register(subparsers) -> None:
+    from ..pipelines.presets import PRESETS, SCHEDULERS
+
     p = subparsers.add_parser(
         "animate",
         help="animate a reference image with a pose sequence",
@@ -46,8 +49,17 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", required=True, help="output: .mp4 (h264), .gif, or a folder for PNG frames")
     p.add_argument("--config", help="YAML instance of AnimateConfig (e.g. configs/animate/default.yaml)")
     p.add_argument("--seed", type=int, help="random seed of the initial noise (default 0)")
-    p.add_argument("--steps", type=int, help="denoising steps (default 25)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default 3.5; <= 1 disables)")
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="sampling preset: quality (25 guided DDIM steps), fast (fewer, cheaper UNet passes), student "
+        "(a distilled model); default: the model's own (quality). Its settings are overridable one by one: "
+        "--steps, --guidance, --scheduler, guidance_interval=[0,0.5], cache_interval=2, cache_depth=1",
+    )
+    p.add_argument("--steps", type=int, help="denoising steps (default: the preset's; quality 25)")
+    p.add_argument(
+        "--guidance", type=float, help="classifier-free guidance scale (default: the preset's, 3.5; <= 1 disables)"
+    )
     p.add_argument("--frames", type=int, help="number of frames (default: all pose frames)")
     p.add_argument("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the reference's aspect ratio)")
     p.add_argument("--device", help=DEVICE_HELP)
@@ -56,7 +68,9 @@ def register(subparsers) -> None:
     p.add_argument("--context-frames", type=int, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, help="overlap between windows (default 4)")
     p.add_argument("--window-mode", choices=["shifted", "moore"], help="long-video window schedule (default shifted)")
-    p.add_argument("--scheduler", choices=["ddim", "dpm++", "euler", "unipc"], help="sampler (default ddim)")
+    p.add_argument(
+        "--scheduler", choices=list(SCHEDULERS), help="solver (default: the preset's; model = the directory's own)"
+    )
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
     p.add_argument("--no-align", action="store_true", help="keypoint/driver input: keep the driver's proportions")
     p.add_argument(

@@ -16,22 +16,27 @@ from tqdm.auto import tqdm
 
 from ..model_dir import ModelDirectory
 from ..runtime import parse_size, resolve_device, resolve_dtype
-from .animate_config import SCHEDULERS, AnimateConfig, PoseOptions
+from .animate_config import AnimateConfig, PoseOptions
 
 
-def set_scheduler(pipe, name: str) -> None:
-    """Swap in another diffusers scheduler with the model's noise schedule (betas, prediction type, SNR)."""
-    if name not in SCHEDULERS:
-        raise ValueError(f"--scheduler {name}: unknown scheduler; choose one of {', '.join(SCHEDULERS)}")
-    if SCHEDULERS[name] is None:
-        return
-    import diffusers
+def sampling_settings(config: AnimateConfig):
+    """The ``SamplingPreset`` that ``config`` asks for (None preset: quality; the pipeline itself falls back to
+    the model directory's default_preset, so ``animate`` passes the preset name through)."""
+    from ..pipelines.presets import resolve_preset
 
-    pipe.scheduler = getattr(diffusers, SCHEDULERS[name]).from_config(pipe.scheduler.config)
+    return resolve_preset(
+        config.preset,
+        steps=config.steps,
+        guidance=config.guidance,
+        scheduler=config.scheduler,
+        guidance_interval=config.guidance_interval,
+        cache_interval=config.cache_interval,
+        cache_depth=config.cache_depth,
+    )
 
 
 def load_pipeline(config: AnimateConfig, progress: bool = True):
-    """The pipeline of ``config.model`` on the configured device and dtype, with its scheduler and optimisations."""
+    """The pipeline of ``config.model`` on the configured device and dtype, with its optimisations."""
     from ..pipelines import AnimateAnyonePipeline
 
     device = resolve_device(config.device)
@@ -44,7 +49,6 @@ def load_pipeline(config: AnimateConfig, progress: bool = True):
         transformers.utils.logging.disable_progress_bar()
     pipe = AnimateAnyonePipeline.from_pretrained(config.model, dtype=dtype).to(device)
     pipe.set_progress_bar_config(disable=not progress, desc="denoising (steps x windows)")
-    set_scheduler(pipe, config.scheduler)
     pipe.set_optimisations(config.optimisations)
     return pipe
 
@@ -80,6 +84,7 @@ def animate(
     directory = ModelDirectory(config.model).check()
     _check_window(directory, config.context_frames)
     resolve_device(config.device)
+    sampling_settings(config)  # a bad setting fails here, before the model loads
     width, height = parse_size(config.size) or default_size(image, directory.config("vae")["sample_size"])
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps = _pose_frames(pose, driver, image, (width, height), config.frames, config.pose, progress)
@@ -106,8 +111,13 @@ def animate(
             pose_frames,
             height=height,
             width=width,
+            preset=config.preset,
             num_inference_steps=config.steps,
             guidance_scale=config.guidance,
+            scheduler=config.scheduler,
+            guidance_interval=config.guidance_interval,
+            cache_interval=config.cache_interval,
+            cache_depth=config.cache_depth,
             generator=generator,
             context_frames=config.context_frames,
             context_overlap=config.context_overlap,

@@ -13,13 +13,6 @@ from typing import Literal
 
 from ..pipelines.optimisations import Optimisations
 
-SCHEDULERS = {  # name -> diffusers class; ddim is the model directory's own (Moore's inference_v2)
-    "ddim": None,
-    "dpm++": "DPMSolverMultistepScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "unipc": "UniPCMultistepScheduler",
-}
-
 
 @dataclass
 class PoseOptions:
@@ -35,13 +28,18 @@ class PoseOptions:
 class AnimateConfig:
     model: str = ""  # model directory (convert moore, init-model, a training export)
     seed: int = 0
-    steps: int = 25  # denoising steps
-    guidance: float = 3.5  # classifier-free guidance scale (<= 1: off)
+    # Sampling (pipelines.presets): a preset, then its fields overridden one by one (None: the preset's value).
+    preset: str | None = None  # a name of pipelines.presets.PRESETS; None: the model directory's default_preset
+    steps: int | None = None  # denoising steps (quality: 25)
+    guidance: float | None = None  # classifier-free guidance scale (<= 1: off; quality: 3.5)
+    scheduler: str | None = None  # a name of pipelines.presets.SCHEDULERS ("model": the directory's own)
+    guidance_interval: tuple[float, float] | None = None  # (start, end) fractions of the steps that are guided
+    cache_interval: int | None = None  # deep UNet features recomputed every N steps (1: no caching)
+    cache_depth: int | None = None  # outer UNet levels recomputed at every step when caching
     frames: int | None = None  # None: every pose frame
     size: str | None = None  # WIDTHxHEIGHT; None: the reference's aspect ratio, shorter side = the VAE's sample_size
     device: str = "auto"  # runtime.resolve_device
     dtype: str = "auto"  # runtime.resolve_dtype
-    scheduler: Literal["ddim", "dpm++", "euler", "unipc"] = "ddim"
     context_frames: int = 24  # temporal window length (at most the temporal layers' 32 positions)
     context_overlap: int = 4
     window_mode: Literal["shifted", "moore"] = "shifted"

@@ -2,17 +2,21 @@
 
     pipe = AnimateAnyonePipeline.from_pretrained("models/animate-anyone", dtype=torch.float16).to("cuda")
     video = pipe(Image.open("ref.png"), pose_frames, num_inference_steps=25, guidance_scale=3.5).frames
+    video = pipe(Image.open("ref.png"), pose_frames, preset="fast").frames     # pipelines.presets
 
 The pipeline only orchestrates; the networks' forward lives in ``models.AnimateAnyone``, the windowed
 denoising loop in ``pipelines.sampling`` and the inference optimisations in ``pipelines.optimisations``
-(``pipe.set_optimisations(...)``). Any diffusers scheduler can replace the default DDIM
-(``pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)``). ``hooks`` (a
+(``pipe.set_optimisations(...)``). The sampling settings (steps, guidance, solver, guidance interval,
+feature caching) come from a named preset (``pipelines.presets``), each overridable by its own argument; any
+diffusers scheduler can also replace the model's own (``pipe.scheduler = ...from_config(pipe.scheduler.config)``,
+used by the presets whose ``scheduler`` is "model"). ``hooks`` (a
 ``PipelineHooks``) see the stages of a call: the benchmark times the real ``__call__`` through them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ from ..models import AnimateAnyone
 from ..runtime import check_size
 from .context import WINDOW_MODES, check_window, window_schedule
 from .optimisations import Optimisations, applied, as_optimisations
+from .presets import SamplingPreset, make_scheduler, resolve_preset
 from .sampling import sample_video
 
 OUTPUT_TYPES = ("np", "pil", "latent")
@@ -42,6 +47,7 @@ class AnimateAnyonePipelineOutput(BaseOutput):
     (1, 4, frames, H/8, W/8) for ``"latent"``; None when the frames were handed to ``frame_sink`` instead."""
 
     frames: np.ndarray | list[PIL.Image.Image] | Tensor | None
+    stats: dict | None = None  # "full_rows", "shallow_rows" (UNet rows x windows run) and "preset" (the settings)
 
 
 def default_size(reference: PIL.Image.Image, short_side: int) -> tuple[int, int]:
@@ -80,10 +86,12 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         pose_guider,
         scheduler,
         use_reference_net: bool = True,
+        default_preset: str = "quality",
     ):
         """``use_reference_net=False`` (stored in model_index.json by a training run with
         ``model.reference_net: false``): the ablation without reference attention; only the CLIP image embedding
-        carries the reference's appearance."""
+        carries the reference's appearance. ``default_preset``: the sampling preset of a call that names none
+        (a distilled student records "student")."""
         super().__init__()
         self.register_modules(
             vae=vae,
@@ -94,7 +102,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             pose_guider=pose_guider,
             scheduler=scheduler,
         )
-        self.register_to_config(use_reference_net=bool(use_reference_net))
+        self.register_to_config(use_reference_net=bool(use_reference_net), default_preset=default_preset)
         self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
         self.optimisations = Optimisations()
         self._applied = contextlib.ExitStack()  # the module-level optimisations in force; close() undoes them
@@ -182,8 +190,8 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
-        num_inference_steps: int = 25,
-        guidance_scale: float = 3.5,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         context_frames: int = 24,
         context_overlap: int = 4,
@@ -192,6 +200,11 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         output_type: str = "np",
         frame_sink: Callable[[np.ndarray], None] | None = None,
         hooks: PipelineHooks | None = None,
+        preset: str | SamplingPreset | None = None,
+        scheduler: str | None = None,
+        guidance_interval: tuple[float, float] | None = None,
+        cache_interval: int | None = None,
+        cache_depth: int | None = None,
     ) -> AnimateAnyonePipelineOutput:
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
@@ -203,10 +216,26 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         decoded and not kept, so memory does not grow with the video's length. The optimisations in force
         (``set_optimisations``) set the decode chunk size, window batching and the reference K/V cache; ``hooks``
         see the stages (``PipelineHooks``).
+
+        Sampling: ``preset`` (a name of ``pipelines.presets.PRESETS`` or a ``SamplingPreset``; default the model
+        directory's ``default_preset``, "quality" unless it is a distilled student) sets the steps, guidance,
+        solver, guidance interval and feature caching; ``num_inference_steps``, ``guidance_scale``, ``scheduler``,
+        ``guidance_interval``, ``cache_interval`` and ``cache_depth`` override its fields one by one.
         """
         device, dtype = self._execution_device, self.denoising_unet.dtype
         opts, hooks = self.optimisations, hooks or PipelineHooks()
         # 1. Inputs.
+        settings = resolve_preset(
+            preset or self.config.get("default_preset", "quality"),
+            steps=num_inference_steps,
+            guidance=guidance_scale,
+            scheduler=scheduler,
+            guidance_interval=guidance_interval,
+            cache_interval=cache_interval,
+            cache_depth=cache_depth,
+        )
+        num_inference_steps, guidance_scale = settings.steps, settings.guidance
+        sampler = make_scheduler(self.scheduler, settings.scheduler)
         reference_image = _rgb(reference_image)
         if height is None or width is None:
             w, h = default_size(reference_image, self.vae.config.sample_size)
@@ -247,17 +276,18 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             height // self.vae_scale_factor,
             width // self.vae_scale_factor,
         )
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * self.scheduler.init_noise_sigma
+        sampler.set_timesteps(num_inference_steps, device=device)
+        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * sampler.init_noise_sigma
         # 5. Denoising loop over windows, with a progress bar of steps x windows.
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
         total = sum(
             len(window_schedule(window_mode, num_frames, context_frames, context_overlap, i))
-            for i in range(len(self.scheduler.timesteps))
+            for i in range(len(sampler.timesteps))
         )
+        stats: dict = {}
         with self.progress_bar(total=total) as bar, hooks.stage("denoising"):
             latents = sample_video(
                 model,
-                self.scheduler,
+                sampler,
                 latents,
                 image_embeds,
                 pose_features,
@@ -272,9 +302,14 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 callback=lambda step, window: bar.update(),
                 window_batch=opts.window_batch,
                 on_step_end=hooks.step_end,
+                guidance_interval=settings.guidance_interval,
+                cache_interval=settings.cache_interval,
+                cache_depth=settings.cache_depth,
+                stats=stats,
             )
+        stats["preset"] = dataclasses.asdict(settings)
         if output_type == "latent":
-            return AnimateAnyonePipelineOutput(frames=latents)
+            return AnimateAnyonePipelineOutput(frames=latents, stats=stats)
         # 6. Decode in chunks; stream to the sink or collect.
         decoded = self.decode_latents(latents, opts.decode_chunk_size or num_frames)
         with hooks.stage("vae_decode"):
@@ -287,7 +322,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         if output_type == "pil":
             frames = [PIL.Image.fromarray(f) for f in frames]
         self.maybe_free_model_hooks()
-        return AnimateAnyonePipelineOutput(frames=frames)
+        return AnimateAnyonePipelineOutput(frames=frames, stats=stats)
 
 
 def _rgb(image: PIL.Image.Image) -> PIL.Image.Image:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor
 
 from ..models import AnimateAnyone, ReferenceBank
 from .context import window_schedule
+from .feature_cache import DeepFeatureCache
 
 
 @torch.no_grad()
@@ -31,6 +33,10 @@ def sample_video(
     callback: Callable[[int, int], None] | None = None,
     window_batch: int = 1,
     on_step_end: Callable[[int, Tensor], None] | None = None,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
+    cache_interval: int = 1,
+    cache_depth: int = 1,
+    stats: dict[str, int] | None = None,
 ) -> Tensor:
     """Denoise ``latents`` (batch, 4, frames, h, w) from pure noise; returns the final latents.
 
@@ -46,30 +52,48 @@ def sample_video(
     ``window_batch``: up to this many windows of a step (of equal length) go through the UNet in one call,
     stacked on the batch axis. Rows are independent, so this changes float rounding only; it trades memory
     (activations grow with the batch) for fewer, larger kernel launches.
+
+    The speed settings of ``pipelines.presets``: step ``i`` is guided only when ``start <= i / steps < end``
+    (``guidance_interval``), and with ``cache_interval`` > 1 only every ``cache_interval``-th step runs the whole
+    UNet, the others its ``cache_depth`` outer levels (``pipelines.feature_cache``). ``stats``, when given,
+    receives the UNet rows run: "full_rows" and "shallow_rows" (rows x windows, summed over the steps).
     """
     if window_batch < 1:
         raise ValueError(f"window_batch must be >= 1, got {window_batch}")
+    cache = None
+    if cache_interval > 1:
+        if window_batch > 1:
+            raise ValueError("feature caching (cache_interval > 1) runs window by window; set window_batch=1")
+        cache = DeepFeatureCache(model.denoising_unet, latents.shape[2], cache_depth)
+    start, end = guidance_interval
+    counts = {"full_rows": 0, "shallow_rows": 0}
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
     num_frames = latents.shape[2]
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
-    step_kwargs = {"eta": eta, "generator": generator} if "eta" in _step_parameters(scheduler) else {}
+    accepted = _step_parameters(scheduler)
+    step_kwargs = {k: v for k, v in {"eta": eta, "generator": generator}.items() if k in accepted}
     for step_index, t in enumerate(scheduler.timesteps):
         # 1. Windows of this step and their blend weights.
         schedule = window_schedule(window_mode, num_frames, context_frames, context_overlap, step_index, context_stride)
         total = torch.zeros_like(latents, dtype=torch.float32)  # (b, 4, F, h, w)
         weight = torch.zeros(num_frames, device=latents.device, dtype=torch.float32)
         model_input = scheduler.scale_model_input(latents, t)
+        guided = guidance_scale > 1.0 and start <= step_index / num_inference_steps < end
+        scale = guidance_scale if guided else 1.0
+        kinds = ("uncond", "cond") if guided else ("cond",)  # the rows of each UNet call, in order
         # 2. Guided prediction per window (or per group of windows), accumulated per frame.
         for group in _window_groups(schedule, window_batch):
             idxs = [torch.tensor(schedule[i][0], device=latents.device) for i in group]
             if len(group) == 1:
-                preds = [
-                    model.denoise(
-                        model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, guidance_scale
-                    )
-                ]
+                reuse = step_index % cache_interval != 0
+                with cache.call(idxs[0], kinds, reuse) if cache is not None else nullcontext(False) as reused:
+                    preds = [
+                        model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, scale)
+                    ]
             else:
-                preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, guidance_scale, idxs)
+                reused = False
+                preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, scale, idxs)
+            counts["shallow_rows" if reused else "full_rows"] += len(kinds) * latents.shape[0] * len(group)
             for window_index, idx, pred in zip(group, idxs, preds):
                 w = torch.tensor(schedule[window_index][1], device=latents.device, dtype=torch.float32)
                 total.index_add_(2, idx, pred.float() * w.view(1, 1, -1, 1, 1))
@@ -81,6 +105,8 @@ def sample_video(
         latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
         if on_step_end is not None:
             on_step_end(step_index, latents)
+    if stats is not None:
+        stats.update(counts)
     return latents
 
 
