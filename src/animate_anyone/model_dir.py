@@ -154,6 +154,7 @@ def write_model_directory(
     components: Mapping[str, Any] | None = None,
     *,
     use_reference_net: bool = True,
+    default_preset: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a model directory and return its path.
@@ -163,6 +164,8 @@ def write_model_directory(
     "scheduler"}``, each an object with ``save_pretrained`` or the path of a component folder to copy (e.g. of
     another model directory); ``None`` writes the networks only (a partial directory that
     ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by the pipeline.
+    ``default_preset``: the sampling preset the pipeline uses when a call names none (``pipelines.presets``;
+    "student" for a distilled model); None: not recorded (the pipeline's "quality").
     """
     components = dict(components or {})
     unknown = sorted(set(components) - set(AUXILIARY))
@@ -187,5 +190,7 @@ def write_model_directory(
                 value.save_pretrained(tmp / name)
             index[name] = list(_class_of(name, value))
         index["use_reference_net"] = bool(use_reference_net)
+        if default_preset is not None:
+            index["default_preset"] = default_preset
         write_text(tmp / "model_index.json", json.dumps(index, indent=2) + "\n")
     return Path(out)

@@ -53,8 +53,16 @@ def register(subparsers) -> None:
     who.add_argument("--copy-reference", action="store_true", help="the baseline that repeats the reference image")
     pr.add_argument("--data", required=True, help="a split folder of a synthetic dataset (e.g. DIR/heldout_character)")
     pr.add_argument("--out", "-o", required=True, help="folder for the predictions")
-    pr.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
-    pr.add_argument("--guidance", type=float, default=2.0, help="guidance scale (default 2)")
+    pr.add_argument("--steps", type=int, help="denoising steps (default 20, or the preset's)")
+    pr.add_argument("--guidance", type=float, help="guidance scale (default 2, or the preset's)")
+    pr.add_argument("--preset", help="a sampling preset (quality, fast, student); default: the benchmark's settings")
+    pr.add_argument(
+        "--sampling",
+        nargs="*",
+        default=[],
+        metavar="key=value",
+        help="other preset fields, e.g. cache_interval=1 guidance_interval=[0,0.5] scheduler=ddim",
+    )
     pr.add_argument("--seed", type=int, default=0, help="clip k uses seed + k")
     pr.add_argument("--device", default="auto", help=DEVICE_HELP)
     pr.add_argument("--dtype", default="auto", help=DTYPE_HELP)
@@ -204,6 +212,22 @@ def run_oracle(args) -> None:
     print(f"wrote {out}: {report}")
 
 
+def parse_sampling(pairs: list[str]) -> dict:
+    """``key=value`` preset fields (YAML values) -> a dict, checked against ``SamplingPreset``."""
+    import yaml
+
+    from ..pipelines.presets import resolve_preset
+
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--sampling {pair!r}: expected key=value, e.g. cache_interval=1")
+        values[key] = yaml.safe_load(value)
+    resolve_preset("quality", **values)  # names and values checked now
+    return values
+
+
 def run_predict(args) -> None:
     from ..synthetic.benchmark import predict_split
 
@@ -214,6 +238,8 @@ def run_predict(args) -> None:
         steps=args.steps,
         guidance=args.guidance,
         seed=args.seed,
+        preset=args.preset,
+        sampling=parse_sampling(args.sampling),
         device=args.device,
         dtype=args.dtype,
         overwrite=args.overwrite,

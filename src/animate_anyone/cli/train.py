@@ -1,14 +1,17 @@
-"""``animate-anyone train stage1|stage2 --config FILE [key=value ...]``."""
+"""``animate-anyone train stage1|stage2|distill --config FILE [key=value ...]``."""
 
 from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train stage 1 (image level) or stage 2 (temporal layers)")
+    p = subparsers.add_parser(
+        "train", help="train stage 1 (image level), stage 2 (temporal layers) or distil a few-step student"
+    )
     stages = p.add_subparsers(dest="stage", required=True)
     for stage, what in (
         ("stage1", "image level: ReferenceNet, UNet spatial layers, Pose Guider"),
         ("stage2", "temporal layers"),
+        ("distill", "consistency distillation: a few-step student without guidance (configs/train/mini_distill.yaml)"),
     ):
         s = stages.add_parser(stage, help=what)
         s.add_argument("--config", help=f"YAML instance of TrainConfig (configs/train/{stage}.yaml, ...)")
@@ -33,6 +36,6 @@ def run(args) -> None:
     if resume not in (None, "auto") and "=" in resume and not Path(resume).exists():
         # "--resume key=value ...": argparse gave the first override to --resume; it meant the latest checkpoint
         resume, overrides = "auto", [resume, *overrides]
-    config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage[-1]}"])
+    config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage.removeprefix('stage')}"])
     result = train(config, resume=resume, progress=not args.quiet)
     print(f"wrote {result}")

@@ -80,7 +80,7 @@ class AnimateAnyone(nn.Module):
         guidance_scale: float = 1.0,
         return_rows: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
-        """One guided prediction. latents (b, 4, f, h, w); image_embeds (b or 1, tokens, C);
+        """One guided prediction. latents (b, 4, f, h, w); timestep scalar or (b,); image_embeds (b or 1, tokens, C);
         pose_features (b or 1, C0, f, h, w); reference: bank of b or 1 rows (from ``encode_reference``).
 
         With guidance_scale > 1 the UNet runs on [uncond, cond] rows and returns
@@ -93,6 +93,8 @@ class AnimateAnyone(nn.Module):
             pred = self.denoising_unet(latents, timestep, image_embeds, pose_features, reference)
             return (pred, pred) if return_rows else pred
         # 1. Batch rows [uncond x b, cond x b]; only the cond rows use the reference.
+        if isinstance(timestep, Tensor) and timestep.ndim == 1 and len(timestep) == b > 1:
+            timestep = timestep.repeat(2)  # a timestep per row (training-time distillation): (2b,)
         latent_in = torch.cat([latents, latents])  # (2b, 4, f, h, w)
         embeds_in = torch.cat([torch.zeros_like(image_embeds), image_embeds])
         pose_in = torch.cat([pose_features, pose_features])

@@ -37,9 +37,11 @@ def predict_split(
     split_dir: PathLike,
     out: PathLike,
     *,
-    steps: int = 20,
-    guidance: float = 2.0,
+    steps: int | None = None,
+    guidance: float | None = None,
     seed: int = 0,
+    preset: str | None = None,
+    sampling: dict | None = None,
     device: str = "auto",
     dtype: str = "auto",
     overwrite: bool = False,
@@ -50,6 +52,11 @@ def predict_split(
     Clip ``k`` uses the generator seed ``seed + k`` (so a clip's result does not depend on the others). A clip
     whose folder already exists is kept (the job resumes); each folder is written atomically.
     ``model_dir=None`` writes the *reference-copy baseline*: the reference image as every frame.
+
+    Sampling: without ``preset``, the benchmark's own settings (20 steps, guidance 2; docs/benchmark.md) unless
+    the model directory names another default preset (a distilled student); with ``preset``, that preset's
+    settings. ``steps``, ``guidance`` and ``sampling`` (other preset fields, e.g. ``{"cache_interval": 1}``)
+    override either.
     """
     from PIL import Image
     from tqdm.auto import tqdm
@@ -68,6 +75,8 @@ def predict_split(
         dev = resolve_device(device)
         pipe = AnimateAnyonePipeline.from_pretrained(model_dir, dtype=resolve_dtype(dtype, dev)).to(dev)
         pipe.set_progress_bar_config(disable=True)
+        if preset is None and pipe.config.get("default_preset", "quality") == "quality":
+            steps, guidance = steps or 20, 2.0 if guidance is None else guidance
     out.mkdir(parents=True, exist_ok=True)
     for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
         target = out / clip.id
@@ -87,6 +96,8 @@ def predict_split(
                 guidance_scale=guidance,
                 generator=torch.Generator().manual_seed(seed + k),
                 output_type="np",
+                preset=preset,
+                **(sampling or {}),
             ).frames
         write_video(target, list(frames), clip.fps, overwrite=True)
     return out

@@ -67,11 +67,24 @@ def load_checkpoint(accelerator, path: str | Path, ema=None) -> int:
     return int(json.loads((path / "trainer.json").read_text())["step"])
 
 
-def export_model(model, pretrained: str | Path, scheduler, out: str | Path, use_reference_net: bool = True) -> Path:
+def export_model(
+    model,
+    pretrained: str | Path,
+    scheduler,
+    out: str | Path,
+    use_reference_net: bool = True,
+    default_preset: str | None = None,
+) -> Path:
     """Write a complete model directory from the trained networks, the starting directory's VAE, image encoder
-    and processor, and the training scheduler (``use_reference_net=False``: the ablation's setting)."""
+    and processor, and the training scheduler (``use_reference_net=False``: the ablation's setting;
+    ``default_preset``: "student" for a distilled model)."""
     pretrained = Path(pretrained)
     parts = {name: pretrained / name for name in ("vae", "image_encoder", "feature_extractor")}
     return write_model_directory(
-        out, model, {**parts, "scheduler": scheduler}, use_reference_net=use_reference_net, overwrite=True
+        out,
+        model,
+        {**parts, "scheduler": scheduler},
+        use_reference_net=use_reference_net,
+        default_preset=default_preset,
+        overwrite=True,
     )

@@ -56,13 +56,25 @@ class OptimConfig:
 
 
 @dataclass
+class DistillConfig:
+    """``stage: distill`` (training/distill.py): consistency distillation of a few-step student without guidance."""
+
+    teacher: str = ""  # model directory of the teacher; "": model.pretrained (the student starts as the teacher)
+    guidance: float = 3.5  # the teacher's guidance scale, folded into the student
+    solver_steps: int = 50  # the teacher's DDIM grid; each sample takes one step of it (LCM's skipping step)
+    huber_c: float = 0.001  # pseudo-Huber loss constant (LCM); 0: plain squared error
+    target_decay: float = 0.95  # EMA decay of the target network
+
+
+@dataclass
 class TrainConfig:
-    stage: Literal[1, 2] = 1
+    stage: Literal[1, 2, "distill"] = 1
     output_dir: str = "runs/stage1"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     max_steps: int = 30000  # optimizer steps
     batch_size: int = 4  # per device, per micro-batch
     gradient_accumulation: int = 1

@@ -1,4 +1,4 @@
-"""The one training loop (both stages) on accelerate, and the training step it repeats.
+"""The one training loop (stage 1, stage 2 and distillation) on accelerate, and the training step it repeats.
 
 Every random choice of a sample (frames, crop, noise, timestep, reference dropout) is seeded by the sample's
 position in the run (``sampling.py``), so the run is a pure function of the config: gradient accumulation
@@ -32,16 +32,10 @@ def training_step(model, vae, image_encoder, feature_extractor, scheduler, batch
     """Loss of one micro-batch. batch: pixels (b, 3, f, H, W) in [-1, 1], pose (b, 3, f, H, W) in [0, 1],
     reference (b, 3, H, W) in [-1, 1], reference_image (b, H, W, 3) uint8, seed (b,)."""
     device = batch["pixels"].device
-    generators = [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
-    b, _, f, height, width = batch["pixels"].shape
-    with torch.no_grad():
-        # 1. Frozen encoders: video latents (b, 4, f, h, w), reference latents (b, 4, h, w), image embedding.
-        frames = batch["pixels"].transpose(1, 2).reshape(b * f, 3, height, width)  # (b*f, 3, H, W)
-        latents = _sample_latents(vae, frames, [g for g in generators for _ in range(f)])
-        latents = latents.reshape(b, f, *latents.shape[1:]).transpose(1, 2)  # (b, 4, f, h, w)
-        ref_latents = _sample_latents(vae, batch["reference"], generators)
-        clip = feature_extractor(images=list(batch["reference_image"].cpu().numpy()), return_tensors="pt").pixel_values
-        image_embeds = image_encoder(clip.to(device, image_encoder.dtype)).image_embeds.unsqueeze(1)  # (b, 1, C)
+    generators = sample_generators(batch)
+    b = batch["pixels"].shape[0]
+    # 1. Frozen encoders.
+    latents, ref_latents, image_embeds = encode_batch(vae, image_encoder, feature_extractor, batch, generators)
     # 2. Per-sample noise, timestep and reference dropout.
     noise = sample_noise(tuple(latents.shape), generators, config.noise.noise_offset, device).to(latents.dtype)
     timesteps = torch.stack(
@@ -56,6 +50,26 @@ def training_step(model, vae, image_encoder, feature_extractor, scheduler, batch
     return diffusion_loss(
         pred, target, timesteps, scheduler.alphas_cumprod, scheduler.config.prediction_type, config.noise.min_snr_gamma
     )
+
+
+def sample_generators(batch: dict) -> list[torch.Generator]:
+    """One generator per sample, seeded by the sample's position in the run: every random choice draws from it."""
+    return [torch.Generator().manual_seed(int(s)) for s in batch["seed"]]
+
+
+@torch.no_grad()
+def encode_batch(vae, image_encoder, feature_extractor, batch: dict, generators: list[torch.Generator]):
+    """The frozen encoders: video latents (b, 4, f, h, w) sampled from the VAE posterior, reference latents
+    (b, 4, h, w) and the CLIP image embedding (b, 1, C)."""
+    device = batch["pixels"].device
+    b, _, f, height, width = batch["pixels"].shape
+    frames = batch["pixels"].transpose(1, 2).reshape(b * f, 3, height, width)  # (b*f, 3, H, W)
+    latents = _sample_latents(vae, frames, [g for g in generators for _ in range(f)])
+    latents = latents.reshape(b, f, *latents.shape[1:]).transpose(1, 2)  # (b, 4, f, h, w)
+    ref_latents = _sample_latents(vae, batch["reference"], generators)
+    clip = feature_extractor(images=list(batch["reference_image"].cpu().numpy()), return_tensors="pt").pixel_values
+    image_embeds = image_encoder(clip.to(device, image_encoder.dtype)).image_embeds.unsqueeze(1)  # (b, 1, C)
+    return latents, ref_latents, image_embeds
 
 
 def _sample_latents(vae, images: Tensor, generators: list[torch.Generator]) -> Tensor:
@@ -112,6 +126,12 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     # 1. Components, what trains, and the optimizer.
     model, vae, image_encoder, feature_extractor, scheduler = load_components(config)
     params = apply_stage(model, config.stage, use_reference_net=config.model.reference_net)
+    distill = None
+    if config.stage == "distill":
+        from .distill import ConsistencyDistillation
+
+        distill = ConsistencyDistillation(config, model, scheduler, accelerator.device)
+        accelerator.register_for_checkpointing(distill.target_unet)  # the target network resumes exactly
     if config.gradient_checkpointing:
         model.reference_net.enable_gradient_checkpointing()
         model.denoising_unet.enable_gradient_checkpointing()
@@ -172,7 +192,12 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
             batch = {k: v.to(accelerator.device) if isinstance(v, Tensor) else v for k, v in next(batches).items()}
             with accelerator.accumulate(model):
                 with accelerator.autocast():
-                    loss = training_step(model, vae, image_encoder, feature_extractor, scheduler, batch, config)
+                    if distill is None:
+                        loss = training_step(model, vae, image_encoder, feature_extractor, scheduler, batch, config)
+                    else:
+                        generators = sample_generators(batch)
+                        encoded = encode_batch(vae, image_encoder, feature_extractor, batch, generators)
+                        loss = distill.loss(model, *encoded, batch["pose"], generators)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and config.optim.max_grad_norm:
                     accelerator.clip_grad_norm_(params, config.optim.max_grad_norm)
@@ -182,6 +207,8 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
             if not accelerator.sync_gradients:
                 continue
             step += 1
+            if distill is not None:
+                distill.update_target()
             if ema is not None:
                 ema.step(params)
             bar.update()
@@ -207,7 +234,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
                     vae,
                     image_encoder,
                     feature_extractor,
-                    scheduler,
+                    scheduler if distill is None else distill.student_scheduler,
                     dataset,
                     out / "validation" / f"step-{step:06d}.mp4",
                     config,
@@ -221,7 +248,12 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         if ema is not None:
             ema.store(params)
             ema.copy_to(params)
-        export_model(networks, config.model.pretrained, scheduler, final, use_reference_net=config.model.reference_net)
+        if distill is None:
+            export_model(
+                networks, config.model.pretrained, scheduler, final, use_reference_net=config.model.reference_net
+            )
+        else:
+            export_model(networks, config.model.pretrained, distill.student_scheduler, final, default_preset="student")
         if ema is not None:
             ema.restore(params)
     accelerator.wait_for_everyone()

@@ -61,3 +61,22 @@ def diffusion_loss(
     else:
         weight = torch.where(s > 0, clipped / s.clamp(min=1e-12), torch.ones_like(s))
     return (per_sample * weight).mean()
+
+
+def x0_and_noise(pred: Tensor, noisy: Tensor, alphas_cumprod: Tensor, timesteps: Tensor, prediction_type: str):
+    """(clean-sample estimate, noise estimate) from a model output at ``timesteps`` (b,) for noisy (b, ...)."""
+    a = alphas_cumprod.to(noisy.device)[timesteps].float().view(-1, *([1] * (noisy.ndim - 1)))
+    pred, noisy = pred.float(), noisy.float()
+    if prediction_type == "v_prediction":
+        return a.sqrt() * noisy - (1 - a).sqrt() * pred, (1 - a).sqrt() * noisy + a.sqrt() * pred
+    if prediction_type == "epsilon":
+        return (noisy - (1 - a).sqrt() * pred) / a.sqrt(), pred
+    raise ValueError(f"unsupported prediction_type {prediction_type!r}; use epsilon or v_prediction")
+
+
+def consistency_loss(student: Tensor, target: Tensor, huber_c: float = 0.001) -> Tensor:
+    """Pseudo-Huber distance sqrt(d^2 + c^2) - c per element, averaged (LCM); ``huber_c=0``: squared error."""
+    d = student.float() - target.float()
+    if not huber_c:
+        return d.pow(2).mean()
+    return ((d.pow(2) + huber_c**2).sqrt() - huber_c).mean()

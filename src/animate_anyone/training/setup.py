@@ -2,7 +2,8 @@
 
 Stage 1 (image level): ReferenceNet, the denoising UNet's spatial layers and the Pose Guider train; the
 temporal layers exist (zero-initialised output projections make them exact identities) but are frozen;
-VAE and CLIP image encoder are frozen. Stage 2: only the temporal layers train.
+VAE and CLIP image encoder are frozen. Stage 2: only the temporal layers train. Distillation
+(``training/distill.py``): the whole denoising UNet trains; ReferenceNet and Pose Guider stay frozen.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def load_components(config: TrainConfig):
     return model, vae, image_encoder, feature_extractor, DDIMScheduler.from_config(scheduler_config)
 
 
-def apply_stage(model: AnimateAnyone, stage: int, use_reference_net: bool = True) -> list[nn.Parameter]:
+def apply_stage(model: AnimateAnyone, stage: int | str, use_reference_net: bool = True) -> list[nn.Parameter]:
     """Freeze what the stage does not train; return the trainable parameters. ``use_reference_net=False``
     (the ablation): ReferenceNet is frozen too, since nothing reads it."""
     model.requires_grad_(False)
@@ -67,8 +68,10 @@ def apply_stage(model: AnimateAnyone, stage: int, use_reference_net: bool = True
     elif stage == 2:
         for name, p in unet.named_parameters():
             p.requires_grad_(".motion_modules." in f".{name}")
+    elif stage == "distill":
+        unet.requires_grad_(True)
     else:
-        raise ValueError(f"stage must be 1 or 2, got {stage}")
+        raise ValueError(f"stage must be 1, 2 or distill, got {stage}")
     return [p for p in model.parameters() if p.requires_grad]
 
 

@@ -17,6 +17,8 @@ def write_validation_video(
 ) -> Path:
     from diffusers import DDIMScheduler
 
+    student = config.stage == "distill"  # scheduler: the student's LCMScheduler; sampled with the student preset
+
     from ..media import VideoWriter
     from ..pipelines import AnimateAnyonePipeline
 
@@ -27,7 +29,7 @@ def write_validation_video(
         reference_net=networks.reference_net,
         denoising_unet=networks.denoising_unet,
         pose_guider=networks.pose_guider,
-        scheduler=DDIMScheduler.from_config(scheduler.config),
+        scheduler=scheduler if student else DDIMScheduler.from_config(scheduler.config),
     )
     pipe.set_progress_bar_config(disable=True)
     sample = dataset[(0, config.seed)]
@@ -41,7 +43,8 @@ def write_validation_video(
         pose,
         height=pose.shape[2],
         width=pose.shape[3],
-        num_inference_steps=config.validation_steps,
+        num_inference_steps=None if student else config.validation_steps,
+        preset="student" if student else None,
         generator=torch.Generator().manual_seed(config.seed),
     ).frames  # (f, H, W, 3)
     networks.train(was_training)

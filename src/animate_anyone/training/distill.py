@@ -1,0 +1,110 @@
+"""``stage: distill``: latent consistency distillation (LCM, Luo et al., 2023) of the denoising UNet into a
+few-step student that needs no classifier-free guidance.
+
+Per sample: a timestep ``t`` of the teacher's DDIM grid (``distill.solver_steps`` steps) and ``s = t - k`` one
+grid step below it; the clip's latents are noised to ``x_t``.
+
+1. Student (the ordinary training forward, every row with its reference): ``f(x_t, t) = c_skip(t) x_t +
+   c_out(t) x0(x_t, t)``, the boundary parameterisation of diffusers' ``LCMScheduler`` (so the exported
+   scheduler samples exactly what was trained).
+2. Teacher: one guided prediction at ``x_t`` (scale ``distill.guidance``: the guidance is folded into the
+   student) and one DDIM step to ``x_s``.
+3. Target: the same parameterisation at ``(x_s, s)`` from the target network, an EMA of the student
+   (decay ``distill.target_decay``) that is saved with every checkpoint.
+4. Loss: pseudo-Huber distance between 1 and 3 (``losses.consistency_loss``).
+
+ReferenceNet and the Pose Guider stay the teacher's (frozen); the whole denoising UNet trains, spatial and
+temporal layers. The export is an ordinary model directory with an ``LCMScheduler`` on the same noise schedule
+and ``default_preset: student`` (4 steps, no guidance), so ``animate`` runs it as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor
+
+from ..model_dir import ModelDirectory
+from ..models import AnimateAnyone
+from .config import TrainConfig
+from .losses import consistency_loss, sample_noise, x0_and_noise
+
+
+class ConsistencyDistillation:
+    """The teacher, the target network and the loss of one distillation run."""
+
+    def __init__(self, config: TrainConfig, model: AnimateAnyone, scheduler, device):
+        from diffusers import LCMScheduler
+
+        d = config.distill
+        if not config.model.reference_net:
+            raise ValueError(
+                "stage distill distils a model with ReferenceNet; model.reference_net=false is not supported"
+            )
+        if d.solver_steps < 1 or scheduler.config.num_train_timesteps % d.solver_steps:
+            raise ValueError(
+                f"distill.solver_steps={d.solver_steps} must divide the {scheduler.config.num_train_timesteps} "
+                "training timesteps (e.g. 50)"
+            )
+        if d.guidance < 1:
+            raise ValueError(f"distill.guidance must be >= 1 (1: no guidance), got {d.guidance}")
+        teacher_dir = d.teacher or config.model.pretrained
+        try:
+            self.teacher = ModelDirectory(teacher_dir).check().load_networks()
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"distill.teacher={teacher_dir}: {exc}") from None
+        self.teacher.requires_grad_(False).eval().to(device)
+        # The target network: an EMA copy of the student's UNet, sharing its frozen ReferenceNet and Pose Guider.
+        self.target_unet = copy.deepcopy(model.denoising_unet).requires_grad_(False).eval().to(device)
+        self.target = AnimateAnyone(model.reference_net, self.target_unet, model.pose_guider)
+        self.student_unet = model.denoising_unet
+        self.scheduler = scheduler  # the training noise schedule (alphas_cumprod, prediction type)
+        self.student_scheduler = LCMScheduler.from_config(scheduler.config, original_inference_steps=d.solver_steps)
+        self.spacing = scheduler.config.num_train_timesteps // d.solver_steps
+        self.grid = torch.arange(1, d.solver_steps + 1) * self.spacing - 1  # (solver_steps,): 19, 39, ..., 999
+        self.config = d
+
+    def boundary(self, pred: Tensor, noisy: Tensor, timesteps: Tensor) -> Tensor:
+        """c_skip(t) x_t + c_out(t) x0, with LCMScheduler's own scalings. pred/noisy (b, 4, f, h, w); t (b,)."""
+        x0, _ = x0_and_noise(
+            pred, noisy, self.scheduler.alphas_cumprod, timesteps, self.scheduler.config.prediction_type
+        )
+        c_skip, c_out = self.student_scheduler.get_scalings_for_boundary_condition_discrete(timesteps.float().cpu())
+        shape = (-1, *([1] * (noisy.ndim - 1)))
+        return c_skip.view(shape).to(noisy.device) * noisy.float() + c_out.view(shape).to(noisy.device) * x0
+
+    def loss(
+        self, model, latents: Tensor, ref_latents: Tensor, image_embeds: Tensor, pose: Tensor, generators
+    ) -> Tensor:
+        """The distillation loss of one micro-batch (latents (b, 4, f, h, w) from ``loop.encode_batch``)."""
+        device = latents.device
+        # 1. Per-sample noise and grid step: x_t and the step below it, s.
+        noise = sample_noise(tuple(latents.shape), generators, 0.0, device).to(latents.dtype)
+        index = torch.stack([torch.randint(0, len(self.grid), (), generator=g) for g in generators])
+        t = self.grid[index].to(device)  # (b,)
+        s = (t - self.spacing).clamp(min=0)
+        noisy = self.scheduler.add_noise(latents, noise, t)
+        # 2. Student: the shared training forward, every row with its reference.
+        student = self.boundary(model(noisy, t, ref_latents, image_embeds, pose), noisy, t)
+        with torch.no_grad():
+            # 3. Teacher: guided prediction at t, then one DDIM step to s.
+            bank = self.teacher.encode_reference(ref_latents, image_embeds)
+            teacher_pose = self.teacher.encode_pose(pose)  # (b, C0, f, h, w)
+            pred = self.teacher.denoise(noisy, t, image_embeds, teacher_pose, bank, self.config.guidance)
+            kind = self.scheduler.config.prediction_type
+            x0, eps = x0_and_noise(pred, noisy, self.scheduler.alphas_cumprod, t, kind)
+            a_s = self.scheduler.alphas_cumprod.to(device)[s].float().view(-1, 1, 1, 1, 1)
+            x_s = (a_s.sqrt() * x0 + (1 - a_s).sqrt() * eps).to(latents.dtype)
+            # 4. Target network at (x_s, s).
+            target_bank = self.target.encode_reference(ref_latents, image_embeds)
+            target_pose = self.target.encode_pose(pose)
+            target = self.boundary(self.target.denoise(x_s, s, image_embeds, target_pose, target_bank), x_s, s)
+        return consistency_loss(student, target, self.config.huber_c)
+
+    @torch.no_grad()
+    def update_target(self) -> None:
+        """target <- decay * target + (1 - decay) * student, after every optimizer step."""
+        target = list(self.target_unet.parameters())
+        student = [p.detach().to(q.dtype) for p, q in zip(self.student_unet.parameters(), target)]
+        torch._foreach_lerp_(target, student, 1 - self.config.target_decay)

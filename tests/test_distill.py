@@ -1,0 +1,154 @@
+"""Consistency distillation (``train distill``): the parameterisation matches the exported LCMScheduler, the
+stage trains what it should, resumes bit for bit after SIGTERM, and exports a student that ``animate`` runs
+with its own preset (4 steps, no guidance)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from animate_anyone.config import load_config
+from animate_anyone.data.toy import make_toy_dataset
+from animate_anyone.training.config import TrainConfig
+from animate_anyone.training.loop import train
+from animate_anyone.training.losses import consistency_loss, x0_and_noise
+
+TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
+DISTILL = ["stage=distill", "data.frames=4", "distill.solver_steps=10", "distill.guidance=2.0", "optim.lr=1e-3"]
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_toy_dataset(tmp_path_factory.mktemp("data") / "toy", clips=2, frames=8, size=(64, 64))
+
+
+def config(out, pretrained, toy, *overrides) -> TrainConfig:
+    base = [f"model.pretrained={pretrained}", f"data.root={toy}", f"output_dir={out}", *DISTILL]
+    return load_config(TrainConfig, TINY, [*base, *overrides])
+
+
+def weights(model_dir: Path, name: str) -> dict[str, torch.Tensor]:
+    return load_file(model_dir / name / "diffusion_pytorch_model.safetensors")
+
+
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "epsilon"])
+def test_x0_and_noise_invert_the_forward_process(prediction_type):
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler(prediction_type=prediction_type, rescale_betas_zero_snr=prediction_type != "epsilon")
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(3, 4, 2, 5, 5, generator=g), torch.randn(3, 4, 2, 5, 5, generator=g)
+    t = torch.tensor([0, 500, 999 if prediction_type != "epsilon" else 990])
+    noisy = scheduler.add_noise(x0, eps, t)
+    pred = eps if prediction_type == "epsilon" else scheduler.get_velocity(x0, eps, t)
+    got_x0, got_eps = x0_and_noise(pred, noisy, scheduler.alphas_cumprod, t, prediction_type)
+    torch.testing.assert_close(got_x0, x0, atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(got_eps, eps, atol=2e-4, rtol=1e-4)
+
+
+def test_consistency_loss():
+    a, b = torch.zeros(2, 3), torch.full((2, 3), 3.0)
+    assert consistency_loss(a, b, 0.0).item() == pytest.approx(9.0)
+    assert consistency_loss(a, b, 0.001).item() == pytest.approx((9 + 1e-6) ** 0.5 - 0.001)
+    assert consistency_loss(a, a, 0.001).item() == 0.0
+
+
+def test_student_output_is_what_the_lcm_scheduler_samples(tiny_model_dir, toy, tmp_path):
+    """The trained quantity c_skip x_t + c_out x0 equals LCMScheduler.step's denoised sample: the exported
+    scheduler samples exactly the function the student was trained to be."""
+    from diffusers import DDIMScheduler
+
+    from animate_anyone.models import AnimateAnyone  # noqa: F401  (the model classes are importable)
+    from animate_anyone.training.distill import ConsistencyDistillation
+    from animate_anyone.training.setup import load_components
+
+    cfg = config(tmp_path / "run", tiny_model_dir, toy)
+    model, *_, scheduler = load_components(cfg)
+    assert isinstance(scheduler, DDIMScheduler)
+    distill = ConsistencyDistillation(cfg, model, scheduler, "cpu")
+    lcm = distill.student_scheduler
+    lcm.set_timesteps(4)
+    g = torch.Generator().manual_seed(0)
+    sample, pred = torch.randn(1, 4, 2, 8, 8, generator=g), torch.randn(1, 4, 2, 8, 8, generator=g)
+    for t in lcm.timesteps:
+        lcm._step_index = None  # each timestep on its own
+        lcm._init_step_index(t)
+        _, denoised = lcm.step(pred, t, sample, generator=torch.Generator().manual_seed(1), return_dict=False)
+        ours = distill.boundary(pred, sample, torch.tensor([int(t)]))
+        torch.testing.assert_close(ours, denoised, atol=1e-5, rtol=1e-5)
+    assert set(lcm.timesteps.tolist()) <= set(distill.grid.tolist())  # inference steps lie on the training grid
+
+
+def test_distill_trains_the_unet_and_exports_a_student_that_animate_runs(tmp_path, tiny_model_dir, toy):
+    from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.media import iter_frames
+    from animate_anyone.pipelines import AnimateAnyonePipeline
+
+    student = train(config(tmp_path / "run", tiny_model_dir, toy, "max_steps=2", "log_every=1"), progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(r["loss"] > 0 for r in log)
+    # The denoising UNet moves, spatial and temporal layers; ReferenceNet and Pose Guider stay the teacher's.
+    before, after = weights(tiny_model_dir, "denoising_unet"), weights(student, "denoising_unet")
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any(".motion_modules." in k for k in changed) and any("attentions" in k for k in changed)
+    for name in ("reference_net", "pose_guider"):
+        a, b = weights(tiny_model_dir, name), weights(student, name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    index = json.loads((student / "model_index.json").read_text())
+    assert index["default_preset"] == "student" and index["scheduler"][1] == "LCMScheduler"
+    # The pipeline runs it with the student preset by default: 4 steps, the conditional row only.
+    pipe = AnimateAnyonePipeline.from_pretrained(student)
+    pipe.set_progress_bar_config(disable=True)
+    clip = read_manifest(toy)[0]
+    import PIL.Image
+
+    reference = PIL.Image.fromarray(next(iter_frames(clip.video)))
+    poses = list(iter_frames(clip.video, count=4))
+    run = lambda seed: pipe(reference, poses, generator=torch.Generator().manual_seed(seed), output_type="np")  # noqa: E731
+    out = run(0)
+    assert out.frames.shape[0] == 4 and out.stats["full_rows"] == 4 and out.stats["preset"]["guidance"] == 1.0
+    assert (out.frames == run(0).frames).all() and not (out.frames == run(1).frames).all()
+    # ... and so does the command line.
+    from animate_anyone.cli.main import main
+
+    reference.save(tmp_path / "ref.png")
+    argv = ["animate", "--model", str(student), "--reference", str(tmp_path / "ref.png"), "--pose", str(clip.video)]
+    assert main([*argv, "--out", str(tmp_path / "out.gif"), "--frames", "3", "--quiet"]) == 0
+
+
+def test_distill_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, toy):
+    """Bit for bit, the target network included (it is part of the checkpoint)."""
+    steps = 6
+    common = [f"max_steps={steps}", "checkpoint_every=100"]
+    straight = train(config(tmp_path / "straight", tiny_model_dir, toy, *common), progress=False)
+    out = tmp_path / "killed"
+    args = [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"output_dir={out}", *DISTILL[1:], *common]
+    command = [sys.executable, "-m", "animate_anyone.cli.main", "train", "distill", "--config", str(TINY), *args]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+    seen = bytearray()
+    reached = threading.Event()
+
+    def watch():
+        while chunk := process.stderr.read1(256):
+            seen.extend(chunk)
+            if re.search(rb"[2-5]/%d" % steps, seen):
+                reached.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    assert reached.wait(timeout=300), seen[-2000:].decode(errors="replace")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=300) == 0, seen[-2000:].decode(errors="replace")
+    stopped_at = int(sorted((out / "checkpoints").glob("step-*"))[-1].name.split("-")[1])
+    assert 2 <= stopped_at < steps and not (out / "final").exists()
+    resumed = train(config(out, tiny_model_dir, toy, *common), resume="auto", progress=False)
+    a, b = weights(straight, "denoising_unet"), weights(resumed, "denoising_unet")
+    assert all(torch.equal(a[k], b[k]) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
