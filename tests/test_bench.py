@@ -39,6 +39,7 @@ TOP_FIELDS = {
     "seconds_end_to_end_all",
     "stages",
     "compile_seconds",
+    "unet_rows",
     "memory",
     "flops_per_unet_window",
     "flops_per_step",
@@ -55,6 +56,7 @@ CONFIG_FIELDS = {
     "steps",
     "guidance",
     "guidance_scale",
+    "preset",
     "context_frames",
     "context_overlap",
     "window_mode",
@@ -214,6 +216,29 @@ def test_compare_reports_every_switch():
         assert v["name"] == "window_batch" or switches[v["name"]] == (not default_switches()[v["name"]])
     assert "speedup/step" in format_comparison(report)
     json.dumps(report)
+
+
+def test_compare_presets_counts_unet_rows_and_speed():
+    """Quality against fast on one pipeline: fast runs its own steps, solver, guidance interval and cache."""
+    from animate_anyone.bench.compare import run_preset_comparison
+    from animate_anyone.bench.report import format_preset_comparison
+    from animate_anyone.pipelines.presets import PRESETS
+
+    small = {k: v for k, v in SMALL.items() if k != "steps"}
+    report = run_preset_comparison("tiny", device="cpu", **small)
+    assert report["default"]["config"]["preset"] == "quality" and report["default"]["config"]["steps"] == 25
+    assert report["default"]["unet_rows"] == {"full_rows": 50, "shallow_rows": 0}
+    (fast,) = report["presets"]
+    full, shallow = PRESETS["fast"].unet_rows()
+    assert fast["name"] == "fast" and fast["result"]["unet_rows"] == {"full_rows": full, "shallow_rows": shallow}
+    assert fast["result"]["config"]["steps"] == PRESETS["fast"].steps and fast["result"]["flops_per_step"] is None
+    assert fast["speedup_per_video"] > 1  # 50 whole rows against 9 whole + 9 shallow: not close
+    assert "speedup/video" in format_preset_comparison(report)
+    json.dumps(report)
+    with pytest.raises(ValueError, match="drop --steps"):
+        run_preset_comparison("tiny", device="cpu", **SMALL)
+    with pytest.raises(ValueError, match="unknown preset 'turbo'"):
+        run_benchmark("tiny", preset="turbo")
 
 
 @pytest.mark.gpu

@@ -156,3 +156,28 @@ def test_cache_counts_and_long_videos(pipe):
             run(pipe, cache_interval=2, num_inference_steps=2)
         finally:
             pipe.set_optimisations(window_batch=1)
+
+
+def test_animate_command_takes_a_preset_and_overrides(tmp_path, tiny_model_dir):
+    from animate_anyone.cli.main import main
+    from animate_anyone.cli.synthetic import parse_sampling
+    from animate_anyone.media import probe_frames, write_video
+
+    reference, pose = inputs(frames=3)
+    reference.save(tmp_path / "ref.png")
+    write_video(tmp_path / "pose", list(pose), 8.0)
+    argv = ["animate", "--model", str(tiny_model_dir), "--reference", str(tmp_path / "ref.png")]
+    argv += ["--pose", str(tmp_path / "pose"), "--quiet", "--preset", "fast", "--steps", "3"]
+    assert main([*argv, "--out", str(tmp_path / "out.gif"), "cache_interval=3", "guidance_interval=[0,0.4]"]) == 0
+    assert probe_frames(tmp_path / "out.gif").num_frames == 3
+    # A bad setting is named before the model loads.
+    assert main([*argv, "--out", str(tmp_path / "bad.gif"), "guidance_interval=[0.5,0.2]"]) == 2
+    assert not (tmp_path / "bad.gif").exists()
+    assert parse_sampling(["cache_interval=1", "guidance_interval=[0, 0.5]"]) == {
+        "cache_interval": 1,
+        "guidance_interval": [0, 0.5],
+    }
+    with pytest.raises(ValueError, match="expected key=value"):
+        parse_sampling(["cache_interval"])
+    with pytest.raises(ValueError, match="unknown preset setting"):
+        parse_sampling(["steps_per_frame=2"])

@@ -97,3 +97,47 @@ def _entry(name: str, description: str, variant_has_it: bool, default: dict, res
         ),
         "result": res,
     }
+
+
+def run_preset_comparison(
+    size: str = "tiny",
+    presets: list[str] | None = None,
+    log: Callable[[str], None] | None = None,
+    threads: int | None = None,
+    **kwargs,
+) -> dict[str, Any]:
+    """The quality preset (the default) and each other sampling preset (``presets``; default: all but quality
+    and student, which needs a distilled model to mean anything), measured round-robin on one pipeline. Each
+    reports ``speedup_per_video`` = quality's seconds end to end / the preset's, and its UNet rows.
+    ``steps`` and ``guidance_scale`` in ``kwargs`` would override every preset alike, so they are refused."""
+    from ..pipelines.presets import PRESETS
+
+    if threads:
+        torch.set_num_threads(threads)
+    log = log or (lambda msg: None)
+    for key in ("steps", "guidance_scale", "preset"):
+        if kwargs.get(key) is not None:
+            raise ValueError(
+                f"--compare-presets runs each preset with its own settings; drop --{key.replace('_', '-')}"
+            )
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("steps", "guidance_scale", "preset")}
+    names = presets if presets is not None else [p for p in PRESETS if p not in ("quality", "student")]
+    unknown = sorted(set(names) - set(PRESETS))
+    if unknown:
+        raise ValueError(f"unknown preset(s) {unknown}; known: {', '.join(PRESETS)}")
+    switches = check_switches(kwargs.pop("switches", None))
+    cfg = BenchConfig(size=size, switches=switches, preset="quality", **kwargs).resolved()
+    bench = Bench(size, cfg.device, cfg.dtype, cfg.seed)
+    plan = [BenchConfig(size=size, switches=switches, preset=name, **kwargs).resolved() for name in names]
+    results = bench.run_interleaved([cfg, *plan], log=log)
+    default = results[0]
+    entries = [
+        {
+            "name": name,
+            "speedup_per_video": default["seconds_end_to_end"] / res["seconds_end_to_end"],
+            "speedup_denoising": default["stages"]["denoising"]["seconds"] / res["stages"]["denoising"]["seconds"],
+            "result": res,
+        }
+        for name, res in zip(names, results[1:])
+    ]
+    return {"schema": 2, "default": default, "presets": entries}

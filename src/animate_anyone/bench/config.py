@@ -24,9 +24,10 @@ class BenchConfig:
     width: int | None = None  # None: the preset's benchmark workload (models.presets, ``Preset.bench``)
     height: int | None = None
     frames: int | None = None
-    steps: int | None = None
+    steps: int | None = None  # None: the sampling preset's, or (no preset) the size's benchmark workload
     guidance: bool = True
-    guidance_scale: float = 3.5
+    guidance_scale: float | None = None  # None: the sampling preset's (quality: 3.5)
+    preset: str | None = None  # a sampling preset (pipelines.presets): solver, guidance interval, feature caching
     context_frames: int = 24
     context_overlap: int = 4
     window_mode: str = "shifted"
@@ -54,15 +55,18 @@ class BenchConfig:
         """A copy with the preset's defaults filled in and every value checked (ValueError naming it)."""
         from ..models.presets import get_preset
         from ..pipelines.context import WINDOW_MODES, check_window
+        from ..pipelines.presets import resolve_preset
         from ..runtime import check_size
 
         preset = get_preset(self.size)
         d = preset.bench
+        sampling = resolve_preset(self.preset)  # an unknown preset name fails here
         cfg = self.replace(
             width=self.width or d["width"],
             height=self.height or d["height"],
             frames=self.frames if self.frames is not None else d["frames"],
-            steps=self.steps if self.steps is not None else d["steps"],
+            steps=self.steps if self.steps is not None else (sampling.steps if self.preset else d["steps"]),
+            guidance_scale=self.guidance_scale if self.guidance_scale is not None else sampling.guidance,
             switches=check_switches(self.switches),
         )
         check_size(cfg.width, cfg.height, "bench size", 2 ** (len(preset.vae["block_out_channels"]) - 1))

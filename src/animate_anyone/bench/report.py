@@ -18,6 +18,7 @@ def format_result(result: dict[str, Any]) -> str:
     on = [k for k, v in c["switches"].items() if v]
     lines = [
         f"animate-anyone bench: {c['size']} {c['width']}x{c['height']}, {c['frames']} frames, {c['steps']} steps, "
+        f"preset {c.get('preset') or 'quality'}, "
         f"guidance {c['guidance_scale'] if c['guidance'] else 'off'}, "
         f"windows {c['context_frames']}/{c['context_overlap']} "
         f"({_fmt(result['windows_per_step'])} per step, window_batch {c['window_batch']}), "
@@ -36,7 +37,9 @@ def format_result(result: dict[str, Any]) -> str:
             f"({stage['share'] * 100:.1f}%)"
         )
     lines += [
-        f"{'GFLOP per step (UNet)':<34} {_fmt(result['flops_per_step'] / 1e9):>14}",
+        f"{'GFLOP per step (UNet)':<34} {_fmt(result['flops_per_step'] and result['flops_per_step'] / 1e9):>14}",
+        f"{'UNet rows x windows: whole/shallow':<34} "
+        f"{result['unet_rows']['full_rows']:>7}/{result['unet_rows']['shallow_rows']:<6}",
         f"{'achieved TFLOP/s':<34} {_fmt(result['achieved_tflops']):>14}",
         f"{'MFU':<34} {_fmt(result['mfu']):>14}",
         f"{'peak memory MiB (' + mem['kind'] + ')':<34} {_fmt(mem['peak_mib']):>14}",
@@ -62,5 +65,25 @@ def format_comparison(report: dict[str, Any]) -> str:
             f"{label:<26} {_fmt(r['seconds_per_step']):>12} {_fmt(e['speedup_per_step'], 3):>13} "
             f"{_fmt(e['speedup_per_frame'], 3):>14} {e['max_abs_diff_latents']:>10.2g} "
             f"{e['max_abs_diff_frames_uint8']:>9}"
+        )
+    return "\n".join(lines)
+
+
+def format_preset_comparison(report: dict[str, Any]) -> str:
+    base = report["default"]
+    lines = [
+        format_result(base),
+        "",
+        f"{'preset':<12} {'steps':>5} {'rows whole/shallow':>19} {'s/video':>9} {'speedup/video':>14}",
+        f"{'quality':<12} {base['config']['steps']:>5} "
+        f"{base['unet_rows']['full_rows']:>10}/{base['unet_rows']['shallow_rows']:<8} "
+        f"{_fmt(base['seconds_end_to_end']):>9} {'1':>14}",
+    ]
+    for e in report["presets"]:
+        r = e["result"]
+        rows = r["unet_rows"]
+        lines.append(
+            f"{e['name']:<12} {r['config']['steps']:>5} {rows['full_rows']:>10}/{rows['shallow_rows']:<8} "
+            f"{_fmt(r['seconds_end_to_end']):>9} {_fmt(e['speedup_per_video']):>14}"
         )
     return "\n".join(lines)

@@ -191,11 +191,12 @@ class Bench:
         timer, frames = StageTimer(self.device), []
         _sync(self.device)
         start = time.perf_counter()
-        self.pipe(
+        output = self.pipe(
             reference,
             pose,
             height=cfg.height,
             width=cfg.width,
+            preset=cfg.preset,
             num_inference_steps=cfg.steps,
             guidance_scale=cfg.guidance_scale if cfg.guidance else 1.0,
             generator=torch.Generator().manual_seed(cfg.seed),
@@ -207,6 +208,7 @@ class Bench:
         )
         _sync(self.device)
         out = timer.result(time.perf_counter() - start)
+        out["unet_rows"] = {k: output.stats[k] for k in ("full_rows", "shallow_rows")}
         if keep_outputs:
             out["latents"] = timer.latents.float().cpu()
             out["frames"] = np.stack(frames)
@@ -300,10 +302,15 @@ class Bench:
         def med(key):
             return statistics.median(r[key] for r in runs)
 
+        from ..pipelines.presets import resolve_preset
+
         step_times = [s for r in runs for s in r["steps"]]
         sec_step = statistics.median(step_times)
         flops_step = flops_per_call * windows_per_step
-        achieved = flops_step / sec_step / 1e12 if sec_step > 0 else None
+        sampling = resolve_preset(cfg.preset)
+        if sampling.cache_interval > 1 or sampling.guidance_interval != (0.0, 1.0):
+            flops_step = None  # steps differ in cost: the FLOP count is of a whole guided call (see unet_rows)
+        achieved = flops_step / sec_step / 1e12 if (flops_step and sec_step > 0) else None
         env = environment(self.device)
         peak = peak_tflops(env["device_name"], self.dtype) if self.device.type == "cuda" else None
         total = med("total")
@@ -328,6 +335,7 @@ class Bench:
             "seconds_end_to_end_all": [r["total"] for r in runs],
             "stages": stages,
             "compile_seconds": compile_seconds,
+            "unet_rows": runs[-1]["unet_rows"],  # UNet rows x windows per video: run whole / deep levels reused
             "memory": memory,
             "flops_per_unet_window": flops_per_call,
             "flops_per_step": flops_step,

@@ -31,14 +31,22 @@ def register(subparsers) -> None:
     p.add_argument("--width", type=int, help="output width, multiple of 8 (tiny 128, mini 64, sd15 512)")
     p.add_argument("--height", type=int, help="output height, multiple of 8 (tiny 128, mini 64, sd15 768)")
     p.add_argument("--frames", type=int, help="video length in frames (tiny 16, mini 24, sd15 24)")
-    p.add_argument("--steps", type=int, help="denoising steps (tiny 4, mini 20, sd15 20)")
+    p.add_argument("--steps", type=int, help="denoising steps (tiny 4, mini 20, sd15 20; with --preset: its own)")
+    p.add_argument("--preset", help="sampling preset of the pipeline (quality, fast, student; pipelines/presets.py)")
+    p.add_argument(
+        "--compare-presets",
+        action="store_true",
+        help="run quality and each speed preset round-robin; report seconds per video and speed-ups",
+    )
     p.add_argument(
         "--guidance",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="classifier-free guidance rows (default on)",
     )
-    p.add_argument("--guidance-scale", type=float, default=3.5, help="guidance scale of the rows (default 3.5)")
+    p.add_argument(
+        "--guidance-scale", type=float, help="guidance scale of the rows (default: the preset's, quality 3.5)"
+    )
     p.add_argument("--context-frames", type=int, default=24, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, default=4, help="overlap between windows (default 4)")
     p.add_argument("--window-mode", default="shifted", choices=["shifted", "moore"])
@@ -85,6 +93,7 @@ def run(args) -> None:
         steps=args.steps,
         guidance=args.guidance,
         guidance_scale=args.guidance_scale,
+        preset=args.preset,
         context_frames=args.context_frames,
         context_overlap=args.context_overlap,
         window_mode=args.window_mode,
@@ -98,7 +107,15 @@ def run(args) -> None:
         repeats=args.repeats,
         seed=args.seed,
     )
-    if args.compare:
+    if args.compare and args.compare_presets:
+        raise ValueError("--compare and --compare-presets are separate runs; choose one")
+    if args.compare_presets:
+        from ..bench.compare import run_preset_comparison
+        from ..bench.report import format_preset_comparison
+
+        result = run_preset_comparison(args.size, log=log, threads=args.threads, **kwargs)
+        text = format_preset_comparison(result)
+    elif args.compare:
         result = run_comparison(args.size, log=log, threads=args.threads, **kwargs)
         text = format_comparison(result)
     else:
