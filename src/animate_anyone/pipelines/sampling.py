@@ -55,16 +55,16 @@ def sample_video(
 
     The speed settings of ``pipelines.presets``: step ``i`` is guided only when ``start <= i / steps < end``
     (``guidance_interval``), and with ``cache_interval`` > 1 only every ``cache_interval``-th step runs the whole
-    UNet, the others its ``cache_depth`` outer levels (``pipelines.feature_cache``). ``stats``, when given,
+    UNet, the others its ``cache_depth`` outer levels (``pipelines.feature_cache``; windows then go one per
+    call, whatever ``window_batch`` says). ``stats``, when given,
     receives the UNet rows run: "full_rows" and "shallow_rows" (rows x windows, summed over the steps).
     """
     if window_batch < 1:
         raise ValueError(f"window_batch must be >= 1, got {window_batch}")
     cache = None
     if cache_interval > 1:
-        if window_batch > 1:
-            raise ValueError("feature caching (cache_interval > 1) runs window by window; set window_batch=1")
         cache = DeepFeatureCache(model.denoising_unet, latents.shape[2], cache_depth)
+        window_batch = 1  # the cache keeps features per call of one window
     start, end = guidance_interval
     counts = {"full_rows": 0, "shallow_rows": 0}
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
