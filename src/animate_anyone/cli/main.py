@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import animate, bench, convert, data, demo, evaluate, init_model, pose, synthetic, train
+from . import animate, app, bench, convert, data, demo, evaluate, init_model, pose, synthetic, train
 
-SUBCOMMANDS = (demo, animate, pose, data, train, evaluate, synthetic, bench, init_model, convert)
+SUBCOMMANDS = (demo, animate, app, pose, data, train, evaluate, synthetic, bench, init_model, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

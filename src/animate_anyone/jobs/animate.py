@@ -61,7 +61,10 @@ def animate(
     *,
     driver: str | Path | None = None,
     side_by_side: str | Path | None = None,
+    keypoints_out: str | Path | None = None,
     progress: bool = True,
+    pipe=None,
+    hooks=None,
 ) -> Path:
     """Animate the character in ``reference`` with the model and settings of ``config`` and write ``out``
     (.mp4, .gif or a folder of PNGs).
@@ -69,6 +72,10 @@ def animate(
     The motion is ``pose``: rendered skeletons (a video, a folder of images, one image) used as they are,
     or a keypoint file (.npz/.json) that is aligned to the reference and rendered; or ``driver``: an
     ordinary video of a person, whose pose is extracted, aligned and rendered. Returns ``out``.
+
+    ``keypoints_out``: also save the driving keypoints (aligned; .npz or .json) when the motion came as keypoints
+    or a driving video. ``pipe``: an already loaded pipeline to use instead of loading ``config.model`` (the
+    app keeps one); ``hooks``: ``PipelineHooks`` that see the call (progress, cancellation).
     """
     from ..media import VideoWriter, load_image
     from ..pipelines.pipeline_animate_anyone import default_size
@@ -87,10 +94,14 @@ def animate(
     sampling_settings(config)  # a bad setting fails here, before the model loads
     width, height = parse_size(config.size) or default_size(image, directory.config("vae")["sample_size"])
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
-    pose_frames, pose_fps = _pose_frames(pose, driver, image, (width, height), config.frames, config.pose, progress)
+    pose_frames, pose_fps, keypoints = _pose_frames(
+        pose, driver, image, (width, height), config.frames, config.pose, progress
+    )
+    if keypoints_out is not None and keypoints is not None:
+        keypoints.save(keypoints_out)
     reference_frame = np.asarray(image.resize((width, height)))
     # 3. Load the pipeline.
-    pipe = load_pipeline(config, progress)
+    pipe = pipe if pipe is not None else load_pipeline(config, progress)
     # 4. Generate, streaming decoded frames to the writer(s).
     fps = config.fps or pose_fps
     generator = torch.Generator("cpu").manual_seed(config.seed)
@@ -123,23 +134,24 @@ def animate(
             context_overlap=config.context_overlap,
             window_mode=config.window_mode,
             frame_sink=sink,
+            hooks=hooks,
         )
         bar.close()
     return Path(out)
 
 
-def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progress: bool) -> tuple[np.ndarray, float]:
-    """(F, H, W, 3) uint8 pose frames at ``size`` and their fps, from whichever pose source was given."""
+def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progress: bool):
+    """(F, H, W, 3) uint8 pose frames at ``size``, their fps, and the keypoints they were drawn from (None for
+    rendered skeletons), from whichever pose source was given."""
     from ..media import iter_frames, probe_frames
     from ..pose.keypoints import is_pose_file
 
     if driver is not None or is_pose_file(pose):
-        from ..pose.jobs import animation_poses
+        from ..pose.jobs import animation_sequence, render_sequence
 
-        return animation_poses(
+        keypoints = animation_sequence(
             driver if driver is not None else pose,
             image,
-            size,
             frames,
             align=options.align,
             backend=options.backend,
@@ -147,11 +159,12 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
             pose_model=options.pose_model,
             progress=progress,
         )
+        return render_sequence(keypoints, size), keypoints.fps, keypoints
     info = probe_frames(pose)
     count = info.num_frames if frames is None else frames
     if not 1 <= count <= info.num_frames:
         raise ValueError(f"--frames {frames}: the pose sequence {pose} has {info.num_frames} frames")
-    return np.stack(list(iter_frames(pose, size=size, count=count))), info.fps  # (F, H, W, 3)
+    return np.stack(list(iter_frames(pose, size=size, count=count))), info.fps, None  # (F, H, W, 3)
 
 
 def _check_window(directory: ModelDirectory, context_frames: int) -> None:

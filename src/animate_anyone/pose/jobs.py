@@ -108,12 +108,50 @@ def animation_poses(
     """Rendered pose frames (F, H, W, 3) uint8 at ``size`` = (width, height) and their fps, from a keypoint
     file or a raw driving video (extracted first); aligned to the reference's body unless ``align=False``
     (then the driver's frame is stretched onto the output)."""
+    pose = animation_sequence(
+        source,
+        reference,
+        frames,
+        align=align,
+        backend=backend,
+        det_model=det_model,
+        pose_model=pose_model,
+        progress=progress,
+    )
+    return render_sequence(pose, size), pose.fps
+
+
+def render_sequence(pose: PoseSequence, size: tuple[int, int]) -> np.ndarray:
+    """(F, H, W, 3) uint8 skeletons of ``pose`` at ``size`` = (width, height), as the animation uses them."""
+    from .draw import iter_rendered
+
+    return np.stack(list(iter_rendered(pose, size, scale="auto")))
+
+
+def animation_sequence(
+    source,
+    reference: PIL.Image.Image,
+    frames: int | None = None,
+    *,
+    align: bool = True,
+    backend: str = "mediapipe",
+    det_model=None,
+    pose_model=None,
+    progress: bool = True,
+) -> PoseSequence:
+    """The keypoints that drive an animation: loaded from a keypoint file or extracted from a raw driving video,
+    cut to ``frames`` and, unless ``align=False``, retargeted to the reference's body."""
     if is_pose_file(source):
         pose = load_pose(source)
     else:
         from .extract import extract_poses
 
         pose = extract_poses(source, backend, det_model=det_model, pose_model=pose_model, progress=progress)[0]
+    if not (pose.body[..., 2] > 0).any():
+        raise ValueError(
+            f"no person was found in {source}: every body keypoint is missing; the motion needs a visible person "
+            "(or give rendered skeletons as --pose)"
+        )
     if frames is not None:
         if not 1 <= frames <= pose.num_frames:
             raise ValueError(f"--frames {frames}: the pose sequence {source} has {pose.num_frames} frames")
@@ -122,6 +160,4 @@ def animation_poses(
         from .align import retarget
 
         pose = retarget(pose, reference_pose(reference, backend=backend, det_model=det_model, pose_model=pose_model))
-    from .draw import iter_rendered
-
-    return np.stack(list(iter_rendered(pose, size, scale="auto"))), pose.fps
+    return pose

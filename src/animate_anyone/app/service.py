@@ -1,0 +1,165 @@
+"""What the app does, without any UI: one loaded pipeline, a pose preview, animation jobs, cancellation.
+
+The Gradio page (``app/ui.py``) only turns widgets into calls of ``AnimateService``; the job itself is
+``jobs.animate.animate``, the one behind the ``animate`` command, so the app has no pipeline code of its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..pipelines.pipeline_animate_anyone import PipelineHooks
+
+MOTION_KINDS = {
+    "pose video": "rendered skeletons (a video or image of OpenPose-style stick figures), used as they are",
+    "video of a person": "an ordinary video: the pose is extracted and retargeted to the reference",
+    "keypoint file": "keypoints (.npz / .json from `animate-anyone pose extract`), retargeted to the reference",
+}
+
+
+class JobCancelled(Exception):
+    """Raised between denoising steps after ``AnimateService.cancel()``."""
+
+
+@dataclass
+class AppResult:
+    video: Path
+    side_by_side: Path | None
+    keypoints: Path | None  # the driving keypoints (aligned), when the motion was a video of a person or keypoints
+    frames: int
+    seconds: float
+
+
+class _Cancellable(PipelineHooks):
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+
+    def step_end(self, step, latents) -> None:
+        if self.flag.is_set():
+            raise JobCancelled("cancelled")
+
+
+class AnimateService:
+    """``model``: a model directory (default: the packaged miniature model). The pipeline loads on first use
+    and stays loaded; jobs write into ``workdir`` (default: a new temporary folder), one sub-folder each."""
+
+    def __init__(self, model=None, device: str = "auto", dtype: str = "auto", workdir=None):
+        from ..model_dir import ModelDirectory
+        from ..synthetic.demo import packaged_model
+
+        self.model = Path(model) if model else packaged_model()
+        self.directory = ModelDirectory(self.model).check()  # a wrong path fails at start-up, not at first use
+        self.device, self.dtype = device, dtype
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="animate-anyone-app-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._pipe = None
+        self._load_lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._jobs = itertools.count(1)
+
+    @property
+    def sample_size(self) -> int:
+        return int(self.directory.config("vae")["sample_size"])
+
+    def config(self, **settings):
+        """An ``AnimateConfig`` for this model from the page's settings (None values keep the defaults); a bad
+        value raises ``ValueError`` naming it."""
+        from ..config import load_config
+        from ..jobs.animate import sampling_settings
+        from ..jobs.animate_config import AnimateConfig
+
+        values = {k: v for k, v in settings.items() if v is not None}
+        config = load_config(AnimateConfig, None, [], {"model": str(self.model), **values})
+        config.device, config.dtype = self.device, self.dtype
+        sampling_settings(config)
+        return config
+
+    def pipeline(self):
+        from ..jobs.animate import load_pipeline
+        from ..jobs.animate_config import AnimateConfig
+
+        with self._load_lock:
+            if self._pipe is None:
+                config = AnimateConfig(model=str(self.model), device=self.device, dtype=self.dtype)
+                self._pipe = load_pipeline(config, progress=True)
+        return self._pipe
+
+    # -- the pose preview -------------------------------------------------------------------------------------
+    def preview(self, reference, motion, kind: str, frame: int = 0) -> np.ndarray:
+        """The skeleton of motion frame ``frame`` over the reference (H, W, 3) uint8: retargeted for a video
+        of a person or keypoints (what the animation will follow), as given for a rendered pose video."""
+        from ..media import iter_frames, load_image
+        from ..pose.draw import draw_pose, overlay
+
+        _check_inputs(reference, motion, kind)
+        image = load_image(reference)
+        photo = np.asarray(image)
+        if kind == "pose video":
+            skeleton = next(iter_frames(motion, size=image.size, start=frame, count=1), None)
+            if skeleton is None:
+                raise ValueError(f"the pose video has no frame {frame}")
+        else:
+            pose = self._sequence(image, motion, kind)
+            skeleton = draw_pose(pose, min(frame, pose.num_frames - 1), image.size, scale="auto")
+        return overlay(photo, skeleton)
+
+    def _sequence(self, image, motion, kind: str):
+        from ..pose.jobs import animation_sequence
+
+        return animation_sequence(motion, image, progress=False)
+
+    # -- a job ------------------------------------------------------------------------------------------------
+    def animate(self, reference, motion, kind: str, side_by_side: bool = True, **settings) -> AppResult:
+        """Animate ``reference`` with ``motion`` (see ``MOTION_KINDS``); ``settings`` are ``AnimateConfig``
+        fields (steps, guidance, preset, seed, frames, size, context_frames, context_overlap, ...)."""
+        from ..jobs.animate import animate
+
+        _check_inputs(reference, motion, kind)
+        config = self.config(**settings)
+        job = self.workdir / f"job-{next(self._jobs):04d}"
+        job.mkdir(parents=True, exist_ok=True)
+        keypoints = job / "keypoints.npz" if kind != "pose video" else None
+        panel = job / "side_by_side.mp4" if side_by_side else None
+        self._cancel.clear()
+        start = time.perf_counter()
+        out = animate(
+            config,
+            reference,
+            motion if kind != "video of a person" else None,
+            job / "animation.mp4",
+            driver=motion if kind == "video of a person" else None,
+            side_by_side=panel,
+            keypoints_out=keypoints,
+            progress=True,
+            pipe=self.pipeline(),
+            hooks=_Cancellable(self._cancel),
+        )
+        from ..media import probe_frames
+
+        frames = probe_frames(out).num_frames
+        return AppResult(out, panel, keypoints, frames, time.perf_counter() - start)
+
+    def cancel(self) -> None:
+        """Stop the running job at its next denoising step (it raises ``JobCancelled``)."""
+        self._cancel.set()
+
+
+def _check_inputs(reference, motion, kind: str) -> None:
+    if kind not in MOTION_KINDS:
+        raise ValueError(f"unknown motion kind {kind!r}; choose one of {', '.join(MOTION_KINDS)}")
+    if not reference:
+        raise ValueError("upload a reference image of the character first")
+    if not motion:
+        raise ValueError(f"upload the motion first: {MOTION_KINDS[kind]}")
+    from ..pose.keypoints import is_pose_file
+
+    if (kind == "keypoint file") != is_pose_file(motion):
+        expected = "a keypoint file (.npz or .json)" if kind == "keypoint file" else "a video or image"
+        raise ValueError(f"the motion is {Path(motion).name}, but '{kind}' needs {expected}; pick the matching kind")

@@ -1,0 +1,126 @@
+"""The Gradio page of ``animate-anyone app``: widgets -> ``AnimateService`` calls, nothing else.
+
+Jobs go through Gradio's queue one at a time (every event that runs the model shares one concurrency group);
+errors become messages in the page; the "Cancel" button stops a running job at its next denoising step. The
+named endpoint ``/animate`` takes (reference image, motion file) and optional settings and returns the video,
+for ``gradio_client``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .service import MOTION_KINDS, AnimateService, JobCancelled
+
+logger = logging.getLogger(__name__)
+DEVICE_QUEUE = "device"  # the concurrency group of everything that runs the model: one job at a time
+PRESET_CHOICES = ["model default", "quality", "fast", "student"]
+
+
+def _settings(preset, steps, guidance, seed, frames, size, context_frames, context_overlap) -> dict:
+    """Page values -> AnimateConfig fields; 0 / empty means "the default"."""
+    return {
+        "preset": None if preset in (None, "model default") else preset,
+        "steps": int(steps) if steps else None,
+        "guidance": float(guidance) if guidance is not None and guidance >= 0 else None,
+        "seed": int(seed or 0),
+        "frames": int(frames) if frames else None,
+        "size": size.strip() if size and size.strip() else None,
+        "context_frames": int(context_frames) if context_frames else None,
+        "context_overlap": int(context_overlap) if context_overlap is not None else None,
+    }
+
+
+def build_app(service: AnimateService):
+    """The page as a ``gradio.Blocks`` (not launched)."""
+    import gradio as gr
+
+    def run(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, side_by_side):
+        settings = _settings(preset, steps, guidance, seed, frames, size, context, overlap)
+        try:
+            result = service.animate(reference, motion, kind, side_by_side=side_by_side, **settings)
+        except JobCancelled:
+            gr.Warning("The job was cancelled.")
+            return None, None, None, "Cancelled."
+        except Exception as exc:  # every failure is a message in the page; the app keeps serving
+            logger.exception("animation failed")
+            raise gr.Error(_message(exc)) from None
+        status = (
+            f"{result.frames} frames in {result.seconds:.1f} s ({service.model.name}, {service.pipeline().device})."
+        )
+        panel = str(result.side_by_side) if result.side_by_side else None
+        keypoints = str(result.keypoints) if result.keypoints else None
+        return str(result.video), panel, keypoints, status
+
+    def run_api(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap):
+        return run(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, False)[0]
+
+    def preview(reference, motion, kind):
+        try:
+            return service.preview(reference, motion, kind)
+        except Exception as exc:
+            raise gr.Error(_message(exc)) from None
+
+    with gr.Blocks(title="Animate Anyone") as page:
+        gr.Markdown(
+            "# Animate Anyone\nOne image of a character and a motion in, a video of the character doing the "
+            f"motion out. Model: `{service.model}`."
+        )
+        with gr.Row():
+            with gr.Column():
+                reference = gr.Image(label="Reference image", type="filepath", elem_id="reference")
+                kind = gr.Radio(
+                    list(MOTION_KINDS),
+                    value="pose video",
+                    label="Motion",
+                    info="; ".join(f"{k}: {v}" for k, v in MOTION_KINDS.items()),
+                    elem_id="kind",
+                )
+                motion = gr.File(label="Motion file (video, image or keypoints)", type="filepath", elem_id="motion")
+                with gr.Accordion("Settings", open=False):
+                    preset = gr.Dropdown(PRESET_CHOICES, value="model default", label="Speed preset")
+                    steps = gr.Number(0, precision=0, label="Steps (0: the preset's)")
+                    guidance = gr.Number(-1, label="Guidance scale (-1: the preset's; 1 or less: off)")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    frames = gr.Number(0, precision=0, label="Frames (0: all)")
+                    size = gr.Textbox("", label="Size WIDTHxHEIGHT (empty: the reference's aspect ratio)")
+                    context = gr.Number(24, precision=0, label="Window length (frames)")
+                    overlap = gr.Number(4, precision=0, label="Window overlap (frames)")
+                    side_by_side = gr.Checkbox(True, label="Also write reference | pose | result")
+                with gr.Row():
+                    show = gr.Button("Preview skeleton", elem_id="preview-button")
+                    go = gr.Button("Animate", variant="primary", elem_id="animate-button")
+                    stop = gr.Button("Cancel", variant="stop", elem_id="cancel-button")
+            with gr.Column():
+                skeleton = gr.Image(label="Skeleton over the reference", interactive=False, elem_id="skeleton")
+                video = gr.Video(label="Animation", interactive=False, autoplay=True, elem_id="result")
+                panel = gr.Video(label="Reference | pose | result", interactive=False, elem_id="side-by-side")
+                keypoints = gr.File(label="Driving keypoints", interactive=False, elem_id="keypoints")
+                status = gr.Markdown(elem_id="status")
+        inputs = [reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap]
+        show.click(preview, [reference, motion, kind], skeleton, api_visibility="private")
+        job = go.click(
+            run,
+            [*inputs, side_by_side],
+            [video, panel, keypoints, status],
+            api_visibility="private",
+            concurrency_id=DEVICE_QUEUE,
+            concurrency_limit=1,
+        )
+        stop.click(service.cancel, None, None, cancels=[job], queue=False, api_visibility="private")
+        hidden = gr.Button(visible=False)
+        hidden.click(run_api, inputs, video, api_name="animate", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+    return page
+
+
+def _message(exc: BaseException) -> str:
+    """One line for the page: the error's own message (ours name the bad value and the fix)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, (ValueError, FileNotFoundError)) else f"{type(exc).__name__}: {text}"
+
+
+def launch(model=None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto", dtype: str = "auto"):
+    """Build the service and the page and serve it (blocks until stopped)."""
+    service = AnimateService(model, device=device, dtype=dtype)
+    page = build_app(service)
+    page.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, show_error=True)

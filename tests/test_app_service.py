@@ -1,0 +1,101 @@
+"""The app's service layer (no Gradio needed): jobs through ``jobs.animate``, the pose preview, cancellation and
+errors that name the problem. The page itself is tested in a real browser (tests/integration)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from animate_anyone.app.service import AnimateService, JobCancelled
+from animate_anyone.media import probe_frames, write_video
+from animate_anyone.pose.keypoints import PoseSequence, load_pose
+
+
+@pytest.fixture(scope="module")
+def service(tiny_model_dir, tmp_path_factory):
+    return AnimateService(tiny_model_dir, workdir=tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inputs")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(folder / "ref.png")
+    write_video(folder / "pose", list(rng.integers(0, 255, (4, 64, 48, 3), dtype=np.uint8)), 8.0)
+    body = np.zeros((4, 1, 18, 3), np.float32)
+    body[..., 0], body[..., 1], body[..., 2] = 24 + np.arange(18), 10 + 2 * np.arange(18), 1.0
+    pose = PoseSequence(body, np.zeros((4, 1, 2, 21, 3)), np.zeros((4, 1, 68, 3)), 48, 64, fps=8.0)
+    pose.save(folder / "motion.npz")
+    nobody = PoseSequence.empty(4, 1, 48, 64, fps=8.0)
+    nobody.save(folder / "nobody.npz")
+    return folder
+
+
+def test_animate_a_pose_video_and_a_keypoint_file(service, inputs):
+    result = service.animate(inputs / "ref.png", inputs / "pose", "pose video", steps=2, size="48x64")
+    assert result.frames == 4 and result.keypoints is None
+    assert probe_frames(result.video).num_frames == 4
+    assert (probe_frames(result.side_by_side).width, probe_frames(result.side_by_side).height) == (3 * 48, 64)
+    # Keypoints: no reference body is needed when alignment is off; the driving keypoints come back.
+    service_config = dict(steps=2, size="48x64", frames=3)
+    result = service.animate(
+        inputs / "ref.png",
+        inputs / "motion.npz",
+        "keypoint file",
+        side_by_side=False,
+        **service_config,
+        **{"pose.align": False},
+    )
+    assert result.frames == 3 and result.side_by_side is None
+    assert load_pose(result.keypoints).num_frames == 3
+    assert result.video.parent != service.workdir and result.video.parent.parent == service.workdir
+
+
+def test_preview_draws_the_skeleton_over_the_reference(service, inputs):
+    plain = np.asarray(Image.open(inputs / "ref.png").convert("RGB"))
+    shown = service.preview(inputs / "ref.png", inputs / "pose", "pose video")
+    assert shown.shape == plain.shape and not np.array_equal(shown, plain)
+
+
+@pytest.mark.parametrize(
+    "motion, kind, message",
+    [
+        ("pose", "keypoint file", "needs a keypoint file"),
+        ("motion.npz", "pose video", "needs a video or image"),
+        ("nobody.npz", "keypoint file", "no person was found"),
+        ("pose", "dance", "unknown motion kind"),
+        (None, "pose video", "upload the motion first"),
+    ],
+)
+def test_bad_inputs_are_named(service, inputs, motion, kind, message):
+    with pytest.raises(ValueError, match=message):
+        service.animate(inputs / "ref.png", inputs / motion if motion else None, kind, steps=1, **{"pose.align": False})
+
+
+def test_bad_settings_are_named(service, inputs):
+    with pytest.raises(ValueError, match="context-frames 40 exceeds"):
+        service.animate(inputs / "ref.png", inputs / "pose", "pose video", context_frames=40)
+    with pytest.raises(ValueError, match="unknown preset 'turbo'"):
+        service.animate(inputs / "ref.png", inputs / "pose", "pose video", preset="turbo")
+
+
+def test_cancel_stops_a_running_job(service, inputs):
+    done = threading.Event()
+
+    def keep_cancelling():
+        while not done.wait(0.005):
+            service.cancel()
+
+    thread = threading.Thread(target=keep_cancelling)
+    thread.start()
+    try:
+        with pytest.raises(JobCancelled):
+            service.animate(inputs / "ref.png", inputs / "pose", "pose video", steps=50, size="48x64")
+    finally:
+        done.set()
+        thread.join()
+    # The next job runs normally.
+    assert service.animate(inputs / "ref.png", inputs / "pose", "pose video", steps=1, size="48x64").frames == 4
