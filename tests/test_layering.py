@@ -40,6 +40,7 @@ LAYERS = [
         ],
     ),
     ("jobs", ["animate_anyone.jobs", "animate_anyone.bench"]),
+    ("front ends", ["animate_anyone.app"]),
     ("cli", ["animate_anyone.cli"]),
 ]
 
