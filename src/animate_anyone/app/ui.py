@@ -92,7 +92,9 @@ def build_app(service: AnimateService):
                     go = gr.Button("Animate", variant="primary", elem_id="animate-button")
                     stop = gr.Button("Cancel", variant="stop", elem_id="cancel-button")
             with gr.Column():
-                skeleton = gr.Image(label="Skeleton over the reference", interactive=False, height=256, elem_id="skeleton")
+                skeleton = gr.Image(
+                    label="Skeleton over the reference", interactive=False, height=256, elem_id="skeleton"
+                )
                 video = gr.Video(label="Animation", interactive=False, autoplay=True, elem_id="result")
                 panel = gr.Video(label="Reference | pose | result", interactive=False, elem_id="side-by-side")
                 keypoints = gr.File(label="Driving keypoints", interactive=False, elem_id="keypoints")

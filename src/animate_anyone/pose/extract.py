@@ -121,21 +121,55 @@ def extract_poses(
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
     path = Path(source)
     info = probe_frames(path)
+    return extract_frames(
+        iter_frames(path),
+        (info.width, info.height),
+        info.fps,
+        backend,
+        num_frames=info.num_frames,
+        name=str(path),
+        det_model=det_model,
+        pose_model=pose_model,
+        max_gap=max_gap,
+        min_confidence=min_confidence,
+        progress=progress,
+    )
+
+
+def extract_frames(
+    frames,
+    size: tuple[int, int],
+    fps: float,
+    backend: str = "mediapipe",
+    *,
+    num_frames: int | None = None,
+    name: str = "<frames>",
+    det_model=None,
+    pose_model=None,
+    max_gap: int = 8,
+    min_confidence: float = 0.3,
+    progress: bool = True,
+) -> tuple[PoseSequence, ExtractionReport]:
+    """``extract_poses`` for frames in memory: an iterable of (H, W, 3) uint8 RGB arrays, all of ``size`` =
+    (width, height); ``name`` labels them in errors and the report (e.g. a ComfyUI image batch)."""
+    if max_gap < 0:
+        raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+    width, height = size
     body, hands, face, found = [], [], [], []
     extractor = open_backend(
         backend,
-        static_image_mode=info.num_frames == 1,
+        static_image_mode=num_frames == 1,
         det_model=det_model,
         pose_model=pose_model,
         min_confidence=min_confidence,
     )
     try:
-        with tqdm(total=info.num_frames, desc=f"poses ({backend})", unit="frame", disable=not progress) as bar:
-            for frame in iter_frames(path):
-                if frame.shape[:2] != (info.height, info.width):
+        with tqdm(total=num_frames, desc=f"poses ({backend})", unit="frame", disable=not progress) as bar:
+            for frame in frames:
+                if frame.shape[:2] != (height, width):
                     raise ValueError(
-                        f"{path}: frame {len(found)} is {frame.shape[1]}x{frame.shape[0]}, "
-                        f"the source is {info.width}x{info.height}"
+                        f"{name}: frame {len(found)} is {frame.shape[1]}x{frame.shape[0]}, "
+                        f"the source is {width}x{height}"
                     )
                 b, h, f = _first_person(*extractor(frame))
                 body.append(b)
@@ -147,14 +181,14 @@ def extract_poses(
         extractor.close()
     if not any(found):
         raise ValueError(
-            f"{path}: no person found in any of its {len(found)} frame(s) (pose backend '{backend}'); "
+            f"{name}: no person found in any of its {len(found)} frame(s) (pose backend '{backend}'); "
             "the source needs a clearly visible person"
         )
-    pose = PoseSequence(np.stack(body), np.stack(hands), np.stack(face), info.width, info.height, info.fps)
+    pose = PoseSequence(np.stack(body), np.stack(hands), np.stack(face), width, height, fps)
     found = np.array(found)
     pose, interpolated, flagged = fill_gaps(pose, found, max_gap)
     report = ExtractionReport(
-        str(path), backend, pose.num_frames, max_gap, np.flatnonzero(~found).tolist(), interpolated, flagged
+        name, backend, pose.num_frames, max_gap, np.flatnonzero(~found).tolist(), interpolated, flagged
     )
     return pose, report
 
