@@ -1,0 +1,6 @@
+"""Animate Anyone nodes for ComfyUI: copy (or clone) this folder into ``ComfyUI/custom_nodes/`` and install the
+library into ComfyUI's Python (``pip install animate-anyone``). See docs/comfyui.md."""
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

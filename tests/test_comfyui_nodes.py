@@ -1,0 +1,89 @@
+"""The ComfyUI node pack's node functions, run without ComfyUI (its modules are imported only inside the nodes;
+the real ComfyUI runs them in tests/integration/test_comfyui.py): IMAGE tensors in, IMAGE tensors out."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+PACK = Path(__file__).parents[1] / "integrations" / "comfyui"
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "animate_anyone_nodes", PACK / "__init__.py", submodule_search_locations=[str(PACK)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as ComfyUI imports a custom_nodes folder: a package
+    spec.loader.exec_module(module)
+    yield module
+    for name in [n for n in sys.modules if n == spec.name or n.startswith(spec.name + ".")]:
+        del sys.modules[name]
+
+
+def test_mappings_and_input_types(nodes):
+    assert set(nodes.NODE_CLASS_MAPPINGS) == set(nodes.NODE_DISPLAY_NAME_MAPPINGS)
+    for cls in nodes.NODE_CLASS_MAPPINGS.values():
+        spec = cls.INPUT_TYPES()
+        assert (
+            set(spec) == {"required"} and hasattr(cls, cls.FUNCTION) and len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES)
+        )
+    # The shipped API workflow uses our nodes with exactly their inputs.
+    workflow = json.loads((PACK / "workflows" / "animate_mini_api.json").read_text())
+    for node in workflow.values():
+        cls = nodes.NODE_CLASS_MAPPINGS.get(node["class_type"])
+        if cls is not None:
+            assert set(node["inputs"]) == set(cls.INPUT_TYPES()["required"]), node["class_type"]
+
+
+def test_load_and_animate_image_batches(nodes, tiny_model_dir):
+    (pipe,) = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneLoadModel"]().load(str(tiny_model_dir), "float32")
+    rng = np.random.default_rng(0)
+    reference = torch.from_numpy(rng.random((1, 64, 48, 3), dtype=np.float32))
+    poses = torch.from_numpy(rng.random((5, 64, 48, 3), dtype=np.float32))
+    animate = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneAnimate"]()
+    kw = dict(seed=3, preset="model default", steps=2, guidance=-1.0, context_frames=24, context_overlap=4)
+    (frames,) = animate.animate(pipe, reference, poses, width=0, height=0, **kw)
+    # Size 0: the reference's aspect ratio, shorter side = the model's resolution (tiny: 64), as in `animate`.
+    assert frames.shape == (5, 88, 64, 3) and frames.dtype == torch.float32 and 0 <= frames.min() <= frames.max() <= 1
+    (again,) = animate.animate(pipe, reference, poses, width=0, height=0, **kw)
+    assert torch.equal(frames, again)  # the seed fixes the result
+    # The same call through the pipeline directly: the node adds nothing but the conversions.
+    from PIL import Image
+
+    direct = pipe(
+        Image.fromarray(nodes.nodes.to_uint8(reference)[0]),
+        nodes.nodes.to_uint8(poses),
+        height=88,
+        width=64,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(3),
+    ).frames
+    assert np.array_equal(nodes.nodes.to_uint8(frames), direct)
+    (small,) = animate.animate(pipe, reference, poses, width=32, height=40, **kw)
+    assert small.shape == (5, 40, 32, 3)
+    with pytest.raises(ValueError, match="IMAGE batch"):
+        animate.animate(pipe, reference[0], poses, width=0, height=0, **kw)
+
+
+def test_extract_and_retarget_poses(nodes):
+    from skimage.data import astronaut
+
+    photo = astronaut()[::2, ::2]  # (256, 256, 3)
+    images = torch.from_numpy(np.stack([photo, photo[:, ::-1]])).float() / 255
+    pose_images, poses = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneExtractPoses"]().extract(images, 24.0, "mediapipe")
+    assert pose_images.shape == images.shape and poses.num_frames == 2 and poses.fps == 24.0
+    assert pose_images.sum() > 0  # a skeleton was drawn
+    reference = images[:1, :, :200]  # a narrower frame of the same person
+    aligned_images, aligned = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneRetargetPoses"]().retarget(
+        poses, reference, "mediapipe"
+    )
+    assert aligned_images.shape == (2, 256, 200, 3) and aligned.num_frames == 2
