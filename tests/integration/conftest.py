@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -75,3 +76,27 @@ def app_server(tmp_path_factory):
         yield url
     finally:
         stop(process)
+
+
+CHROMIUM = os.environ.get("ANIMATE_ANYONE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOT_DIR = os.environ.get("ANIMATE_ANYONE_SCREENSHOTS")  # docs/images when refreshing the docs' pictures
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright (no browser is downloaded)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM}: apt-get install -y chromium (see .ci/integration)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+        yield browser
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    """A full-page screenshot into $ANIMATE_ANYONE_SCREENSHOTS (when set)."""
+    if SCREENSHOT_DIR:
+        page.screenshot(path=str(Path(SCREENSHOT_DIR) / name), full_page=True)

@@ -4,34 +4,14 @@ app keeps serving."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 
+from .conftest import shot
+
 pytestmark = pytest.mark.integration
-CHROMIUM = os.environ.get("ANIMATE_ANYONE_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOT_DIR = os.environ.get("ANIMATE_ANYONE_SCREENSHOTS")  # docs/images when refreshing the docs' pictures
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM}: apt-get install -y chromium (see .ci/integration)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        )
-        yield browser
-        browser.close()
-
-
-def shot(page, name: str) -> None:
-    if SCREENSHOT_DIR:
-        page.screenshot(path=str(Path(SCREENSHOT_DIR) / name), full_page=True)
 
 
 def test_upload_animate_and_play_then_a_bad_upload(browser, app_server, demo_inputs):

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, start, stop, wait_for
+from .conftest import free_port, shot, start, stop, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
-COMFYUI = Path(os.environ.get("ANIMATE_ANYONE_COMFYUI", ROOT.parent / "shared" / "third_party" / "ComfyUI"))
+COMFYUI = Path(os.environ.get("ANIMATE_ANYONE_COMFYUI", ROOT.parent / "shared" / "third_party" / "ComfyUI")).resolve()
 STUB = COMFYUI.parent / "torchvision-stub"
 PYTHON = Path(os.environ.get("ANIMATE_ANYONE_COMFYUI_PYTHON", ROOT / ".venv-comfyui" / "bin" / "python"))
 WORKFLOW = ROOT / "integrations" / "comfyui" / "workflows" / "animate_mini_api.json"
+UI_WORKFLOW = WORKFLOW.with_name("animate_mini.json")
 NODES = {"AnimateAnyoneLoadModel", "AnimateAnyoneExtractPoses", "AnimateAnyoneRetargetPoses", "AnimateAnyoneAnimate"}
 
 
@@ -63,8 +64,21 @@ def comfyui(tmp_path_factory, demo_inputs):
     (home / "input").mkdir(exist_ok=True)
     shutil.copy(demo_inputs["reference"], home / "input" / "reference.png")
     shutil.copy(demo_inputs["pose"], home / "input" / "pose.mp4")
+    # Test environment only: torchvision is an import-time stub here (no CPU build exists; see the third_party
+    # README). Availability checks (importlib.util.find_spec, used by transformers and diffusers) are told it is
+    # absent, so those libraries take their torchvision-free paths, as on a machine without torchvision, while
+    # ComfyUI's own `import torchvision` still finds the stub.
+    shims = home.parent / "shims"
+    shims.mkdir()
+    (shims / "sitecustomize.py").write_text(
+        "import importlib.util\n"
+        "_find_spec = importlib.util.find_spec\n"
+        "def _without_torchvision(name, package=None):\n"
+        "    return None if name == 'torchvision' else _find_spec(name, package)\n"
+        "importlib.util.find_spec = _without_torchvision\n"
+    )
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(STUB)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shims), str(STUB)])}
     log = home / "server.log"
     process = start([str(PYTHON), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port)], log, home, env)
     url = f"http://127.0.0.1:{port}"
@@ -108,3 +122,23 @@ def test_bad_workflows_get_errors_and_the_server_keeps_running(comfyui):
     assert "/no/such/model" in messages, messages[-2000:]
     status, _ = request(f"{url}/system_stats")
     assert status == 200
+
+
+def test_the_ui_workflow_is_the_api_workflow_in_comfyuis_own_frontend(comfyui, browser):
+    """The UI-format example loaded by ComfyUI's frontend (in chromium) converts to the API-format example."""
+    url, _, _ = comfyui
+    page = browser.new_page(viewport={"width": 1400, "height": 800})
+    page.goto(url)
+    page.wait_for_function("() => window.app && window.app.graph", timeout=120_000)
+    page.evaluate("async (graph) => { await window.app.loadGraphData(graph); }", json.loads(UI_WORKFLOW.read_text()))
+    prompt = page.evaluate("async () => (await window.app.graphToPrompt()).output")
+    expected = json.loads(WORKFLOW.read_text())
+    assert {k: (v["class_type"], v["inputs"]) for k, v in prompt.items()} == {
+        k: (v["class_type"], v["inputs"]) for k, v in expected.items()
+    }
+    assert "Invalid workflow" not in page.inner_text("body")  # the frontend's schema check passed
+    page.keyboard.press("Escape")  # any start-up dialog
+    page.evaluate("() => { const c = window.app.canvas; c.ds.scale = 1; c.ds.offset = [30, 40]; c.setDirty(true, true); }")
+    page.wait_for_timeout(500)
+    shot(page, "comfyui.png")
+    page.close()
