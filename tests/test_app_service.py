@@ -36,7 +36,7 @@ def inputs(tmp_path_factory):
 
 def test_animate_a_pose_video_and_a_keypoint_file(service, inputs):
     result = service.animate(inputs / "ref.png", inputs / "pose", "pose video", steps=2, size="48x64")
-    assert result.frames == 4 and result.keypoints is None
+    assert (result.frames, result.steps) == (4, 2) and result.keypoints is None
     assert probe_frames(result.video).num_frames == 4
     assert (probe_frames(result.side_by_side).width, probe_frames(result.side_by_side).height) == (3 * 48, 64)
     # Keypoints: no reference body is needed when alignment is off; the driving keypoints come back.

@@ -41,12 +41,23 @@ def test_upload_animate_and_play_then_a_bad_upload(browser, app_server, demo_inp
     )
     current, width, height, duration = played
     assert current > 0 and (width, height) == (64, 64) and duration == pytest.approx(1.0, abs=0.1), played
-    assert re.search(r"12 frames in [\d.]+ s", page.locator("#status").inner_text())
+    assert re.search(r"12 frames, 25 steps, in [\d.]+ s", page.locator("#status").inner_text())
     page.wait_for_function(
         "() => { const v = document.querySelector('#side-by-side video'); return v && v.readyState >= 2; }",
         timeout=60_000,
     )
     shot(page, "app.png")
+    # A long job, cancelled: the page stays usable and the next job runs.
+    page.locator("#settings-accordion").click()
+    page.locator("#steps input").fill("400")
+    page.locator("#animate-button").click()
+    page.wait_for_selector(".progress-text, .eta-bar", timeout=60_000)  # the progress display is up
+    page.locator("#cancel-button").click()
+    page.locator("#steps input").fill("2")
+    page.locator("#animate-button").click()
+    page.wait_for_function(
+        "() => /12 frames, 2 steps, in [0-9.]+ s/.test(document.querySelector('#status').innerText)", timeout=120_000
+    )
     print(f"time to first result in the app (miniature model, 12 frames, browser): {first_result:.1f} s")
     # A file that is not a video: a message in the page, no traceback, and the app still serves.
     page.locator("#motion button[aria-label=Clear]").click()

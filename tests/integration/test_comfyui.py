@@ -138,7 +138,9 @@ def test_the_ui_workflow_is_the_api_workflow_in_comfyuis_own_frontend(comfyui, b
     }
     assert "Invalid workflow" not in page.inner_text("body")  # the frontend's schema check passed
     page.keyboard.press("Escape")  # any start-up dialog
-    page.evaluate("() => { const c = window.app.canvas; c.ds.scale = 1; c.ds.offset = [30, 40]; c.setDirty(true, true); }")
+    page.evaluate(
+        "() => { const c = window.app.canvas; c.ds.scale = 1; c.ds.offset = [30, 40]; c.setDirty(true, true); }"
+    )
     page.wait_for_timeout(500)
     shot(page, "comfyui.png")
     page.close()

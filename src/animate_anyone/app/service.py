@@ -34,6 +34,7 @@ class AppResult:
     side_by_side: Path | None
     keypoints: Path | None  # the driving keypoints (aligned), when the motion was a video of a person or keypoints
     frames: int
+    steps: int  # denoising steps run (the preset's unless overridden)
     seconds: float
 
 
@@ -61,7 +62,8 @@ class AnimateService:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._pipe = None
         self._load_lock = threading.Lock()
-        self._cancel = threading.Event()
+        self._device_lock = threading.Lock()  # one job on the device at a time, even while a cancelled one stops
+        self._running: set[threading.Event] = set()  # the cancel flag of each job in flight
         self._jobs = itertools.count(1)
 
     @property
@@ -120,35 +122,46 @@ class AnimateService:
         """Animate ``reference`` with ``motion`` (see ``MOTION_KINDS``); ``settings`` are ``AnimateConfig``
         fields (steps, guidance, preset, seed, frames, size, context_frames, context_overlap, ...)."""
         from ..jobs.animate import animate
+        from ..pipelines.presets import resolve_preset
 
         _check_inputs(reference, motion, kind)
         config = self.config(**settings)
+        preset = config.preset or self.directory.index().get("default_preset", "quality")
+        steps = resolve_preset(preset, steps=config.steps).steps
         job = self.workdir / f"job-{next(self._jobs):04d}"
         job.mkdir(parents=True, exist_ok=True)
         keypoints = job / "keypoints.npz" if kind != "pose video" else None
         panel = job / "side_by_side.mp4" if side_by_side else None
-        self._cancel.clear()
+        cancelled = threading.Event()
+        self._running.add(cancelled)
         start = time.perf_counter()
-        out = animate(
-            config,
-            reference,
-            motion if kind != "video of a person" else None,
-            job / "animation.mp4",
-            driver=motion if kind == "video of a person" else None,
-            side_by_side=panel,
-            keypoints_out=keypoints,
-            progress=True,
-            pipe=self.pipeline(),
-            hooks=_Cancellable(self._cancel),
-        )
+        try:
+            with self._device_lock:
+                if cancelled.is_set():
+                    raise JobCancelled("cancelled before it started")
+                out = animate(
+                    config,
+                    reference,
+                    motion if kind != "video of a person" else None,
+                    job / "animation.mp4",
+                    driver=motion if kind == "video of a person" else None,
+                    side_by_side=panel,
+                    keypoints_out=keypoints,
+                    progress=True,
+                    pipe=self.pipeline(),
+                    hooks=_Cancellable(cancelled),
+                )
+        finally:
+            self._running.discard(cancelled)
         from ..media import probe_frames
 
         frames = probe_frames(out).num_frames
-        return AppResult(out, panel, keypoints, frames, time.perf_counter() - start)
+        return AppResult(out, panel, keypoints, frames, steps, time.perf_counter() - start)
 
     def cancel(self) -> None:
-        """Stop the running job at its next denoising step (it raises ``JobCancelled``)."""
-        self._cancel.set()
+        """Stop the jobs in flight at their next denoising step (they raise ``JobCancelled``); later jobs run."""
+        for flag in list(self._running):
+            flag.set()
 
 
 def _check_inputs(reference, motion, kind: str) -> None:

@@ -35,7 +35,21 @@ def build_app(service: AnimateService):
     """The page as a ``gradio.Blocks`` (not launched)."""
     import gradio as gr
 
-    def run(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, side_by_side):
+    def run(
+        reference,
+        motion,
+        kind,
+        preset,
+        steps,
+        guidance,
+        seed,
+        frames,
+        size,
+        context,
+        overlap,
+        side_by_side,
+        progress=gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way: shows the pipeline's steps x windows bar)
+    ):
         settings = _settings(preset, steps, guidance, seed, frames, size, context, overlap)
         try:
             result = service.animate(reference, motion, kind, side_by_side=side_by_side, **settings)
@@ -45,9 +59,8 @@ def build_app(service: AnimateService):
         except Exception as exc:  # every failure is a message in the page; the app keeps serving
             logger.exception("animation failed")
             raise gr.Error(_message(exc)) from None
-        status = (
-            f"{result.frames} frames in {result.seconds:.1f} s ({service.model.name}, {service.pipeline().device})."
-        )
+        where = f"{service.model.name}, {service.pipeline().device}"
+        status = f"{result.frames} frames, {result.steps} steps, in {result.seconds:.1f} s ({where})."
         panel = str(result.side_by_side) if result.side_by_side else None
         keypoints = str(result.keypoints) if result.keypoints else None
         return str(result.video), panel, keypoints, status
@@ -77,9 +90,9 @@ def build_app(service: AnimateService):
                     elem_id="kind",
                 )
                 motion = gr.File(label="Motion file (video, image or keypoints)", type="filepath", elem_id="motion")
-                with gr.Accordion("Settings", open=False):
+                with gr.Accordion("Settings", open=False, elem_id="settings-accordion"):
                     preset = gr.Dropdown(PRESET_CHOICES, value="model default", label="Speed preset")
-                    steps = gr.Number(0, precision=0, label="Steps (0: the preset's)")
+                    steps = gr.Number(0, precision=0, label="Steps (0: the preset's)", elem_id="steps")
                     guidance = gr.Number(-1, label="Guidance scale (-1: the preset's; 1 or less: off)")
                     seed = gr.Number(0, precision=0, label="Seed")
                     frames = gr.Number(0, precision=0, label="Frames (0: all)")
