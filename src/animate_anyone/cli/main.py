@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import animate, app, bench, convert, data, demo, evaluate, init_model, pose, synthetic, train
+from . import animate, app, batch, bench, convert, data, demo, evaluate, init_model, pose, synthetic, train
 
-SUBCOMMANDS = (demo, animate, app, pose, data, train, evaluate, synthetic, bench, init_model, convert)
+SUBCOMMANDS = (demo, animate, batch, app, pose, data, train, evaluate, synthetic, bench, init_model, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,11 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        code = args.run(args)  # None, or an exit status (batch: 1 when a job failed)
     except (FileNotFoundError, FileExistsError, ValueError) as exc:
         print(f"animate-anyone {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,172 @@
+"""``animate-anyone batch JOBS.jsonl --out DIR``: many animations, resumable, sharded across processes.
+
+One job per line of JOBS.jsonl, a JSON object::
+
+    {"id": "dance-01", "reference": "refs/a.png", "pose": "poses/dance.mp4", "steps": 20, "seed": 3}
+
+* exactly one motion: ``pose`` (rendered skeletons or a keypoint file) or ``driver`` (a video of a person);
+* ``id`` (default: the line number, ``job-00007``) names the output ``DIR/videos/<id>.mp4``;
+* ``truth`` (optional): the ground-truth video, linked as ``DIR/truth/<id>.<ext>`` so that
+  ``animate-anyone evaluate --pred DIR/videos --gt DIR/truth`` scores the batch as it is;
+* any other key is an ``AnimateConfig`` field (``steps``, ``guidance``, ``preset``, ``frames``, ``size``,
+  ``model``, ``pose.align``, ...) over the batch's own config. Relative paths are relative to JOBS.jsonl.
+
+Resumable: a job whose video exists is skipped (videos are written atomically, so an existing one is
+complete). A failing job is recorded with its error and the others go on. Launched by torchrun/accelerate
+(``WORLD_SIZE`` > 1), rank ``r`` runs the jobs ``r, r + N, r + 2N, ...`` with its own model copy; every rank
+writes ``DIR/summary.rank-<r>.json`` and the last rank to finish merges them into ``DIR/summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..atomic import write_text
+
+JOB_KEYS = {"id", "reference", "pose", "driver", "truth"}
+
+
+@dataclass
+class Job:
+    id: str
+    reference: Path
+    pose: Path | None
+    driver: Path | None
+    truth: Path | None
+    settings: dict = field(default_factory=dict)
+
+
+def read_jobs(path: str | Path) -> list[Job]:
+    """The jobs of a JSON-lines file, checked (a bad line raises ``ValueError`` naming the line)."""
+    path = Path(path)
+    base = path.parent
+    jobs, seen = [], set()
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where}: not a JSON object ({exc.msg})") from None
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+        if "reference" not in entry:
+            raise ValueError(f"{where}: no 'reference' (the character image)")
+        if ("pose" in entry) == ("driver" in entry):
+            raise ValueError(f"{where}: give exactly one of 'pose' (skeletons or keypoints) and 'driver' (a video)")
+        job_id = str(entry.get("id", f"job-{number:05d}"))
+        if not job_id or "/" in job_id or job_id in seen:
+            raise ValueError(f"{where}: id {job_id!r} is empty, contains '/', or repeats an earlier id")
+        seen.add(job_id)
+        paths = {key: None if entry.get(key) is None else base / entry[key] for key in JOB_KEYS - {"id"}}
+        settings = {k: v for k, v in entry.items() if k not in JOB_KEYS}
+        jobs.append(Job(job_id, paths["reference"], paths["pose"], paths["driver"], paths["truth"], settings))
+    if not jobs:
+        raise ValueError(f"{path}: no jobs")
+    return jobs
+
+
+def shard() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment (torchrun, accelerate); (0, 1) when run alone."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    return rank, world
+
+
+def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
+    """Run this process's share of the jobs; returns its summary (see the module doc)."""
+    from tqdm.auto import tqdm
+
+    from ..config import load_config
+    from ..jobs.animate import animate, load_pipeline
+    from ..jobs.animate_config import AnimateConfig
+
+    jobs = read_jobs(jobs_file)
+    rank, world = shard()
+    out = Path(out)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    mine = jobs[rank::world]
+    pipes: dict[tuple, object] = {}  # one loaded pipeline per (model, device, dtype), reused across jobs
+    records = []
+    start = time.perf_counter()
+    for job in tqdm(mine, desc=f"batch (rank {rank}/{world})", unit="job", disable=not progress):
+        target = out / "videos" / f"{job.id}.mp4"
+        record = {"id": job.id, "output": str(target), "rank": rank}
+        if job.truth is not None:
+            record["truth"] = str(_link_truth(job.truth, out / "truth", job.id))
+        if target.exists():
+            records.append({**record, "status": "skipped", "reason": "output exists"})
+            continue
+        job_start = time.perf_counter()
+        try:
+            config = load_config(AnimateConfig, None, [], {**_flat(base_config), **job.settings})
+            key = (config.model, config.device, config.dtype)
+            if key not in pipes:
+                pipes[key] = load_pipeline(config, progress=False)
+            animate(config, job.reference, job.pose, target, driver=job.driver, progress=False, pipe=pipes[key])
+            records.append({**record, "status": "done", "seconds": round(time.perf_counter() - job_start, 3)})
+        except Exception as exc:  # a failing job is recorded; the batch goes on
+            records.append(
+                {
+                    **record,
+                    "status": "failed",
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(limit=5),
+                }
+            )
+    summary = {
+        "rank": rank,
+        "world_size": world,
+        "jobs": len(mine),
+        "counts": {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")},
+        "seconds": round(time.perf_counter() - start, 3),
+        "records": records,
+    }
+    write_text(out / f"summary.rank-{rank}.json", json.dumps(summary, indent=2) + "\n")
+    _merge(out, world, len(jobs))
+    return summary
+
+
+def _flat(config) -> dict:
+    """An AnimateConfig as dotted keys (so that a job's "pose.align" overrides one field of a nested group)."""
+    from ..config import to_dict
+
+    flat = {}
+
+    def walk(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[prefix + key] = value
+
+    walk(to_dict(config))
+    return flat
+
+
+def _link_truth(truth: Path, folder: Path, job_id: str) -> Path:
+    """``folder/<id><suffix>`` pointing at the ground truth (a symbolic link; a folder of frames keeps its form)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / f"{job_id}{truth.suffix if truth.is_file() else ''}"
+    if not link.exists():
+        link.symlink_to(truth.resolve())
+    return link
+
+
+def _merge(out: Path, world: int, total: int) -> None:
+    """Write summary.json once every rank's part is there (whichever rank finishes last does it)."""
+    parts = [out / f"summary.rank-{r}.json" for r in range(world)]
+    if not all(p.exists() for p in parts):
+        return
+    loaded = [json.loads(p.read_text()) for p in parts]
+    records = sorted((r for part in loaded for r in part["records"]), key=lambda r: r["id"])
+    counts = {s: sum(r["status"] == s for r in records) for s in ("done", "skipped", "failed")}
+    merged = {"jobs": total, "world_size": world, "counts": counts, "records": records}
+    write_text(out / "summary.json", json.dumps(merged, indent=2) + "\n")
