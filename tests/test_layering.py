@@ -25,6 +25,7 @@ LAYERS = [
             "animate_anyone.weights",
             "animate_anyone.runtime",
             "animate_anyone.media",
+            "animate_anyone.distributed",
         ],
     ),
     ("models", ["animate_anyone.models", "animate_anyone.convert", "animate_anyone.model_dir"]),

@@ -101,4 +101,7 @@ def run(args) -> None:
         side_by_side=args.side_by_side,
         progress=not args.quiet,
     )
-    print(f"wrote {out}")
+    from ..distributed import current
+
+    if current().main:  # under torchrun the main process alone writes, and says so
+        print(f"wrote {out}")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..model_dir import ModelDirectory
 from ..runtime import parse_size, resolve_device, resolve_dtype
 from .animate_config import AnimateConfig, PoseOptions
@@ -39,7 +40,8 @@ def load_pipeline(config: AnimateConfig, progress: bool = True):
     """The pipeline of ``config.model`` on the configured device and dtype, with its optimisations."""
     from ..pipelines import AnimateAnyonePipeline
 
-    device = resolve_device(config.device)
+    ranks, device = distributed.init_from_env(resolve_device(config.device))  # under torchrun: this rank's device
+    progress = progress and ranks.main
     dtype = resolve_dtype(config.dtype, device)
     if not progress:
         import diffusers
@@ -105,8 +107,10 @@ def animate(
     # 4. Generate, streaming decoded frames to the writer(s).
     fps = config.fps or pose_fps
     generator = torch.Generator("cpu").manual_seed(config.seed)
-    with VideoWriter(out, fps) as writer, VideoWriter(side_by_side, fps) if side_by_side else nullcontext() as panel:
-        bar = tqdm(total=len(pose_frames), desc="decoding", disable=not progress)
+    main = distributed.current().main  # under torchrun every rank samples; the main one alone writes
+    writing = VideoWriter(out, fps) if main else nullcontext()
+    with writing as writer, VideoWriter(side_by_side, fps) if side_by_side and main else nullcontext() as panel:
+        bar = tqdm(total=len(pose_frames), desc="decoding", disable=not (progress and main))
         index = 0
 
         def sink(frame: np.ndarray) -> None:

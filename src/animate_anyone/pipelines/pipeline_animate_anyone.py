@@ -29,6 +29,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
+from .. import distributed
 from ..model_dir import COMPONENTS, ModelDirectory
 from ..models import AnimateAnyone
 from ..runtime import check_size
@@ -181,6 +182,27 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             images = ((images.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
             yield from images.permute(0, 2, 3, 1).cpu().numpy()  # (H, W, 3) each
 
+    def decode_across_ranks(self, latents: Tensor, chunk_size: int = 8) -> Iterator[np.ndarray]:
+        """``decode_latents`` split over the processes of a ``torch.distributed`` group: in each round every
+        process decodes one chunk and the main process receives them and yields the frames in order (other
+        processes yield nothing). Memory stays at one round of chunks whatever the video's length."""
+        ranks = distributed.current()
+        if ranks.world == 1:
+            yield from self.decode_latents(latents, chunk_size)
+            return
+        starts = list(range(0, latents.shape[2], chunk_size))
+        for first in range(0, len(starts), ranks.world):
+            index = first + ranks.rank
+            local = None
+            if index < len(starts):
+                chunk = latents[:, :, starts[index] : starts[index] + chunk_size]  # (1, 4, f, h, w)
+                local = np.stack(list(self.decode_latents(chunk, chunk_size)))  # (f, H, W, 3) uint8
+            parts = distributed.gather_to_main(local)
+            if ranks.main:
+                for part in parts:
+                    if part is not None:
+                        yield from part
+
     # -- the task ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def __call__(
@@ -311,15 +333,17 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         if output_type == "latent":
             return AnimateAnyonePipelineOutput(frames=latents, stats=stats)
         # 6. Decode in chunks; stream to the sink or collect.
-        decoded = self.decode_latents(latents, opts.decode_chunk_size or num_frames)
+        # Under torch.distributed the chunks are decoded across the processes and only the main one gets frames.
+        decoded = self.decode_across_ranks(latents, opts.decode_chunk_size or num_frames)
         with hooks.stage("vae_decode"):
             if frame_sink is not None:
                 for frame in decoded:
                     frame_sink(frame)
                 frames = None
             else:
-                frames = np.stack(list(decoded))
-        if output_type == "pil":
+                collected = list(decoded)
+                frames = np.stack(collected) if collected else None
+        if output_type == "pil" and frames is not None:
             frames = [PIL.Image.fromarray(f) for f in frames]
         self.maybe_free_model_hooks()
         return AnimateAnyonePipelineOutput(frames=frames, stats=stats)

@@ -9,6 +9,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
+from .. import distributed
 from ..models import AnimateAnyone, ReferenceBank
 from .context import window_schedule
 from .feature_cache import DeepFeatureCache
@@ -58,6 +59,11 @@ def sample_video(
     UNet, the others its ``cache_depth`` outer levels (``pipelines.feature_cache``; windows then go one per
     call, whatever ``window_batch`` says). ``stats``, when given,
     receives the UNet rows run: "full_rows" and "shallow_rows" (rows x windows, summed over the steps).
+
+    Under ``torch.distributed`` (``distributed.init_from_env``) each process predicts the windows ``rank, rank +
+    world, ...`` of every step; the per-frame weighted sums and weights are summed over the processes (one
+    all-reduce of the latents' size per step) and every process takes the same scheduler step. ``stats`` and
+    ``callback`` then count this process's own windows.
     """
     if window_batch < 1:
         raise ValueError(f"window_batch must be >= 1, got {window_batch}")
@@ -67,6 +73,7 @@ def sample_video(
         window_batch = 1  # the cache keeps features per call of one window
     start, end = guidance_interval
     counts = {"full_rows": 0, "shallow_rows": 0}
+    ranks = distributed.current()
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
     num_frames = latents.shape[2]
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
@@ -82,7 +89,7 @@ def sample_video(
         scale = guidance_scale if guided else 1.0
         kinds = ("uncond", "cond") if guided else ("cond",)  # the rows of each UNet call, in order
         # 2. Guided prediction per window (or per group of windows), accumulated per frame.
-        for group in _window_groups(schedule, window_batch):
+        for group in _window_groups(schedule, window_batch, ranks.mine(len(schedule))):
             idxs = [torch.tensor(schedule[i][0], device=latents.device) for i in group]
             if len(group) == 1:
                 reuse = step_index % cache_interval != 0
@@ -100,6 +107,7 @@ def sample_video(
                 weight.index_add_(0, idx, w)
                 if callback is not None:
                     callback(step_index, window_index)
+        distributed.all_reduce_sum(total, weight)  # the other processes' windows
         noise_pred = (total / weight.view(1, 1, -1, 1, 1)).to(latents.dtype)
         # 3. One scheduler step on the whole video.
         latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
@@ -110,10 +118,12 @@ def sample_video(
     return latents
 
 
-def _window_groups(schedule, window_batch: int) -> list[list[int]]:
-    """Consecutive window indices in groups of at most ``window_batch`` windows of the same length."""
+def _window_groups(schedule, window_batch: int, indices: list[int] | None = None) -> list[list[int]]:
+    """Window indices (``indices``, default all) in groups of at most ``window_batch`` consecutive ones of the
+    same length."""
     groups: list[list[int]] = []
-    for i, (frames, _) in enumerate(schedule):
+    for i in range(len(schedule)) if indices is None else indices:
+        frames = schedule[i][0]
         last = groups[-1] if groups else None
         if last is not None and len(last) < window_batch and len(schedule[last[0]][0]) == len(frames):
             last.append(i)
