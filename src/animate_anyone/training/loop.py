@@ -115,7 +115,11 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
             raise ValueError(
                 'log_with=tensorboard needs tensorboard (pip install "animate-anyone[train]"), or set log_with=none'
             ) from None
+    from ..runtime import resolve_device
+
     accelerator = Accelerator(
+        # Without an accelerator, say so: accelerate then joins torchrun's processes with gloo (MULTI_CPU).
+        cpu=resolve_device("auto").type == "cpu",
         gradient_accumulation_steps=config.gradient_accumulation,
         mixed_precision=config.mixed_precision,
         log_with=None if config.log_with == "none" else config.log_with,
@@ -220,9 +224,10 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
                 if accelerator.is_main_process:
                     _append_log(out / LOG_FILE, {**record, "time": round(time.time(), 1)})
                 window.clear()
-            if stop.requested or step % config.checkpoint_every == 0:
+            stopping = _agreed(accelerator, stop.requested)  # every process stops at the same step
+            if stopping or step % config.checkpoint_every == 0:
                 save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})
-            if stop.requested:
+            if stopping:
                 bar.close()
                 accelerator.end_training()
                 return latest_checkpoint(out)
@@ -259,6 +264,15 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
+
+
+def _agreed(accelerator, requested: bool) -> bool:
+    """True on every process when any process was asked to stop (signals reach the processes of a launcher at
+    different moments; stopping at different steps would leave the others waiting in a collective)."""
+    if accelerator.num_processes == 1:
+        return requested
+    flag = torch.tensor([1.0 if requested else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
 
 
 def _append_log(path: Path, record: dict) -> None:
