@@ -35,14 +35,21 @@ def current() -> Ranks:
     return Ranks()
 
 
-def init_from_env(device: torch.device) -> tuple[Ranks, torch.device]:
-    """Join the launcher's group when ``WORLD_SIZE`` > 1 (once); returns (ranks, this process's device)."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1:
-        return current(), device
-    if device.type == "cuda":
+def local_device(device: torch.device) -> torch.device:
+    """This process's device under a launcher: ``cuda:LOCAL_RANK`` for CUDA (others unchanged)."""
+    if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", 1)) > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
+    return device
+
+
+def init_from_env(device: torch.device) -> tuple[Ranks, torch.device]:
+    """Join the launcher's group when ``WORLD_SIZE`` > 1 (once), so that the processes share each video's work;
+    returns (ranks, this process's device). Batch jobs do not join: each process runs its own videos."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    device = local_device(device)
+    if world <= 1:
+        return current(), device
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return current(), device

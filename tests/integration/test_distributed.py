@@ -76,3 +76,23 @@ def test_animate_command_under_torchrun_writes_one_equal_file(tmp_path, tiny_mod
     assert one.shape == two.shape == (30, 88, 64, 3)  # the reference's aspect ratio at the tiny model's 64 px
     assert np.abs(one - two).max() <= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "pose.mp4", "ref.png", "two"]  # written once
+
+
+def test_batch_under_torchrun_shares_the_jobs(tmp_path, tiny_model_dir):
+    from PIL import Image
+
+    from animate_anyone.media import probe_frames, write_video
+
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(tmp_path / "ref.png")
+    write_video(tmp_path / "pose.mp4", list(rng.integers(0, 255, (3, 64, 48, 3), dtype=np.uint8)), 8.0)
+    jobs = [{"id": f"j{i}", "reference": "ref.png", "pose": "pose.mp4", "steps": 1, "size": "48x64"} for i in range(5)]
+    (tmp_path / "jobs.jsonl").write_text("\n".join(json.dumps(j) for j in jobs) + "\n")
+    out = tmp_path / "out"
+    args = ["-m", "animate_anyone.cli.main", "batch", str(tmp_path / "jobs.jsonl"), "--out", str(out)]
+    run(torchrun(2, *args, "--model", str(tiny_model_dir), "--quiet"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["counts"] == {"done": 5, "skipped": 0, "failed": 0}
+    assert {r["rank"] for r in summary["records"]} == {0, 1}  # both processes worked
+    assert sorted(p.name for p in (out / "videos").iterdir()) == [f"j{i}.mp4" for i in range(5)]
+    assert all(probe_frames(p).num_frames == 3 for p in (out / "videos").iterdir())

@@ -38,4 +38,7 @@ def run(args) -> None:
         resume, overrides = "auto", [resume, *overrides]
     config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage.removeprefix('stage')}"])
     result = train(config, resume=resume, progress=not args.quiet)
-    print(f"wrote {result}")
+    import os
+
+    if int(os.environ.get("RANK", 0)) == 0:  # under a launcher the main process alone says it
+        print(f"wrote {result}")

@@ -36,11 +36,17 @@ def sampling_settings(config: AnimateConfig):
     )
 
 
-def load_pipeline(config: AnimateConfig, progress: bool = True):
-    """The pipeline of ``config.model`` on the configured device and dtype, with its optimisations."""
+def load_pipeline(config: AnimateConfig, progress: bool = True, share_videos: bool = True):
+    """The pipeline of ``config.model`` on the configured device and dtype, with its optimisations. Under
+    torchrun, ``share_videos`` joins the processes so that each video's windows are split between them
+    (``animate``); without it every process works alone on this process's device (``batch``)."""
     from ..pipelines import AnimateAnyonePipeline
 
-    ranks, device = distributed.init_from_env(resolve_device(config.device))  # under torchrun: this rank's device
+    device = resolve_device(config.device)
+    if share_videos:
+        ranks, device = distributed.init_from_env(device)
+    else:
+        ranks, device = distributed.current(), distributed.local_device(device)
     progress = progress and ranks.main
     dtype = resolve_dtype(config.dtype, device)
     if not progress:

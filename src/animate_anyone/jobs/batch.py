@@ -109,7 +109,7 @@ def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
             config = load_config(AnimateConfig, None, [], {**_flat(base_config), **job.settings})
             key = (config.model, config.device, config.dtype)
             if key not in pipes:
-                pipes[key] = load_pipeline(config, progress=False)
+                pipes[key] = load_pipeline(config, progress=False, share_videos=False)  # one job, one process
             animate(config, job.reference, job.pose, target, driver=job.driver, progress=False, pipe=pipes[key])
             records.append({**record, "status": "done", "seconds": round(time.perf_counter() - job_start, 3)})
         except Exception as exc:  # a failing job is recorded; the batch goes on
