@@ -5,11 +5,7 @@ with its own preset (4 steps, no guidance)."""
 from __future__ import annotations
 
 import json
-import re
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ from animate_anyone.data.toy import make_toy_dataset
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
 from animate_anyone.training.losses import consistency_loss, x0_and_noise
+from sigterm import stop_at
 
 TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
 DISTILL = ["stage=distill", "data.frames=4", "distill.solver_steps=10", "distill.guidance=2.0", "optim.lr=1e-3"]
@@ -133,20 +130,8 @@ def test_distill_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_
     out = tmp_path / "killed"
     args = [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"output_dir={out}", *DISTILL[1:], *common]
     command = [sys.executable, "-m", "animate_anyone.cli.main", "train", "distill", "--config", str(TINY), *args]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
-    seen = bytearray()
-    reached = threading.Event()
-
-    def watch():
-        while chunk := process.stderr.read1(256):
-            seen.extend(chunk)
-            if re.search(rb"[2-5]/%d" % steps, seen):
-                reached.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    assert reached.wait(timeout=300), seen[-2000:].decode(errors="replace")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=300) == 0, seen[-2000:].decode(errors="replace")
+    code, log = stop_at(command, rb"[2-5]/%d" % steps)
+    assert code == 0, log
     stopped_at = int(sorted((out / "checkpoints").glob("step-*"))[-1].name.split("-")[1])
     assert 2 <= stopped_at < steps and not (out / "final").exists()
     resumed = train(config(out, tiny_model_dir, toy, *common), resume="auto", progress=False)

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ from animate_anyone.config import load_config
 from animate_anyone.data.toy import make_toy_dataset
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
+from sigterm import stop_at
 
 TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
 
@@ -191,20 +188,8 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_di
         *common,
     ]
     command = [sys.executable, "-m", "animate_anyone.cli.main", "train", "stage1", "--config", str(TINY), *cfg_args]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
-    seen = bytearray()
-    reached = threading.Event()
-
-    def watch():
-        while chunk := process.stderr.read1(256):
-            seen.extend(chunk)
-            if re.search(rb"[3-7]/%d" % steps, seen):
-                reached.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    assert reached.wait(timeout=300), seen[-2000:].decode(errors="replace")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=300) == 0, seen[-2000:].decode(errors="replace")
+    code, log = stop_at(command, rb"[3-7]/%d" % steps)
+    assert code == 0, log
     checkpoints = sorted((tmp_path / "killed" / "run" / "checkpoints").glob("step-*"))
     stopped_at = int(checkpoints[-1].name.split("-")[1])
     assert 3 <= stopped_at < steps and not (tmp_path / "killed" / "run" / "final").exists()

@@ -1,14 +1,11 @@
-"""Training on two processes (accelerate launch --cpu, gloo): the same weights as one process with the same
+"""Training on two processes (torchrun, gloo): the same weights as one process with the same
 global batch, disjoint samples per rank, and SIGTERM to the launcher then --resume equal bit for bit to an
 uninterrupted two-process run, with checkpoints and the export written once."""
 
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from animate_anyone.training.sampling import ResumableBatchSampler
+from sigterm import stop_at
 
 pytestmark = pytest.mark.integration
 TINY = Path(__file__).parents[2] / "configs" / "train" / "tiny.yaml"
@@ -96,21 +94,9 @@ def test_sigterm_to_the_launcher_then_resume_is_bit_identical(tmp_path, tiny_mod
     out = tmp_path / "killed"
     command = train_command(2, "stage1", tiny_model_dir, toy, out, *common, "log_every=1")
     command.remove("--quiet")  # the progress bar tells when to stop it
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
-    seen, reached = bytearray(), threading.Event()
-
-    def watch():
-        while chunk := process.stderr.read1(256):
-            seen.extend(chunk)
-            if re.search(rb"[2-5]/%d" % steps, seen):
-                reached.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    assert reached.wait(timeout=600), seen[-3000:].decode(errors="replace")
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=300)
+    _, log = stop_at(command, rb"[2-5]/%d" % steps, timeout=600)
     checkpoints = sorted((out / "checkpoints").glob("step-*"))
-    assert checkpoints and not (out / "final").exists(), seen[-3000:].decode(errors="replace")
+    assert checkpoints and not (out / "final").exists(), log
     stopped_at = int(checkpoints[-1].name.split("-")[1])
     assert 2 <= stopped_at < steps
     assert not list((out / "checkpoints").glob("*.partial"))  # renamed once complete
