@@ -8,6 +8,8 @@ functions, so the nodes also run, and are tested, without ComfyUI.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -46,9 +48,6 @@ class _ComfyHooks:
     """PipelineHooks that move ComfyUI's progress bar and stop at ComfyUI's interrupt between steps."""
 
     def __init__(self, steps: int):
-        from animate_anyone.pipelines.pipeline_animate_anyone import PipelineHooks
-
-        self._base = PipelineHooks()
         try:
             import comfy.utils
 
@@ -56,8 +55,8 @@ class _ComfyHooks:
         except ImportError:
             self.bar = None
 
-    def stage(self, name):
-        return self._base.stage(name)
+    def stage(self, name):  # as PipelineHooks: the stages themselves are not shown
+        return contextlib.nullcontext()
 
     def step_end(self, step, latents) -> None:
         try:

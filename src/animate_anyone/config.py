@@ -71,6 +71,18 @@ def to_dict(config) -> dict[str, Any]:
     return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(config))))
 
 
+def dotted(config) -> dict[str, Any]:
+    """A config (or ``to_dict`` tree) as ``{"group.key": value}``: the form of ``key=value`` overrides."""
+    tree = config if isinstance(config, dict) else to_dict(config)
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in dotted(value).items()})
+        else:
+            flat[key] = value
+    return flat
+
+
 def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}

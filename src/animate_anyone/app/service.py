@@ -66,21 +66,15 @@ class AnimateService:
         self._running: set[threading.Event] = set()  # the cancel flag of each job in flight
         self._jobs = itertools.count(1)
 
-    @property
-    def sample_size(self) -> int:
-        return int(self.directory.config("vae")["sample_size"])
-
     def config(self, **settings):
         """An ``AnimateConfig`` for this model from the page's settings (None values keep the defaults); a bad
-        value raises ``ValueError`` naming it."""
+        type raises ``ValueError`` naming it (bad sampling values: ``jobs.animate.animate``, before it loads)."""
         from ..config import load_config
-        from ..jobs.animate import sampling_settings
         from ..jobs.animate_config import AnimateConfig
 
         values = {k: v for k, v in settings.items() if v is not None}
         config = load_config(AnimateConfig, None, [], {"model": str(self.model), **values})
         config.device, config.dtype = self.device, self.dtype
-        sampling_settings(config)
         return config
 
     def pipeline(self):
@@ -108,14 +102,11 @@ class AnimateService:
             if skeleton is None:
                 raise ValueError(f"the pose video has no frame {frame}")
         else:
-            pose = self._sequence(image, motion, kind)
+            from ..pose.jobs import animation_sequence
+
+            pose = animation_sequence(motion, image, progress=False)
             skeleton = draw_pose(pose, min(frame, pose.num_frames - 1), image.size, scale="auto")
         return overlay(photo, skeleton)
-
-    def _sequence(self, image, motion, kind: str):
-        from ..pose.jobs import animation_sequence
-
-        return animation_sequence(motion, image, progress=False)
 
     # -- a job ------------------------------------------------------------------------------------------------
     def animate(self, reference, motion, kind: str, side_by_side: bool = True, **settings) -> AppResult:

@@ -84,7 +84,7 @@ def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
     """Run this process's share of the jobs; returns its summary (see the module doc)."""
     from tqdm.auto import tqdm
 
-    from ..config import load_config
+    from ..config import dotted, load_config
     from ..jobs.animate import animate, load_pipeline
     from ..jobs.animate_config import AnimateConfig
 
@@ -106,7 +106,7 @@ def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
             continue
         job_start = time.perf_counter()
         try:
-            config = load_config(AnimateConfig, None, [], {**_flat(base_config), **job.settings})
+            config = load_config(AnimateConfig, None, [], {**dotted(base_config), **job.settings})
             key = (config.model, config.device, config.dtype)
             if key not in pipes:
                 pipes[key] = load_pipeline(config, progress=False, share_videos=False)  # one job, one process
@@ -132,23 +132,6 @@ def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
     write_text(out / f"summary.rank-{rank}.json", json.dumps(summary, indent=2) + "\n")
     _merge(out, world, len(jobs))
     return summary
-
-
-def _flat(config) -> dict:
-    """An AnimateConfig as dotted keys (so that a job's "pose.align" overrides one field of a nested group)."""
-    from ..config import to_dict
-
-    flat = {}
-
-    def walk(tree, prefix=""):
-        for key, value in tree.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                flat[prefix + key] = value
-
-    walk(to_dict(config))
-    return flat
 
 
 def _link_truth(truth: Path, folder: Path, job_id: str) -> Path:

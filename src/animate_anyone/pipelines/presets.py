@@ -69,13 +69,10 @@ class SamplingPreset:
             raise ValueError(f"cache_depth must be >= 1, got {self.cache_depth}")
 
     def guided(self, step: int) -> bool:
-        """Whether step ``step`` (0-based, of ``steps``) runs the unconditional row."""
-        start, end = self.guidance_interval
-        return self.guidance > 1.0 and start <= step / self.steps < end
+        return is_guided(step, self.steps, self.guidance, self.guidance_interval)
 
     def refresh(self, step: int) -> bool:
-        """Whether step ``step`` runs the whole UNet (and refreshes the cached deep features)."""
-        return step % self.cache_interval == 0
+        return is_refresh(step, self.cache_interval)
 
     def unet_rows(self) -> tuple[int, int]:
         """(full, shallow-only) UNet rows per window over the whole schedule: what the preset costs."""
@@ -87,6 +84,17 @@ class SamplingPreset:
             else:
                 shallow += rows
         return full, shallow
+
+
+def is_guided(step: int, steps: int, guidance: float, interval: tuple[float, float]) -> bool:
+    """Whether step ``step`` (0-based, of ``steps``) runs the unconditional row."""
+    start, end = interval
+    return guidance > 1.0 and start <= step / steps < end
+
+
+def is_refresh(step: int, cache_interval: int) -> bool:
+    """Whether step ``step`` runs the whole UNet (and refreshes the cached deep features)."""
+    return step % cache_interval == 0
 
 
 PRESETS: dict[str, SamplingPreset] = {

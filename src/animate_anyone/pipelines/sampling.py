@@ -13,6 +13,7 @@ from .. import distributed
 from ..models import AnimateAnyone, ReferenceBank
 from .context import window_schedule
 from .feature_cache import DeepFeatureCache
+from .presets import is_guided, is_refresh
 
 
 @torch.no_grad()
@@ -71,7 +72,6 @@ def sample_video(
     if cache_interval > 1:
         cache = DeepFeatureCache(model.denoising_unet, latents.shape[2], cache_depth)
         window_batch = 1  # the cache keeps features per call of one window
-    start, end = guidance_interval
     counts = {"full_rows": 0, "shallow_rows": 0}
     ranks = distributed.current()
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
@@ -85,14 +85,14 @@ def sample_video(
         total = torch.zeros_like(latents, dtype=torch.float32)  # (b, 4, F, h, w)
         weight = torch.zeros(num_frames, device=latents.device, dtype=torch.float32)
         model_input = scheduler.scale_model_input(latents, t)
-        guided = guidance_scale > 1.0 and start <= step_index / num_inference_steps < end
+        guided = is_guided(step_index, num_inference_steps, guidance_scale, guidance_interval)
         scale = guidance_scale if guided else 1.0
         kinds = ("uncond", "cond") if guided else ("cond",)  # the rows of each UNet call, in order
         # 2. Guided prediction per window (or per group of windows), accumulated per frame.
         for group in _window_groups(schedule, window_batch, ranks.mine(len(schedule))):
             idxs = [torch.tensor(schedule[i][0], device=latents.device) for i in group]
             if len(group) == 1:
-                reuse = step_index % cache_interval != 0
+                reuse = not is_refresh(step_index, cache_interval)
                 with cache.call(idxs[0], kinds, reuse) if cache is not None else nullcontext(False) as reused:
                     preds = [
                         model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, scale)

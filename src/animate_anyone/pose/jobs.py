@@ -93,34 +93,6 @@ def before_after(driver: PoseSequence, aligned: PoseSequence, image: PIL.Image.I
         yield np.concatenate([before, after], axis=1)  # (H, w_driver + W, 3)
 
 
-def animation_poses(
-    source,
-    reference: PIL.Image.Image,
-    size: tuple[int, int],
-    frames: int | None = None,
-    *,
-    align: bool = True,
-    backend: str = "mediapipe",
-    det_model=None,
-    pose_model=None,
-    progress: bool = True,
-) -> tuple[np.ndarray, float]:
-    """Rendered pose frames (F, H, W, 3) uint8 at ``size`` = (width, height) and their fps, from a keypoint
-    file or a raw driving video (extracted first); aligned to the reference's body unless ``align=False``
-    (then the driver's frame is stretched onto the output)."""
-    pose = animation_sequence(
-        source,
-        reference,
-        frames,
-        align=align,
-        backend=backend,
-        det_model=det_model,
-        pose_model=pose_model,
-        progress=progress,
-    )
-    return render_sequence(pose, size), pose.fps
-
-
 def render_sequence(pose: PoseSequence, size: tuple[int, int]) -> np.ndarray:
     """(F, H, W, 3) uint8 skeletons of ``pose`` at ``size`` = (width, height), as the animation uses them."""
     from .draw import iter_rendered

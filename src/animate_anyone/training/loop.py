@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..config import to_dict
+from ..config import dotted, to_dict
 from .checkpoint import export_model, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .losses import diffusion_loss, diffusion_target, sample_noise
@@ -181,7 +181,8 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
         _Seeded(dataset), batch_sampler=sampler, collate_fn=_collate_with(collate), num_workers=d.num_workers
     )
     if accelerator.is_main_process and config.log_with != "none":
-        accelerator.init_trackers(f"stage{config.stage}", config=_flat(to_dict(config)))
+        scalars = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in dotted(config).items()}
+        accelerator.init_trackers(f"stage{config.stage}", config=scalars)
     # 4. The loop: micro-batches, accumulation, optimizer steps, checkpoints, validation.
     bar = tqdm(
         total=config.max_steps,
@@ -314,13 +315,3 @@ def _collate_with(collate):
         return {**collate(items), "seed": seeds}
 
     return run
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
