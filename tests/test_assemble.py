@@ -319,7 +319,7 @@ def test_missing_path_names_flag_and_path(src, tmp_path, capsys):
     ]
     assert main(["convert", "assemble", *args, "--out", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("animate-anyone convert: error: --vae") and str(missing) in err
+    assert err.startswith("animate-anyone convert assemble: error: --vae") and str(missing) in err
     assert not (tmp_path / "model").exists()
 
 

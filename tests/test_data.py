@@ -388,7 +388,7 @@ def test_prepare_ids_resume_and_overwrite_with_a_stub_detector(tmp_path, monkeyp
         info = probe_frames(source)
         pose = load_pose(toy / "poses" / "toy_000.npz")
         pose.fps = info.fps
-        return pose, None
+        return pose, extract.ExtractionReport(str(source), backend, pose.num_frames, 8)
 
     monkeypatch.setattr(extract, "extract_poses", stub)
     videos = tmp_path / "videos"
@@ -398,7 +398,8 @@ def test_prepare_ids_resume_and_overwrite_with_a_stub_detector(tmp_path, monkeyp
     options = dict(min_frames=8, min_size=64, fps_range=(5, 30), progress=False)
     report = prepare_dataset(videos, tmp_path / "data", absolute_paths=True, **options)
     assert [c.id for c in report.clips] == ["a.mov", "a.mp4", "sub/a"] and len(calls) == 3
-    assert sorted(p.name for p in (tmp_path / "data" / "poses").iterdir()) == ["a.mov.npz", "a.mp4.npz", "sub__a.npz"]
+    poses = sorted(p.name for p in (tmp_path / "data" / "poses").glob("*.npz"))
+    assert poses == ["a.mov.npz", "a.mp4.npz", "sub__a.npz"]
     assert json.loads((tmp_path / "data" / "manifest.jsonl").read_text().splitlines()[0])["video"] == str(
         (videos / "a.mov").resolve()
     )

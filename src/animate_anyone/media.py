@@ -126,18 +126,28 @@ def load_image(path_or_image: PathLike | Image.Image) -> Image.Image:
     """
     if isinstance(path_or_image, Image.Image):
         try:
-            return _to_rgb(ImageOps.exif_transpose(path_or_image))
+            rgb = _to_rgb(ImageOps.exif_transpose(path_or_image))
+            if image_name(path_or_image) != "<PIL image>":
+                rgb.info.setdefault("source", image_name(path_or_image))
+            return rgb
         except (OSError, ValueError) as e:
-            raise MediaError(f"{getattr(path_or_image, 'filename', '') or '<PIL image>'}: {e}") from e
+            raise MediaError(f"{image_name(path_or_image)}: {e}") from e
     path = _existing(path_or_image)
     if path.is_dir():
         raise MediaError(f"{path}: is a folder, not an image file")
     try:
         with Image.open(path) as image:
             image.load()
-            return _to_rgb(ImageOps.exif_transpose(image))
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise MediaError(f"{path}: not a readable image ({e})") from e
+    rgb.info["source"] = str(path)  # messages about the image (e.g. "no person found") name its file
+    return rgb
+
+
+def image_name(image: Image.Image) -> str:
+    """The file an image came from (``load_image``), else ``<PIL image>``: for messages."""
+    return getattr(image, "filename", "") or image.info.get("source") or "<PIL image>"
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -149,6 +159,30 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, ...; raises ValueError for modes PIL cannot convert
+
+
+def video_kind(path: PathLike, flag: str | None = None) -> str:
+    """What a video output path asks for: ``"png"`` (a folder of frames: a path ending in / or without a
+    suffix, or an existing folder), ``".gif"`` or an H.264 container suffix; ValueError for anything else."""
+    raw = os.fspath(path)
+    path = Path(raw)
+    suffix = path.suffix.lower()
+    if raw.endswith(("/", os.sep)) or path.is_dir() or not suffix:
+        return "png"
+    if suffix == ".gif" or suffix in H264_FORMATS:
+        return suffix
+    raise ValueError(
+        f"{flag + ' ' if flag else ''}{path}: unsupported output suffix {path.suffix!r}; use .mp4, .mov, "
+        ".mkv (H.264), .gif, or a path without suffix for a folder of PNG frames"
+    )
+
+
+def check_video_output(path: PathLike, flag: str = "--out", overwrite: bool = False) -> None:
+    """Before any work: the suffix is one we write, and an existing output is replaced only with --overwrite."""
+    from .atomic import refuse_existing
+
+    video_kind(path, flag)
+    refuse_existing(path, overwrite, flag)
 
 
 class VideoWriter:
@@ -168,16 +202,7 @@ class VideoWriter:
             raise ValueError(f"{self.path}: crf must be in 0..51 (lower is better), got {crf}")
         self.rate = Fraction(fps).limit_denominator(1001 * 1000)  # 30000/1001 stays exact
         self.crf, self.overwrite = crf, overwrite
-        suffix = self.path.suffix.lower()
-        if raw.endswith(("/", os.sep)) or self.path.is_dir() or not suffix:
-            self.kind = "png"
-        elif suffix == ".gif" or suffix in H264_FORMATS:
-            self.kind = suffix
-        else:
-            raise ValueError(
-                f"{self.path}: unsupported output suffix {self.path.suffix!r}; use .mp4, .mov, "
-                ".mkv (H.264), .gif, or a path without suffix for a folder of PNG frames"
-            )
+        self.kind = video_kind(path)
         self._check_target()
         self._tmp: Path | None = None
         self._container: av.container.OutputContainer | None = None

@@ -45,6 +45,8 @@ LIBRARY = {  # the default (library, class) of each component in model_index.jso
     "feature_extractor": ("transformers", "CLIPImageProcessor"),
     "scheduler": ("diffusers", "DDIMScheduler"),
 }
+WEIGHTED = ("vae", "image_encoder", "reference_net", "denoising_unet", "pose_guider")  # components with weights
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
 FIX = "create one with `animate-anyone convert moore --vae ... --image-encoder ...` or `animate-anyone init-model`"
 
 
@@ -56,6 +58,18 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def _check_weights(folder: Path) -> None:
+    files = [f for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES]
+    if not files:
+        raise FileNotFoundError(
+            f"{folder} has no weights file (diffusion_pytorch_model.safetensors or model.safetensors): an incomplete "
+            "copy? copy the folder again"
+        )
+    for file in files:
+        if file.stat().st_size == 0:
+            raise ValueError(f"{file} is empty (0 bytes): an interrupted copy or download? copy it again")
 
 
 class ModelDirectory:
@@ -85,16 +99,27 @@ class ModelDirectory:
         """False for the ablation trained without ReferenceNet (only the image embedding carries the reference)."""
         return bool(self.index().get("use_reference_net", True))
 
+    @property
+    def random_weights(self) -> bool:
+        """True for a directory written by ``init-model``: its networks were never trained (their output is noise)."""
+        return self.index().get("weights") == "random"
+
     def check(self, components: tuple[str, ...] = COMPONENTS) -> ModelDirectory:
-        """FileNotFoundError naming the first component that model_index.json does not list or that has no folder
-        with its config; returns self."""
+        """FileNotFoundError naming the first component that model_index.json does not list, that has no folder
+        with its config or no weights file; ValueError for a config that is not JSON or an empty weights file.
+        Returns self."""
         listed = self.index()
         for name in components:
             if name not in listed:
                 raise FileNotFoundError(f"{self.path}/model_index.json lists no {name!r} component; {FIX}")
             sub = self.path / name
-            if not sub.is_dir() or not any(sub.glob("*.json")):
+            configs = sorted(sub.glob("*.json")) if sub.is_dir() else []
+            if not configs:
                 raise FileNotFoundError(f"{self.path} is missing the {name} component ({sub}/ with its config); {FIX}")
+            for config in configs:
+                read_json(config)  # a damaged config is named here, not deep inside a library's loader
+            if name in WEIGHTED:
+                _check_weights(sub)
         return self
 
     def load_networks(
@@ -155,6 +180,7 @@ def write_model_directory(
     *,
     use_reference_net: bool = True,
     default_preset: str | None = None,
+    random_weights: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write a model directory and return its path.
@@ -165,7 +191,8 @@ def write_model_directory(
     another model directory); ``None`` writes the networks only (a partial directory that
     ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by the pipeline.
     ``default_preset``: the sampling preset the pipeline uses when a call names none (``pipelines.presets``;
-    "student" for a distilled model); None: not recorded (the pipeline's "quality").
+    "student" for a distilled model); None: not recorded (the pipeline's "quality"). ``random_weights``: the
+    networks were never trained (``init-model``); recorded as ``"weights": "random"`` so that ``animate`` can say so.
     """
     components = dict(components or {})
     unknown = sorted(set(components) - set(AUXILIARY))
@@ -192,5 +219,7 @@ def write_model_directory(
         index["use_reference_net"] = bool(use_reference_net)
         if default_preset is not None:
             index["default_preset"] = default_preset
+        if random_weights:
+            index["weights"] = "random"
         write_text(tmp / "model_index.json", json.dumps(index, indent=2) + "\n")
     return Path(out)

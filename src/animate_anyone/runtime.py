@@ -8,6 +8,8 @@ CPUs, and float32 is the reference the tests hold everything to).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 DTYPES = {
@@ -74,3 +76,93 @@ def parse_size(size: str | None, what: str = "--size") -> tuple[int, int] | None
     except ValueError:
         raise ValueError(f"{what} must look like WIDTHxHEIGHT (e.g. 512x768), got {size!r}") from None
     return check_size(width, height, f"{what} {size}")
+
+
+def silence_libraries() -> None:
+    """``--quiet``: no loading bars from diffusers / transformers / huggingface_hub and no C++ log lines from
+    MediaPipe (absl/glog) or TensorFlow Lite. Environment first (read when those libraries start), then the
+    switches of the libraries already imported or cheap to import."""
+    import importlib
+    import importlib.util
+    import os
+
+    global _QUIET
+    _QUIET = True
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("diffusers", "transformers"):
+        if importlib.util.find_spec(name) is not None:
+            module = importlib.import_module(f"{name}.utils.logging")
+            module.disable_progress_bar()
+            module.set_verbosity_error()
+
+
+def frames_range(frames: int | None, source, available: int) -> str:
+    """The one wording of a --frames value outside what the pose sequence holds."""
+    return (
+        f"--frames {frames}: the pose sequence {source} has {available} frames; use 1 to {available}, "
+        "or leave --frames out for all of them"
+    )
+
+
+def available_memory(device: torch.device | None = None) -> int:
+    """Bytes free now: on a CUDA device its free memory, else the system's available memory (MemAvailable)."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(needed: int, what: str, fix: str, device: torch.device | None = None) -> None:
+    """ValueError before any work when ``needed`` bytes (a lower bound of what the job will allocate) exceed the
+    memory available on ``device``."""
+    free = available_memory(device)
+    if needed > free:
+        where = "GPU" if device is not None and device.type == "cuda" else "system"
+        raise ValueError(
+            f"{what} needs at least {needed / 2**30:.1f} GiB of memory, and {free / 2**30:.1f} GiB of {where} memory "
+            f"is available; {fix}"
+        )
+
+
+def check_at_least(flag: str, value: int | float | None, low: int | float) -> None:
+    """ValueError naming the flag when a given numeric value is below ``low`` or not a number (NaN, inf)."""
+    import math
+
+    if value is None:
+        return
+    if not math.isfinite(value) or value < low:
+        raise ValueError(f"{flag} {value}: must be a number >= {low}")
+
+
+_QUIET = False  # set by silence_libraries (--quiet)
+
+
+@contextlib.contextmanager
+def native_logs_silenced():
+    """Under ``--quiet``, the C++ log lines that native libraries (MediaPipe's absl logging) write straight to
+    file descriptor 2 go to /dev/null for the duration of the block; otherwise nothing changes."""
+    if not _QUIET:
+        yield
+        return
+    import os
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

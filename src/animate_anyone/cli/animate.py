@@ -27,11 +27,13 @@ SHORTCUTS = {
     "pose_backend": "pose.backend",
     "dwpose_det": "pose.det_model",
     "dwpose_pose": "pose.pose_model",
+    "person": "pose.person",
 }
 
 
 def register(subparsers) -> None:
     from ..pipelines.presets import PRESETS, SCHEDULERS
+    from ..pose.track import PERSON_HELP
 
     p = subparsers.add_parser(
         "animate",
@@ -48,7 +50,9 @@ def register(subparsers) -> None:
     motion.add_argument("--driver", help="an ordinary video of a person: its pose is extracted, aligned and rendered")
     p.add_argument("--out", "-o", required=True, help="output: .mp4 (h264), .gif, or a folder for PNG frames")
     p.add_argument("--config", help="YAML instance of AnimateConfig (e.g. configs/animate/default.yaml)")
-    p.add_argument("--seed", type=int, help="random seed of the initial noise (default 0)")
+    p.add_argument(
+        "--seed", type=int, help="random seed of the initial noise (default 0); the same seed, the same video"
+    )
     p.add_argument(
         "--preset",
         choices=sorted(PRESETS),
@@ -78,6 +82,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--dwpose-det", help="DWPose detector ONNX (default $ANIMATE_ANYONE_DWPOSE_DET)")
     p.add_argument("--dwpose-pose", help="DWPose pose ONNX (default $ANIMATE_ANYONE_DWPOSE_POSE)")
+    p.add_argument("--person", help="--driver: " + PERSON_HELP)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --side-by-side")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="AnimateConfig overrides, e.g. steps=30")
     p.set_defaults(run=run)
@@ -100,6 +106,7 @@ def run(args) -> None:
         driver=args.driver,
         side_by_side=args.side_by_side,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     from ..distributed import current
 

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--context-frames", type=int, default=24, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, default=4, help="overlap between windows (default 4)")
-    p.add_argument("--window-mode", default="shifted", choices=["shifted", "moore"])
+    p.add_argument("--window-mode", default="shifted", choices=["shifted", "moore"], help="long-video window schedule")
     p.add_argument("--window-batch", type=int, default=1, help="windows per UNet call (default 1)")
     p.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decode call (default 8)")
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
@@ -70,8 +70,27 @@ def register(subparsers) -> None:
     p.add_argument(
         "--compare", action="store_true", help="run the default and each optimisation toggled; report speed ratios"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(run=run)
+
+
+# the smallest value of each numeric flag (None: the size's default)
+BOUNDS = {
+    "--width": 8,
+    "--height": 8,
+    "--frames": 1,
+    "--steps": 1,
+    "--guidance-scale": 0,
+    "--context-frames": 1,
+    "--context-overlap": 0,
+    "--window-batch": 1,
+    "--decode-chunk-size": 1,
+    "--threads": 1,
+    "--warmup": 0,
+    "--repeats": 1,
+    "--seed": 0,
+}
 
 
 def switches_from_args(args) -> dict[str, bool]:
@@ -84,7 +103,16 @@ def run(args) -> None:
     import sys
 
     from ..bench import format_comparison, format_result, run_benchmark, run_comparison
+    from ..runtime import check_at_least
 
+    for flag, low in BOUNDS.items():
+        check_at_least(flag, getattr(args, flag[2:].replace("-", "_")), low)
+    if args.json:
+        from ..atomic import refuse_existing
+
+        if not args.json.lower().endswith(".json"):
+            raise ValueError(f"--json {args.json}: use a .json name")
+        refuse_existing(args.json, args.overwrite, "--json")
     log = None if args.quiet else (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     kwargs = dict(
         width=args.width,
@@ -138,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
     try:
         args.run(args)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"animate-anyone bench: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -6,6 +6,8 @@ import argparse
 
 
 def register(subparsers) -> None:
+    from ..pose.track import PERSON_HELP
+
     p = subparsers.add_parser("data", help="prepare and inspect training datasets (videos + keypoints)")
     jobs = p.add_subparsers(dest="job", required=True)
 
@@ -41,6 +43,11 @@ def register(subparsers) -> None:
     pr.add_argument(
         "--max-gap", type=int, default=8, help="interpolate missing detections over at most this many frames"
     )
+    pr.add_argument("--person", help=PERSON_HELP)
+    pr.add_argument(
+        "--allow-person-switch", action="store_true", help="keep clips where the followed person changes part way"
+    )
+    pr.add_argument("--allow-several-people", action="store_true", help="keep clips with several people in a frame")
     pr.add_argument("--overwrite", action="store_true", help="re-extract keypoints even where a valid file exists")
     pr.add_argument("--absolute-paths", action="store_true", help="store absolute video paths in the manifest")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -57,7 +64,7 @@ def register(subparsers) -> None:
     pv.add_argument("--out", "-o", required=True, help="image to write (.png / .jpg)")
     pv.add_argument("--count", type=int, default=4, help="samples (rows), default 4")
     pv.add_argument("--size", default="256x384", help="WIDTHxHEIGHT of a sample (default 256x384)")
-    pv.add_argument("--seed", type=int, default=0)
+    pv.add_argument("--seed", type=int, default=0, help="seed of the sampled clips (default 0)")
     pv.add_argument("--no-augment", action="store_true", help="centred largest crop instead of random crops")
     pv.set_defaults(run=run_preview)
 
@@ -87,6 +94,9 @@ def run_prepare(args) -> None:
         det_model=args.dwpose_det,
         pose_model=args.dwpose_pose,
         max_gap=args.max_gap,
+        person=args.person,
+        allow_switches=args.allow_person_switch,
+        allow_several=args.allow_several_people,
         progress=not args.quiet,
     )
     print(report.summary())

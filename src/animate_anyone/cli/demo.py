@@ -27,6 +27,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -46,6 +47,7 @@ def run(args) -> None:
         device=args.device,
         dtype=args.dtype,
         progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(
         f"wrote {result.path} (reference | pose | result | ground truth, {result.frames} frames) in "

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--pred", required=True, help="generated videos: video files and/or folders of frames")
     p.add_argument("--gt", required=True, help="ground-truth videos, same names as in --pred")
-    p.add_argument("--out", required=True, help="results JSON (a CSV of the same name is written beside it)")
+    p.add_argument("--out", "-o", required=True, help="results JSON (a CSV of the same name is written beside it)")
     p.add_argument("--metrics", default="all", help=f"comma-separated, default all: {','.join(ALL_METRICS)}")
     p.add_argument("--pose-dir", help="driving keypoints <name>.npz/.json for PCK (default: extracted from --gt)")
     p.add_argument(
@@ -58,12 +58,16 @@ def register(subparsers) -> None:
         help="FVD samples: one per video, the mean of its clips (default, DisCo) or one per clip (original FVD)",
     )
     p.add_argument("--device", default="auto", help="for SSIM and the feature networks: " + DEVICE_HELP)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out (and its CSV)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
 
 def run(args) -> None:
     from ..evaluation.evaluate import evaluate, format_table, write_results
+    from ..evaluation.output import check_results_output
+
+    check_results_output(args.out, args.overwrite)
 
     results = evaluate(
         args.pred,

@@ -1,13 +1,26 @@
-"""``animate-anyone``: one command, one small module per subcommand."""
+"""``animate-anyone``: one command, one small module per subcommand.
+
+Every expected failure ends the same way: one line on stderr, ``animate-anyone COMMAND: error: ...`` naming the
+flag or file, the value and the fix, and exit status 2 (as argparse does for a bad flag). Ctrl-C prints one
+line and exits 130; SIGTERM is turned into an exception, so every partial output is removed on the way out
+(``atomic``), and exits 143. Training saves a checkpoint first and says how to resume.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from . import animate, app, batch, bench, convert, data, demo, evaluate, init_model, pose, synthetic, train
 
 SUBCOMMANDS = (demo, animate, batch, app, pose, data, train, evaluate, synthetic, bench, init_model, convert)
+EXPECTED = (ValueError, OSError, EOFError, MemoryError)  # bad values, files, devices; out of memory
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the main thread is so that cleanup runs (a BaseException: no ``except Exception``
+    swallows it)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,13 +33,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum, frame):
+    raise Terminated
+
+
+def _say(command: str, message: str) -> None:
+    """One line on stderr, on a line of its own (a progress bar may have left the cursor mid-line)."""
+    _close_progress_bars()
+    print(f"animate-anyone {command}: {message}", file=sys.stderr, flush=True)
+
+
+def _close_progress_bars() -> None:
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()  # a live bar ends its line (where it stopped) before the message
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller --size, fewer --frames or a shorter --context-frames"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """``pose render``, ``train stage1``, ``animate``: the words the user typed to choose the job."""
+    words = [args.command] + [getattr(args, dest) for dest in ("job", "stage", "source") if getattr(args, dest, None)]
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    name = command_name(args)
+    if getattr(args, "quiet", False):
+        from ..runtime import silence_libraries
+
+        silence_libraries()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = args.run(args)  # None, or an exit status (batch: 1 when a job failed)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"animate-anyone {args.command}: error: {exc}", file=sys.stderr)
+        code = args.run(args)  # None, or an exit status (batch: 1 when a job failed; train: 130/143 when stopped)
+    except KeyboardInterrupt:
+        _say(name, "interrupted; partial outputs were removed")
+        return 130
+    except Terminated:
+        _say(name, "terminated (SIGTERM); partial outputs were removed")
+        return 143
+    except EXPECTED as exc:
+        _say(name, f"error: {_one_line(exc)}")
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return code if isinstance(code, int) else 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
+    from ..pose.track import PERSON_HELP
+
     p = subparsers.add_parser("pose", help="extract, render and retarget pose keypoints")
     jobs = p.add_subparsers(dest="job", required=True)
 
@@ -14,15 +16,18 @@ def register(subparsers) -> None:
     e.add_argument(
         "--max-gap", type=int, default=8, help="interpolate missing detections over at most this many frames"
     )
+    e.add_argument("--person", help=PERSON_HELP)
+    e.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     e.set_defaults(run=run_extract)
 
     r = jobs.add_parser("render", help="keypoint file -> OpenPose-style skeleton video (.mp4, .gif, PNG folder)")
     r.add_argument("poses", help="keypoint file (.npz or .json)")
-    r.add_argument("-o", "--out", required=True)
+    r.add_argument("-o", "--out", required=True, help="skeleton video to write: .mp4, .gif, or a folder of PNG frames")
     r.add_argument("--size", help="WIDTHxHEIGHT (default: the keypoints' image size)")
     r.add_argument("--fps", type=float, help="default: the keypoint file's")
-    r.add_argument("--no-hands", action="store_true")
-    r.add_argument("--no-face", action="store_true")
+    r.add_argument("--no-hands", action="store_true", help="leave the hand keypoints out")
+    r.add_argument("--no-face", action="store_true", help="leave the face keypoints out")
+    r.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     r.set_defaults(run=run_render)
 
     a = jobs.add_parser("align", help="retarget a driver's keypoints to a reference image's body")
@@ -32,6 +37,7 @@ def register(subparsers) -> None:
     a.add_argument("--overlay", help="also write a before/after debug video here")
     a.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing, Gaussian sigma in frames (0: off)")
     _backend_arguments(a)
+    a.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     a.set_defaults(run=run_align)
 
 
@@ -46,6 +52,9 @@ def _backend_arguments(parser) -> None:
 def run_extract(args) -> None:
     from ..pose.jobs import extract_file
 
+    if args.max_gap < 0:
+        raise ValueError(f"--max-gap {args.max_gap}: must be 0 or more frames")
+
     out, report = extract_file(
         args.source,
         args.out,
@@ -53,6 +62,8 @@ def run_extract(args) -> None:
         det_model=args.dwpose_det,
         pose_model=args.dwpose_pose,
         max_gap=args.max_gap,
+        person=args.person,
+        overwrite=args.overwrite,
     )
     print(f"wrote {out}; {report}")
 
@@ -62,7 +73,13 @@ def run_render(args) -> None:
     from ..runtime import parse_size
 
     out = render_file(
-        args.poses, args.out, size=parse_size(args.size), fps=args.fps, hands=not args.no_hands, face=not args.no_face
+        args.poses,
+        args.out,
+        size=parse_size(args.size),
+        fps=args.fps,
+        hands=not args.no_hands,
+        face=not args.no_face,
+        overwrite=args.overwrite,
     )
     print(f"wrote {out}")
 
@@ -79,5 +96,6 @@ def run_align(args) -> None:
         overlay_out=args.overlay,
         det_model=args.dwpose_det,
         pose_model=args.dwpose_pose,
+        overwrite=args.overwrite,
     )
     print(f"wrote {out}" + (f" and {args.overlay}" if args.overlay else ""))

@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
     pv = jobs.add_parser("preview", help="write a contact sheet: reference, frames and pose images per character")
     pv.add_argument("--out", "-o", required=True, help="image to write (.png)")
-    pv.add_argument("--seed", type=int, default=0)
+    pv.add_argument("--seed", type=int, default=0, help="seed of the drawn characters (default 0)")
     pv.add_argument("--characters", type=int, default=4, help="rows (default 4)")
     pv.add_argument("--frames", type=int, default=4, help="frames per row (default 4)")
     pv.add_argument("--size", type=int, default=128, help="tile size in pixels (default 128)")
@@ -77,7 +77,7 @@ def register(subparsers) -> None:
         "the same variant and split are seeds. Prints a markdown table; --out writes it too.",
     )
     rp.add_argument("--results", nargs="+", required=True, help="VARIANT:SPLIT:FILE ...")
-    rp.add_argument("--out", help="markdown file to write")
+    rp.add_argument("--out", "-o", help="markdown file to write")
     rp.set_defaults(run=run_report)
 
     ae = jobs.add_parser(
@@ -90,11 +90,11 @@ def register(subparsers) -> None:
     ae.add_argument("--out", "-o", required=True, help="folder to write the VAE to")
     ae.add_argument("--size", type=int, default=64, help="training resolution in pixels (default 64)")
     ae.add_argument("--steps", type=int, default=6000, help="optimizer steps (default 6000)")
-    ae.add_argument("--batch-size", type=int, default=8)
+    ae.add_argument("--batch-size", type=int, default=8, help="frames per step (default 8)")
     ae.add_argument(
         "--lr", type=float, default=5e-4, help="peak learning rate of the one-cycle schedule (default 5e-4)"
     )
-    ae.add_argument("--seed", type=int, default=0)
+    ae.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
     ae.add_argument("--init", help="continue training this VAE (a diffusers folder) instead of a fresh one")
     ae.add_argument(
         "--decoder-only",
@@ -119,9 +119,9 @@ def register(subparsers) -> None:
     oc.add_argument("--out", "-o", required=True, help="folder to write the regressor to")
     oc.add_argument("--size", type=int, default=64, help="input resolution in pixels (default 64)")
     oc.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
-    oc.add_argument("--batch-size", type=int, default=64)
+    oc.add_argument("--batch-size", type=int, default=64, help="frames per step (default 64)")
     oc.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
-    oc.add_argument("--seed", type=int, default=0)
+    oc.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
     oc.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     oc.add_argument("--quiet", action="store_true", help="no progress bar")
     oc.set_defaults(run=run_oracle)

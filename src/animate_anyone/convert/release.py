@@ -154,4 +154,7 @@ def assemble(
         "feature_extractor": feature_extractor or build_image_processor(preset.feature_extractor),
         "scheduler": DDIMScheduler(**preset.scheduler),
     }
-    return write_model_directory(out, networks, parts, overwrite=overwrite)
+    # networks from init-model stay marked as random (a training base), so that animate says so
+    index = Path(networks) / "model_index.json" if not isinstance(networks, AnimateAnyone) else None
+    random = index is not None and index.is_file() and read_json(index).get("weights") == "random"
+    return write_model_directory(out, networks, parts, random_weights=random, overwrite=overwrite)

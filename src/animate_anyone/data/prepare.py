@@ -8,7 +8,9 @@ folders skipped, as is anything inside the output directory):
    frame rate outside ``fps_range`` (inclusive) -> ``bad_fps``;
 3. extract keypoints (``pose.extract.extract_poses``) into ``DATA_DIR/poses/<key>.npz``; nobody in any frame
    -> ``no_person``; a decoding failure part way -> ``unreadable``; decoding yielding fewer than
-   ``min_frames`` frames -> ``too_short``; frames that change size -> ``unreadable``.
+   ``min_frames`` frames -> ``too_short``; frames that change size -> ``unreadable``; the followed person
+   changes part way (``pose.track``) -> ``person_switch``; several people in a frame -> ``several_people``
+   (each kept when allowed; who was seen is saved beside the keypoints, ``poses/<key>.people.jsonl``).
 
 Quarantine lines are ``{"video", "reason", "detail"}`` (``reason`` one of ``REASONS``). Videos are not copied:
 the manifest points at them, by a path relative to ``DATA_DIR`` (default) or absolute (``absolute_paths``).
@@ -38,8 +40,9 @@ from ..pose.keypoints import PoseSequence, load_pose
 from .manifest import MANIFEST_NAME, POSES_DIR, QUARANTINE_NAME, Clip, write_jsonl, write_manifest
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
-REASONS = ("unreadable", "too_short", "low_resolution", "bad_fps", "no_person")
+REASONS = ("unreadable", "too_short", "low_resolution", "bad_fps", "no_person", "person_switch", "several_people")
 NO_PERSON_SUFFIX = ".noperson"
+PEOPLE_SUFFIX = ".people.jsonl"  # beside poses/<key>.npz: the followed person's switches and the most people seen
 
 PathLike = str | os.PathLike[str]
 
@@ -122,10 +125,17 @@ def prepare_dataset(
     det_model=None,
     pose_model=None,
     max_gap: int = 8,
+    person: str | int | None = None,
+    allow_switches: bool = False,
+    allow_several: bool = False,
     progress: bool = True,
 ) -> PrepareReport:
     """Probe, filter and extract keypoints for every video under ``video_dir``; write ``out/manifest.jsonl``
     and ``out/quarantine.jsonl``. See the module doc. Returns a ``PrepareReport``.
+
+    ``person``: whom to follow (``pose.track``); a clip where the followed person changes is quarantined
+    (``person_switch``) unless ``allow_switches``, and one with several people in a frame (``several_people``)
+    unless ``allow_several``.
 
     Raises ``FileNotFoundError`` for a missing ``video_dir``, ``ValueError`` for bad options or a folder
     without videos; a missing pose backend (``ImportError``) stops the run (pose files written so far stay).
@@ -187,8 +197,14 @@ def prepare_dataset(
             from ..pose.extract import extract_poses
 
             try:
-                pose, _ = extract_poses(
-                    video, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, progress=False
+                pose, extraction = extract_poses(
+                    video,
+                    backend,
+                    det_model=det_model,
+                    pose_model=pose_model,
+                    max_gap=max_gap,
+                    person=person,
+                    progress=False,
                 )
             except MediaError as exc:
                 quarantine(video, "unreadable", str(exc))
@@ -214,8 +230,18 @@ def prepare_dataset(
                 quarantine(video, "no_person", str(exc))
                 continue
             pose.save(pose_file)
+            people = {"switches": extraction.switches, "most_people": extraction.most_people}
+            write_jsonl(pose_file.with_suffix(PEOPLE_SUFFIX), [people])
             marker.unlink(missing_ok=True)
             report.extracted.append(clip_id)
+        people = _people(pose_file)
+        if people["switches"] and not allow_switches:
+            frames = ", ".join(map(str, people["switches"]))
+            quarantine(video, "person_switch", f"the followed person changed at frame(s) {frames}")
+            continue
+        if people["most_people"] > 1 and not allow_several:
+            quarantine(video, "several_people", f"up to {people['most_people']} people in a frame")
+            continue
         if pose.num_frames < min_frames:
             quarantine(
                 video,
@@ -240,6 +266,14 @@ def _filter(info, min_frames: int, min_size: int, low: float, high: float) -> tu
     if not low <= info.fps <= high:
         return "bad_fps", f"{info.fps:g} fps; allowed {low:g} to {high:g}"
     return None
+
+
+def _people(pose_file: Path) -> dict:
+    """Who extraction saw in the clip (switches, most people in a frame), saved beside its keypoints."""
+    sidecar = pose_file.with_suffix(PEOPLE_SUFFIX)
+    if not sidecar.is_file():  # keypoints from before this record existed: one person assumed
+        return {"switches": [], "most_people": 1}
+    return json.loads(sidecar.read_text().splitlines()[0])
 
 
 def _reusable(pose_file: Path, video: Path, info) -> PoseSequence | None:

@@ -16,8 +16,25 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..model_dir import ModelDirectory
-from ..runtime import parse_size, resolve_device, resolve_dtype
+from ..runtime import check_memory, frames_range, parse_size, resolve_device, resolve_dtype
 from .animate_config import AnimateConfig, PoseOptions
+from .animate_config import check as check_config
+
+_WARNED: set[str] = set()
+
+
+def warn_if_untrained(directory: ModelDirectory) -> None:
+    """One line on stderr, once per directory and process, when its networks were never trained."""
+    import sys
+
+    key = str(directory.path.resolve())
+    if directory.random_weights and key not in _WARNED:
+        _WARNED.add(key)
+        print(
+            f"warning: {directory.path} holds random weights (made by init-model, never trained): the video will be "
+            "noise; train it (animate-anyone train) or convert trained weights (animate-anyone convert moore)",
+            file=sys.stderr,
+        )
 
 
 def sampling_settings(config: AnimateConfig):
@@ -73,6 +90,7 @@ def animate(
     progress: bool = True,
     pipe=None,
     hooks=None,
+    overwrite: bool = False,
 ) -> Path:
     """Animate the character in ``reference`` with the model and settings of ``config`` and write ``out``
     (.mp4, .gif or a folder of PNGs).
@@ -83,9 +101,10 @@ def animate(
 
     ``keypoints_out``: also save the driving keypoints (aligned; .npz or .json) when the motion came as keypoints
     or a driving video. ``pipe``: an already loaded pipeline to use instead of loading ``config.model`` (the
-    app keeps one); ``hooks``: ``PipelineHooks`` that see the call (progress, cancellation).
+    app keeps one); ``hooks``: ``PipelineHooks`` that see the call (progress, cancellation). An existing ``out``
+    or ``side_by_side`` is replaced only with ``overwrite``.
     """
-    from ..media import VideoWriter, load_image
+    from ..media import VideoWriter, check_video_output, load_image
     from ..pipelines.pipeline_animate_anyone import default_size
 
     # 1. Check everything that can be checked before loading the model.
@@ -95,12 +114,18 @@ def animate(
         )
     if not config.model:
         raise ValueError("no model: pass --model DIR (or model: DIR in the --config file)")
+    check_config(config)
+    check_video_output(out, "--out", overwrite)
+    if side_by_side is not None:
+        check_video_output(side_by_side, "--side-by-side", overwrite)
     image = load_image(reference)
     directory = ModelDirectory(config.model).check()
+    warn_if_untrained(directory)
     _check_window(directory, config.context_frames)
     resolve_device(config.device)
     sampling_settings(config)  # a bad setting fails here, before the model loads
     width, height = parse_size(config.size) or default_size(image, directory.config("vae")["sample_size"])
+    _check_memory(directory, width, height, config.device)
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps, keypoints = _pose_frames(
         pose, driver, image, (width, height), config.frames, config.pose, progress
@@ -167,14 +192,27 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
             backend=options.backend,
             det_model=options.det_model,
             pose_model=options.pose_model,
+            person=options.person,
             progress=progress,
         )
         return render_sequence(keypoints, size), keypoints.fps, keypoints
     info = probe_frames(pose)
     count = info.num_frames if frames is None else frames
     if not 1 <= count <= info.num_frames:
-        raise ValueError(f"--frames {frames}: the pose sequence {pose} has {info.num_frames} frames")
+        raise ValueError(frames_range(frames, pose, info.num_frames))
     return np.stack(list(iter_frames(pose, size=size, count=count))), info.fps, None  # (F, H, W, 3)
+
+
+def _check_memory(directory: ModelDirectory, width: int, height: int, device: str) -> None:
+    """A lower bound before anything loads: one frame through the VAE decoder's last block (float32, input and
+    output of a convolution at full resolution) must fit in the memory available."""
+    channels = directory.config("vae")["block_out_channels"][0]
+    check_memory(
+        2 * 4 * channels * width * height,
+        f"--size {width}x{height}",
+        "use a smaller --size (e.g. 512x768)",
+        resolve_device(device),
+    )
 
 
 def _check_window(directory: ModelDirectory, context_frames: int) -> None:

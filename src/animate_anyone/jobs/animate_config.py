@@ -22,6 +22,7 @@ class PoseOptions:
     backend: Literal["mediapipe", "dwpose"] = "mediapipe"  # extractor for the reference (and a raw driving video)
     det_model: str | None = None  # DWPose ONNX files (default: $ANIMATE_ANYONE_DWPOSE_DET / _POSE)
     pose_model: str | None = None
+    person: str | None = None  # whom to follow in a driving video: largest (None), center, N, or x0,y0,x1,y1
 
 
 @dataclass
@@ -46,3 +47,49 @@ class AnimateConfig:
     fps: float | None = None  # None: the pose video's
     pose: PoseOptions = field(default_factory=PoseOptions)
     optimisations: Optimisations = field(default_factory=Optimisations)
+
+
+# The flags of ``animate`` for the keys that have one (the others are set as key=value).
+FLAGS = {
+    "seed": "--seed",
+    "steps": "--steps",
+    "guidance": "--guidance",
+    "frames": "--frames",
+    "fps": "--fps",
+    "context_frames": "--context-frames",
+    "context_overlap": "--context-overlap",
+}
+
+
+def _name(key: str) -> str:
+    return FLAGS.get(key, f"{key}=")
+
+
+def check(config: AnimateConfig) -> None:
+    """ValueError naming the flag (or key), the value and the valid range, for any value that cannot work: called
+    before any file is read or any model loads."""
+    import math
+
+    def bad(key: str, rule: str) -> ValueError:
+        return ValueError(f"{_name(key)} {getattr(config, key)}: {rule}")
+
+    for key in ("steps", "frames", "context_frames", "cache_interval"):
+        value = getattr(config, key)
+        if value is not None and value < 1:
+            raise bad(
+                key, "must be at least 1" + (" (leave --frames out for every pose frame)" if key == "frames" else "")
+            )
+    if not 0 <= config.seed < 2**63:
+        raise bad("seed", "must be between 0 and 2**63 - 1")
+    if config.guidance is not None and not (math.isfinite(config.guidance) and config.guidance >= 0):
+        raise bad("guidance", "must be a finite number >= 0 (<= 1 turns classifier-free guidance off)")
+    if config.fps is not None and not (math.isfinite(config.fps) and config.fps > 0):
+        raise bad("fps", "must be a positive number of frames per second (leave it out for the pose video's)")
+    if not 0 <= config.context_overlap < config.context_frames:
+        raise bad("context_overlap", f"must be at least 0 and less than --context-frames ({config.context_frames})")
+    if config.cache_depth is not None and config.cache_depth < 0:
+        raise bad("cache_depth", "must be at least 0")
+    if config.guidance_interval is not None:
+        start, end = config.guidance_interval
+        if not 0 <= start <= end <= 1:
+            raise bad("guidance_interval", "must be [start, end] with 0 <= start <= end <= 1")

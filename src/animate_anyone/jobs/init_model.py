@@ -38,7 +38,7 @@ def init_model(
     for name, component in components.items():
         if isinstance(component, torch.nn.Module) and dtype != torch.float32:
             components[name] = component.to(dtype)
-    return write_model_directory(out, model, components, overwrite=overwrite)
+    return write_model_directory(out, model, components, random_weights=True, overwrite=overwrite)
 
 
 def check_vae(vae, configs: dict, path) -> None:

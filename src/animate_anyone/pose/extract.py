@@ -31,8 +31,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..media import iter_frames, load_image, probe_frames
+from ..media import image_name, iter_frames, load_image, probe_frames
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS, PoseSequence
+from .track import PersonTracker, parse_person
 
 BACKENDS = ("mediapipe", "dwpose", "regressor")
 INTERPOLATED_CONFIDENCE = 0.9  # interpolated confidence = min(confidence at both ends) x this
@@ -54,6 +55,8 @@ class ExtractionReport:
     frames_without_person: list[int] = field(default_factory=list)
     interpolated: list[int] = field(default_factory=list)
     flagged: list[tuple[int, int]] = field(default_factory=list)
+    switches: list[int] = field(default_factory=list)  # frames where the followed person changed (pose.track)
+    most_people: int = 1  # the most people seen in one frame
 
     @property
     def missing(self) -> list[int]:
@@ -68,6 +71,10 @@ class ExtractionReport:
         if self.flagged:
             runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.flagged)
             text += f", left missing {len(self.missing)} (frames {runs})"
+        if self.most_people > 1:
+            text += f", up to {self.most_people} people in a frame"
+        if self.switches:
+            text += f"; WARNING: the followed person changed at frame(s) {', '.join(map(str, self.switches))}"
         return text
 
     __str__ = summary  # printing a report gives the one-line summary; repr() stays the full dataclass
@@ -109,9 +116,11 @@ def extract_poses(
     pose_model=None,
     max_gap: int = 8,
     min_confidence: float = 0.3,
+    person: str | int | None = None,
     progress: bool = True,
 ) -> tuple[PoseSequence, ExtractionReport]:
     """Keypoints of every frame of a video, image folder or image, with gaps filled; see the module doc.
+    ``person``: whom to follow (``pose.track.parse_person``: largest, center, N or a box; default largest).
 
     Returns a one-person ``PoseSequence`` (size and fps of the source; folders and images 30 fps) and an
     ``ExtractionReport``. Raises ``ValueError`` when no frame has a person, ``FileNotFoundError`` /
@@ -132,6 +141,7 @@ def extract_poses(
         pose_model=pose_model,
         max_gap=max_gap,
         min_confidence=min_confidence,
+        person=person,
         progress=progress,
     )
 
@@ -148,15 +158,20 @@ def extract_frames(
     pose_model=None,
     max_gap: int = 8,
     min_confidence: float = 0.3,
+    person: str | int | None = None,
     progress: bool = True,
+    extractor=None,
 ) -> tuple[PoseSequence, ExtractionReport]:
     """``extract_poses`` for frames in memory: an iterable of (H, W, 3) uint8 RGB arrays, all of ``size`` =
-    (width, height); ``name`` labels them in errors and the report (e.g. a ComfyUI image batch)."""
+    (width, height); ``name`` labels them in errors and the report (e.g. a ComfyUI image batch). ``extractor``:
+    an open extractor to use instead of opening ``backend`` (closed here)."""
+
     if max_gap < 0:
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
+    tracker = PersonTracker(parse_person(person), size)
     width, height = size
     body, hands, face, found = [], [], [], []
-    extractor = open_backend(
+    extractor = extractor or open_backend(
         backend,
         static_image_mode=num_frames == 1,
         det_model=det_model,
@@ -171,7 +186,8 @@ def extract_frames(
                         f"{name}: frame {len(found)} is {frame.shape[1]}x{frame.shape[0]}, "
                         f"the source is {width}x{height}"
                     )
-                b, h, f = _first_person(*extractor(frame))
+                people = extractor(frame)
+                b, h, f = _person(tracker.select(people[0]), *people)
                 body.append(b)
                 hands.append(h)
                 face.append(f)
@@ -188,7 +204,15 @@ def extract_frames(
     found = np.array(found)
     pose, interpolated, flagged = fill_gaps(pose, found, max_gap)
     report = ExtractionReport(
-        name, backend, pose.num_frames, max_gap, np.flatnonzero(~found).tolist(), interpolated, flagged
+        name,
+        backend,
+        pose.num_frames,
+        max_gap,
+        np.flatnonzero(~found).tolist(),
+        interpolated,
+        flagged,
+        tracker.switches,
+        tracker.most_people,
     )
     return pose, report
 
@@ -201,7 +225,7 @@ def extract_image(
     pose_model=None,
     min_confidence: float = 0.3,
 ) -> PoseSequence:
-    """A one-frame ``PoseSequence`` of an image (PIL image, HxWx3 uint8 RGB array or path).
+    """A one-frame ``PoseSequence`` of an image (PIL image, HxWx3 uint8 RGB array or path): its largest person.
 
     Raises ``ValueError`` (naming the image) when nobody is found.
     """
@@ -210,7 +234,8 @@ def extract_image(
         backend, static_image_mode=True, det_model=det_model, pose_model=pose_model, min_confidence=min_confidence
     )
     try:
-        b, h, f = _first_person(*extractor(rgb))
+        people = extractor(rgb)
+        b, h, f = _person(PersonTracker("largest", (rgb.shape[1], rgb.shape[0])).select(people[0]), *people)
     finally:
         extractor.close()
     if not _has_person(b, h, f):
@@ -255,10 +280,10 @@ def fill_gaps(
     return PoseSequence(*arrays, pose.width, pose.height, pose.fps), interpolated, flagged
 
 
-def _first_person(body: np.ndarray, hands: np.ndarray, face: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first person slot as (1, ...) arrays, all missing when there is nobody."""
-    if len(body):
-        return body[:1], hands[:1], face[:1]
+def _person(index: int | None, body: np.ndarray, hands: np.ndarray, face: np.ndarray):
+    """Person ``index`` as (1, ...) arrays; all missing for None."""
+    if index is not None:
+        return body[index : index + 1], hands[index : index + 1], face[index : index + 1]
     zeros = np.zeros
     return (
         zeros((1, BODY_POINTS, 3), np.float32),
@@ -282,5 +307,5 @@ def _image_array(image) -> tuple[str, np.ndarray]:
             array = np.asarray(load_image(Image.fromarray(array, "RGBA")))
         return "<image array>", np.ascontiguousarray(array)
     if isinstance(image, Image.Image):
-        return getattr(image, "filename", "") or "<PIL image>", np.asarray(load_image(image))
+        return image_name(image), np.asarray(load_image(image))
     return str(image), np.asarray(load_image(image))

@@ -6,23 +6,47 @@ output atomically.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 
+from ..runtime import frames_range
 from .keypoints import PoseSequence, is_pose_file, load_pose
 
 
+def check_keypoint_output(path, flag: str = "--out", overwrite: bool = False) -> None:
+    """Before any work: a keypoint file suffix, and no silent replacement of an existing file."""
+    from ..atomic import refuse_existing
+
+    if not is_pose_file(path):
+        raise ValueError(f"{flag} {path}: keypoint files are .npz or .json")
+    refuse_existing(path, overwrite, flag)
+
+
 def extract_file(
-    source, out, *, backend: str = "mediapipe", det_model=None, pose_model=None, max_gap: int = 8, progress: bool = True
+    source,
+    out,
+    *,
+    backend: str = "mediapipe",
+    det_model=None,
+    pose_model=None,
+    max_gap: int = 8,
+    person: str | int | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
 ):
     """Extract keypoints from a video, image folder or image and save them; returns (path, report)."""
     from .extract import extract_poses
 
+    check_keypoint_output(out, "--out", overwrite)
+    if not Path(source).exists():
+        raise FileNotFoundError(f"{source}: no such video, image or folder")
+
     pose, report = extract_poses(
-        source, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, progress=progress
+        source, backend, det_model=det_model, pose_model=pose_model, max_gap=max_gap, person=person, progress=progress
     )
     return pose.save(out), report
 
@@ -36,11 +60,20 @@ def render_file(
     hands: bool = True,
     face: bool = True,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Render a keypoint file as OpenPose-style skeleton video (or GIF / PNG folder)."""
+    from ..media import check_video_output
+    from ..runtime import check_memory
     from .draw import render_video
 
-    return render_video(load_pose(poses), out, size=size, fps=fps, progress=progress, hands=hands, face=face)
+    check_video_output(out, "--out", overwrite)
+    if fps is not None and not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"--fps {fps}: must be a positive number of frames per second")
+    pose = load_pose(poses)
+    width, height = size or (pose.width, pose.height)
+    check_memory(6 * width * height, f"--size {width}x{height}", "use a smaller --size")  # a frame + its encoding
+    return render_video(pose, out, size=size, fps=fps, progress=progress, hands=hands, face=face)
 
 
 def reference_pose(
@@ -63,11 +96,17 @@ def align_file(
     det_model=None,
     pose_model=None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Retarget the driver's keypoints to the reference image's body; optionally write a before/after video."""
-    from ..media import VideoWriter, load_image
+    from ..media import VideoWriter, check_video_output, load_image
     from .align import retarget
 
+    check_keypoint_output(out, "--out", overwrite)
+    if overlay_out is not None:
+        check_video_output(overlay_out, "--overlay", overwrite)
+    if not (np.isfinite(smoothing) and smoothing >= 0):
+        raise ValueError(f"--smoothing {smoothing}: must be 0 (off) or a positive Gaussian sigma in frames")
     image = load_image(reference)
     drv = load_pose(driver)
     aligned = retarget(
@@ -109,6 +148,7 @@ def animation_sequence(
     backend: str = "mediapipe",
     det_model=None,
     pose_model=None,
+    person: str | int | None = None,
     progress: bool = True,
 ) -> PoseSequence:
     """The keypoints that drive an animation: loaded from a keypoint file or extracted from a raw driving video,
@@ -118,7 +158,11 @@ def animation_sequence(
     else:
         from .extract import extract_poses
 
-        pose = extract_poses(source, backend, det_model=det_model, pose_model=pose_model, progress=progress)[0]
+        pose, report = extract_poses(
+            source, backend, det_model=det_model, pose_model=pose_model, person=person, progress=progress
+        )
+        if report.switches:  # the animation goes on with whom it found, but says so
+            print(f"warning: {report}", file=sys.stderr)
     if not (pose.body[..., 2] > 0).any():
         raise ValueError(
             f"no person was found in {source}: every body keypoint is missing; the motion needs a visible person "
@@ -126,7 +170,7 @@ def animation_sequence(
         )
     if frames is not None:
         if not 1 <= frames <= pose.num_frames:
-            raise ValueError(f"--frames {frames}: the pose sequence {source} has {pose.num_frames} frames")
+            raise ValueError(frames_range(frames, source, pose.num_frames))
         pose = pose.select(slice(0, frames))
     if align:
         from .align import retarget

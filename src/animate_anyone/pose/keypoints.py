@@ -16,6 +16,7 @@ Files: ``.npz`` (arrays ``body``, ``hands``, ``face``, scalars ``width``, ``heig
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +130,16 @@ def _write_npz(path: Path, arrays: dict) -> None:
             archive.writestr(info, buffer.getvalue())
 
 
+def _reason(exc: Exception) -> str:
+    """Why a keypoint file could not be read, in words that never suggest loading pickled data."""
+    text = str(exc)
+    if "allow_pickle" in text:
+        return "it holds Python objects instead of plain arrays; keypoint files hold arrays only"
+    if isinstance(exc, EOFError) or not text:
+        return "the file is empty or truncated"
+    return text
+
+
 def load_pose(path: str | Path) -> PoseSequence:
     """Read and validate a keypoint file; every problem is a PoseFileError naming the file."""
     path = Path(path)
@@ -141,8 +152,8 @@ def load_pose(path: str | Path) -> PoseSequence:
                 fields = {k: data[k] for k in data.files}
         else:
             fields = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise PoseFileError(f"{path}: not a readable keypoint file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise PoseFileError(f"{path}: not a readable keypoint file ({_reason(exc)})") from None
     missing = {"body", "hands", "face", "width", "height"} - set(fields)
     if missing:
         raise PoseFileError(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..runtime import native_logs_silenced
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS
 
 INSTALL_HINT = 'pip install "animate-anyone[pose]"'
@@ -100,9 +101,13 @@ class MediaPipeBody:
     def __init__(
         self, *, static_image_mode: bool = False, min_detection_confidence: float = 0.5, min_confidence: float = 0.3
     ) -> None:
-        mediapipe = import_mediapipe()
         self.min_confidence = float(min_confidence)
-        self._pose = mediapipe.solutions.pose.Pose(
+        with native_logs_silenced():
+            self._pose = self._make(import_mediapipe(), static_image_mode, min_detection_confidence)
+
+    @staticmethod
+    def _make(mediapipe, static_image_mode: bool, min_detection_confidence: float):
+        return mediapipe.solutions.pose.Pose(
             static_image_mode=static_image_mode,
             model_complexity=1,  # the only complexity whose model ships in the wheel (0 and 2 are downloaded)
             smooth_landmarks=True,
@@ -115,7 +120,8 @@ class MediaPipeBody:
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"frames must be HxWx3 uint8 RGB, got {rgb.dtype} {rgb.shape}")
         height, width = rgb.shape[:2]
-        result = self._pose.process(rgb)
+        with native_logs_silenced():
+            result = self._pose.process(rgb)
         people = 0 if result.pose_landmarks is None else 1
         body = np.zeros((people, BODY_POINTS, 3), np.float32)
         if people:

@@ -7,6 +7,7 @@ the spot by the generator. The output is a side-by-side video: reference | pose 
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -68,18 +69,26 @@ def run_demo(
     device: str = "auto",
     dtype: str = "auto",
     progress: bool = True,
+    overwrite: bool = False,
 ) -> DemoResult:
     """Animate the demo clip and write ``reference | pose | result | ground truth`` (each panel upscaled
-    ``scale`` times, nearest neighbour) to ``out`` (.mp4, .gif or a folder), atomically."""
+    ``scale`` times, nearest neighbour) to ``out`` (.mp4, .gif or a folder), atomically; an existing ``out`` is
+    replaced only with ``overwrite``."""
     from PIL import Image
 
     from ..evaluation.metrics import psnr
-    from ..media import write_video
+    from ..media import check_video_output, write_video
     from ..pipelines import AnimateAnyonePipeline
     from ..runtime import resolve_device, resolve_dtype
 
-    if frames < 1 or steps < 1 or scale < 1:
-        raise ValueError(f"frames, steps and scale must be >= 1, got {frames}, {steps}, {scale}")
+    for flag, value, high in (("--frames", frames, 240), ("--steps", steps, 1000), ("--scale", scale, 16)):
+        if not 1 <= value <= high:
+            raise ValueError(f"{flag} {value}: must be between 1 and {high}")
+    if not (math.isfinite(guidance) and guidance >= 0):
+        raise ValueError(f"--guidance {guidance}: must be a finite number >= 0 (<= 1 turns guidance off)")
+    if index < 0:
+        raise ValueError(f"--character {index}: must be 0 or more")
+    check_video_output(out, "--out", overwrite)
     start = time.perf_counter()
     dev = resolve_device(device)
     pipe = AnimateAnyonePipeline.from_pretrained(model or packaged_model(), dtype=resolve_dtype(dtype, dev)).to(dev)

@@ -8,7 +8,10 @@ sees the same samples as a larger batch, and a resumed run continues bit for bit
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -78,11 +81,21 @@ def _sample_latents(vae, images: Tensor, generators: list[torch.Generator]) -> T
     return (posterior.mean + posterior.std * eps) * vae.config.scaling_factor
 
 
+class TrainingStopped(Exception):
+    """A run stopped by SIGINT/SIGTERM after writing its checkpoint; ``--resume`` continues it exactly."""
+
+    def __init__(self, checkpoint: Path, signum: int):
+        self.checkpoint, self.signum = checkpoint, signum
+        name = signal.Signals(signum).name
+        super().__init__(f"stopped by {name}; saved {checkpoint}; continue with --resume (the same command)")
+
+
 class _StopRequest:
-    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next optimizer step and returns."""
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the next optimizer step and stops."""
 
     def __init__(self):
         self.requested = False
+        self.signum = signal.SIGTERM
         self._previous = {}
 
     def __enter__(self):
@@ -91,7 +104,7 @@ class _StopRequest:
         return self
 
     def _handle(self, signum, frame):
-        self.requested = True
+        self.requested, self.signum = True, signum
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -99,15 +112,16 @@ class _StopRequest:
         return False
 
 
-def train(config: TrainConfig, resume: str | None = None, progress: bool = True) -> Path:
-    """Run (or continue) a training stage; returns the exported model directory (``output_dir/final``),
-    or the checkpoint written when stopped by SIGINT/SIGTERM."""
+def train(config: TrainConfig, resume: str | None = None, progress: bool = True, overwrite: bool = False) -> Path:
+    """Run (or continue) a training stage; returns the exported model directory (``output_dir/final``).
+    Stopped by SIGINT/SIGTERM, it writes a checkpoint and raises :class:`TrainingStopped`."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from diffusers.optimization import get_scheduler
 
     from ..data.dataset import VideoPoseDataset, collate
 
     out = Path(config.output_dir)
+    _check_output_dir(out, resume, overwrite)
     if config.log_with == "tensorboard":
         try:
             import tensorboard  # noqa: F401
@@ -159,6 +173,8 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     step = 0
     if resume is not None:
         path = latest_checkpoint(out) if resume == "auto" else Path(resume)
+        if path is None and accelerator.is_main_process:
+            print(f"--resume: no checkpoint in {out / 'checkpoints'} yet; starting at step 0", file=sys.stderr)
         if path is not None:
             step = load_checkpoint(accelerator, path, ema)
             logger.info("resumed from %s at step %d", path, step)
@@ -231,7 +247,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
             if stopping:
                 bar.close()
                 accelerator.end_training()
-                return latest_checkpoint(out)
+                raise TrainingStopped(latest_checkpoint(out), stop.signum)
             if config.validate_every and step % config.validate_every == 0 and accelerator.is_main_process:
                 from .validation import write_validation_video
 
@@ -265,6 +281,21 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
+
+
+def _check_output_dir(out: Path, resume: str | None, overwrite: bool) -> None:
+    """A used ``output_dir`` is continued (``--resume``) or replaced (``--overwrite``), never silently mixed."""
+    used = [p for p in (out / "checkpoints", out / "final", out / LOG_FILE) if p.exists()]
+    if not used or resume is not None:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"output_dir {out} holds an earlier run ({', '.join(p.name for p in used)}); continue it with --resume, "
+            "start over with --overwrite, or choose another output_dir=..."
+        )
+    if int(os.environ.get("RANK", 0)) == 0:
+        for p in used:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def _agreed(accelerator, requested: bool) -> bool:
