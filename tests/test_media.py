@@ -439,3 +439,24 @@ def test_load_image_bad_files_raise_media_error(tmp_path):
             load_image(tmp_path / name)
     with pytest.raises(MediaError, match="folder"):
         load_image(tmp_path)
+
+
+def test_fit_pads_crops_or_stretches_another_aspect_ratio(tmp_path):
+    """A 40x20 frame (2:1) to 20x20: pad keeps all of it between black bars, crop keeps the centre, stretch
+    squeezes it."""
+    from animate_anyone.media import fit_image, iter_frames
+
+    frame = np.zeros((20, 40, 3), np.uint8)
+    frame[:, :10] = 255  # a white left quarter
+    write_video(tmp_path / "wide", [frame], 10.0)  # a folder of PNG frames: lossless
+    pad, crop, stretch = (
+        next(iter_frames(tmp_path / "wide", size=(20, 20), fit=f)) for f in ("pad", "crop", "stretch")
+    )
+    assert pad.shape == crop.shape == stretch.shape == (20, 20, 3)
+    assert pad[:4].max() == 0 and pad[-4:].max() == 0  # bars above and below (the frame is 20x10 inside)
+    assert pad[10, :4].min() > 200 and pad[10, 6:].max() < 50  # its white quarter at half width
+    assert crop[:, :].max() < 60  # the centre half of the frame: no white quarter left
+    assert stretch[10, :4].min() > 200 and stretch[10, 6:].max() < 60
+    assert fit_image(Image.new("RGB", (20, 20)), (20, 20), "pad").size == (20, 20)
+    with pytest.raises(ValueError, match="--fit squash"):
+        iter_frames(tmp_path / "wide", size=(20, 20), fit="squash")

@@ -7,7 +7,7 @@ import PIL.Image
 import pytest
 
 from animate_anyone.cli.main import main
-from animate_anyone.media import probe_frames, write_video
+from animate_anyone.media import iter_frames, probe_frames, write_video
 from animate_anyone.pose.keypoints import load_pose
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -61,6 +61,13 @@ def test_extract_render_align(files, capsys):
     shoulders = lambda p: np.linalg.norm(p.body[0, 0, 2, :2] - p.body[0, 0, 5, :2])  # noqa: E731
     assert shoulders(aligned) == pytest.approx(shoulders(pose) / 2, rel=0.1)  # the reference is half as large
     assert probe_frames(debug).num_frames == 3
+    # with the driver's video, the "before" panel shows it under the skeleton (not black)
+    over = d / "over.mp4"
+    argv = ["pose", "align", str(d / "driver.npz"), "--reference", str(d / "ref.png"), "-o", str(d / "b.json")]
+    assert main([*argv, "--overlay", str(over), "--video", str(d / "driver.mp4")]) == 0
+    plain, drawn = next(iter_frames(debug)), next(iter_frames(over))
+    before = slice(0, 256)  # the driver panel: 512x512 shown at the reference's height, 256
+    assert drawn[:, before].mean() > plain[:, before].mean() + 20
 
 
 def test_animate_from_keypoints_and_from_a_driving_video(files, tiny_model_dir, capsys):

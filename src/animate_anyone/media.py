@@ -84,27 +84,54 @@ def probe_frames(path: PathLike, *, default_fps: float = DEFAULT_FPS) -> VideoIn
     return VideoInfo(count, float(rate) if rate else float(default_fps), width, height)
 
 
-def iter_frames(path: PathLike, size: Size = None, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
+FITS = ("pad", "crop", "stretch")
+FIT_HELP = "another aspect ratio: pad (default; scaled to fit, black bars), crop (scaled to fill, centre cut), stretch"
+
+
+def iter_frames(
+    path: PathLike, size: Size = None, start: int = 0, count: int | None = None, fit: str = "stretch"
+) -> Iterator[np.ndarray]:
     """Stream HxWx3 uint8 RGB frames ``start, start + 1, ...`` (at most ``count``) of a source.
 
-    ``size=(width, height)`` resizes every frame (PIL bicubic). A missing path or an empty folder raises
-    at the call; a decoding problem raises ``MediaError`` while iterating. Frames before ``start`` are
+    ``size=(width, height)`` resizes every frame (PIL bicubic); ``fit`` says how a frame of another aspect
+    ratio gets there (``FITS``: pad, crop or stretch; see :func:`fit_image`). A missing path or an empty folder
+    raises at the call; a decoding problem raises ``MediaError`` while iterating. Frames before ``start`` are
     decoded and dropped (exact, unlike seeking to a key frame).
     """
     size = None if size is None else (int(size[0]), int(size[1]))
     if start < 0 or (count or 0) < 0 or (size and min(size) < 1):
         raise ValueError(f"need start >= 0, count >= 0, size=(width, height) >= 1; got {start}, {count}, {size}")
+    if fit not in FITS:
+        raise ValueError(f"--fit {fit}: choose one of {', '.join(FITS)}")
     path = _existing(path)
-    return _frames(path, _images_of(path), size, start, None if count is None else start + count)
+    return _frames(path, _images_of(path), size, start, None if count is None else start + count, fit)
 
 
-def _frames(path: Path, images: list[Path] | None, size: Size, start: int, stop: int | None) -> Iterator[np.ndarray]:
+def fit_image(image: Image.Image, size: tuple[int, int], fit: str = "stretch") -> Image.Image:
+    """``image`` at ``size`` = (width, height): ``stretch`` resizes as it is; ``pad`` scales it to fit inside and
+    centres it on black (a skeleton's background); ``crop`` scales it to cover and cuts the centre."""
+    if image.size == size:
+        return image
+    if fit == "stretch":
+        return image.resize(size, Image.Resampling.BICUBIC)
+    ratio = (min if fit == "pad" else max)(size[0] / image.width, size[1] / image.height)
+    scaled = image.resize(
+        (max(1, round(image.width * ratio)), max(1, round(image.height * ratio))), Image.Resampling.BICUBIC
+    )
+    canvas = Image.new("RGB", size)
+    canvas.paste(scaled, ((size[0] - scaled.width) // 2, (size[1] - scaled.height) // 2))
+    return canvas
+
+
+def _frames(
+    path: Path, images: list[Path] | None, size: Size, start: int, stop: int | None, fit: str = "stretch"
+) -> Iterator[np.ndarray]:
     if images is None:
         with _video(path) as (_, frames):
             for frame in islice(frames, start, stop):
                 image = Image.fromarray(frame.to_ndarray(format="rgb24", interpolation=_FROM_YUV))
                 turns = _quarter_turns(frame)
-                yield _array(image.transpose(_TURNS[turns]) if turns else image, size)
+                yield _array(image.transpose(_TURNS[turns]) if turns else image, size, fit)
         return
     first: tuple[int, int] | None = None
     for file in images[start:stop]:
@@ -115,7 +142,7 @@ def _frames(path: Path, images: list[Path] | None, size: Size, start: int, stop:
                 f"{file}: is {image.size[0]}x{image.size[1]} but earlier frames are "
                 f"{first[0]}x{first[1]}; pass size=(width, height) to resize them all"
             )
-        yield _array(image, size)
+        yield _array(image, size, fit)
 
 
 def load_image(path_or_image: PathLike | Image.Image) -> Image.Image:
@@ -368,9 +395,9 @@ def _quarter_turns(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90) % 4
 
 
-def _array(image: Image.Image, size: Size) -> np.ndarray:
-    if size is not None and image.size != size:
-        image = image.resize(size, Image.Resampling.BICUBIC)
+def _array(image: Image.Image, size: Size, fit: str = "stretch") -> np.ndarray:
+    if size is not None:
+        image = fit_image(image, size, fit)
     return np.array(image)  # a writable copy
 
 

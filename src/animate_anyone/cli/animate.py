@@ -28,10 +28,12 @@ SHORTCUTS = {
     "dwpose_det": "pose.det_model",
     "dwpose_pose": "pose.pose_model",
     "person": "pose.person",
+    "fit": "pose.fit",
 }
 
 
 def register(subparsers) -> None:
+    from ..media import FIT_HELP, FITS
     from ..pipelines.presets import PRESETS, SCHEDULERS
     from ..pose.track import PERSON_HELP
 
@@ -83,6 +85,7 @@ def register(subparsers) -> None:
     p.add_argument("--dwpose-det", help="DWPose detector ONNX (default $ANIMATE_ANYONE_DWPOSE_DET)")
     p.add_argument("--dwpose-pose", help="DWPose pose ONNX (default $ANIMATE_ANYONE_DWPOSE_POSE)")
     p.add_argument("--person", help="--driver: " + PERSON_HELP)
+    p.add_argument("--fit", choices=FITS, help="rendered skeletons (--pose video or images) of " + FIT_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --side-by-side")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="AnimateConfig overrides, e.g. steps=30")

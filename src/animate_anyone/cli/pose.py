@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     a.add_argument("--reference", required=True, help="reference image of the character")
     a.add_argument("-o", "--out", required=True, help="aligned keypoint file to write")
     a.add_argument("--overlay", help="also write a before/after debug video here")
+    a.add_argument("--video", help="the driver's video: the overlay's 'before' panel is drawn over it")
     a.add_argument("--smoothing", type=float, default=1.0, help="temporal smoothing, Gaussian sigma in frames (0: off)")
     _backend_arguments(a)
     a.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -94,6 +95,7 @@ def run_align(args) -> None:
         backend=args.backend,
         smoothing=args.smoothing,
         overlay_out=args.overlay,
+        video=args.video,
         det_model=args.dwpose_det,
         pose_model=args.dwpose_pose,
         overwrite=args.overwrite,

@@ -200,7 +200,8 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
     count = info.num_frames if frames is None else frames
     if not 1 <= count <= info.num_frames:
         raise ValueError(frames_range(frames, pose, info.num_frames))
-    return np.stack(list(iter_frames(pose, size=size, count=count))), info.fps, None  # (F, H, W, 3)
+    frames = iter_frames(pose, size=size, count=count, fit=options.fit)
+    return np.stack(list(frames)), info.fps, None  # (F, H, W, 3)
 
 
 def _check_memory(directory: ModelDirectory, width: int, height: int, device: str) -> None:

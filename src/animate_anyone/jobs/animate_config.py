@@ -23,6 +23,7 @@ class PoseOptions:
     det_model: str | None = None  # DWPose ONNX files (default: $ANIMATE_ANYONE_DWPOSE_DET / _POSE)
     pose_model: str | None = None
     person: str | None = None  # whom to follow in a driving video: largest (None), center, N, or x0,y0,x1,y1
+    fit: Literal["pad", "crop", "stretch"] = "pad"  # skeleton frames of another aspect ratio than the output
 
 
 @dataclass

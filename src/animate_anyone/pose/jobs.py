@@ -93,12 +93,14 @@ def align_file(
     backend: str = "mediapipe",
     smoothing: float = 1.0,
     overlay_out=None,
+    video=None,
     det_model=None,
     pose_model=None,
     progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
-    """Retarget the driver's keypoints to the reference image's body; optionally write a before/after video."""
+    """Retarget the driver's keypoints to the reference image's body; optionally write a before/after video
+    (``overlay_out``), whose "before" panel is drawn over the driver's own ``video`` when given."""
     from ..media import VideoWriter, check_video_output, load_image
     from .align import retarget
 
@@ -114,20 +116,31 @@ def align_file(
     )
     if overlay_out is not None:
         with VideoWriter(overlay_out, drv.fps) as writer:
-            for frame in before_after(drv, aligned, image):
+            for frame in before_after(drv, aligned, image, video):
                 writer.write(frame)
     return aligned.save(out)
 
 
-def before_after(driver: PoseSequence, aligned: PoseSequence, image: PIL.Image.Image) -> Iterator[np.ndarray]:
-    """Debug frames: [driver skeleton at its own proportions | aligned skeleton over the reference image]."""
+def before_after(
+    driver: PoseSequence, aligned: PoseSequence, image: PIL.Image.Image, video=None
+) -> Iterator[np.ndarray]:
+    """Debug frames: [driver skeleton at its own proportions, over the driver ``video`` when given (else black) |
+    aligned skeleton over the reference image]."""
+    from ..media import iter_frames, probe_frames
     from .draw import draw_pose, overlay
 
     photo = np.asarray(image.convert("RGB"))
     height = photo.shape[0]
     width = max(2, round(driver.width * height / driver.height))
+    if video is not None:
+        info = probe_frames(video)
+        if info.num_frames < driver.num_frames:
+            raise ValueError(f"--video {video}: {info.num_frames} frames, the keypoints have {driver.num_frames}")
+    frames = iter_frames(video, size=(width, height)) if video is not None else None
     for i in range(driver.num_frames):
         before = draw_pose(driver, i, (width, height), scale="auto")
+        if frames is not None:
+            before = overlay(next(frames), before)
         after = overlay(photo, draw_pose(aligned, i, (photo.shape[1], height), scale="auto"))
         yield np.concatenate([before, after], axis=1)  # (H, w_driver + W, 3)
 
