@@ -119,3 +119,18 @@ def test_data_prepare_quarantines_switches_and_crowds(two_people, tmp_path, monk
     # allowed on a rerun: the keypoints are reused, and what was seen is remembered beside them
     report = prepare_dataset(videos, tmp_path / "data", allow_switches=True, allow_several=True, **common)
     assert sorted(c.id for c in report.clips) == ["crowd", "solo", "switch"] and len(opened) == 3
+
+
+def test_everyone_one_skeleton_each(two_people):
+    """``--person all``: every detection is kept (one slot each) and rendered."""
+    pose, report = run(two_people, lambda t: [A[t], B[t]] if t != 5 else [A[t]], "all")
+    assert pose.num_people == 2 and report.most_people == 2
+    for t in range(FRAMES):
+        kept = sorted(pose.body[t, i, 0, 0] for i in range(2) if pose.body[t, i, :, 2].any())
+        expected = sorted([A[t, 0, 0], B[t, 0, 0]] if t != 5 else [A[t, 0, 0]])
+        assert np.allclose(kept, expected)
+    both = PoseSequence.empty(1, 2, WIDTH, HEIGHT)
+    both.body[0, 0], both.body[0, 1] = A[0], B[0]
+    drawn = draw_pose(pose, 0, (WIDTH, HEIGHT))
+    assert np.array_equal(drawn, draw_pose(both, 0, (WIDTH, HEIGHT)))  # A and B apart: the slot order is unseen
+    assert drawn[:, WIDTH // 2 :].any() and drawn[:, : WIDTH // 3].any()  # a skeleton on each side

@@ -168,7 +168,8 @@ def extract_frames(
 
     if max_gap < 0:
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
-    tracker = PersonTracker(parse_person(person), size)
+    everyone = parse_person(person) == "all"  # every detection, one slot each (no identity over time)
+    tracker = PersonTracker("largest" if everyone else parse_person(person), size)
     width, height = size
     body, hands, face, found = [], [], [], []
     extractor = extractor or open_backend(
@@ -187,7 +188,8 @@ def extract_frames(
                         f"the source is {width}x{height}"
                     )
                 people = extractor(frame)
-                b, h, f = _person(tracker.select(people[0]), *people)
+                chosen = tracker.select(people[0])
+                b, h, f = people if everyone and len(people[0]) else _person(chosen, *people)
                 body.append(b)
                 hands.append(h)
                 face.append(f)
@@ -200,9 +202,15 @@ def extract_frames(
             f"{name}: no person found in any of its {len(found)} frame(s) (pose backend '{backend}'); "
             "the source needs a clearly visible person"
         )
+    if everyone:  # pad every frame to the most people seen (missing slots are all zeros)
+        most = max(len(b) for b in body)
+        body, hands, face = ([_pad(a, most) for a in arrays] for arrays in (body, hands, face))
     pose = PoseSequence(np.stack(body), np.stack(hands), np.stack(face), width, height, fps)
     found = np.array(found)
-    pose, interpolated, flagged = fill_gaps(pose, found, max_gap)
+    if everyone:  # slots are not identities: nothing to interpolate between
+        interpolated, flagged = [], [(int(i), int(i)) for i in np.flatnonzero(~found)]
+    else:
+        pose, interpolated, flagged = fill_gaps(pose, found, max_gap)
     report = ExtractionReport(
         name,
         backend,
@@ -278,6 +286,11 @@ def fill_gaps(
                 array[t] = np.where(both[..., None], frame, 0.0)
         interpolated.extend(range(first, last + 1))
     return PoseSequence(*arrays, pose.width, pose.height, pose.fps), interpolated, flagged
+
+
+def _pad(array: np.ndarray, people: int) -> np.ndarray:
+    """(P, ...) -> (people, ...) with missing (zero) slots appended."""
+    return np.concatenate([array, np.zeros((people - len(array), *array.shape[1:]), array.dtype)])
 
 
 def _person(index: int | None, body: np.ndarray, hands: np.ndarray, face: np.ndarray):

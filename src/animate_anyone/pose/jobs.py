@@ -166,6 +166,8 @@ def animation_sequence(
 ) -> PoseSequence:
     """The keypoints that drive an animation: loaded from a keypoint file or extracted from a raw driving video,
     cut to ``frames`` and, unless ``align=False``, retargeted to the reference's body."""
+    if person == "all":
+        raise ValueError("--person all: an animation follows one person; choose largest, center, N or a box")
     if is_pose_file(source):
         pose = load_pose(source)
     else:

@@ -20,7 +20,7 @@ import numpy as np
 
 PERSON_HELP = (
     "whom to follow when several people are seen: largest (default), center, N (the N-th from the left, from 0), "
-    "or a box x0,y0,x1,y1 in pixels of the first frame"
+    "or a box x0,y0,x1,y1 in pixels of the first frame; pose extract also takes all (everyone, one skeleton each)"
 )
 JUMP = 0.5  # a detection continues the tracked person when their keypoints moved less than this x the body's size
 
@@ -31,7 +31,7 @@ def parse_person(value: str | int | None) -> str | int | tuple[float, float, flo
         return "largest"
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
         return int(value)
-    if value in ("largest", "center"):
+    if value in ("largest", "center", "all"):
         return value
     parts = str(value).split(",")
     try:
