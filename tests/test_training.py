@@ -231,3 +231,17 @@ def test_resume_flag_followed_by_overrides(tmp_path, tiny_model_dir, toy):
     argv = ["train", "stage1", "--config", str(TINY), "--quiet", "--resume", f"model.pretrained={tiny_model_dir}"]
     assert main([*argv, f"data.root={toy}", f"output_dir={out}", "max_steps=1"]) == 0
     assert (out / "final" / "model_index.json").is_file() and (out / "checkpoints" / "step-000001").is_dir()
+
+
+def test_resume_with_nothing_to_resume_says_so_and_a_used_output_dir_needs_a_choice(
+    tmp_path, tiny_model_dir, toy, capfd
+):
+    cfg = config(tmp_path, tiny_model_dir, toy, "max_steps=1")
+    train(cfg, resume="auto", progress=False)
+    assert "--resume: no checkpoint in" in capfd.readouterr().err
+    with pytest.raises(FileExistsError, match="holds an earlier run"):
+        train(cfg, progress=False)
+    before = weights(tmp_path / "run" / "final")
+    train(config(tmp_path, tiny_model_dir, toy, "max_steps=1", "seed=5"), progress=False, overwrite=True)
+    after = weights(tmp_path / "run" / "final")
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # started over (another seed)
