@@ -92,5 +92,5 @@ for split in ${SPLITS:-heldout_character heldout_motion}; do
     --metrics pck@0.05,pck@0.1 --pose-backend regressor --out "$json" --quiet > /dev/null
   results+=("ground_truth:$split:$json")
 done
-$AA synthetic report --results "${results[@]}" --out "$W/table.md"
+$AA synthetic report --results "${results[@]}" --out "$W/table.md" --overwrite
 log "wrote $W/table.md; training times in $W/train_times.txt"

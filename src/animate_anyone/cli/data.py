@@ -66,6 +66,7 @@ def register(subparsers) -> None:
     pv.add_argument("--size", default="256x384", help="WIDTHxHEIGHT of a sample (default 256x384)")
     pv.add_argument("--seed", type=int, default=0, help="seed of the sampled clips (default 0)")
     pv.add_argument("--no-augment", action="store_true", help="centred largest crop instead of random crops")
+    pv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pv.set_defaults(run=run_preview)
 
 
@@ -109,7 +110,10 @@ def run_check(args) -> None:
 
 
 def run_preview(args) -> None:
+    from ..atomic import refuse_existing
     from ..data.inspect import preview
+
+    refuse_existing(args.out, args.overwrite)
     from ..runtime import parse_size
 
     out = preview(args.data_dir, args.out, args.count, parse_size(args.size), args.seed, augment=not args.no_augment)

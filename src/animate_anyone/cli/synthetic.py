@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     pv.add_argument("--characters", type=int, default=4, help="rows (default 4)")
     pv.add_argument("--frames", type=int, default=4, help="frames per row (default 4)")
     pv.add_argument("--size", type=int, default=128, help="tile size in pixels (default 128)")
+    pv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pv.set_defaults(run=run_preview)
 
     pr = jobs.add_parser(
@@ -78,6 +79,7 @@ def register(subparsers) -> None:
     )
     rp.add_argument("--results", nargs="+", required=True, help="VARIANT:SPLIT:FILE ...")
     rp.add_argument("--out", "-o", help="markdown file to write")
+    rp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     rp.set_defaults(run=run_report)
 
     ae = jobs.add_parser(
@@ -169,7 +171,10 @@ def run_make(args) -> None:
 
 
 def run_preview(args) -> None:
+    from ..atomic import refuse_existing
     from ..synthetic import preview
+
+    refuse_existing(args.out, args.overwrite)
 
     path = preview(args.out, args.seed, characters=args.characters, frames=args.frames, size=args.size)
     print(f"wrote {path} ({args.characters} characters: reference | {args.frames} frames | their poses)")
@@ -249,6 +254,10 @@ def run_predict(args) -> None:
 
 
 def run_report(args) -> None:
+    if args.out:
+        from ..atomic import refuse_existing
+
+        refuse_existing(args.out, args.overwrite)
     from ..atomic import write_text
     from ..synthetic.benchmark import markdown_table, summarize
 
