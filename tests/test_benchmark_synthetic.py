@@ -270,6 +270,16 @@ def test_demo_runs_offline_with_the_packaged_model_and_resembles_its_ground_trut
     assert probe_frames(tmp_path / "cli.gif").num_frames == 2
 
 
+def test_packaged_model_beats_copying_the_reference_on_a_fresh_held_out_clip(tmp_path):
+    """The miniature model has learned the task: on a held-out character and motion it never saw (not the demo's
+    own clip), its video is closer to the truth than the reference image repeated (the copy baseline). The
+    benchmark's margin is larger (docs/benchmark.md); this bound is weaker so that it is stable."""
+    from animate_anyone.synthetic.demo import run_demo
+
+    result = run_demo(tmp_path / "clip.gif", index=3, frames=24, steps=10, scale=1, progress=False)
+    assert result.psnr > result.copy_psnr, (result.psnr, result.copy_psnr)
+
+
 def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, capsys):
     """The VAE command (a few steps: quality needs thousands) writes a 4x VAE that init-model --size mini takes."""
     from diffusers import AutoencoderKL

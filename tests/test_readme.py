@@ -33,3 +33,26 @@ def test_readme_commands_parse():
     assert {c.split()[0] for c in commands} >= {"convert", "animate", "init-model"}
     for command in commands:
         build_parser().parse_args(shlex.split(command))
+
+
+def test_readme_pose_commands_run_as_written(tmp_path, monkeypatch):
+    """The README's pose tool lines, word for word, on a video of a person (scikit-image's astronaut, moving)."""
+    import shlex
+
+    import numpy as np
+    import PIL.Image
+    import pytest
+
+    from animate_anyone.media import probe_frames, write_video
+
+    skimage_data = pytest.importorskip("skimage.data")
+    monkeypatch.chdir(tmp_path)
+    photo = skimage_data.astronaut()
+    PIL.Image.fromarray(photo[::2, ::2]).save("ref.png")
+    write_video("dance.mp4", [np.roll(photo, shift, axis=1) for shift in (0, 24, 48)], fps=8)
+    text = re.sub(r"\\\n\s*", " ", README.read_text())
+    commands = re.findall(r"^\.venv/bin/animate-anyone (pose .+)$", text, flags=re.M)
+    assert [c.split()[1] for c in commands] == ["extract", "align", "render"]
+    for command in commands:
+        assert main(shlex.split(command)) == 0, command
+    assert probe_frames("pose.mp4").num_frames == 3 and probe_frames("check.mp4").num_frames == 3
