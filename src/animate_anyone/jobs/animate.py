@@ -125,7 +125,7 @@ def animate(
     resolve_device(config.device)
     sampling_settings(config)  # a bad setting fails here, before the model loads
     width, height = parse_size(config.size) or default_size(image, directory.config("vae")["sample_size"])
-    _check_memory(directory, width, height, config.device)
+    _check_memory(directory, width, height, config.frames or 1, config.device)
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps, keypoints = _pose_frames(
         pose, driver, image, (width, height), config.frames, config.pose, progress
@@ -204,14 +204,14 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
     return np.stack(list(frames)), info.fps, None  # (F, H, W, 3)
 
 
-def _check_memory(directory: ModelDirectory, width: int, height: int, device: str) -> None:
-    """A lower bound before anything loads: one frame through the VAE decoder's last block (float32, input and
-    output of a convolution at full resolution) must fit in the memory available."""
+def _check_memory(directory: ModelDirectory, width: int, height: int, frames: int, device: str) -> None:
+    """A lower bound before anything loads: the pose frames kept in memory (uint8) and one frame through the VAE
+    decoder's last block (float32, input and output of a convolution at full resolution) must fit."""
     channels = directory.config("vae")["block_out_channels"][0]
     check_memory(
-        2 * 4 * channels * width * height,
-        f"--size {width}x{height}",
-        "use a smaller --size (e.g. 512x768)",
+        3 * frames * width * height + 2 * 4 * channels * width * height,
+        f"--size {width}x{height}" + (f" with --frames {frames}" if frames > 1 else ""),
+        "use a smaller --size (e.g. 512x768) or fewer --frames",
         resolve_device(device),
     )
 
