@@ -122,10 +122,10 @@ def animate(
     directory = ModelDirectory(config.model).check()
     warn_if_untrained(directory)
     _check_window(directory, config.context_frames)
-    resolve_device(config.device)
+    device = resolve_device(config.device)  # an unusable device fails here
     sampling_settings(config)  # a bad setting fails here, before the model loads
     width, height = parse_size(config.size) or default_size(image, directory.config("vae")["sample_size"])
-    _check_memory(directory, width, height, config.frames or 1, config.device)
+    _check_memory(directory, width, height, config.frames or 1, device)
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps, keypoints = _pose_frames(
         pose, driver, image, (width, height), config.frames, config.pose, progress
@@ -204,7 +204,7 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
     return np.stack(list(frames)), info.fps, None  # (F, H, W, 3)
 
 
-def _check_memory(directory: ModelDirectory, width: int, height: int, frames: int, device: str) -> None:
+def _check_memory(directory: ModelDirectory, width: int, height: int, frames: int, device: torch.device) -> None:
     """A lower bound before anything loads: the pose frames kept in memory (uint8) and one frame through the VAE
     decoder's last block (float32, input and output of a convolution at full resolution) must fit."""
     channels = directory.config("vae")["block_out_channels"][0]
@@ -212,7 +212,7 @@ def _check_memory(directory: ModelDirectory, width: int, height: int, frames: in
         3 * frames * width * height + 2 * 4 * channels * width * height,
         f"--size {width}x{height}" + (f" with --frames {frames}" if frames > 1 else ""),
         "use a smaller --size (e.g. 512x768) or fewer --frames",
-        resolve_device(device),
+        device,
     )
 
 
