@@ -219,7 +219,8 @@ def test_compare_reports_every_switch():
 
 
 def test_compare_presets_counts_unet_rows_and_speed():
-    """Quality against fast on one pipeline: fast runs its own steps, solver, guidance interval and cache."""
+    """Quality against fast and student on one pipeline: each runs its own steps, solver, guidance interval and
+    cache."""
     from animate_anyone.bench.compare import run_preset_comparison
     from animate_anyone.bench.report import format_preset_comparison
     from animate_anyone.pipelines.presets import PRESETS
@@ -228,7 +229,9 @@ def test_compare_presets_counts_unet_rows_and_speed():
     report = run_preset_comparison("tiny", device="cpu", **small)
     assert report["default"]["config"]["preset"] == "quality" and report["default"]["config"]["steps"] == 25
     assert report["default"]["unet_rows"] == {"full_rows": 50, "shallow_rows": 0}
-    (fast,) = report["presets"]
+    fast, student = report["presets"]
+    assert student["name"] == "student" and student["result"]["unet_rows"] == {"full_rows": 4, "shallow_rows": 0}
+    assert student["speedup_per_video"] > 1  # 4 unguided rows against 50
     full, shallow = PRESETS["fast"].unet_rows()
     assert fast["name"] == "fast" and fast["result"]["unet_rows"] == {"full_rows": full, "shallow_rows": shallow}
     assert fast["result"]["config"]["steps"] == PRESETS["fast"].steps and fast["result"]["flops_per_step"] is None
