@@ -185,8 +185,13 @@ def _stop_animate(world, tmp_path, signum):
         out=str(out / "video.mp4"),
     )
     argv.remove("--quiet")  # the bar tells when to stop it
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+    # give the child the default disposition a terminal's Ctrl-C meets, however this suite was started.
     process = subprocess.Popen(
-        [sys.executable, "-m", "animate_anyone.cli.main", *argv], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "animate_anyone.cli.main", *argv],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     seen = b""
     deadline = time.monotonic() + 300
