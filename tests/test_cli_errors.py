@@ -8,12 +8,10 @@ native libraries run it in a child process, as a user does.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import PIL.Image
@@ -23,6 +21,7 @@ import torch
 from animate_anyone.cli.main import main
 from animate_anyone.media import write_video
 from animate_anyone.pose.keypoints import PoseSequence
+from stop_signal import stop_at
 
 WORLD = {}  # name -> path, filled by the `world` fixture
 
@@ -185,23 +184,9 @@ def _stop_animate(world, tmp_path, signum):
         out=str(out / "video.mp4"),
     )
     argv.remove("--quiet")  # the bar tells when to stop it
-    # A shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
-    # give the child the default disposition a terminal's Ctrl-C meets, however this suite was started.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "animate_anyone.cli.main", *argv],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    seen = b""
-    deadline = time.monotonic() + 300
-    while not re.search(rb"denoising[^\n]*\| *[1-9][0-9]*/1000", seen):  # a denoising step done
-        chunk = process.stderr.read1(4096)
-        assert chunk and time.monotonic() < deadline, seen.decode(errors="replace")
-        seen += chunk
-    process.send_signal(signum)
-    rest = process.communicate(timeout=120)[1]
-    return process.returncode, (seen + rest).decode(errors="replace"), sorted(p.name for p in out.iterdir())
+    command = [sys.executable, "-m", "animate_anyone.cli.main", *argv]
+    code, err = stop_at(command, rb"denoising[^\n]*\| *[1-9][0-9]*/1000", signum=signum)  # a denoising step done
+    return code, err, sorted(p.name for p in out.iterdir())
 
 
 @pytest.mark.parametrize(

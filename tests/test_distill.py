@@ -17,7 +17,7 @@ from animate_anyone.data.toy import make_toy_dataset
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
 from animate_anyone.training.losses import consistency_loss, x0_and_noise
-from sigterm import stop_at
+from stop_signal import stop_at
 
 TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
 DISTILL = ["stage=distill", "data.frames=4", "distill.solver_steps=10", "distill.guidance=2.0", "optim.lr=1e-3"]

@@ -17,7 +17,7 @@ from animate_anyone.config import load_config
 from animate_anyone.data.toy import make_toy_dataset
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
-from sigterm import stop_at
+from stop_signal import stop_at
 
 TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
 

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from animate_anyone.training.sampling import ResumableBatchSampler
-from sigterm import stop_at
+from stop_signal import stop_at
 
 pytestmark = pytest.mark.integration
 TINY = Path(__file__).parents[2] / "configs" / "train" / "tiny.yaml"
