@@ -2,10 +2,10 @@
 
 Built here in plain torch with torchvision's ``Inception3`` module names (``Conv2d_1a_3x3.conv.weight``,
 ``Mixed_5b.branch_pool.bn.running_var``, ``fc.weight``, ...) and 1008 classes, no auxiliary head, so pytorch-fid's
-``pt_inception-2015-12-05-6726825d.pth`` loads strictly. As in pytorch-fid's ``fid_inception_v3``, the blocks differ
-from torchvision's Inception: the average pools of Mixed_5b-5d (A), 6b-6e (C) and 7b (E) do not count the zero
-padding, and the pool branch of Mixed_7c is a 3x3 *max* pool. Features: the 2048-d global average pool of
-Mixed_7c. Inputs ``(N, 3, 299, 299)`` in [-1, 1].
+``pt_inception-2015-12-05-6726825d.pth`` loads strictly (torchvision itself is never imported). As in pytorch-fid's
+``fid_inception_v3``, the blocks differ from that ImageNet Inception: the average pools of Mixed_5b-5d (A), 6b-6e (C)
+and 7b (E) do not count the zero padding, and the pool branch of Mixed_7c is a 3x3 *max* pool. Features: the 2048-d
+global average pool of Mixed_7c. Inputs ``(N, 3, 299, 299)`` in [-1, 1].
 """
 
 from __future__ import annotations
