@@ -1,6 +1,7 @@
 """Consistency distillation (``train distill``): the parameterisation matches the exported LCMScheduler, the
-stage trains what it should, resumes bit for bit after SIGTERM, and exports a student that ``animate`` runs
-with its own preset (4 steps, no guidance)."""
+loss's target and the target network's EMA match an independent recomputation, the stage trains what it should,
+resumes bit for bit after SIGTERM, and exports a student that ``animate`` runs with its own preset (4 steps, no
+guidance)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,111 @@ def test_distill_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_
     resumed = train(config(out, tiny_model_dir, toy, *common), resume="auto", progress=False)
     a, b = weights(straight, "denoising_unet"), weights(resumed, "denoising_unet")
     assert all(torch.equal(a[k], b[k]) for k in a), max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def distillation(tmp_path, tiny_model_dir, toy, *overrides):
+    """(student model, training scheduler, ConsistencyDistillation) on the tiny model, on the CPU."""
+    from animate_anyone.training.distill import ConsistencyDistillation
+    from animate_anyone.training.setup import load_components
+
+    cfg = config(tmp_path / "run", tiny_model_dir, toy, *overrides)
+    model, *_, scheduler = load_components(cfg)
+    return model, scheduler, ConsistencyDistillation(cfg, model, scheduler, "cpu")
+
+
+@torch.no_grad()
+def perturb(module: torch.nn.Module, seed: int, scale: float = 0.02) -> None:
+    """Add seeded Gaussian noise to every parameter (as some training would move them)."""
+    g = torch.Generator().manual_seed(seed)
+    for p in module.parameters():
+        p.add_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+
+
+def test_loss_target_is_a_guided_teacher_ddim_step_then_the_target_network(
+    tmp_path, tiny_model_dir, toy, monkeypatch, one_thread
+):
+    """``loss`` against a target rebuilt without the code under test: the teacher's guided prediction from two
+    separate UNet calls, one DDIM step t -> s = t - spacing by diffusers' own ``DDIMScheduler.step`` (eta 0), and
+    the target network (not the student, not the teacher) at (x_s, s) through the boundary parameterisation."""
+    from diffusers import DDIMScheduler
+
+    import animate_anyone.training.distill as distill_module
+    from animate_anyone.model_dir import ModelDirectory
+    from animate_anyone.training.losses import sample_noise
+
+    model, scheduler, distill = distillation(tmp_path, tiny_model_dir, toy)
+    d = distill.config
+    assert d.guidance == 2.0 and d.solver_steps == 10  # DISTILL: a guidance that matters, grid steps of 100
+    # Three different UNets, so that one used in another's place fails: the student and the target network have
+    # both moved away from the teacher (which the run reloads from its directory), and differently.
+    perturb(model.denoising_unet, seed=1)
+    perturb(distill.target_unet, seed=2)
+    teacher = ModelDirectory(tiny_model_dir).load_networks().eval()
+
+    g = torch.Generator().manual_seed(0)
+    b, frames, h, w = 2, 2, 8, 8  # 64x64 pixels
+    latents = torch.randn(b, 4, frames, h, w, generator=g)
+    ref_latents = torch.randn(b, 4, h, w, generator=g)
+    image_embeds = torch.randn(b, 1, model.denoising_unet.config.cross_attention_dim, generator=g)
+    pose = torch.rand(b, 3, frames, 8 * h, 8 * w, generator=g)
+
+    # What ``loss`` draws from each sample's generator, replayed: the noise, then an index on the teacher's grid.
+    seeds = (0, 3)  # indices 6 and 4: distinct, and above the lowest grid step (where s < 0 would be clamped)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    noise = sample_noise(tuple(latents.shape), generators)
+    index = torch.stack([torch.randint(0, d.solver_steps, (), generator=gen) for gen in generators])
+    assert index.tolist() == [6, 4]
+    t = (index + 1) * (scheduler.config.num_train_timesteps // d.solver_steps) - 1  # LCM's grid k * spacing - 1
+    # The teacher's solver: DDIMScheduler.step goes from t to t - num_train_timesteps // num_inference_steps.
+    ddim = DDIMScheduler.from_config(scheduler.config)
+    ddim.set_timesteps(d.solver_steps)
+    assert not ddim.config.clip_sample and not ddim.config.thresholding  # a plain DDIM step
+    s = t - ddim.config.num_train_timesteps // ddim.num_inference_steps
+    assert s.tolist() == [599, 399]
+    noisy = ddim.add_noise(latents, noise, t)
+
+    with torch.no_grad():
+        # Teacher: the unconditional row (zero embedding, no reference bank), the conditional row, guidance.
+        pose_features = teacher.pose_guider(pose)
+        bank = teacher.reference_net(ref_latents, image_embeds)
+        uncond = teacher.denoising_unet(noisy, t, torch.zeros_like(image_embeds), pose_features, None)
+        cond = teacher.denoising_unet(noisy, t, image_embeds, pose_features, bank)
+        assert (cond - uncond).abs().mean() > 0.01  # guidance makes a difference here
+        guided = uncond + d.guidance * (cond - uncond)
+        x_s = torch.stack([ddim.step(guided[i], int(t[i]), noisy[i], eta=0.0).prev_sample for i in range(b)])
+        # The target network at (x_s, s) (its ReferenceNet and Pose Guider: the teacher's), the student at (x_t, t).
+        target = distill.boundary(distill.target_unet(x_s, s, image_embeds, pose_features, bank), x_s, s)
+        student = distill.boundary(model(noisy, t, ref_latents, image_embeds, pose), noisy, t)
+        expected = consistency_loss(student, target, d.huber_c)
+
+        # The loss, recording what it compares (a pass-through: the networks and the arithmetic are untouched).
+        seen = []
+        real = distill_module.consistency_loss
+        monkeypatch.setattr(distill_module, "consistency_loss", lambda *a: seen.append(a) or real(*a))
+        fresh = [torch.Generator().manual_seed(seed) for seed in seeds]
+        got = distill.loss(model, latents, ref_latents, image_embeds, pose, fresh)
+    assert expected > 0.01
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+    # Element by element too: a wrong target that the mean above averages out still fails here.
+    [(got_student, got_target, huber_c)] = seen
+    assert huber_c == d.huber_c
+    torch.testing.assert_close(got_target, target, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got_student, student, rtol=1e-4, atol=1e-5)
+
+
+def test_update_target_is_the_ema_of_the_student(tmp_path, tiny_model_dir, toy, one_thread):
+    """After each change of the student: target <- decay * target + (1 - decay) * student, parameter by
+    parameter; the student itself is left alone."""
+    model, _, distill = distillation(tmp_path, tiny_model_dir, toy)
+    decay = distill.config.target_decay
+    assert decay == 0.95
+    for step in range(2):
+        perturb(model.denoising_unet, seed=step, scale=0.1)
+        old = {k: p.clone() for k, p in distill.target_unet.named_parameters()}
+        student = {k: p.detach().clone() for k, p in model.denoising_unet.named_parameters()}
+        assert old.keys() == student.keys()
+        distill.update_target()
+        for k, p in distill.target_unet.named_parameters():
+            expected = decay * old[k] + (1 - decay) * student[k]
+            torch.testing.assert_close(p, expected, rtol=1e-5, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
+        assert all(torch.equal(p, student[k]) for k, p in model.denoising_unet.named_parameters())
