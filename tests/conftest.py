@@ -12,6 +12,7 @@ import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MOORE_KEYS = FIXTURES / "moore" / "state_dict_keys"
+COMFYUI_PACK = Path(__file__).parents[1] / "integrations" / "comfyui"
 
 
 def golden_dir() -> Path:
@@ -87,6 +88,23 @@ def _deterministic():
     yield
 
 
+def public_configs_directory(path: Path) -> Path:
+    """A model directory of configs only (no weights): the denoising UNet config that ``convert moore`` derives
+    from SD-1.5's unet/config.json (built on the meta device) and the README's VAE's published config
+    (sd-vae-ft-mse). What reads configs before loading (default size, memory check) sees the users' model."""
+    from animate_anyone.convert.moore import INFERENCE_V2_TEMPORAL, configs_from_moore
+    from animate_anyone.models.presets import PRESETS, build_networks
+
+    unet = json.loads((MOORE_KEYS / "sd15_unet_config.json").read_text())
+    configs = configs_from_moore(unet, INFERENCE_V2_TEMPORAL, PRESETS["sd15"].pose_guider)
+    build_networks(configs, device="meta").denoising_unet.save_config(path / "denoising_unet")
+    (path / "vae").mkdir(parents=True)
+    (path / "vae" / "config.json").write_text(
+        (FIXTURES / "public_configs" / "sd_vae_ft_mse_vae_config.json").read_text()
+    )
+    return path
+
+
 def load_golden_model():
     """The golden networks converted by the project's converter (fresh instance on every call)."""
     from safetensors.torch import load_file
@@ -120,6 +138,23 @@ def tiny_model_dir(tmp_path_factory):
     from animate_anyone.jobs.init_model import init_model
 
     return init_model("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    """The ComfyUI node pack, imported as ComfyUI imports a custom_nodes folder (a package), without ComfyUI."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "animate_anyone_nodes", COMFYUI_PACK / "__init__.py", submodule_search_locations=[str(COMFYUI_PACK)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    for name in [n for n in sys.modules if n == spec.name or n.startswith(spec.name + ".")]:
+        del sys.modules[name]
 
 
 @pytest.fixture(scope="module")

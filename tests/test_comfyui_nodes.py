@@ -3,30 +3,13 @@ the real ComfyUI runs them in tests/integration/test_comfyui.py): IMAGE tensors 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-PACK = Path(__file__).parents[1] / "integrations" / "comfyui"
-
-
-@pytest.fixture(scope="module")
-def nodes():
-    import sys
-
-    spec = importlib.util.spec_from_file_location(
-        "animate_anyone_nodes", PACK / "__init__.py", submodule_search_locations=[str(PACK)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as ComfyUI imports a custom_nodes folder: a package
-    spec.loader.exec_module(module)
-    yield module
-    for name in [n for n in sys.modules if n == spec.name or n.startswith(spec.name + ".")]:
-        del sys.modules[name]
+from conftest import COMFYUI_PACK as PACK
 
 
 def test_mappings_and_input_types(nodes):

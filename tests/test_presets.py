@@ -61,15 +61,63 @@ def test_resolve_overrides_and_checks():
         resolve_preset("turbo")
 
 
-def test_costs_of_the_presets():
-    """UNet rows per window over a video: what the fast preset saves against quality."""
-    assert PRESETS["quality"].unet_rows() == (50, 0)
-    full, shallow = PRESETS["fast"].unet_rows()
-    assert full + shallow <= 50 / 2.5 and full < shallow + full
-    assert PRESETS["student"].unet_rows() == (4, 0)
+def test_plan_of_the_fast_preset_written_out():
+    """The fast preset step by step, written out by hand from its definition (12 steps, guided while i/12 < 0.5,
+    whole UNet every 2nd step): what the sampler runs and what its cost is counted from."""
+    R, S = True, False
+    both, cond = ("uncond", "cond"), ("cond",)
+    expected = [  # (kinds, refresh, grid step, kinds kept for the next step)
+        (both, R, 0, both),
+        (both, S, 0, ()),
+        (both, R, 2, both),
+        (both, S, 2, ()),
+        (both, R, 4, both),
+        (both, S, 4, ()),
+        (cond, R, 6, cond),
+        (cond, S, 6, ()),
+        (cond, R, 8, cond),
+        (cond, S, 8, ()),
+        (cond, R, 10, cond),
+        (cond, S, 10, ()),
+    ]
+    assert [(s.kinds, s.refresh, s.grid, s.keep) for s in PRESETS["fast"].plan()] == expected
+    assert PRESETS["fast"].unet_rows() == (3 * 2 + 3 * 1, 3 * 2 + 3 * 1)  # (9, 9)
+    assert PRESETS["quality"].unet_rows() == (50, 0) and PRESETS["student"].unet_rows() == (4, 0)
     interval = SamplingPreset(steps=10, guidance_interval=(0.2, 0.5))
-    assert [interval.guided(i) for i in range(10)] == [i in (2, 3, 4) for i in range(10)]
-    assert not SamplingPreset(steps=4, guidance=1.0).guided(0)
+    assert [s.guided for s in interval.plan()] == [i in (2, 3, 4) for i in range(10)]
+    assert not any(s.guided for s in SamplingPreset(steps=4, guidance=1.0).plan())
+
+
+def test_a_guided_step_after_an_unguided_refresh_refreshes():
+    """Guidance starting on a cached step: its refresh step kept no unconditional features, so it runs whole,
+    and the cost says so (it used to run whole silently while unet_rows() counted it shallow)."""
+    late = SamplingPreset(steps=8, guidance_interval=(0.375, 1.0), cache_interval=2)  # guided from step 3 on
+    plan = late.plan()
+    assert [s.refresh for s in plan] == [True, False, True, True, True, False, True, False]
+    assert plan[2].keep == () and plan[3].keep == () and plan[4].keep == ("uncond", "cond")
+    assert late.unet_rows() == (1 + 1 + 2 + 2 + 2, 1 + 2 + 2)
+
+
+def test_unet_rows_match_the_calls_the_unet_sees(pipe):
+    """unet_rows() x windows against an independent count: the batch rows of every UNet call, and whether the
+    deep levels ran (the mid-block's first resnet is skipped in a shallow call)."""
+    unet = pipe.denoising_unet
+    calls, deep = [], []  # rows of each UNet call; the calls (1-based) in which the deep levels ran
+    hooks = [
+        unet.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0])),
+        unet.mid_block.resnets[0].register_forward_pre_hook(lambda m, args: deep.append(len(calls))),
+    ]
+    try:
+        for settings in [PRESETS["fast"], SamplingPreset(steps=8, guidance_interval=(0.375, 1.0), cache_interval=2)]:
+            calls.clear(), deep.clear()
+            out = run(pipe, frames=6, preset=settings)
+            full = sum(rows for i, rows in enumerate(calls, start=1) if i in deep)
+            shallow = sum(rows for i, rows in enumerate(calls, start=1) if i not in deep)
+            assert (full, shallow) == settings.unet_rows()  # one window of 6 frames
+            assert (out.stats["full_rows"], out.stats["shallow_rows"]) == (full, shallow)
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def test_speed_ups_off_is_exactly_the_plain_call(pipe):
@@ -107,52 +155,117 @@ def test_guidance_interval_runs_the_conditional_row_alone_outside_it(pipe):
     assert not torch.equal(half.frames, run(pipe, num_inference_steps=4).frames)
 
 
-def test_cached_call_on_the_same_input_equals_the_full_call(pipe):
-    """The skipping itself is exact: features kept from a call reproduce that call with the deep levels skipped."""
+def _unet_inputs(pipe, frames=4, seed=0):
+    """Rows [uncond, cond] of one window, with a real reference bank for the conditional row."""
+    unet, model = pipe.denoising_unet, pipe.model
+    g = torch.Generator().manual_seed(seed)
+    sample = torch.randn(2, unet.config.in_channels, frames, 8, 6, generator=g)
+    embeds = torch.randn(1, 1, unet.config.cross_attention_dim, generator=g)
+    pose = torch.randn(1, unet.config.block_out_channels[0], frames, 8, 6, generator=g)
+    bank = model.encode_reference(torch.randn(1, unet.config.in_channels, 8, 6, generator=g), embeds)
+    args = (torch.cat([torch.zeros_like(embeds), embeds]), torch.cat([pose, pose]), bank, slice(1, 2))
+    return sample, args
+
+
+@torch.no_grad()
+def test_a_cached_call_substitutes_exactly_the_kept_deep_features(pipe):
+    """On the input its features came from, a cached call reproduces the whole call (reference bank in use); on
+    a new input and timestep it equals the whole call with the kept features put in place of the deep levels'
+    output by a hook: the outer levels see the new input, the deep levels are the refresh step's."""
     unet = pipe.denoising_unet
-    g = torch.Generator().manual_seed(0)
-    f, frames = 4, torch.tensor([1, 2, 3, 4])
-    sample = torch.randn(2, 4, f, 8, 6, generator=g)  # rows [uncond, cond]
-    embeds = torch.randn(2, 1, unet.config.cross_attention_dim, generator=g)
-    pose = torch.randn(2, unet.config.block_out_channels[0], f, 8, 6, generator=g)
-    cache = DeepFeatureCache(unet, num_frames=6, depth=1)
-    with torch.no_grad():
-        with cache.call(frames, ("uncond", "cond"), reuse=True) as reused:  # nothing kept yet: runs whole
-            full = unet(sample, 500, embeds, pose)
-        assert not reused and cache.has(frames, ("cond",)) and not cache.has(torch.tensor([0]), ("cond",))
-        with cache.call(frames, ("uncond", "cond"), reuse=True) as reused:
-            cached = unet(sample, 500, embeds, pose)
-        assert reused
-        torch.testing.assert_close(cached, full, rtol=0, atol=1e-6)
-        with cache.call(frames[1:3], ("cond",), reuse=True):  # a sub-window of the conditional row alone
-            part = unet(sample[1:, :, 1:3], 500, embeds[1:], pose[1:, :, 1:3])
-        plain = unet(sample[1:, :, 1:3], 500, embeds[1:], pose[1:, :, 1:3])
-        # Different temporal context in the deep levels than a whole call on those frames, but the same shapes.
-        assert part.shape == plain.shape and not torch.equal(part, plain)
-        # A new timestep, reusing: only the outer level sees it.
-        with cache.call(frames, ("uncond", "cond"), reuse=True):
-            later = unet(sample, 400, embeds, pose)
-        assert not torch.allclose(later, full)
+    sample, args = _unet_inputs(pipe)
+    cache = DeepFeatureCache(unet, depth=1)
+    cache.refresh(keep=("uncond", "cond"))
+    window = range(1, 5)  # frames 1..4 of the video
+    with cache.call(window, ("uncond", "cond"), reuse=False) as reused:
+        full = unet(sample, 500, *args)
+    assert not reused and cache.bytes_kept() > 0
+    assert all(t.device.type == "cpu" for t in cache.features.values())  # held on the host
+    with cache.call(window, ("uncond", "cond"), reuse=True) as reused:
+        cached = unet(sample, 500, *args)
+    assert reused
+    torch.testing.assert_close(cached, full, rtol=0, atol=1e-6)
+    # A new input and timestep: the independent construction with a hook on the boundary block's upsampler.
+    kept = torch.cat([cache.features[(1, 2, 3, 4), "uncond"], cache.features[(1, 2, 3, 4), "cond"]])
+    new = sample + torch.randn(sample.shape, generator=torch.Generator().manual_seed(9))
+    with cache.call(window, ("uncond", "cond"), reuse=True):
+        later = unet(new, 400, *args)
+    upsampler = cache.boundary.upsamplers[0]
+    handle = upsampler.register_forward_pre_hook(lambda m, a, kw: ((), {**kw, "hidden_states": kept}), with_kwargs=True)
+    try:
+        substituted = unet(new, 400, *args)
+    finally:
+        handle.remove()
+    torch.testing.assert_close(later, substituted, rtol=0, atol=1e-6)
+    assert (later - unet(new, 400, *args)).abs().max() > 1e-3  # the deep levels did matter
+    # The conditional row alone reuses its own kind; a window or kind that kept nothing is an error, not a rerun.
+    with cache.call(window, ("cond",), reuse=True):
+        cond = unet(sample[1:], 500, args[0][1:], args[1][1:], args[2])
+    torch.testing.assert_close(cond, full[1:], rtol=0, atol=1e-5)
+    with pytest.raises(RuntimeError, match=r"the window of frames 2\.\.5 kept no \['cond'\]"):
+        with cache.call(range(2, 6), ("cond",), reuse=True):  # another window: nothing kept for it
+            pass
     # The blocks' own forward is back after every call.
     assert all("forward" not in vars(block) for block in [*unet.down_blocks, unet.mid_block, *unet.up_blocks])
 
 
-def test_cache_counts_and_long_videos(pipe):
-    """Caching on shifted windows over a long video: refresh steps run whole, the others shallow; the result
-    differs from the uncached one but stays close (random weights: only a sanity bound)."""
-    kw = dict(frames=11, num_inference_steps=4, context_frames=4, context_overlap=1)
-    cached = run(pipe, cache_interval=2, **kw)
-    plain = run(pipe, **kw)
-    windows = cached.stats["full_rows"] + cached.stats["shallow_rows"]
-    assert windows == plain.stats["full_rows"] and cached.stats["shallow_rows"] > 0
-    assert cached.stats["full_rows"] < plain.stats["full_rows"]
-    assert cached.frames.shape == plain.frames.shape and not torch.equal(cached.frames, plain.frames)
-    assert torch.isfinite(cached.frames).all()
+def test_cache_keeps_one_grid_of_the_kinds_still_needed(pipe, monkeypatch):
+    """Long video, shifted windows, guidance up to step 4 of 12 and the UNet whole every 2nd step: the cache
+    never holds more than one refresh step's windows, keeps the unconditional rows only while a later shallow step
+    is guided (step 4 is guided, step 5 is not), and every shallow step runs on exactly the windows of its refresh
+    step (a window of another grid would find nothing kept)."""
+    kept = []  # (kinds kept, bytes, windows) at the start of each refresh, before it forgets
+    refresh = DeepFeatureCache.refresh
+
+    def probe(self, keep):
+        kept.append(({kind for _, kind in self.features}, self.bytes_kept(), len({w for w, _ in self.features})))
+        refresh(self, keep)
+
+    monkeypatch.setattr(DeepFeatureCache, "refresh", probe)
+    settings = SamplingPreset(steps=12, scheduler="dpm++", guidance_interval=(0.0, 0.4), cache_interval=2)
+    out = run(pipe, frames=11, preset=settings, context_frames=4, context_overlap=1)
+    windows = out.stats["windows"]
+    assert [windows[i] for i in range(1, 12, 2)] == [windows[i] for i in range(0, 12, 2)]  # same grid
+    per_window_row = 4 * 32 * 4 * 3 * 4  # 4 frames x 32 channels (tiny's middle level) at 4x3, before upsampling, fp32
+    both, cond = {"uncond", "cond"}, {"cond"}
+    assert [k for k, _, _ in kept] == [set(), both, both, cond, cond, cond]
+    assert all(n <= max(windows) for _, _, n in kept)
+    assert max(b for _, b, _ in kept) <= max(windows) * 2 * per_window_row
+
+
+def test_cached_video_stays_close_to_the_uncached_one(mini_pipe):
+    """The packaged (trained) model on 14 frames in 3 windows of 6: the fast preset (6 steps) with its cache
+    against the same schedule without it, measured against what another seed changes."""
+    reference, poses = mini_pipe["clip"]
+    kw = dict(context_frames=6, context_overlap=2, output_type="latent", preset="fast", num_inference_steps=6)
+
+    def latents(seed=0, **extra):
+        g = torch.Generator().manual_seed(seed)
+        return mini_pipe["pipe"](reference, poses, generator=g, **kw, **extra).frames
+
+    cached, plain, other = latents(), latents(cache_interval=1), latents(seed=1, cache_interval=1)
+    assert (cached - plain).abs().mean() < 0.3 * (other - plain).abs().mean()
+    assert not torch.equal(cached, plain)
+
+
+@pytest.fixture(scope="module")
+def mini_pipe():
+    from animate_anyone.synthetic.demo import demo_clip, packaged_model
+
+    pipe = AnimateAnyonePipeline.from_pretrained(packaged_model())
+    pipe.set_progress_bar_config(disable=True)
+    reference, _, poses = demo_clip(0, 14, 64)
+    return {"pipe": pipe, "clip": (PIL.Image.fromarray(reference), poses)}
+
+
+def test_window_batching_gives_way_to_the_cache(pipe):
+    kw = dict(frames=11, num_inference_steps=4, context_frames=4, context_overlap=1, cache_interval=2)
+    cached = run(pipe, **kw)
     with pytest.raises(ValueError, match="cache_depth must be between 1 and"):
         run(pipe, cache_interval=2, cache_depth=5, num_inference_steps=2)
     pipe.set_optimisations(window_batch=2)  # caching goes window by window: the same result
     try:
-        assert torch.equal(run(pipe, cache_interval=2, **kw).frames, cached.frames)
+        assert torch.equal(run(pipe, **kw).frames, cached.frames)
     finally:
         pipe.set_optimisations(window_batch=1)
 
@@ -180,3 +293,51 @@ def test_animate_command_takes_a_preset_and_overrides(tmp_path, tiny_model_dir):
         parse_sampling(["cache_interval"])
     with pytest.raises(ValueError, match="unknown preset setting"):
         parse_sampling(["steps_per_frame=2"])
+
+
+@pytest.fixture(scope="module")
+def student_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny model marked as a distilled student (what `train distill` records in model_index.json)."""
+    import json
+    import shutil
+
+    path = tmp_path_factory.mktemp("student") / "model"
+    shutil.copytree(tiny_model_dir, path)
+    index = json.loads((path / "model_index.json").read_text())
+    (path / "model_index.json").write_text(json.dumps({**index, "default_preset": "student"}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "model, flags, warning",
+    [
+        ("teacher", ["--preset", "student"], "preset student is for a model distilled with `train distill`"),
+        ("student", ["--preset", "quality"], "preset quality on a distilled student .*: guidance 3.5 applies"),
+        ("student", ["--preset", "fast"], "preset fast on a distilled student .*scheduler dpm\\+\\+ .*cache_interval"),
+        ("student", ["--preset", "student", "--guidance", "3.5"], "preset student on a distilled .*guidance 3.5"),
+        ("teacher", [], None),
+        ("teacher", ["--preset", "fast"], None),
+        ("student", [], None),
+    ],
+)
+def test_presets_that_do_not_suit_the_model_warn_in_one_line(
+    model, flags, warning, tiny_model_dir, student_dir, tmp_path, capsys
+):
+    import re
+
+    from animate_anyone.cli.main import main
+    from animate_anyone.media import write_video
+
+    reference, pose = inputs(frames=1)
+    reference.save(tmp_path / "ref.png")
+    write_video(tmp_path / "pose", list(pose), 8.0)
+    directory = tiny_model_dir if model == "teacher" else student_dir
+    argv = ["animate", "--model", str(directory), "--reference", str(tmp_path / "ref.png"), "--quiet"]
+    argv += ["--pose", str(tmp_path / "pose"), "--out", str(tmp_path / "out.gif"), "--steps", "1", *flags]
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning:" in line and "random" not in line]
+    if warning is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and lines[0].startswith("animate-anyone animate: warning: "), lines
+        assert re.search(warning, lines[0]), lines[0]

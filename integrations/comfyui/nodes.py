@@ -199,13 +199,10 @@ class AnimateAnyoneAnimate:
     ):
         from PIL import Image
 
-        from animate_anyone.pipelines.pipeline_animate_anyone import default_size
         from animate_anyone.pipelines.presets import resolve_preset
 
         image = Image.fromarray(to_uint8(reference)[0])
         poses = to_uint8(pose_images)
-        if not (width and height):
-            width, height = default_size(image, pipeline.vae.config.sample_size)
         name = None if preset == "model default" else preset
         settings = resolve_preset(
             name or pipeline.config.get("default_preset", "quality"),
@@ -215,8 +212,8 @@ class AnimateAnyoneAnimate:
         out = pipeline(
             image,
             poses,
-            height=height,
-            width=width,
+            height=height or None,  # 0: the pipeline's default (the reference's aspect ratio at the model's size)
+            width=width or None,
             preset=settings,
             generator=torch.Generator().manual_seed(int(seed)),
             context_frames=min(context_frames, len(poses)),

@@ -60,6 +60,18 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
+def default_short_side(unet_config: Mapping[str, Any], vae_config: Mapping[str, Any]) -> int:
+    """The output's shorter side when the caller gives no size: the resolution the denoising UNet was trained at,
+    its ``sample_size`` (latents) times the VAE's downsampling factor, as diffusers' pipelines do (SD-1.5: 64 x 8 =
+    512). The VAE's own ``sample_size`` is no guide: sd-vae-ft-mse says 256 for the same VAE that SD-1.5's folder
+    says 512 for. It is the fallback only for a UNet config without ``sample_size``."""
+    factor = 2 ** (len(vae_config["block_out_channels"]) - 1)
+    latents = unet_config.get("sample_size")
+    if isinstance(latents, (list, tuple)):  # diffusers also allows (height, width)
+        latents = min(latents)
+    return int(latents) * factor if latents else int(vae_config["sample_size"])
+
+
 def _check_weights(folder: Path) -> None:
     files = [f for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES]
     if not files:
@@ -98,6 +110,15 @@ class ModelDirectory:
     def use_reference_net(self) -> bool:
         """False for the ablation trained without ReferenceNet (only the image embedding carries the reference)."""
         return bool(self.index().get("use_reference_net", True))
+
+    def default_short_side(self) -> int:
+        """The shorter side of the output when no size is given (``default_short_side``), from the configs."""
+        return default_short_side(self.config("denoising_unet"), self.config("vae"))
+
+    @property
+    def distilled(self) -> bool:
+        """True for a few-step student exported by ``train distill`` (its default preset is "student")."""
+        return self.index().get("default_preset") == "student"
 
     @property
     def random_weights(self) -> bool:

@@ -9,8 +9,10 @@ line and exits 130; SIGTERM is turned into an exception, so every partial output
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import warnings
 
 from . import animate, app, batch, bench, convert, data, demo, evaluate, init_model, pose, synthetic, train
 
@@ -64,6 +66,29 @@ def command_name(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
+@contextlib.contextmanager
+def _warnings_in_one_line(command: str):
+    """The library's own warnings (``SettingsWarning``: settings that do not suit the model) as one line each,
+    ``animate-anyone COMMAND: warning: ...``, every time they occur; other libraries' warnings as Python shows
+    them."""
+    from tqdm.auto import tqdm
+
+    from ..pipelines.presets import SettingsWarning
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SettingsWarning):  # above any live progress bar, which goes on below it
+            tqdm.write(f"animate-anyone {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SettingsWarning)
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = command_name(args)
@@ -73,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         silence_libraries()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        code = args.run(args)  # None, or an exit status (batch: 1 when a job failed; train: 130/143 when stopped)
+        with _warnings_in_one_line(name):
+            code = args.run(args)  # None, or an exit status (batch: 1 when a job failed; train: 130/143 when stopped)
     except KeyboardInterrupt:
         _say(name, "interrupted; partial outputs were removed")
         return 130

@@ -37,13 +37,13 @@ def warn_if_untrained(directory: ModelDirectory) -> None:
         )
 
 
-def sampling_settings(config: AnimateConfig):
-    """The ``SamplingPreset`` that ``config`` asks for (None preset: quality; the pipeline itself falls back to
-    the model directory's default_preset, so ``animate`` passes the preset name through)."""
+def sampling_settings(config: AnimateConfig, directory: ModelDirectory):
+    """The ``SamplingPreset`` that ``config`` asks for, on the model directory's default preset when it names none
+    (what the pipeline will resolve again; here it fails a bad setting before the model loads)."""
     from ..pipelines.presets import resolve_preset
 
     return resolve_preset(
-        config.preset,
+        config.preset or directory.index().get("default_preset", "quality"),
         steps=config.steps,
         guidance=config.guidance,
         scheduler=config.scheduler,
@@ -123,9 +123,10 @@ def animate(
     warn_if_untrained(directory)
     _check_window(directory, config.context_frames)
     device = resolve_device(config.device)  # an unusable device fails here
-    sampling_settings(config)  # a bad setting fails here, before the model loads
-    width, height = parse_size(config.size) or default_size(image, directory.config("vae")["sample_size"])
-    _check_memory(directory, width, height, config.frames or 1, device)
+    settings = sampling_settings(config, directory)  # a bad setting fails here, before the model loads
+    width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
+    frames = config.frames or _frame_count(pose, driver)
+    _check_memory(directory, config, settings, width, height, frames, device)
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps, keypoints = _pose_frames(
         pose, driver, image, (width, height), config.frames, config.pose, progress
@@ -200,20 +201,50 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
     count = info.num_frames if frames is None else frames
     if not 1 <= count <= info.num_frames:
         raise ValueError(frames_range(frames, pose, info.num_frames))
-    frames = iter_frames(pose, size=size, count=count, fit=options.fit)
-    return np.stack(list(frames)), info.fps, None  # (F, H, W, 3)
+    out = np.empty((count, size[1], size[0], 3), dtype=np.uint8)  # (F, H, W, 3), filled without a second copy
+    for i, frame in enumerate(iter_frames(pose, size=size, count=count, fit=options.fit)):
+        out[i] = frame
+    return out, info.fps, None
 
 
-def _check_memory(directory: ModelDirectory, width: int, height: int, frames: int, device: torch.device) -> None:
-    """A lower bound before anything loads: the pose frames kept in memory (uint8) and one frame through the VAE
-    decoder's last block (float32, input and output of a convolution at full resolution) must fit."""
-    channels = directory.config("vae")["block_out_channels"][0]
-    check_memory(
-        3 * frames * width * height + 2 * 4 * channels * width * height,
-        f"--size {width}x{height}" + (f" with --frames {frames}" if frames > 1 else ""),
-        "use a smaller --size (e.g. 512x768) or fewer --frames",
-        device,
+def _frame_count(pose, driver) -> int:
+    """The frames the motion has, read from its header (a keypoint file: its arrays), before any decoding."""
+    from ..media import probe_frames
+    from ..pose.keypoints import is_pose_file, load_pose
+
+    if driver is None and is_pose_file(pose):
+        return load_pose(pose).num_frames
+    return probe_frames(driver if driver is not None else pose).num_frames
+
+
+def _check_memory(directory: ModelDirectory, config: AnimateConfig, settings, width, height, frames, device) -> None:
+    """Before anything loads: what the video keeps per frame (``pipelines.memory``: the denoising loop's latents on
+    the device; the pose frames and any kept deep features on the host) for all its frames, plus one frame through
+    the VAE decoder's last block (float32, input and output of a convolution at full resolution), must fit."""
+    from ..pipelines.memory import per_frame_bytes, window_frames_per_frame
+    from ..pipelines.sampling import step_schedules
+
+    dtype_bytes = resolve_dtype(config.dtype, device).itemsize
+    schedules = step_schedules(
+        settings.plan(), config.window_mode, frames, config.context_frames, config.context_overlap
     )
+    each = per_frame_bytes(
+        directory.config("denoising_unet"),
+        directory.config("vae"),
+        settings,
+        width,
+        height,
+        dtype_bytes,
+        window_frames_per_frame(schedules, frames),
+    )
+    decoder = 2 * 4 * directory.config("vae")["block_out_channels"][0] * width * height
+    what = f"--size {width}x{height} with {frames} frames"
+    fix = "use a smaller --size (e.g. 512x768) or fewer --frames (animate a long video in parts)"
+    if device.type == "cpu":  # one memory
+        check_memory((each.device + each.host) * frames + decoder, what, fix, device)
+    else:
+        check_memory(each.device * frames + decoder, what, fix, device)
+        check_memory(each.host * frames, what + " (pose frames and kept features in host memory)", fix, None)
 
 
 def _check_window(directory: ModelDirectory, context_frames: int) -> None:

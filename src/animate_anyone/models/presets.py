@@ -101,7 +101,7 @@ CLIP_PROCESSOR = dict(size={"shortest_edge": 224}, crop_size={"height": 224, "wi
 
 TINY_REFERENCE_NET = dict(
     SD15_REFERENCE_NET,
-    sample_size=16,
+    sample_size=8,  # latents: the tiny model runs at 64 px (``model_dir.default_short_side``: 8 x its 8x VAE)
     block_out_channels=(32, 32, 64),
     layers_per_block=1,
     cross_attention_dim=32,
@@ -139,6 +139,7 @@ TINY_POSE_GUIDER = dict(
 # VAE's latents; two attention heads (of 32 and 64 channels) instead of eight: ~2x faster on a CPU.
 MINI_REFERENCE_NET = dict(
     TINY_REFERENCE_NET,
+    sample_size=16,  # 64 px through the 4x VAE
     in_channels=MINI_LATENT_CHANNELS,
     block_out_channels=(64, 64, 128),
     attention_head_dim=2,

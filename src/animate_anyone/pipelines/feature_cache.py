@@ -2,21 +2,27 @@
 
 Between neighbouring steps the UNet's deep, low-resolution features change little; the outer levels, which
 see the fresh latents through their skip connections, do the fine work. On a refresh step the UNet runs whole
-and the cache keeps the features entering its ``depth`` outermost up-blocks (the output of the up-block just
-inside them). On the other steps only the ``depth`` outermost down-blocks and up-blocks run; the inner
-down-blocks, the mid-block and the inner up-blocks are skipped, and the kept features stand in for them.
+and the cache keeps the features entering the upsampler of the up-block just inside the ``depth`` outermost
+levels (the "boundary" block). On the other steps only the ``depth`` outermost down-blocks and up-blocks run;
+the inner down-blocks, the mid-block and the inner up-blocks are skipped, and the boundary block's upsampler
+runs on the kept features (keeping them before the upsampler holds 4x fewer values than after it).
 
 Where the paper's parts fall: the outer levels keep everything they own, so the pose features (added at
 ``conv_in``), the reference attention of the outer transformer blocks and the outer temporal layers are
 recomputed at every step; the inner levels' reference attention and temporal layers are reused from the last
-refresh step. Windows: features are kept per frame of the whole video (and per guidance row, unconditional or
-conditional), so shifted windows and long videos reuse them too. A call whose frames or rows have nothing
-kept yet runs whole and keeps its features.
+refresh step.
+
+What is kept, and where: features are kept per window of the refresh step's window grid (the shallow steps
+after it use the same grid, ``presets.step_plan``) and per row kind (unconditional, conditional), only for the
+kinds the later steps read, and only until the next refresh. So a window reuses exactly the features it made
+itself, under torchrun each process keeps only its own windows', and nothing stale can be read. They are kept
+in host memory (pinned on CUDA), so that device memory does not grow with the video's length; each window's
+features go to the device when that window runs.
 
 The skipping is done by swapping the ``forward`` of the skipped blocks for the length of one UNet call
 (diffusers' ``UNetMotionModel.forward`` then runs unchanged): skipped down-blocks hand on their input and
 placeholders for their skip connections (which only the skipped up-blocks would read), the mid-block and inner
-up-blocks hand on their input, and the last inner up-block returns the kept features.
+up-blocks hand on their input, and the boundary block runs its upsampler(s) on the kept features.
 """
 
 from __future__ import annotations
@@ -27,61 +33,86 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-ROW_KINDS = ("uncond", "cond")
+from .presets import ROW_KINDS
 
 
 class DeepFeatureCache:
     """Kept deep features of one video. ``depth``: how many outer UNet levels run at every step (1 = only the
     outermost level, the most reuse; must leave at least one level inside)."""
 
-    def __init__(self, unet: nn.Module, num_frames: int, depth: int = 1):
+    def __init__(self, unet: nn.Module, depth: int = 1):
         levels = len(unet.down_blocks)
         if not 1 <= depth < levels:
             raise ValueError(
                 f"cache_depth must be between 1 and {levels - 1} for a UNet of {levels} levels, got {depth}"
             )
-        self.unet, self.num_frames, self.depth = unet, num_frames, depth
-        self.boundary = unet.up_blocks[levels - 1 - depth]  # its output enters the outer up-blocks
-        self.features: dict[str, Tensor] = {}  # kind -> (batch, num_frames, C, h, w)
-        self.kept: dict[str, Tensor] = {}  # kind -> bool (num_frames,)
+        self.unet, self.depth = unet, depth
+        self.boundary = unet.up_blocks[levels - 1 - depth]  # its upsampled output enters the outer up-blocks
+        self.features: dict[tuple[tuple[int, ...], str], Tensor] = {}  # (window frames, kind) -> (b*f, C, h, w), host
+        self.keep: tuple[str, ...] = ()
 
-    def has(self, frames: Tensor, kinds: tuple[str, ...]) -> bool:
-        return all(kind in self.kept and bool(self.kept[kind][frames.cpu()].all()) for kind in kinds)
-
-    @contextlib.contextmanager
-    def call(self, frames: Tensor, kinds: tuple[str, ...], reuse: bool) -> Iterator[bool]:
-        """Around one UNet call on the window ``frames`` (frame indices) whose batch is ``kinds`` (row kinds, in
-        order, each ``batch`` rows). With ``reuse`` and features kept for every frame and kind, the deep levels
-        are skipped; otherwise the call runs whole and keeps its features. Yields whether it reused."""
-        unknown = set(kinds) - set(ROW_KINDS)
+    def refresh(self, keep: tuple[str, ...]) -> None:
+        """A refresh step begins: forget everything kept, and keep the row kinds ``keep`` of its windows."""
+        unknown = set(keep) - set(ROW_KINDS)
         if unknown:
             raise ValueError(f"unknown row kinds {sorted(unknown)}; known: {ROW_KINDS}")
-        reusing = reuse and self.has(frames, kinds)
-        f = len(frames)
-        if reusing:
-            kept = torch.cat([self.features[kind][:, frames] for kind in kinds])  # (k*b, f, C, h, w)
-            kept = kept.flatten(0, 1)  # (k*b*f, C, h, w): the (batch frames) rows of the UNet's 2-D layers
-            with _skipped(self.unet, self.depth, kept):
+        self.features, self.keep = {}, tuple(keep)
+
+    def bytes_kept(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.features.values())
+
+    @contextlib.contextmanager
+    def call(self, window, kinds: tuple[str, ...], reuse: bool) -> Iterator[bool]:
+        """Around one UNet call on the window of frames ``window`` (indices into the video) whose batch is ``kinds``
+        (row kinds, in order, each ``batch`` rows). ``reuse``: skip the deep levels, with the features this same
+        window kept at the refresh step (an error if it kept none of a kind, e.g. on another window grid);
+        otherwise the call runs whole and keeps the kinds of ``refresh(keep)``. Yields whether it reused."""
+        window = tuple(int(i) for i in window)
+        if reuse:
+            missing = [kind for kind in kinds if (window, kind) not in self.features]
+            if missing:
+                raise RuntimeError(
+                    f"the window of frames {window[0]}..{window[-1]} kept no {missing} features at its refresh step: "
+                    "the step plan and the sampler disagree (presets.step_plan)"
+                )
+            device = next(self.boundary.parameters()).device
+            kept = torch.cat([self.features[window, kind].to(device, non_blocking=True) for kind in kinds])
+            with _skipped(self.unet, self.depth, self.boundary, kept):
                 yield True
             return
+        if not self.keep:
+            yield False
+            return
         captured: list[Tensor] = []
-        handle = self.boundary.register_forward_hook(lambda module, args, output: captured.append(output))
+        upsampler = self.boundary.upsamplers[0]
+        handle = upsampler.register_forward_pre_hook(_capture(captured), with_kwargs=True)
         try:
             yield False
         finally:
             handle.remove()
-        out = captured[-1]  # (k*b*f, C, h, w)
-        out = out.view(len(kinds), -1, f, *out.shape[1:])  # (k, b, f, C, h, w)
-        for kind, rows in zip(kinds, out):
-            if kind not in self.features:
-                self.features[kind] = rows.new_zeros(rows.shape[0], self.num_frames, *rows.shape[2:])
-                self.kept[kind] = torch.zeros(self.num_frames, dtype=torch.bool)
-            self.features[kind][:, frames] = rows
-            self.kept[kind][frames.cpu()] = True
+        rows = captured[-1].unflatten(0, (len(kinds), -1))  # (k*b*f, C, h, w) -> (k, b*f, C, h, w)
+        for kind, features in zip(kinds, rows):
+            if kind in self.keep:
+                self.features[window, kind] = _to_host(features)
+
+
+def _capture(captured: list[Tensor]):
+    def hook(module, args, kwargs):
+        captured.append(kwargs["hidden_states"] if "hidden_states" in kwargs else args[0])
+
+    return hook
+
+
+def _to_host(features: Tensor) -> Tensor:
+    """A host copy (pinned on CUDA, so the copy back can overlap with the outer levels' work)."""
+    if features.device.type in ("cpu", "meta"):  # meta: FLOP counts (bench.flops)
+        return features.clone()
+    host = torch.empty(features.shape, dtype=features.dtype, pin_memory=features.device.type == "cuda")
+    return host.copy_(features, non_blocking=True)
 
 
 @contextlib.contextmanager
-def _skipped(unet: nn.Module, depth: int, kept: Tensor) -> Iterator[None]:
+def _skipped(unet: nn.Module, depth: int, boundary: nn.Module, kept: Tensor) -> Iterator[None]:
     """Swap the forward of the inner blocks for one call: see the module doc."""
     levels = len(unet.down_blocks)
     swapped: list[nn.Module] = []
@@ -90,6 +121,12 @@ def _skipped(unet: nn.Module, depth: int, kept: Tensor) -> Iterator[None]:
         module.forward = forward  # an instance attribute shadows the class's forward
         swapped.append(module)
 
+    def upsample_kept(hidden_states, *args, upsample_size=None, **kwargs):
+        out = kept
+        for upsampler in boundary.upsamplers:
+            out = upsampler(hidden_states=out, output_size=upsample_size)
+        return out
+
     for block in list(unet.down_blocks)[depth:]:
         skips = len(block.resnets) + (len(block.downsamplers) if block.downsamplers is not None else 0)
         swap(block, lambda hidden_states, *args, _n=skips, **kwargs: (hidden_states, (hidden_states,) * _n))
@@ -97,7 +134,7 @@ def _skipped(unet: nn.Module, depth: int, kept: Tensor) -> Iterator[None]:
         swap(unet.mid_block, lambda hidden_states, *args, **kwargs: hidden_states)
     for block in list(unet.up_blocks)[: levels - 1 - depth]:
         swap(block, lambda hidden_states, *args, **kwargs: hidden_states)
-    swap(unet.up_blocks[levels - 1 - depth], lambda hidden_states, *args, **kwargs: kept)
+    swap(boundary, upsample_kept)
     try:
         yield
     finally:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -30,13 +31,13 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
 from .. import distributed
-from ..model_dir import COMPONENTS, ModelDirectory
+from ..model_dir import COMPONENTS, ModelDirectory, default_short_side
 from ..models import AnimateAnyone
 from ..runtime import check_size
-from .context import WINDOW_MODES, check_window, window_schedule
+from .context import WINDOW_MODES, check_window
 from .optimisations import Optimisations, applied, as_optimisations
-from .presets import SamplingPreset, make_scheduler, resolve_preset
-from .sampling import sample_video
+from .presets import SamplingPreset, SettingsWarning, make_scheduler, mismatch, resolve_preset
+from .sampling import sample_video, step_schedules
 
 OUTPUT_TYPES = ("np", "pil", "latent")
 STAGES = ("reference", "pose_guider", "denoising", "vae_decode")
@@ -231,24 +232,28 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
 
-        Size defaults to the reference's aspect ratio with the shorter side = the VAE's ``sample_size``;
-        ``num_frames`` defaults to all pose frames. Videos longer than ``context_frames`` are denoised in
-        overlapping windows (``window_mode``: "shifted" blends moving windows, "moore" reproduces the public
-        implementation). With ``frame_sink``, decoded uint8 frames are handed over one by one as they are
-        decoded and not kept, so memory does not grow with the video's length. The optimisations in force
-        (``set_optimisations``) set the decode chunk size, window batching and the reference K/V cache; ``hooks``
-        see the stages (``PipelineHooks``).
+        Size defaults to the reference's aspect ratio with the shorter side the model's own resolution
+        (``model_dir.default_short_side``: 512 for SD-1.5 models); ``num_frames`` defaults to all pose frames. The
+        pose frames stay where they are given (host memory); each window's frames go to the device when it runs.
+        Videos longer than ``context_frames`` are denoised in overlapping windows (``window_mode``: "shifted" blends
+        moving windows, "moore" reproduces the public implementation). With ``frame_sink``, decoded uint8 frames are
+        handed over one by one as they are decoded and not kept, so memory does not grow with the video's length. The
+        optimisations in force (``set_optimisations``) set the decode chunk size, window batching and the reference
+        K/V cache; ``hooks`` see the stages (``PipelineHooks``).
 
         Sampling: ``preset`` (a name of ``pipelines.presets.PRESETS`` or a ``SamplingPreset``; default the model
         directory's ``default_preset``, "quality" unless it is a distilled student) sets the steps, guidance,
         solver, guidance interval and feature caching; ``num_inference_steps``, ``guidance_scale``, ``scheduler``,
-        ``guidance_interval``, ``cache_interval`` and ``cache_depth`` override its fields one by one.
+        ``guidance_interval``, ``cache_interval`` and ``cache_depth`` override its fields one by one. Settings that do
+        not suit the model (guidance on a distilled student, the student preset on a model that was not distilled)
+        raise a ``SettingsWarning`` of one line (``presets.mismatch``).
         """
         device, dtype = self._execution_device, self.denoising_unet.dtype
         opts, hooks = self.optimisations, hooks or PipelineHooks()
         # 1. Inputs.
+        chosen = preset or self.config.get("default_preset", "quality")
         settings = resolve_preset(
-            preset or self.config.get("default_preset", "quality"),
+            chosen,
             steps=num_inference_steps,
             guidance=guidance_scale,
             scheduler=scheduler,
@@ -257,10 +262,14 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             cache_depth=cache_depth,
         )
         num_inference_steps, guidance_scale = settings.steps, settings.guidance
+        distilled = self.config.get("default_preset") == "student"
+        problem = mismatch(settings, distilled, chosen if isinstance(chosen, str) else None)
+        if problem is not None:
+            warnings.warn(problem, SettingsWarning, stacklevel=2)
         sampler = make_scheduler(self.scheduler, settings.scheduler)
         reference_image = _rgb(reference_image)
         if height is None or width is None:
-            w, h = default_size(reference_image, self.vae.config.sample_size)
+            w, h = default_size(reference_image, default_short_side(self.denoising_unet.config, self.vae.config))
             width, height = width or w, height or h
         pose = _pose_tensor(pose_frames)  # (F, 3, Hp, Wp) uint8
         num_frames = pose.shape[0] if num_frames is None else num_frames
@@ -276,7 +285,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             window_mode,
             output_type,
         )
-        pose = _resize(pose[:num_frames], height, width).to(device)  # (F, 3, H, W) uint8
+        pose = _resize(pose[:num_frames], height, width)  # (F, 3, H, W) uint8, where it came (the host)
         # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
         model = self.model
         with hooks.stage("reference"):
@@ -287,7 +296,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         # 3. Pose features per window (the guider works frame by frame, so windows can be encoded on demand).
         def pose_features(idx: Tensor) -> Tensor:
             with hooks.stage("pose_guider"):
-                images = pose[idx.to(device)].to(dtype) / 255  # (f, 3, H, W)
+                images = pose[idx.to(pose.device)].to(device, dtype) / 255  # (f, 3, H, W)
                 return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
 
         # 4. Initial noise.
@@ -301,10 +310,9 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         sampler.set_timesteps(num_inference_steps, device=device)
         latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * sampler.init_noise_sigma
         # 5. Denoising loop over windows, with a progress bar of steps x windows.
-        total = sum(
-            len(window_schedule(window_mode, num_frames, context_frames, context_overlap, i))
-            for i in range(len(sampler.timesteps))
-        )
+        ranks = distributed.current()  # under torchrun this process runs (and counts) its own windows
+        schedules = step_schedules(settings.plan(), window_mode, num_frames, context_frames, context_overlap)
+        total = sum(len(ranks.mine(len(schedule))) for schedule in schedules)
         stats: dict = {}
         with self.progress_bar(total=total) as bar, hooks.stage("denoising"):
             latents = sample_video(

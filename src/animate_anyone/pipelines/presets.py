@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+ROW_KINDS = ("uncond", "cond")  # the UNet rows of a guided call, in batch order
 SCHEDULERS: dict[str, str | None] = {  # name -> diffusers class; "model": the model directory's own
     "model": None,
     "ddim": "DDIMScheduler",
@@ -68,22 +69,35 @@ class SamplingPreset:
         if self.cache_depth < 1:
             raise ValueError(f"cache_depth must be >= 1, got {self.cache_depth}")
 
-    def guided(self, step: int) -> bool:
-        return is_guided(step, self.steps, self.guidance, self.guidance_interval)
-
-    def refresh(self, step: int) -> bool:
-        return is_refresh(step, self.cache_interval)
+    def plan(self) -> tuple[StepPlan, ...]:
+        """What each step runs (``step_plan``): the one rule the sampler follows and the costs are counted from."""
+        return step_plan(self.steps, self.guidance, self.guidance_interval, self.cache_interval)
 
     def unet_rows(self) -> tuple[int, int]:
         """(full, shallow-only) UNet rows per window over the whole schedule: what the preset costs."""
-        full = shallow = 0
-        for step in range(self.steps):
-            rows = 2 if self.guided(step) else 1
-            if self.refresh(step):
-                full += rows
-            else:
-                shallow += rows
+        full = sum(len(s.kinds) for s in self.plan() if s.refresh)
+        shallow = sum(len(s.kinds) for s in self.plan() if not s.refresh)
         return full, shallow
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What one denoising step runs.
+
+    ``kinds``: its UNet rows, in batch order (("uncond", "cond") when guided, ("cond",) otherwise). ``refresh``:
+    the whole UNet runs; otherwise only the outer levels, on the deep features its refresh step kept. ``grid``:
+    the step whose window grid it uses (itself when it refreshes, else its refresh step's, so that every window
+    finds the features it kept). ``keep``: the row kinds a refresh step keeps for the shallow steps after it.
+    """
+
+    kinds: tuple[str, ...]
+    refresh: bool
+    grid: int
+    keep: tuple[str, ...] = ()
+
+    @property
+    def guided(self) -> bool:
+        return "uncond" in self.kinds
 
 
 def is_guided(step: int, steps: int, guidance: float, interval: tuple[float, float]) -> bool:
@@ -92,9 +106,24 @@ def is_guided(step: int, steps: int, guidance: float, interval: tuple[float, flo
     return guidance > 1.0 and start <= step / steps < end
 
 
-def is_refresh(step: int, cache_interval: int) -> bool:
-    """Whether step ``step`` runs the whole UNet (and refreshes the cached deep features)."""
-    return step % cache_interval == 0
+def step_plan(
+    steps: int, guidance: float, guidance_interval: tuple[float, float] = (0.0, 1.0), cache_interval: int = 1
+) -> tuple[StepPlan, ...]:
+    """The plan of every step. Step ``i`` refreshes when ``i`` is a multiple of ``cache_interval``, and also when
+    it is guided but its refresh step was not (no unconditional features were kept to reuse): its cost is then a
+    whole step, which ``unet_rows`` counts too."""
+    plan: list[StepPlan] = []
+    last = 0  # the latest refresh step
+    for i in range(steps):
+        kinds = ("uncond", "cond") if is_guided(i, steps, guidance, guidance_interval) else ("cond",)
+        refresh = i % cache_interval == 0 or not set(kinds) <= set(plan[last].kinds)
+        last = i if refresh else last
+        plan.append(StepPlan(kinds, refresh, last))
+    keep = {i: {k for s in plan if not s.refresh and s.grid == i for k in s.kinds} for i in range(steps)}
+    return tuple(
+        dataclasses.replace(s, keep=tuple(k for k in ROW_KINDS if k in keep[i])) if s.refresh else s
+        for i, s in enumerate(plan)
+    )
 
 
 PRESETS: dict[str, SamplingPreset] = {
@@ -120,6 +149,42 @@ def resolve_preset(preset: str | SamplingPreset | None = None, **overrides) -> S
     if "guidance_interval" in changes:
         changes["guidance_interval"] = tuple(float(x) for x in changes["guidance_interval"])
     return dataclasses.replace(preset, **changes)
+
+
+class SettingsWarning(UserWarning):
+    """Sampling settings that do not suit the model they run on (``mismatch``)."""
+
+
+def mismatch(settings: SamplingPreset, distilled: bool, name: str | None = None) -> str | None:
+    """One line saying why ``settings`` (of the preset ``name``, when it has one) do not suit the model, or None.
+
+    A distilled student (``train distill``, model directory ``default_preset: student``) has its guidance folded
+    into its weights and was trained for its own few-step LCM schedule: guidance above 1 applies it twice, and
+    another solver or feature caching samples a function it was not trained for. A model that was never
+    distilled needs its guided multi-step schedule: the ``student`` preset's few unguided steps leave it blurred.
+    """
+    if not distilled:
+        if name == "student" or (name is None and settings == PRESETS["student"]):
+            return (
+                "preset student is for a model distilled with `train distill`; this model was not distilled, so "
+                "4 unguided steps leave the video blurred: use --preset quality or fast"
+            )
+        return None
+    reasons = []
+    if settings.guidance > 1:
+        reasons.append(f"guidance {settings.guidance:g} applies guidance twice (use --guidance 1)")
+    if settings.scheduler not in ("model", "lcm"):
+        reasons.append(f"scheduler {settings.scheduler} is not the LCM schedule it was trained for")
+    if settings.cache_interval > 1:
+        reasons.append(f"cache_interval {settings.cache_interval} reuses features between its few steps")
+    if not reasons:
+        return None
+    what = f"preset {name}" if name else "these sampling settings"
+    return (
+        f"{what} on a distilled student (its guidance is in its weights): "
+        + "; ".join(reasons)
+        + ("; use --preset student")
+    )
 
 
 def make_scheduler(scheduler, name: str):

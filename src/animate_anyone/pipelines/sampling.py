@@ -13,7 +13,7 @@ from .. import distributed
 from ..models import AnimateAnyone, ReferenceBank
 from .context import window_schedule
 from .feature_cache import DeepFeatureCache
-from .presets import is_guided, is_refresh
+from .presets import step_plan
 
 
 @torch.no_grad()
@@ -55,52 +55,58 @@ def sample_video(
     stacked on the batch axis. Rows are independent, so this changes float rounding only; it trades memory
     (activations grow with the batch) for fewer, larger kernel launches.
 
-    The speed settings of ``pipelines.presets``: step ``i`` is guided only when ``start <= i / steps < end``
-    (``guidance_interval``), and with ``cache_interval`` > 1 only every ``cache_interval``-th step runs the whole
-    UNet, the others its ``cache_depth`` outer levels (``pipelines.feature_cache``; windows then go one per
-    call, whatever ``window_batch`` says). ``stats``, when given,
-    receives the UNet rows run: "full_rows" and "shallow_rows" (rows x windows, summed over the steps).
+    The speed settings of ``pipelines.presets`` (``step_plan``: the one rule, which ``unet_rows`` counts from):
+    step ``i`` is guided only when ``start <= i / steps < end`` (``guidance_interval``), and with ``cache_interval``
+    > 1 only every ``cache_interval``-th step runs the whole UNet, the others its ``cache_depth`` outer levels on
+    the window grid of their refresh step (``pipelines.feature_cache``; windows then go one per call, whatever
+    ``window_batch`` says). ``stats``, when given, receives the UNet rows run: "full_rows" and "shallow_rows" (rows
+    x windows, summed over the steps), and "windows" (the windows run at each step).
 
     Under ``torch.distributed`` (``distributed.init_from_env``) each process predicts the windows ``rank, rank +
     world, ...`` of every step; the per-frame weighted sums and weights are summed over the processes (one
     all-reduce of the latents' size per step) and every process takes the same scheduler step. ``stats`` and
-    ``callback`` then count this process's own windows.
+    ``callback`` then count this process's own windows. With caching, every process keeps the deep features of its
+    own windows, which are the same windows at the refresh step and at the steps that reuse them.
     """
     if window_batch < 1:
         raise ValueError(f"window_batch must be >= 1, got {window_batch}")
+    plan = step_plan(num_inference_steps, guidance_scale, guidance_interval, cache_interval)
     cache = None
-    if cache_interval > 1:
-        cache = DeepFeatureCache(model.denoising_unet, latents.shape[2], cache_depth)
+    if any(not s.refresh for s in plan):
+        cache = DeepFeatureCache(model.denoising_unet, cache_depth)
         window_batch = 1  # the cache keeps features per call of one window
-    counts = {"full_rows": 0, "shallow_rows": 0}
+    counts = {"full_rows": 0, "shallow_rows": 0, "windows": []}
     ranks = distributed.current()
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
     num_frames = latents.shape[2]
     scheduler.set_timesteps(num_inference_steps, device=latents.device)
     accepted = _step_parameters(scheduler)
     step_kwargs = {k: v for k, v in {"eta": eta, "generator": generator}.items() if k in accepted}
-    for step_index, t in enumerate(scheduler.timesteps):
-        # 1. Windows of this step and their blend weights.
-        schedule = window_schedule(window_mode, num_frames, context_frames, context_overlap, step_index, context_stride)
-        total = torch.zeros_like(latents, dtype=torch.float32)  # (b, 4, F, h, w)
-        weight = torch.zeros(num_frames, device=latents.device, dtype=torch.float32)
+    schedules = step_schedules(plan, window_mode, num_frames, context_frames, context_overlap, context_stride)
+    total = torch.empty_like(latents, dtype=torch.float32)  # (b, 4, F, h, w): the weighted sum of the predictions
+    weight = torch.empty(num_frames, device=latents.device, dtype=torch.float32)  # (F,): their weights
+    for step_index, (t, step, schedule) in enumerate(zip(scheduler.timesteps, plan, schedules)):
+        # 1. Windows of this step (on its refresh step's grid) and their blend weights; the sums start at zero.
+        total.zero_(), weight.zero_()
         model_input = scheduler.scale_model_input(latents, t)
-        guided = is_guided(step_index, num_inference_steps, guidance_scale, guidance_interval)
-        scale = guidance_scale if guided else 1.0
-        kinds = ("uncond", "cond") if guided else ("cond",)  # the rows of each UNet call, in order
+        scale = guidance_scale if step.guided else 1.0
+        if cache is not None and step.refresh:
+            cache.refresh(step.keep)
+        mine = ranks.mine(len(schedule))
+        counts["windows"].append(len(mine))
         # 2. Guided prediction per window (or per group of windows), accumulated per frame.
-        for group in _window_groups(schedule, window_batch, ranks.mine(len(schedule))):
+        for group in _window_groups(schedule, window_batch, mine):
             idxs = [torch.tensor(schedule[i][0], device=latents.device) for i in group]
             if len(group) == 1:
-                reuse = not is_refresh(step_index, cache_interval)
-                with cache.call(idxs[0], kinds, reuse) if cache is not None else nullcontext(False) as reused:
+                window = schedule[group[0]][0]
+                with cache.call(window, step.kinds, not step.refresh) if cache is not None else nullcontext(False):
                     preds = [
                         model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, scale)
                     ]
             else:
-                reused = False
                 preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, scale, idxs)
-            counts["shallow_rows" if reused else "full_rows"] += len(kinds) * latents.shape[0] * len(group)
+            rows = len(step.kinds) * latents.shape[0] * len(group)
+            counts["full_rows" if step.refresh else "shallow_rows"] += rows
             for window_index, idx, pred in zip(group, idxs, preds):
                 w = torch.tensor(schedule[window_index][1], device=latents.device, dtype=torch.float32)
                 total.index_add_(2, idx, pred.float() * w.view(1, 1, -1, 1, 1))
@@ -116,6 +122,17 @@ def sample_video(
     if stats is not None:
         stats.update(counts)
     return latents
+
+
+def step_schedules(
+    plan, window_mode: str, num_frames: int, context_frames: int, context_overlap: int, context_stride: int = 1
+) -> list[list[tuple[list[int], list[float]]]]:
+    """The windows (frames, blend weights) of every step of ``plan`` (``presets.step_plan``): each step uses the
+    grid of its refresh step (``StepPlan.grid``)."""
+    return [
+        window_schedule(window_mode, num_frames, context_frames, context_overlap, step.grid, context_stride)
+        for step in plan
+    ]
 
 
 def _window_groups(schedule, window_batch: int, indices: list[int] | None = None) -> list[list[int]]:

@@ -78,6 +78,7 @@ def run_demo(
 
     from ..evaluation.metrics import psnr
     from ..media import check_video_output, write_video
+    from ..model_dir import default_short_side
     from ..pipelines import AnimateAnyonePipeline
     from ..runtime import resolve_device, resolve_dtype
 
@@ -93,7 +94,7 @@ def run_demo(
     dev = resolve_device(device)
     pipe = AnimateAnyonePipeline.from_pretrained(model or packaged_model(), dtype=resolve_dtype(dtype, dev)).to(dev)
     pipe.set_progress_bar_config(disable=not progress, desc="demo")
-    size = pipe.vae.config.sample_size
+    size = default_short_side(pipe.denoising_unet.config, pipe.vae.config)  # the model's own resolution, square
     reference, truth, poses = demo_clip(index, frames, size)
     result = pipe(
         Image.fromarray(reference),

@@ -1,0 +1,57 @@
+"""What a video keeps per frame (``pipelines.memory``) at the users' size, from the public configs, and the
+pre-run check of ``animate`` that multiplies it by the frames."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from animate_anyone.pipelines.memory import per_frame_bytes, window_frames_per_frame
+from animate_anyone.pipelines.presets import PRESETS, SamplingPreset
+from conftest import FIXTURES, MOORE_KEYS
+
+SD15_UNET = json.loads((MOORE_KEYS / "sd15_unet_config.json").read_text())
+VAE = json.loads((FIXTURES / "public_configs" / "sd_vae_ft_mse_vae_config.json").read_text())
+
+
+def test_bytes_per_frame_at_512x768_in_bfloat16():
+    """Written out: latents 4 x 64 x 96; the fast preset keeps 2 rows of SD-1.5's 640-channel level at 32 x 48
+    (before its upsampler), in bf16, for 1.2 window frames per frame (windows of 24 overlapping by 4)."""
+    quality = per_frame_bytes(SD15_UNET, VAE, PRESETS["quality"], 512, 768, 2, 1.2)
+    fast = per_frame_bytes(SD15_UNET, VAE, PRESETS["fast"], 512, 768, 2, 1.2)
+    student = per_frame_bytes(SD15_UNET, VAE, PRESETS["student"], 512, 768, 2, 1.2)
+    assert quality.device == fast.device == student.device == 4 * 64 * 96 * (3 * 4 + 9 * 2)  # 0.70 MiB
+    assert quality.pose == fast.pose == 512 * 768 * 3  # 1.125 MiB of uint8
+    assert quality.cache == student.cache == 0
+    assert fast.cache == round(2 * 640 * 32 * 48 * 2 * 1.2)  # 4.5 MiB
+    # The conditional row alone is kept once guidance has stopped for good.
+    late = SamplingPreset(steps=12, guidance_interval=(0.0, 0.25), cache_interval=2, scheduler="dpm++")
+    assert per_frame_bytes(SD15_UNET, VAE, late, 512, 768, 2).cache == 2 * 640 * 32 * 48 * 2
+    unguided = SamplingPreset(steps=12, guidance=1.0, cache_interval=2)
+    assert per_frame_bytes(SD15_UNET, VAE, unguided, 512, 768, 2).cache == 640 * 32 * 48 * 2
+
+
+def test_window_frames_per_frame_counts_overlaps():
+    from animate_anyone.pipelines.context import window_schedule
+
+    schedule = window_schedule("shifted", 120, 24, 4, 0)  # starts 0, 20, ..., 96: 6 windows of 24
+    assert window_frames_per_frame([schedule], 120) == len(schedule) * 24 / 120
+    assert window_frames_per_frame([window_schedule("shifted", 10, 24, 4, 0)], 10) == 1.0
+
+
+def test_animate_refuses_a_video_that_cannot_fit_before_loading(tmp_path):
+    """A model directory with SD-1.5's configs (no weights needed: the check reads configs) and a day of video at
+    512x768: refused in one line naming the size and the frames."""
+    import torch
+
+    from animate_anyone.jobs.animate import _check_memory
+    from animate_anyone.jobs.animate_config import AnimateConfig
+    from animate_anyone.model_dir import ModelDirectory
+    from conftest import public_configs_directory
+
+    directory, config = ModelDirectory(public_configs_directory(tmp_path)), AnimateConfig()
+    cpu = torch.device("cpu")
+    _check_memory(directory, config, PRESETS["fast"], 512, 768, 24, cpu)  # 24 frames fit
+    with pytest.raises(ValueError, match=r"--size 512x768 with 2073600 frames needs at least .* GiB"):
+        _check_memory(directory, config, PRESETS["fast"], 512, 768, 24 * 24 * 3600, cpu)
