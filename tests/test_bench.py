@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 
 import pytest
 import torch
@@ -220,28 +221,77 @@ def test_compare_reports_every_switch():
 
 def test_compare_presets_counts_unet_rows_and_speed():
     """Quality against fast and student on one pipeline: each runs its own steps, solver, guidance interval and
-    cache."""
+    cache. The rows are checked against numbers written out from the presets' definitions and against the rows the
+    UNet itself saw (a forward hook)."""
+    from torch.nn.modules.module import register_module_forward_pre_hook
+
     from animate_anyone.bench.compare import run_preset_comparison
     from animate_anyone.bench.report import format_preset_comparison
-    from animate_anyone.pipelines.presets import PRESETS
+    from animate_anyone.models import AnimateAnyoneUNet
 
     small = {k: v for k, v in SMALL.items() if k != "steps"}
-    report = run_preset_comparison("tiny", device="cpu", **small)
+    rows = []  # the batch rows of every denoising-UNet call
+
+    def count(module, args):
+        if isinstance(module, AnimateAnyoneUNet) and args[0].device.type != "meta":  # not the FLOP counts
+            rows.append(args[0].shape[0])
+
+    handle = register_module_forward_pre_hook(count)
+    try:
+        report = run_preset_comparison("tiny", device="cpu", **small)
+    finally:
+        handle.remove()
     assert report["default"]["config"]["preset"] == "quality" and report["default"]["config"]["steps"] == 25
-    assert report["default"]["unet_rows"] == {"full_rows": 50, "shallow_rows": 0}
     fast, student = report["presets"]
+    # Written out: quality 25 guided steps = 50 rows; fast 12 steps, guided while i/12 < 1/2, whole UNet at even
+    # steps = (3 x 2 + 3 x 1) whole + (3 x 2 + 3 x 1) shallow; student 4 unguided steps.
+    assert report["default"]["unet_rows"] == {"full_rows": 50, "shallow_rows": 0}
+    assert fast["name"] == "fast" and fast["result"]["unet_rows"] == {"full_rows": 9, "shallow_rows": 9}
     assert student["name"] == "student" and student["result"]["unet_rows"] == {"full_rows": 4, "shallow_rows": 0}
-    assert student["speedup_per_video"] > 1  # 4 unguided rows against 50
-    full, shallow = PRESETS["fast"].unet_rows()
-    assert fast["name"] == "fast" and fast["result"]["unet_rows"] == {"full_rows": full, "shallow_rows": shallow}
-    assert fast["result"]["config"]["steps"] == PRESETS["fast"].steps and fast["result"]["flops_per_step"] is None
-    assert fast["speedup_per_video"] > 1  # 50 whole rows against 9 whole + 9 shallow: not close
+    # What the UNet saw over every run (one per configuration): the same rows.
+    assert sum(rows) == 50 + 18 + 4
+    for r in (report["default"], fast["result"], student["result"]):
+        assert r["unet_rows_modelled"] == r["unet_rows"]  # the FLOP model counts the rows that ran
+        flops = r["flops_per_video"]
+        assert r["flops_per_step"] == pytest.approx(
+            (flops["unet_whole"] + flops["unet_shallow"]) / r["config"]["steps"]
+        )
+    one_row = count_unet_flops_meta("tiny", 64, 48, 4, guidance=False)[0]
+    assert student["result"]["flops_per_step"] == one_row  # one conditional row per step, not two
+    assert fast["result"]["flops_per_video"]["unet_shallow"] > 0 == student["result"]["flops_per_video"]["unet_shallow"]
+    # Speed: fewer and cheaper UNet calls. Student: 4 one-row calls against 25 two-row calls; fast: 18 calls, half
+    # of them shallow. Floors well below those ratios (the tiny model is dominated by per-call overheads).
+    assert student["speedup_per_video"] > 2 and fast["speedup_per_video"] > 1
+    assert student["speedup_per_video"] > fast["speedup_per_video"]
     assert "speedup/video" in format_preset_comparison(report)
     json.dumps(report)
     with pytest.raises(ValueError, match="drop --steps"):
         run_preset_comparison("tiny", device="cpu", **SMALL)
     with pytest.raises(ValueError, match="unknown preset 'turbo'"):
         run_benchmark("tiny", preset="turbo")
+
+
+@torch.no_grad()
+def test_video_work_equals_the_flops_of_a_real_video():
+    """The per-video FLOPs counted on the meta device (every stage, from the step plan) against FlopCounterMode over
+    a real pipeline call on the CPU, for each preset, on a video of several shifted windows."""
+    import numpy as np
+    import PIL.Image
+
+    from animate_anyone.bench.flops import count_video_work_meta, flop_counter
+    from animate_anyone.pipelines.presets import PRESETS, SamplingPreset, SettingsWarning
+
+    pipe = Bench("tiny", "cpu", "float32").pipe
+    rng = np.random.default_rng(0)
+    reference = PIL.Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    poses = rng.integers(0, 255, (10, 48, 64, 3), dtype=np.uint8)
+    for settings in (SamplingPreset(steps=3), PRESETS["fast"], PRESETS["student"]):
+        with flop_counter() as counter, warnings.catch_warnings():
+            warnings.simplefilter("ignore", SettingsWarning)  # random weights: the student preset is only priced
+            out = pipe(reference, poses, height=48, width=64, preset=settings, context_frames=4, context_overlap=1)
+        modelled = count_video_work_meta("tiny", 64, 48, 10, settings, context_frames=4, context_overlap=1)
+        assert modelled["flops"]["total"] == counter.get_total_flops() > 0
+        assert modelled["unet_rows_per_video"] == {k: out.stats[k] for k in ("full_rows", "shallow_rows")}
 
 
 @pytest.mark.gpu

@@ -136,9 +136,49 @@ def run_preset_comparison(
         {
             "name": name,
             "speedup_per_video": default["seconds_end_to_end"] / res["seconds_end_to_end"],
+            "work_ratio_modelled": default["flops_per_video"]["total"] / res["flops_per_video"]["total"],
             "speedup_denoising": default["stages"]["denoising"]["seconds"] / res["stages"]["denoising"]["seconds"],
             "result": res,
         }
         for name, res in zip(names, results[1:])
     ]
     return {"schema": 2, "default": default, "presets": entries}
+
+
+def count_presets_work(
+    size: str = "sd15",
+    width: int | None = None,
+    height: int | None = None,
+    frames: int | None = None,
+    presets: list[str] | None = None,
+    context_frames: int = 24,
+    context_overlap: int = 4,
+    window_mode: str = "shifted",
+) -> dict[str, Any]:
+    """The modelled work of one video with each sampling preset (``presets``; default all), counted on the meta
+    device at full network size in seconds and nothing run (``flops.count_video_work_meta``): FLOPs by stage and
+    the ratio of quality's total to each preset's."""
+    from ..pipelines.presets import PRESETS, resolve_preset
+    from .flops import count_video_work_meta
+
+    cfg = BenchConfig(
+        size=size,
+        width=width,
+        height=height,
+        frames=frames,
+        context_frames=context_frames,
+        context_overlap=context_overlap,
+        window_mode=window_mode,
+    ).resolved()
+    names = presets or list(PRESETS)
+    work = {
+        name: count_video_work_meta(
+            size, cfg.width, cfg.height, cfg.frames, resolve_preset(name), context_frames, context_overlap, window_mode
+        )
+        for name in names
+    }
+    quality = count_video_work_meta(
+        size, cfg.width, cfg.height, cfg.frames, PRESETS["quality"], context_frames, context_overlap, window_mode
+    )
+    ratio = {name: quality["flops"]["total"] / w["flops"]["total"] for name, w in work.items()}
+    return {"schema": 1, "kind": "modelled (meta-device FLOP count)", "work": work, "ratio_to_quality": ratio}

@@ -3,6 +3,7 @@ that turn achieved FLOP/s into MFU."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -47,8 +48,8 @@ def count_flops(fn: Callable[[], Any]) -> tuple[int, dict[str, int]]:
 def count_unet_flops_meta(
     size: str, width: int, height: int, frames: int, guidance: bool = True, ref_kv_cache: bool = True, model=None
 ) -> tuple[int, dict[str, int]]:
-    """FLOPs of ONE UNet call on a window of ``frames`` frames (rows [uncond, cond] with guidance), counted on the
-    meta device: no memory, no compute, seconds even for sd15.
+    """FLOPs of ONE whole UNet call on a window of ``frames`` frames (rows [uncond, cond] with guidance), counted on
+    the meta device: no memory, no compute, seconds even for sd15.
 
     The guided call selects its reference rows with a slice the meta device cannot follow into the merged
     attention kernels, so it is counted as the sum of its row groups: the conditional row with the reference plus
@@ -56,7 +57,32 @@ def count_unet_flops_meta(
     against a real call in the tests). ``ref_kv_cache=False``: the reference keys/values are projected in every
     call (counted here) instead of once per video.
     """
+    rows = count_row_flops_meta(size, width, height, frames, ref_kv_cache, shallow=False, model=model)
+    kinds = ("uncond", "cond") if guidance else ("cond",)
+    ops: dict[str, int] = {}
+    for kind in kinds:
+        for op, n in rows[kind][1].items():
+            ops[op] = ops.get(op, 0) + n
+    return sum(rows[kind][0] for kind in kinds), dict(sorted(ops.items()))
+
+
+@torch.no_grad()
+def count_row_flops_meta(
+    size: str,
+    width: int,
+    height: int,
+    frames: int,
+    ref_kv_cache: bool = True,
+    cache_depth: int = 1,
+    shallow: bool = True,
+    model=None,
+) -> dict[str, tuple[int, dict[str, int]]]:
+    """FLOPs (total, by op) of ONE UNet row on a window of ``frames`` frames, by kind of row: "cond" (attends to the
+    reference), "uncond" (its own tokens only) and, with ``shallow``, the same rows of a step that reuses the kept
+    deep features ("cond_shallow", "uncond_shallow": the outer ``cache_depth`` levels and the boundary block's
+    upsampler, ``pipelines.feature_cache``)."""
     from ..models.presets import build_networks, get_preset
+    from ..pipelines.feature_cache import DeepFeatureCache
 
     preset = get_preset(size)
     model = model if model is not None else build_networks(preset.networks(), device="meta")
@@ -70,16 +96,99 @@ def count_unet_flops_meta(
     pose = model.encode_pose(torch.empty(1, 3, frames, height, width, device=dev))
     t = torch.tensor(500, device=dev)
     unet = model.denoising_unet
+    x = torch.empty(1, c.in_channels, frames, h, w, device=dev)
+    out = {}
+    for kind, reference in (("uncond", None), ("cond", bank)):
+        cache = DeepFeatureCache(unet, cache_depth)
+        cache.refresh(keep=(kind,) if shallow else ())
+        with cache.call(range(frames), (kind,), reuse=False):
+            out[kind] = count_flops(lambda r=reference: unet(x, t, embeds, pose, r))
+        if shallow:
+            with cache.call(range(frames), (kind,), reuse=True):
+                out[f"{kind}_shallow"] = count_flops(lambda r=reference: unet(x, t, embeds, pose, r))
+    return out
 
-    def rows(with_reference: bool):
-        x = torch.empty(1, c.in_channels, frames, h, w, device=dev)
-        return lambda: unet(x, t, embeds, pose, bank if with_reference else None)
 
-    total_c, ops_c = count_flops(rows(True))
-    if not guidance:
-        return total_c, ops_c
-    total_u, ops_u = count_flops(rows(False))
-    return total_c + total_u, {k: ops_c.get(k, 0) + ops_u.get(k, 0) for k in sorted(set(ops_c) | set(ops_u))}
+@torch.no_grad()
+def count_video_work_meta(
+    size: str,
+    width: int,
+    height: int,
+    frames: int,
+    settings,
+    context_frames: int = 24,
+    context_overlap: int = 4,
+    window_mode: str = "shifted",
+    ref_kv_cache: bool = True,
+) -> dict[str, Any]:
+    """The FLOPs of one video with the sampling ``settings`` (a ``pipelines.presets.SamplingPreset``), by stage,
+    counted on the meta device from the step plan the sampler follows (``presets.step_plan``,
+    ``sampling.step_schedules``): the UNet rows actually run (whole and shallow, guided or not, every window of
+    every step), the Pose Guider (once per window and step, as the pipeline runs it), the reference stage (CLIP
+    image embedding, VAE encode, ReferenceNet, the bank's keys/values; once) and the VAE decode of every frame."""
+    from diffusers import AutoencoderKL
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from ..models.presets import build_networks, get_preset
+    from ..pipelines.sampling import step_schedules
+
+    preset = get_preset(size)
+    dev = torch.device("meta")
+    model = build_networks(preset.networks(), device="meta")
+    with dev:
+        vae = AutoencoderKL(**preset.vae)
+        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**preset.image_encoder))
+    factor = 2 ** (len(preset.vae["block_out_channels"]) - 1)
+    h, w = height // factor, width // factor
+    rows: dict[int, dict[str, tuple[int, dict[str, int]]]] = {}  # window length -> row kind -> FLOPs
+    unet = {"whole": 0, "shallow": 0}
+    counts = {"whole_rows": 0, "shallow_rows": 0, "window_frames": 0}
+    schedules = step_schedules(settings.plan(), window_mode, frames, context_frames, context_overlap)
+    for step, schedule in zip(settings.plan(), schedules):
+        for window, _ in schedule:
+            f = len(window)
+            if f not in rows:
+                rows[f] = count_row_flops_meta(
+                    size, width, height, f, ref_kv_cache, settings.cache_depth, shallow=True, model=model
+                )
+            part = "whole" if step.refresh else "shallow"
+            suffix = "" if step.refresh else "_shallow"
+            unet[part] += sum(rows[f][kind + suffix][0] for kind in step.kinds)
+            counts[f"{part}_rows"] += len(step.kinds)
+            counts["window_frames"] += f
+    pose_frame = count_flops(lambda: model.encode_pose(torch.empty(1, 3, 1, height, width, device=dev)))[0]
+    ref = torch.empty(1, model.denoising_unet.config.in_channels, h, w, device=dev)
+    embeds = torch.empty(1, 1, model.denoising_unet.config.cross_attention_dim, device=dev)
+    image = torch.empty(1, 3, height, width, device=dev)
+    reference = {
+        "clip": count_flops(lambda: clip(torch.empty(1, 3, 224, 224, device=dev)).image_embeds)[0],
+        "vae_encode": count_flops(lambda: vae.encode(image).latent_dist.mean)[0],
+        "reference_net": count_flops(lambda: model.encode_reference(ref, embeds, ref_kv_cache))[0],
+    }
+    decode_frame = count_flops(lambda: vae.decode(torch.empty(1, vae.config.latent_channels, h, w, device=dev)))[0]
+    work = {
+        "unet_whole": unet["whole"],
+        "unet_shallow": unet["shallow"],
+        "pose_guider": pose_frame * counts["window_frames"],
+        "reference": sum(reference.values()),
+        "vae_decode": decode_frame * frames,
+    }
+    return {
+        "flops": {**work, "total": sum(work.values())},
+        "reference_parts": reference,
+        "unet_rows_per_video": {"full_rows": counts["whole_rows"], "shallow_rows": counts["shallow_rows"]},
+        "row_flops": {f: {kind: n for kind, (n, _) in r.items()} for f, r in rows.items()},
+        "pose_guider_per_frame": pose_frame,
+        "vae_decode_per_frame": decode_frame,
+        "settings": dataclasses.asdict(settings),
+        "size": size,
+        "width": width,
+        "height": height,
+        "frames": frames,
+        "context_frames": context_frames,
+        "context_overlap": context_overlap,
+        "window_mode": window_mode,
+    }
 
 
 def peak_tflops(device_name: str, dtype: torch.dtype) -> float | None:

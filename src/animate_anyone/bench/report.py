@@ -74,16 +74,34 @@ def format_preset_comparison(report: dict[str, Any]) -> str:
     lines = [
         format_result(base),
         "",
-        f"{'preset':<12} {'steps':>5} {'rows whole/shallow':>19} {'s/video':>9} {'speedup/video':>14}",
+        f"{'preset':<12} {'steps':>5} {'rows whole/shallow':>19} {'s/video':>9} {'speedup/video':>14} "
+        f"{'work ratio (modelled)':>22}",
         f"{'quality':<12} {base['config']['steps']:>5} "
         f"{base['unet_rows']['full_rows']:>10}/{base['unet_rows']['shallow_rows']:<8} "
-        f"{_fmt(base['seconds_end_to_end']):>9} {'1':>14}",
+        f"{_fmt(base['seconds_end_to_end']):>9} {'1':>14} {'1':>22}",
     ]
     for e in report["presets"]:
         r = e["result"]
         rows = r["unet_rows"]
         lines.append(
             f"{e['name']:<12} {r['config']['steps']:>5} {rows['full_rows']:>10}/{rows['shallow_rows']:<8} "
-            f"{_fmt(r['seconds_end_to_end']):>9} {_fmt(e['speedup_per_video']):>14}"
+            f"{_fmt(r['seconds_end_to_end']):>9} {_fmt(e['speedup_per_video']):>14} "
+            f"{_fmt(e['work_ratio_modelled']):>22}"
         )
+    return "\n".join(lines)
+
+
+def format_work(report: dict[str, Any]) -> str:
+    """The modelled per-video work of each preset (``compare.count_presets_work``), in TFLOP."""
+    first = next(iter(report["work"].values()))
+    head = f"{first['size']} {first['width']}x{first['height']}, {first['frames']} frames"
+    head += f", windows {first['context_frames']}/{first['context_overlap']} {first['window_mode']} (modelled, TFLOP)"
+    parts = ("unet_whole", "unet_shallow", "pose_guider", "reference", "vae_decode", "total")
+    columns = " ".join(f"{p:>12}" for p in parts)
+    lines = [head, f"{'preset':<10} {'rows whole/shallow':>19} {columns}  quality/this"]
+    for name, w in report["work"].items():
+        rows = w["unet_rows_per_video"]
+        cells = " ".join(f"{w['flops'][p] / 1e12:>12.1f}" for p in parts)
+        ratio = report["ratio_to_quality"][name]
+        lines.append(f"{name:<10} {rows['full_rows']:>10}/{rows['shallow_rows']:<8} {cells}  {ratio:>12.2f}")
     return "\n".join(lines)

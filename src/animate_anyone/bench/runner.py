@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,9 +20,10 @@ import torch
 
 from ..pipelines.pipeline_animate_anyone import STAGES as PIPELINE_STAGES
 from ..pipelines.pipeline_animate_anyone import PipelineHooks
+from ..pipelines.presets import SettingsWarning
 from .config import BenchConfig
 from .environment import MemoryProbe, environment
-from .flops import count_unet_flops_meta, peak_tflops
+from .flops import count_unet_flops_meta, count_video_work_meta, peak_tflops
 
 STAGES = (*PIPELINE_STAGES, "other")  # "other": the rest of the call (input checks, pose resizing, initial noise)
 
@@ -137,50 +139,50 @@ class Bench:
         )
         self.pipe.set_progress_bar_config(disable=True)
         self.build_seconds = time.perf_counter() - t0
-        self._meta_model = None
-        self._meta_flops: dict[tuple, tuple[int, dict[str, int]]] = {}
+        self._work: dict[tuple, dict[str, Any]] = {}
 
     # -- one configuration ---------------------------------------------------------------------------------
+    def sampling(self, cfg: BenchConfig):
+        """The sampling settings a run of ``cfg`` resolves to (what the pipeline's ``__call__`` resolves)."""
+        from ..pipelines.presets import resolve_preset
+
+        guidance = cfg.guidance_scale if cfg.guidance else 1.0
+        return resolve_preset(cfg.preset or self.pipe.config.default_preset, steps=cfg.steps, guidance=guidance)
+
     def windows_per_step(self, cfg: BenchConfig) -> tuple[float, float, int]:
         """(windows per step, UNet calls per step, window length), averaged over the steps of the schedule."""
-        from ..pipelines.context import window_schedule
-        from ..pipelines.sampling import _window_groups
+        from ..pipelines.sampling import _window_groups, step_schedules
 
-        windows = calls = length = 0
-        for i in range(cfg.steps):
-            schedule = window_schedule(cfg.window_mode, cfg.frames, cfg.context_frames, cfg.context_overlap, i)
-            windows += len(schedule)
-            calls += len(_window_groups(schedule, cfg.window_batch))
-            length = len(schedule[0][0])
-        return windows / cfg.steps, calls / cfg.steps, length
+        settings = self.sampling(cfg)
+        batch = 1 if any(not step.refresh for step in settings.plan()) else cfg.window_batch  # as sample_video
+        schedules = step_schedules(
+            settings.plan(), cfg.window_mode, cfg.frames, cfg.context_frames, cfg.context_overlap
+        )
+        windows = sum(len(schedule) for schedule in schedules)
+        calls = sum(len(_window_groups(schedule, batch)) for schedule in schedules)
+        return windows / cfg.steps, calls / cfg.steps, len(schedules[0][0][0])
 
-    def unet_flops(self, cfg: BenchConfig, window_frames: int) -> tuple[int, dict[str, int]]:
-        """FLOPs of one UNet call on one window, counted on the meta device (cached per shape)."""
-        from ..models.presets import build_networks
-
-        key = (cfg.width, cfg.height, window_frames, cfg.guidance, cfg.switches["ref_kv_cache"])
-        if key not in self._meta_flops:
-            if self._meta_model is None:
-                self._meta_model = build_networks(self.preset.networks(), device="meta")
-            self._meta_flops[key] = count_unet_flops_meta(
-                self.size,
-                cfg.width,
-                cfg.height,
-                window_frames,
-                cfg.guidance,
-                cfg.switches["ref_kv_cache"],
-                model=self._meta_model,
+    def video_work(self, cfg: BenchConfig) -> dict[str, Any]:
+        """FLOPs of one video of ``cfg`` by stage, from the rows its sampling settings run, counted on the meta
+        device (``count_video_work_meta``; cached per workload)."""
+        settings = self.sampling(cfg)
+        windows = (cfg.frames, cfg.context_frames, cfg.context_overlap, cfg.window_mode)
+        key = (settings, cfg.width, cfg.height, windows, cfg.switches["ref_kv_cache"])
+        if key not in self._work:
+            self._work[key] = count_video_work_meta(
+                self.size, cfg.width, cfg.height, cfg.frames, settings, *windows[1:], cfg.switches["ref_kv_cache"]
             )
-        return self._meta_flops[key]
+        return self._work[key]
 
     def _inputs(self, cfg: BenchConfig):
-        """Reference image and pose frames (F, 3, H, W) uint8 on the device, fixed by the seed (random pixels)."""
+        """Reference image and pose frames (F, 3, H, W) uint8 in host memory, as ``animate`` hands them over, fixed
+        by the seed (random pixels)."""
         import PIL.Image
 
         rng = np.random.default_rng(cfg.seed)
         reference = PIL.Image.fromarray(rng.integers(0, 256, (cfg.height, cfg.width, 3), dtype=np.uint8))
         pose = torch.from_numpy(rng.integers(0, 256, (cfg.frames, 3, cfg.height, cfg.width), dtype=np.uint8))
-        return reference, pose.to(self.device)
+        return reference, pose
 
     def run_once(self, cfg: BenchConfig, keep_outputs: bool = False) -> dict[str, Any]:
         """One video through ``AnimateAnyonePipeline.__call__``, timed by stage. ``cfg`` must be ``resolved()``."""
@@ -191,7 +193,19 @@ class Bench:
         timer, frames = StageTimer(self.device), []
         _sync(self.device)
         start = time.perf_counter()
-        output = self.pipe(
+        with warnings.catch_warnings():  # random weights: the student preset is priced, not judged (SettingsWarning)
+            warnings.simplefilter("ignore", SettingsWarning)
+            output = self._call(cfg, reference, pose, timer, frames.append if keep_outputs else (lambda frame: None))
+        _sync(self.device)
+        out = timer.result(time.perf_counter() - start)
+        out["unet_rows"] = {k: output.stats[k] for k in ("full_rows", "shallow_rows")}
+        if keep_outputs:
+            out["latents"] = timer.latents.float().cpu()
+            out["frames"] = np.stack(frames)
+        return out
+
+    def _call(self, cfg: BenchConfig, reference, pose, timer, sink):
+        return self.pipe(
             reference,
             pose,
             height=cfg.height,
@@ -203,22 +217,19 @@ class Bench:
             context_frames=cfg.context_frames,
             context_overlap=cfg.context_overlap,
             window_mode=cfg.window_mode,
-            frame_sink=frames.append if keep_outputs else (lambda frame: None),
+            frame_sink=sink,
             hooks=timer,
         )
-        _sync(self.device)
-        out = timer.result(time.perf_counter() - start)
-        out["unet_rows"] = {k: output.stats[k] for k in ("full_rows", "shallow_rows")}
-        if keep_outputs:
-            out["latents"] = timer.latents.float().cpu()
-            out["frames"] = np.stack(frames)
-        return out
 
     # -- measuring -------------------------------------------------------------------------------------------
     def _prepare(self, cfg: BenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
         """Window counts, FLOPs, and (with ``compile``) the compilation, timed on its own."""
         windows_per_step, calls_per_step, window_frames = self.windows_per_step(cfg)
-        flops_per_call, flops_by_op = self.unet_flops(cfg, window_frames)
+        work = self.video_work(cfg)
+        guided = self.sampling(cfg).plan()[0].guided  # the rows of a whole call of the first step
+        flops_per_call, flops_by_op = count_unet_flops_meta(
+            self.size, cfg.width, cfg.height, window_frames, guided, cfg.switches["ref_kv_cache"]
+        )
         compile_seconds = None
         if cfg.compile and not self.pipe.optimisations.compile:
             log("compiling the denoising UNet (first call)")
@@ -229,6 +240,7 @@ class Bench:
             window_frames=window_frames,
             flops_per_call=flops_per_call,
             flops_by_op=flops_by_op,
+            work=work,
             compile_seconds=compile_seconds,
         )
 
@@ -295,6 +307,7 @@ class Bench:
         window_frames,
         flops_per_call,
         flops_by_op,
+        work,
         compile_seconds,
     ) -> dict[str, Any]:
         """The JSON-ready result of one configuration (medians over the timed runs)."""
@@ -302,15 +315,13 @@ class Bench:
         def med(key):
             return statistics.median(r[key] for r in runs)
 
-        from ..pipelines.presets import resolve_preset
-
         step_times = [s for r in runs for s in r["steps"]]
         sec_step = statistics.median(step_times)
-        flops_step = flops_per_call * windows_per_step
-        sampling = resolve_preset(cfg.preset)
-        if sampling.cache_interval > 1 or sampling.guidance_interval != (0.0, 1.0):
-            flops_step = None  # steps differ in cost: the FLOP count is of a whole guided call (see unet_rows)
-        achieved = flops_step / sec_step / 1e12 if (flops_step and sec_step > 0) else None
+        # The UNet rows this run's settings ran (whole and shallow, guided or not), per step on average.
+        flops_step = (work["flops"]["unet_whole"] + work["flops"]["unet_shallow"]) / cfg.steps
+        even = len({(s.kinds, s.refresh) for s in self.sampling(cfg).plan()}) == 1  # every step costs the same
+        seconds = sec_step if even else statistics.median(r["denoising"] for r in runs) / cfg.steps
+        achieved = flops_step / seconds / 1e12 if seconds > 0 else None
         env = environment(self.device)
         peak = peak_tflops(env["device_name"], self.dtype) if self.device.type == "cuda" else None
         total = med("total")
@@ -340,6 +351,8 @@ class Bench:
             "flops_per_unet_window": flops_per_call,
             "flops_per_step": flops_step,
             "flops_by_op_per_window": flops_by_op,
+            "flops_per_video": work["flops"],  # by stage: UNet whole / shallow rows, pose guider, reference, decode
+            "unet_rows_modelled": work["unet_rows_per_video"],
             "achieved_tflops": achieved,
             "peak_tflops": peak,
             "mfu": achieved / peak if (achieved is not None and peak) else None,

@@ -39,6 +39,11 @@ def register(subparsers) -> None:
         help="run quality and each speed preset round-robin; report seconds per video and speed-ups",
     )
     p.add_argument(
+        "--work",
+        action="store_true",
+        help="count the per-video work of each preset (or --preset) on the meta device, by stage; nothing runs",
+    )
+    p.add_argument(
         "--guidance",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -135,9 +140,24 @@ def run(args) -> None:
         repeats=args.repeats,
         seed=args.seed,
     )
-    if args.compare and args.compare_presets:
-        raise ValueError("--compare and --compare-presets are separate runs; choose one")
-    if args.compare_presets:
+    if sum(map(bool, (args.compare, args.compare_presets, args.work))) > 1:
+        raise ValueError("--compare, --compare-presets and --work are separate runs; choose one")
+    if args.work:
+        from ..bench.compare import count_presets_work
+        from ..bench.report import format_work
+
+        result = count_presets_work(
+            args.size,
+            args.width,
+            args.height,
+            args.frames,
+            [args.preset] if args.preset else None,
+            args.context_frames,
+            args.context_overlap,
+            args.window_mode,
+        )
+        text = format_work(result)
+    elif args.compare_presets:
         from ..bench.compare import run_preset_comparison
         from ..bench.report import format_preset_comparison
 
