@@ -112,3 +112,24 @@ def test_unreadable_weight_file_is_a_clear_error(tmp_path, capsys):
     args[args.index("--denoising-unet") + 1] = str(bad)
     assert main(args) == 2
     assert "denoising_unet.pth" in capsys.readouterr().err
+
+
+def test_fingerprint_follows_the_bytes_not_the_location(tiny_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "renamed"
+    shutil.copytree(tiny_dir, copy)
+    (copy / ".DS_Store").write_bytes(b"litter")  # hidden entries do not count
+    original = ModelDirectory(tiny_dir).fingerprint()
+    assert original.startswith("sha256:") and len(original) == len("sha256:") + 64
+    assert ModelDirectory(copy).fingerprint() == original
+    weights = copy / "denoising_unet" / "diffusion_pytorch_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    weights.write_bytes(bytes(data))
+    assert ModelDirectory(copy).fingerprint() != original
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert ModelDirectory(copy).fingerprint() == original
+    (copy / "scheduler" / "scheduler_config.json").rename(copy / "scheduler" / "scheduler_config.json.bak")
+    assert ModelDirectory(copy).fingerprint() != original  # a renamed file is another directory

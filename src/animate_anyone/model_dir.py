@@ -14,6 +14,7 @@ renamed into place, so a crash never leaves a half-written model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Mapping
@@ -124,6 +125,22 @@ class ModelDirectory:
     def random_weights(self) -> bool:
         """True for a directory written by ``init-model``: its networks were never trained (their output is noise)."""
         return self.index().get("weights") == "random"
+
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` over every file of the directory: its path relative to the directory (POSIX) and its
+        bytes, in sorted path order. Where the directory lives and file times do not count, so a copy has the
+        same fingerprint; hidden entries (``.name``: partial writes, OS litter) are left out."""
+        digest = hashlib.sha256()
+        files = {p.relative_to(self.path).as_posix(): p for p in self.path.rglob("*") if p.is_file()}
+        for rel in sorted(files):
+            if any(part.startswith(".") for part in rel.split("/")):
+                continue
+            name = rel.encode("utf-8")
+            digest.update(len(name).to_bytes(8, "little") + name + files[rel].stat().st_size.to_bytes(8, "little"))
+            with files[rel].open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    digest.update(chunk)
+        return f"sha256:{digest.hexdigest()}"
 
     def check(self, components: tuple[str, ...] = COMPONENTS) -> ModelDirectory:
         """FileNotFoundError naming the first component that model_index.json does not list, that has no folder
