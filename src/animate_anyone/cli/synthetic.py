@@ -47,7 +47,9 @@ def register(subparsers) -> None:
         help="animate every clip of a split with a model (for evaluate)",
         description="Animate each clip of SPLIT (references/<id>.png, skeletons drawn from the exact "
         "keypoints) and write OUT/<id>/ PNG frames; score with: animate-anyone evaluate --pred OUT "
-        "--gt SPLIT/videos --pose-dir SPLIT/poses. Existing clip folders are kept (resumable).",
+        "--gt SPLIT/videos --pose-dir SPLIT/poses. Existing clip folders are kept (resumable). OUT/predict.json "
+        "records the model (and its fingerprint) and the resolved sampling settings; evaluate copies it into its "
+        "results, and a rerun with other settings is refused unless --overwrite.",
     )
     who = pr.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model directory")
@@ -67,7 +69,9 @@ def register(subparsers) -> None:
     pr.add_argument("--seed", type=int, default=0, help="clip k uses seed + k")
     pr.add_argument("--device", default="auto", help=DEVICE_HELP)
     pr.add_argument("--dtype", default="auto", help=DTYPE_HELP)
-    pr.add_argument("--overwrite", action="store_true", help="redo clips already predicted")
+    pr.add_argument(
+        "--overwrite", action="store_true", help="redo clips already predicted (also those made with other settings)"
+    )
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(run=run_predict)
 

@@ -11,6 +11,8 @@ and both values: nothing is cropped or resized), streams the frames in small chu
   with ``dataset_samples`` the number of feature vectors per side.
 * ``skipped``: ``{metric: reason}`` for every requested metric that could not be computed (missing weights,
   missing pose extractor, too few samples, ...).
+* ``predictions``: how ``pred_dir`` was made, copied from its ``predict.json`` (written by ``synthetic predict``:
+  model and fingerprint, sampling settings, seeds; ``synthetic.record``), None when it has none.
 * ``metrics``, ``conventions`` (one line per metric), ``pred_dir``, ``gt_dir``, ``pose_dir``, ``pose_backend``
   (the extractor of the PCK metrics, None without them), ``num_videos``,
   ``missing_predictions`` (ground-truth videos without a prediction; a prediction without ground truth is an
@@ -31,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..runtime import resolve_device
+from ..synthetic.record import read_record
 from .learned import LearnedMetrics, load_networks
 from .output import format_table, from_json_value, results_csv, to_json_value, write_results
 from .pairing import VIDEO_SUFFIXES, VideoPair, find_videos, pair_videos
@@ -122,6 +125,7 @@ def evaluate(
     dataset, samples = learned.distances(skipped)
     return {
         "pred_dir": str(pred_dir),
+        "predictions": read_record(pred_dir),
         "gt_dir": str(gt_dir),
         "pose_dir": None if pose_dir is None else str(pose_dir),
         "pose_backend": pose_source.describe() if keypoint_names else None,

@@ -30,6 +30,7 @@ TABLE_METRICS = (
     "pck@0.05",
     "pck@0.1",
 )  # the columns; directions: the registry
+WINDOW = {"context_frames": 24, "context_overlap": 4, "window_mode": "shifted"}  # passed to the pipeline, recorded
 
 
 def predict_split(
@@ -52,6 +53,8 @@ def predict_split(
     Clip ``k`` uses the generator seed ``seed + k`` (so a clip's result does not depend on the others). A clip
     whose folder already exists is kept (the job resumes); each folder is written atomically.
     ``model_dir=None`` writes the *reference-copy baseline*: the reference image as every frame.
+    ``out/predict.json`` records the settings (``synthetic.record``); a rerun with other settings is refused
+    unless ``overwrite``, which redoes every clip.
 
     Sampling: without ``preset``, the benchmark's own settings (20 steps, guidance 2; docs/benchmark.md) unless
     the model directory names another default preset (a distilled student); with ``preset``, that preset's
@@ -66,18 +69,34 @@ def predict_split(
     from ..pipelines import AnimateAnyonePipeline
     from ..pose.keypoints import load_pose
     from ..runtime import resolve_device, resolve_dtype
+    from .record import check_ran, claim, prediction_record, sampling_settings
     from .render import pose_images
 
     split_dir, out = Path(split_dir), Path(out)
     clips = read_manifest(split_dir)
-    pipe = None
-    if model_dir is not None:
+    pipe, sampling = None, dict(sampling or {})
+    if model_dir is None:
+        record = prediction_record(split_dir, clips, model_dir=None)
+    else:
         dev = resolve_device(device)
-        pipe = AnimateAnyonePipeline.from_pretrained(model_dir, dtype=resolve_dtype(dtype, dev)).to(dev)
+        torch_dtype = resolve_dtype(dtype, dev)
+        pipe = AnimateAnyonePipeline.from_pretrained(model_dir, dtype=torch_dtype).to(dev)
         pipe.set_progress_bar_config(disable=True)
-        if preset is None and pipe.config.get("default_preset", "quality") == "quality":
+        default = pipe.config.get("default_preset", "quality")  # what the pipeline falls back to, made explicit
+        if preset is None and default == "quality":
             steps, guidance = steps or 20, 2.0 if guidance is None else guidance
-    out.mkdir(parents=True, exist_ok=True)
+        preset = preset or default
+        record = prediction_record(
+            split_dir,
+            clips,
+            model_dir=model_dir,
+            sampling=sampling_settings(pipe, preset, {"steps": steps, "guidance": guidance, **sampling}),
+            window=WINDOW,
+            seed=seed,
+            device=str(dev),
+            dtype=str(torch_dtype).removeprefix("torch."),
+        )
+    claim(out, record, [clip.id for clip in clips], overwrite)
     for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
         target = out / clip.id
         if target.exists() and not overwrite:
@@ -87,7 +106,7 @@ def predict_split(
             frames = [np.asarray(reference)] * clip.num_frames
         else:
             poses = pose_images(load_pose(clip.pose))  # (F, H, W, 3) uint8, the training-time drawing
-            frames = pipe(
+            result = pipe(
                 reference,
                 poses,
                 height=clip.height,
@@ -97,8 +116,11 @@ def predict_split(
                 generator=torch.Generator().manual_seed(seed + k),
                 output_type="np",
                 preset=preset,
-                **(sampling or {}),
-            ).frames
+                **WINDOW,
+                **sampling,
+            )
+            check_ran(record, result.stats)
+            frames = result.frames
         write_video(target, list(frames), clip.fps, overwrite=True)
     return out
 

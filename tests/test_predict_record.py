@@ -1,0 +1,143 @@
+"""``synthetic predict`` records its settings (OUT/predict.json), refuses to mix settings, and ``evaluate`` copies
+the record into its results."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from animate_anyone.cli.main import main
+from animate_anyone.jobs.init_model import init_model
+from animate_anyone.model_dir import ModelDirectory
+from animate_anyone.synthetic.record import RECORD_FILE, check_ran, claim
+
+CLIPS = ["heldout_character-00000", "heldout_character-00001"]
+
+
+@pytest.fixture(scope="module")
+def mini_dir(tmp_path_factory):
+    return init_model("mini", tmp_path_factory.mktemp("mini") / "model")
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    out = tmp_path_factory.mktemp("syn") / "data"
+    argv = ["synthetic", "make", "--out", str(out), "--clips", "2", "--size", "64", "--frames", "4", "--quiet"]
+    assert main([*argv, "--splits", "heldout_character"]) == 0
+    return out / "heldout_character"
+
+
+def predict(split, out, *args: str) -> int:
+    return main(["synthetic", "predict", "--data", str(split), "--out", str(out), "--quiet", *args])
+
+
+def evaluate(pred, split, out) -> dict:
+    argv = ["evaluate", "--pred", str(pred), "--gt", str(split / "videos"), "--out", str(out), "--metrics", "l1,psnr"]
+    assert main([*argv, "--quiet"]) == 0
+    return json.loads(out.read_text())
+
+
+def test_predict_records_the_resolved_settings_and_evaluate_copies_them(tmp_path, mini_dir, split):
+    pred = tmp_path / "pred"
+    assert predict(split, pred, "--model", str(mini_dir), "--steps", "1", "--seed", "5") == 0
+    assert sorted(p.name for p in pred.iterdir()) == [*CLIPS, RECORD_FILE]
+    record = json.loads((pred / RECORD_FILE).read_text())
+    assert record["model"] == {"path": str(mini_dir), "fingerprint": ModelDirectory(mini_dir).fingerprint()}
+    assert record["baseline"] is None
+    assert record["sampling"] == {
+        "preset": "quality",
+        "overrides": {"steps": 1, "guidance": 2.0},  # the benchmark's guidance 2 over the quality preset's 3.5
+        "steps": 1,
+        "guidance": 2.0,
+        "scheduler": "model",
+        "scheduler_class": "DDIMScheduler",  # the model directory's own
+        "guidance_interval": [0.0, 1.0],
+        "cache_interval": 1,
+        "cache_depth": 1,
+    }
+    assert record["window"] == {"context_frames": 24, "context_overlap": 4, "window_mode": "shifted"}
+    assert record["seed"] == 5 and "seed + k" in record["seed_rule"]
+    assert (record["dtype"], record["device"]) == ("float32", "cpu")
+    assert {k: record["output"][k] for k in ("clips", "width", "height", "frames")} == {
+        "clips": 2,
+        "width": 64,
+        "height": 64,
+        "frames": 4,
+    }
+    assert record["version"] and record["data"] == str(split)
+    # evaluate copies the record; the ground truth scored against itself has none.
+    assert evaluate(pred, split, tmp_path / "eval.json")["predictions"] == record
+    assert evaluate(split / "videos", split, tmp_path / "gt.json")["predictions"] is None
+
+
+def test_a_preset_is_recorded_as_it_ran(tmp_path, mini_dir, split):
+    pred = tmp_path / "fast"
+    assert predict(split, pred, "--model", str(mini_dir), "--preset", "fast", "--steps", "2") == 0
+    sampling = json.loads((pred / RECORD_FILE).read_text())["sampling"]
+    assert sampling["preset"] == "fast" and sampling["overrides"] == {"steps": 2}
+    assert sampling["scheduler"] == "dpm++" and sampling["scheduler_class"] == "DPMSolverMultistepScheduler"
+    assert (sampling["guidance"], sampling["guidance_interval"]) == (3.5, [0.0, 0.5])
+    assert (sampling["cache_interval"], sampling["cache_depth"]) == (2, 1)
+
+
+def test_a_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path, mini_dir, split, capsys):
+    pred = tmp_path / "pred"
+    assert predict(split, pred, "--model", str(mini_dir), "--steps", "1") == 0
+    stamp = (pred / CLIPS[0] / "000000.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert predict(split, pred, "--model", str(mini_dir), "--steps", "2", "--guidance", "3") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "sampling.guidance: 2.0 -> 3.0" in err and "sampling.steps: 1 -> 2" in err and "--overwrite" in err
+    assert (pred / CLIPS[0] / "000000.png").stat().st_mtime_ns == stamp  # nothing was redone
+    # The same model elsewhere (same fingerprint) with the same settings resumes; where it lives is not a setting.
+    copy = tmp_path / "copy"
+    shutil.copytree(mini_dir, copy)
+    assert predict(split, pred, "--model", str(copy), "--steps", "1") == 0
+    # The baseline into the model's folder: refused, naming the model.
+    assert predict(split, pred, "--copy-reference") == 2
+    assert "model.fingerprint" in capsys.readouterr().err
+    # --overwrite redoes every clip and records the new settings.
+    assert predict(split, pred, "--model", str(mini_dir), "--steps", "2", "--overwrite") == 0
+    assert json.loads((pred / RECORD_FILE).read_text())["sampling"]["steps"] == 2
+    assert (pred / CLIPS[0] / "000000.png").stat().st_mtime_ns != stamp
+
+
+def test_copy_reference_records_the_baseline_and_old_folders_are_refused(tmp_path, split, capsys):
+    copy = tmp_path / "copy"
+    assert predict(split, copy, "--copy-reference") == 0
+    record = json.loads((copy / RECORD_FILE).read_text())
+    assert record["baseline"].startswith("copy_reference") and record["model"] is None
+    assert record["sampling"] is None and record["seed"] is None and record["output"]["frames"] == 4
+    # A folder of clips without a record (made before settings were recorded): their settings are unknown.
+    (copy / RECORD_FILE).unlink()
+    capsys.readouterr()
+    assert predict(split, copy, "--copy-reference") == 2
+    assert f"no {RECORD_FILE}" in capsys.readouterr().err
+    assert predict(split, copy, "--copy-reference", "--overwrite") == 0
+    assert json.loads((copy / RECORD_FILE).read_text())["baseline"] == record["baseline"]
+
+
+def test_check_ran_compares_the_record_with_what_the_pipeline_ran():
+    record = {"sampling": {"preset": "quality", "steps": 3, "guidance": 2.0, "guidance_interval": [0.0, 1.0]}}
+    check_ran(record, {"preset": {"steps": 3, "guidance": 2.0, "guidance_interval": (0.0, 1.0)}})
+    with pytest.raises(RuntimeError, match="steps"):
+        check_ran(record, {"preset": {"steps": 4, "guidance": 2.0, "guidance_interval": (0.0, 1.0)}})
+
+
+def test_overwrite_with_other_settings_deletes_the_old_clips_first(tmp_path):
+    """So that an interrupted redo leaves no clip of the old settings under the new record."""
+    out = tmp_path / "pred"
+    (out / "a").mkdir(parents=True)
+    (out / "not-in-the-manifest").mkdir()
+    with pytest.raises(ValueError, match=f"no {RECORD_FILE}"):
+        claim(out, {"seed": 1}, ["a"], overwrite=False)
+    claim(out, {"seed": 1}, ["a"], overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["not-in-the-manifest", RECORD_FILE]
+    (out / "a").mkdir()
+    claim(out, {"seed": 1}, ["a"], overwrite=True)  # the same settings: the clip is redone in place
+    assert (out / "a").is_dir()
+    claim(out, {"seed": 2}, ["a"], overwrite=True)
+    assert not (out / "a").exists() and json.loads((out / RECORD_FILE).read_text()) == {"seed": 2}
