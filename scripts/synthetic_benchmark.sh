@@ -10,6 +10,8 @@
 # On 2 cores, two lanes with one thread each are faster than one with two: after the data, VAE and init-*
 # steps, run `OMP_NUM_THREADS=1 VARIANTS=full ONLY_TRAIN=1 scripts/...` and the same with VARIANTS=noref
 # side by side, then the script once more for the predictions and the table.
+# The other rows of docs/benchmark.md (presets, validation split, distillation): scripts/synthetic_benchmark_rows.sh.
+# Every prediction folder records its settings (predict.json) and every evaluate JSON copies them ("predictions").
 set -euo pipefail
 W=${1:-bench}
 SEEDS=${SEEDS:-"0 1 2"}

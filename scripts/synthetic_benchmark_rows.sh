@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The rows of docs/benchmark.md beside the 3-seed table of scripts/synthetic_benchmark.sh, with the project's own
+# commands only. Each row is one evaluate JSON, $W/eval/NAME.json, named as its committed copy in
+# docs/benchmark_results/ (which records the settings: the "predictions" key). Every step resumes when rerun
+# (finished trainings, clips and evaluations are kept).
+#   usage: scripts/synthetic_benchmark_rows.sh [WORKDIR]   (default bench/)
+# PARTS (default all, in this order):
+#   packaged    the packaged model's cells of the 3-seed table: full-0-SPLIT (10 steps), copy_reference-SPLIT,
+#               ground_truth-SPLIT
+#   presets     "Sampling presets" on the held-out splits: preset-default20-SPLIT (20 DDIM steps), preset-fast-SPLIT
+#   validation  the validation split (8 held-out characters of dataset seed 1): val-copy_reference, val-full-0 (the
+#               teacher, 10 steps), val-no_temporal-0 (when synthetic_benchmark.sh's $W/runs/full-0/stage1 is there)
+#   distill     the student: train distill, 500 steps (configs/train/mini_distill.yaml, about an hour of one thread);
+#               student-0-SPLIT, val-student-0 (= the length check's step 500); the length check continues that run to
+#               1,000 steps (--resume from its step-500 checkpoint; the rate is constant): val-student-at1000
+#   curve       "Choosing the training length": stage 1 of seed 0 from synthetic_benchmark.sh's $W/init-0 in segments,
+#               the EMA export of each (runs/curve-0/step-N) scored on the validation split: val-stage1-0-N
+#   sampling    "Choosing the fast preset": sampling variants on the validation split with the curve's step-3000
+#               export: val-sampling-{quality25,ddim20,ddim12,fast-allguided,fast-nocache,fast,fast10}
+# Environment: MODEL (the teacher and "full-0"; default the packaged model, which is synthetic_benchmark.sh's
+# runs/full-0/stage2/final of seed 0); SPLITS="heldout_character heldout_motion"; CURVE_STEPS="1000 2000 3000 4000
+# 5000"; SAMPLING_STEP=3000; DISTILL_STEPS=500; DISTILL_CHECK=1000; AA (the command; default animate-anyone).
+# PREDICT_ARGS is appended to every synthetic predict (a smoke test: PREDICT_ARGS="--steps 1"; never for results).
+# Wall times of predictions go to $W/row_times.txt. Run long parts with OMP_NUM_THREADS=1 (the committed rows were).
+set -euo pipefail
+W=${1:-bench}
+AA=${AA:-animate-anyone}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MODEL=${MODEL:-$ROOT/src/animate_anyone/assets/mini}
+PARTS=${PARTS:-"packaged presets validation distill curve sampling"}
+SPLITS=${SPLITS:-"heldout_character heldout_motion"}
+CURVE_STEPS=${CURVE_STEPS:-"1000 2000 3000 4000 5000"}
+SAMPLING_STEP=${SAMPLING_STEP:-3000}
+DISTILL_STEPS=${DISTILL_STEPS:-500}
+DISTILL_CHECK=${DISTILL_CHECK:-1000}
+read -r -a EXTRA <<< "${PREDICT_ARGS:-}"
+METRICS=l1,psnr,ssim,lpips,flicker,pck@0.05,pck@0.1
+VAL="$W/val/heldout_character"
+mkdir -p "$W/eval"
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+want() { [[ " $PARTS " == *" $1 "* ]]; }
+have() { [ -f "$1/model_index.json" ]; }
+
+# score NAME SPLIT_DIR PRED_DIR PREDICT_ARGS...: predict the split into PRED_DIR, then evaluate it as NAME.
+score() {
+  local name=$1 data=$2 pred=$3
+  shift 3
+  local json="$W/eval/$name.json"
+  [ -f "$json" ] && return
+  log "$name"
+  local start=$SECONDS
+  $AA synthetic predict --data "$data" --out "$pred" --quiet "$@" "${EXTRA[@]}" > /dev/null
+  echo "$name predict $((SECONDS - start)) s (OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset})" >> "$W/row_times.txt"
+  $AA evaluate --pred "$pred" --gt "$data/videos" --pose-dir "$data/poses" --metrics "$METRICS" \
+    --pose-backend regressor --out "$json" --quiet > /dev/null
+}
+
+# distill OUT MAX_STEPS [CHECKPOINT]: train distill of MODEL (resumed; from CHECKPOINT when OUT has none yet).
+distill() {
+  local out=$1 steps=$2 from=${3:-}
+  have "$out/final" && return
+  local resume=(--resume)
+  if [ -n "$from" ] && ! compgen -G "$out/checkpoints/step-*" > /dev/null; then resume=(--resume "$from"); fi
+  log "train distill $out ($steps steps)"
+  local start=$SECONDS
+  $AA train distill --config "$ROOT/configs/train/mini_distill.yaml" "${resume[@]}" --quiet model.pretrained="$MODEL" \
+    data.root="$W/data/train" output_dir="$out" seed=0 max_steps="$steps"
+  echo "$(basename "$out") distill $((SECONDS - start)) s" >> "$W/row_times.txt"
+}
+
+log "data"
+$AA synthetic make --out "$W/data" --clips 400 --heldout-clips 16 --size 64 --frames 24 --quiet
+$AA synthetic make --out "$W/val" --clips 8 --seed 1 --splits heldout_character --size 64 --frames 24 --quiet
+
+if want packaged; then
+  for split in $SPLITS; do
+    d="$W/data/$split"
+    score "full-0-$split" "$d" "$W/pred/full-0/$split" --model "$MODEL" --steps 10
+    score "copy_reference-$split" "$d" "$W/pred/copy_reference/$split" --copy-reference
+    json="$W/eval/ground_truth-$split.json"  # the pose oracle's ceiling: the ground truth scored against itself
+    [ -f "$json" ] || $AA evaluate --pred "$d/videos" --gt "$d/videos" --pose-dir "$d/poses" --metrics pck@0.05,pck@0.1 \
+      --pose-backend regressor --out "$json" --quiet > /dev/null
+  done
+fi
+
+if want presets; then
+  for split in $SPLITS; do
+    d="$W/data/$split"
+    score "preset-default20-$split" "$d" "$W/pred/presets/default20/$split" --model "$MODEL" --guidance 2 --steps 20
+    score "preset-fast-$split" "$d" "$W/pred/presets/fast/$split" --model "$MODEL" --preset fast --guidance 2
+  done
+fi
+
+if want validation; then
+  score val-copy_reference "$VAL" "$W/pred/val/copy_reference" --copy-reference
+  score val-full-0 "$VAL" "$W/pred/val/full-0" --model "$MODEL" --steps 10
+  stage1="$W/runs/full-0/stage1/final"
+  if have "$stage1"; then score val-no_temporal-0 "$VAL" "$W/pred/val/no_temporal-0" --model "$stage1" --steps 10; fi
+fi
+
+if want distill; then
+  student="$W/runs/student-0"
+  distill "$student" "$DISTILL_STEPS"
+  for split in $SPLITS; do
+    score "student-0-$split" "$W/data/$split" "$W/pred/student-0/$split" --model "$student/final"
+  done
+  score val-student-0 "$VAL" "$W/pred/val/student-0" --model "$student/final"
+  longer="$W/runs/student-0-at$DISTILL_CHECK"
+  distill "$longer" "$DISTILL_CHECK" "$student/checkpoints/step-$(printf %06d "$DISTILL_STEPS")"
+  score "val-student-at$DISTILL_CHECK" "$VAL" "$W/pred/val/student-at$DISTILL_CHECK" --model "$longer/final"
+fi
+
+if want curve || want sampling; then
+  have "$W/init-0" || { echo "curve, sampling: no $W/init-0; scripts/synthetic_benchmark.sh makes it" >&2; exit 2; }
+  run="$W/runs/curve-0"
+  for step in $CURVE_STEPS; do
+    snap="$run/step-$step"
+    if ! have "$snap"; then
+      latest=$(compgen -G "$run/train/checkpoints/step-*" | sort | tail -n1 || true)
+      latest=${latest##*step-}
+      if [ -n "$latest" ] && [ $((10#$latest)) -gt "$step" ]; then
+        echo "curve: $run/train is already past step $step (at $((10#$latest))); list CURVE_STEPS in order" >&2
+        exit 2
+      fi
+      log "train stage1 seed 0 to $step steps"
+      start=$SECONDS
+      $AA train stage1 --config "$ROOT/configs/train/mini_stage1.yaml" --resume --quiet model.pretrained="$W/init-0" \
+        data.root="$W/data/train" output_dir="$run/train" seed=0 max_steps="$step"
+      echo "curve-0 stage1 to $step $((SECONDS - start)) s" >> "$W/row_times.txt"
+      rm -rf "$snap.partial" && cp -r "$run/train/final" "$snap.partial" && mv "$snap.partial" "$snap"
+    fi
+    if want curve; then score "val-stage1-0-$step" "$VAL" "$W/pred/val/stage1-0-$step" --model "$snap" --steps 10; fi
+  done
+fi
+
+if want sampling; then
+  probe="$W/runs/curve-0/step-$SAMPLING_STEP"
+  have "$probe" || { echo "sampling: no $probe; add $SAMPLING_STEP to CURVE_STEPS" >&2; exit 2; }
+  sample() { score "val-sampling-$1" "$VAL" "$W/pred/val/sampling-$1" --model "$probe" --guidance 2 "${@:2}"; }
+  sample quality25 --preset quality
+  sample ddim20 --steps 20
+  sample ddim12 --steps 12
+  sample fast-allguided --preset fast --sampling 'guidance_interval=[0,1]'
+  sample fast-nocache --preset fast --sampling cache_interval=1
+  sample fast --preset fast
+  sample fast10 --preset fast --steps 10
+fi
+log "evaluate JSONs in $W/eval; prediction times in $W/row_times.txt"
