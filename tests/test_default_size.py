@@ -105,7 +105,7 @@ def test_comfyui_node_animates_at_512(public_sized_model, inputs, nodes):
     from animate_anyone.media import iter_frames
 
     (pipe,) = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneLoadModel"]().load(str(public_sized_model), "float32")
-    reference = torch.from_numpy(np.asarray(PIL.Image.open(inputs / "ref.png"))[None]).float() / 255
+    reference = torch.from_numpy(np.array(PIL.Image.open(inputs / "ref.png"))[None]).float() / 255
     poses = torch.from_numpy(np.stack(list(iter_frames(inputs / "pose")))).float() / 255
     kw = dict(seed=0, preset="model default", steps=1, guidance=1.0, context_frames=24, context_overlap=4)
     node = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneAnimate"]()

@@ -120,6 +120,7 @@ def test_fingerprint_follows_the_bytes_not_the_location(tiny_dir, tmp_path):
     copy = tmp_path / "elsewhere" / "renamed"
     shutil.copytree(tiny_dir, copy)
     (copy / ".DS_Store").write_bytes(b"litter")  # hidden entries do not count
+    (copy / "PROVENANCE.txt").write_text("how it was made")  # nor notes beside the model: configs and weights do
     original = ModelDirectory(tiny_dir).fingerprint()
     assert original.startswith("sha256:") and len(original) == len("sha256:") + 64
     assert ModelDirectory(copy).fingerprint() == original
@@ -131,5 +132,9 @@ def test_fingerprint_follows_the_bytes_not_the_location(tiny_dir, tmp_path):
     data[-1] ^= 1
     weights.write_bytes(bytes(data))
     assert ModelDirectory(copy).fingerprint() == original
+    config = copy / "vae" / "config.json"
+    config.write_text(config.read_text().replace('"sample_size"', '"sample_size" ', 1))  # one config byte more
+    assert ModelDirectory(copy).fingerprint() != original
+    shutil.copy(tiny_dir / "vae" / "config.json", config)
     (copy / "scheduler" / "scheduler_config.json").rename(copy / "scheduler" / "scheduler_config.json.bak")
     assert ModelDirectory(copy).fingerprint() != original  # a renamed file is another directory

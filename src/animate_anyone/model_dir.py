@@ -127,13 +127,15 @@ class ModelDirectory:
         return self.index().get("weights") == "random"
 
     def fingerprint(self) -> str:
-        """``sha256:<hex>`` over every file of the directory: its path relative to the directory (POSIX) and its
-        bytes, in sorted path order. Where the directory lives and file times do not count, so a copy has the
-        same fingerprint; hidden entries (``.name``: partial writes, OS litter) are left out."""
+        """``sha256:<hex>`` over the files that decide what the model computes: its configs (``*.json``) and weights
+        (``*.safetensors``, ``*.bin``), each by its path relative to the directory (POSIX) and its bytes, in sorted
+        path order. Where the directory lives, file times, notes beside the model (PROVENANCE.txt, a README) and
+        hidden entries (``.name``: partial writes, OS litter) do not count, so a copy has the same fingerprint."""
         digest = hashlib.sha256()
+        kinds = (".json", *WEIGHT_SUFFIXES)
         files = {p.relative_to(self.path).as_posix(): p for p in self.path.rglob("*") if p.is_file()}
         for rel in sorted(files):
-            if any(part.startswith(".") for part in rel.split("/")):
+            if any(part.startswith(".") for part in rel.split("/")) or not rel.endswith(kinds):
                 continue
             name = rel.encode("utf-8")
             digest.update(len(name).to_bytes(8, "little") + name + files[rel].stat().st_size.to_bytes(8, "little"))
