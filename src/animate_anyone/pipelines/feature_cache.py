@@ -22,7 +22,9 @@ features go to the device when that window runs.
 The skipping is done by swapping the ``forward`` of the skipped blocks for the length of one UNet call
 (diffusers' ``UNetMotionModel.forward`` then runs unchanged): skipped down-blocks hand on their input and
 placeholders for their skip connections (which only the skipped up-blocks would read), the mid-block and inner
-up-blocks hand on their input, and the boundary block runs its upsampler(s) on the kept features.
+up-blocks hand on their input, and the boundary block runs its upsampler(s) on the kept features. Swapped
+forwards and capture hooks are not what a ``torch.compile`` graph of the UNet was traced with, so the calls of a
+cached video run the UNet eagerly (``unet.compile()`` is bypassed for them; the pipeline says so once).
 """
 
 from __future__ import annotations
@@ -77,17 +79,19 @@ class DeepFeatureCache:
                 )
             device = next(self.boundary.parameters()).device
             kept = torch.cat([self.features[window, kind].to(device, non_blocking=True) for kind in kinds])
-            with _skipped(self.unet, self.depth, self.boundary, kept):
+            with _eager(self.unet), _skipped(self.unet, self.depth, self.boundary, kept):
                 yield True
             return
         if not self.keep:
-            yield False
+            with _eager(self.unet):
+                yield False
             return
         captured: list[Tensor] = []
         upsampler = self.boundary.upsamplers[0]
         handle = upsampler.register_forward_pre_hook(_capture(captured), with_kwargs=True)
         try:
-            yield False
+            with _eager(self.unet):
+                yield False
         finally:
             handle.remove()
         rows = captured[-1].unflatten(0, (len(kinds), -1))  # (k*b*f, C, h, w) -> (k, b*f, C, h, w)
@@ -109,6 +113,17 @@ def _to_host(features: Tensor) -> Tensor:
         return features.clone()
     host = torch.empty(features.shape, dtype=features.dtype, pin_memory=features.device.type == "cuda")
     return host.copy_(features, non_blocking=True)
+
+
+@contextlib.contextmanager
+def _eager(unet: nn.Module) -> Iterator[None]:
+    """The module's own ``forward`` for one call even when ``unet.compile()`` was applied (see the module doc)."""
+    compiled = getattr(unet, "_compiled_call_impl", None)
+    unet._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        unet._compiled_call_impl = compiled
 
 
 @contextlib.contextmanager

@@ -266,6 +266,13 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         problem = mismatch(settings, distilled, chosen if isinstance(chosen, str) else None)
         if problem is not None:
             warnings.warn(problem, SettingsWarning, stacklevel=2)
+        if opts.compile and any(not step.refresh for step in settings.plan()):
+            warnings.warn(
+                f"feature caching (cache_interval {settings.cache_interval}) runs the denoising UNet uncompiled: "
+                "optimisations.compile speeds up calls without caching only (set cache_interval=1 to compile it)",
+                SettingsWarning,
+                stacklevel=2,
+            )
         sampler = make_scheduler(self.scheduler, settings.scheduler)
         reference_image = _rgb(reference_image)
         if height is None or width is None:
