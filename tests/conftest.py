@@ -140,6 +140,14 @@ def tiny_model_dir(tmp_path_factory):
     return init_model("tiny", tmp_path_factory.mktemp("models") / "tiny", seed=0)
 
 
+@pytest.fixture(scope="session")
+def mini_model_dir(tmp_path_factory):
+    """A random miniature model directory (4x VAE, 4x Pose Guider) written by ``init-model`` (read only)."""
+    from animate_anyone.jobs.init_model import init_model
+
+    return init_model("mini", tmp_path_factory.mktemp("models") / "mini")
+
+
 @pytest.fixture(scope="module")
 def nodes():
     """The ComfyUI node pack, imported as ComfyUI imports a custom_nodes folder (a package), without ComfyUI."""

@@ -312,3 +312,23 @@ def test_compare_on_cuda_keeps_the_outputs():
     )
     for v in report["variants"]:
         assert v["max_abs_diff_latents"] <= 1e-3, v["name"]  # TF32 may be on
+
+
+def test_work_command_models_each_preset_without_running(tmp_path, capsys):
+    """`bench --work`: each preset's per-video work on the meta device (no pipeline is built or run), with the ratio
+    to quality's; the rows are the presets' own."""
+    out = tmp_path / "work.json"
+    args = ["--size", "tiny", "--work", "--frames", "30", "--context-frames", "12", "--json", str(out), "--quiet"]
+    assert bench_cli.main(args) == 0
+    report = json.loads(out.read_text())
+    work, ratio = report["work"], report["ratio_to_quality"]
+    assert set(work) == {"quality", "fast", "student"} and ratio["quality"] == 1
+    for name in ("fast", "student"):
+        assert ratio[name] == pytest.approx(work["quality"]["flops"]["total"] / work[name]["flops"]["total"])
+    from animate_anyone.pipelines.context import window_schedule
+
+    windows = [len(window_schedule("shifted", 30, 12, 4, step)) for step in range(25)]  # 3 or 4 a step
+    assert work["quality"]["unet_rows_per_video"] == {"full_rows": 2 * sum(windows), "shallow_rows": 0}
+    assert work["student"]["unet_rows_per_video"] == {"full_rows": sum(windows[:4]), "shallow_rows": 0}
+    assert 1 < ratio["fast"] < ratio["student"]
+    assert "quality/this" in capsys.readouterr().out

@@ -23,12 +23,6 @@ TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
 
 
 @pytest.fixture(scope="module")
-def mini_dir(tmp_path_factory):
-    """A random miniature model (4x VAE, 4x Pose Guider)."""
-    return init_model("mini", tmp_path_factory.mktemp("mini") / "model")
-
-
-@pytest.fixture(scope="module")
 def synthetic_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("syn") / "bench"
     assert (
@@ -63,8 +57,8 @@ def test_heldout_clips_count_and_train_pool(synthetic_data):
     assert config["train_pool"] == 3 and config["counts"]["heldout_motion"] == 2
 
 
-def test_mini_size_pairs_a_4x_vae_with_a_4x_pose_guider(mini_dir, tmp_path):
-    pipe = AnimateAnyonePipeline.from_pretrained(mini_dir)
+def test_mini_size_pairs_a_4x_vae_with_a_4x_pose_guider(mini_model_dir, tmp_path):
+    pipe = AnimateAnyonePipeline.from_pretrained(mini_model_dir)
     assert pipe.vae_scale_factor == 4 and pipe.vae.config.sample_size == 64
     assert pipe.vae.config.latent_channels == 8 == pipe.denoising_unet.config.in_channels
     assert pipe.denoising_unet.config.out_channels == 8 == pipe.reference_net.config.in_channels
@@ -74,7 +68,7 @@ def test_mini_size_pairs_a_4x_vae_with_a_4x_pose_guider(mini_dir, tmp_path):
     with pytest.raises(ValueError, match="downsamples 8x"):
         init_model("mini", tmp_path / "bad", vae=_vae_dir(tmp_path, "tiny"))
     assert not (tmp_path / "bad").exists()
-    init_model("mini", tmp_path / "good", vae=mini_dir / "vae")
+    init_model("mini", tmp_path / "good", vae=mini_model_dir / "vae")
 
 
 def _vae_dir(tmp_path: Path, size: str) -> Path:
@@ -126,7 +120,7 @@ def test_no_reference_net_ablation_trains_exports_and_never_reads_the_reference(
     assert json.loads((full / "model_index.json").read_text())["use_reference_net"] is True
 
 
-def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
+def test_predict_evaluate_and_report(tmp_path, mini_model_dir, synthetic_data):
     from animate_anyone.media import probe_frames
 
     split = synthetic_data / "heldout_character"
@@ -135,7 +129,7 @@ def test_predict_evaluate_and_report(tmp_path, mini_dir, synthetic_data):
         "synthetic",
         "predict",
         "--model",
-        str(mini_dir),
+        str(mini_model_dir),
         "--data",
         str(split),
         "--out",

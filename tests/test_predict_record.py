@@ -9,16 +9,10 @@ import shutil
 import pytest
 
 from animate_anyone.cli.main import main
-from animate_anyone.jobs.init_model import init_model
 from animate_anyone.model_dir import ModelDirectory
 from animate_anyone.synthetic.record import RECORD_FILE, check_ran, claim
 
 CLIPS = ["heldout_character-00000", "heldout_character-00001"]
-
-
-@pytest.fixture(scope="module")
-def mini_dir(tmp_path_factory):
-    return init_model("mini", tmp_path_factory.mktemp("mini") / "model")
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +33,12 @@ def evaluate(pred, split, out) -> dict:
     return json.loads(out.read_text())
 
 
-def test_predict_records_the_resolved_settings_and_evaluate_copies_them(tmp_path, mini_dir, split):
+def test_predict_records_the_resolved_settings_and_evaluate_copies_them(tmp_path, mini_model_dir, split):
     pred = tmp_path / "pred"
-    assert predict(split, pred, "--model", str(mini_dir), "--steps", "1", "--seed", "5") == 0
+    assert predict(split, pred, "--model", str(mini_model_dir), "--steps", "1", "--seed", "5") == 0
     assert sorted(p.name for p in pred.iterdir()) == [*CLIPS, RECORD_FILE]
     record = json.loads((pred / RECORD_FILE).read_text())
-    assert record["model"] == {"path": str(mini_dir), "fingerprint": ModelDirectory(mini_dir).fingerprint()}
+    assert record["model"] == {"path": str(mini_model_dir), "fingerprint": ModelDirectory(mini_model_dir).fingerprint()}
     assert record["baseline"] is None
     assert record["sampling"] == {
         "preset": "quality",
@@ -72,9 +66,9 @@ def test_predict_records_the_resolved_settings_and_evaluate_copies_them(tmp_path
     assert evaluate(split / "videos", split, tmp_path / "gt.json")["predictions"] is None
 
 
-def test_a_preset_is_recorded_as_it_ran(tmp_path, mini_dir, split):
+def test_a_preset_is_recorded_as_it_ran(tmp_path, mini_model_dir, split):
     pred = tmp_path / "fast"
-    assert predict(split, pred, "--model", str(mini_dir), "--preset", "fast", "--steps", "2") == 0
+    assert predict(split, pred, "--model", str(mini_model_dir), "--preset", "fast", "--steps", "2") == 0
     sampling = json.loads((pred / RECORD_FILE).read_text())["sampling"]
     assert sampling["preset"] == "fast" and sampling["overrides"] == {"steps": 2}
     assert sampling["scheduler"] == "dpm++" and sampling["scheduler_class"] == "DPMSolverMultistepScheduler"
@@ -82,25 +76,25 @@ def test_a_preset_is_recorded_as_it_ran(tmp_path, mini_dir, split):
     assert (sampling["cache_interval"], sampling["cache_depth"]) == (2, 1)
 
 
-def test_a_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path, mini_dir, split, capsys):
+def test_a_rerun_with_other_settings_is_refused_unless_overwrite(tmp_path, mini_model_dir, split, capsys):
     pred = tmp_path / "pred"
-    assert predict(split, pred, "--model", str(mini_dir), "--steps", "1") == 0
+    assert predict(split, pred, "--model", str(mini_model_dir), "--steps", "1") == 0
     stamp = (pred / CLIPS[0] / "000000.png").stat().st_mtime_ns
     capsys.readouterr()
-    assert predict(split, pred, "--model", str(mini_dir), "--steps", "2", "--guidance", "3") == 2
+    assert predict(split, pred, "--model", str(mini_model_dir), "--steps", "2", "--guidance", "3") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert "sampling.guidance: 2.0 -> 3.0" in err and "sampling.steps: 1 -> 2" in err and "--overwrite" in err
     assert (pred / CLIPS[0] / "000000.png").stat().st_mtime_ns == stamp  # nothing was redone
     # The same model elsewhere (same fingerprint) with the same settings resumes; where it lives is not a setting.
     copy = tmp_path / "copy"
-    shutil.copytree(mini_dir, copy)
+    shutil.copytree(mini_model_dir, copy)
     assert predict(split, pred, "--model", str(copy), "--steps", "1") == 0
     # The baseline into the model's folder: refused, naming the model.
     assert predict(split, pred, "--copy-reference") == 2
     assert "model.fingerprint" in capsys.readouterr().err
     # --overwrite redoes every clip and records the new settings.
-    assert predict(split, pred, "--model", str(mini_dir), "--steps", "2", "--overwrite") == 0
+    assert predict(split, pred, "--model", str(mini_model_dir), "--steps", "2", "--overwrite") == 0
     assert json.loads((pred / RECORD_FILE).read_text())["sampling"]["steps"] == 2
     assert (pred / CLIPS[0] / "000000.png").stat().st_mtime_ns != stamp
 

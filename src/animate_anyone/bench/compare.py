@@ -175,10 +175,8 @@ def count_presets_work(
         name: count_video_work_meta(
             size, cfg.width, cfg.height, cfg.frames, resolve_preset(name), context_frames, context_overlap, window_mode
         )
-        for name in names
+        for name in dict.fromkeys([*names, "quality"])
     }
-    quality = count_video_work_meta(
-        size, cfg.width, cfg.height, cfg.frames, PRESETS["quality"], context_frames, context_overlap, window_mode
-    )
+    quality = work["quality"] if "quality" in names else work.pop("quality")
     ratio = {name: quality["flops"]["total"] / w["flops"]["total"] for name, w in work.items()}
     return {"schema": 1, "kind": "modelled (meta-device FLOP count)", "work": work, "ratio_to_quality": ratio}
