@@ -14,7 +14,16 @@ import pytest
 DOCS = Path(__file__).parents[1] / "docs"
 RESULTS = sorted(p for p in (DOCS / "benchmark_results").glob("*.json") if "aggregate" in json.loads(p.read_text()))
 SPLITS = ("heldout_character", "heldout_motion")
-SAMPLING = {"preset", "steps", "guidance", "scheduler", "scheduler_class", "guidance_interval", "cache_interval"}
+SAMPLING = {
+    "preset",
+    "steps",
+    "guidance",
+    "scheduler",
+    "scheduler_class",
+    "guidance_interval",
+    "cache_interval",
+    "cache_depth",
+}
 
 
 def named_in(text: str) -> set[str]:

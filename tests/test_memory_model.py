@@ -21,22 +21,30 @@ def test_bytes_per_frame_at_512x768_in_bfloat16():
     quality = per_frame_bytes(SD15_UNET, VAE, PRESETS["quality"], 512, 768, 2, 1.2)
     fast = per_frame_bytes(SD15_UNET, VAE, PRESETS["fast"], 512, 768, 2, 1.2)
     student = per_frame_bytes(SD15_UNET, VAE, PRESETS["student"], 512, 768, 2, 1.2)
-    assert quality.device == fast.device == student.device == 4 * 64 * 96 * (3 * 4 + 9 * 2)  # 0.70 MiB
+    assert quality.device == fast.device == student.device == 4 * 64 * 96 * (6 * 4 + 6 * 2)  # 0.84 MiB
     assert quality.pose == fast.pose == 512 * 768 * 3  # 1.125 MiB of uint8
     assert quality.cache == student.cache == 0
     assert fast.cache == round(2 * 640 * 32 * 48 * 2 * 1.2)  # 4.5 MiB
-    # The conditional row alone is kept once guidance has stopped for good.
-    late = SamplingPreset(steps=12, guidance_interval=(0.0, 0.25), cache_interval=2, scheduler="dpm++")
-    assert per_frame_bytes(SD15_UNET, VAE, late, 512, 768, 2).cache == 2 * 640 * 32 * 48 * 2
+    # Guided at step 0 only: its refresh keeps the conditional row alone (step 1, which reuses it, is unguided).
+    first = SamplingPreset(steps=12, guidance_interval=(0.0, 0.08), cache_interval=2, scheduler="dpm++")
+    assert per_frame_bytes(SD15_UNET, VAE, first, 512, 768, 2).cache == 640 * 32 * 48 * 2
     unguided = SamplingPreset(steps=12, guidance=1.0, cache_interval=2)
     assert per_frame_bytes(SD15_UNET, VAE, unguided, 512, 768, 2).cache == 640 * 32 * 48 * 2
+    # Depth 2 keeps SD-1.5's 1280-channel level at 16 x 24; a depth the UNet cannot take is refused here.
+    deep = SamplingPreset(steps=12, cache_interval=2, cache_depth=2)
+    assert per_frame_bytes(SD15_UNET, VAE, deep, 512, 768, 2).cache == 2 * 1280 * 16 * 24 * 2
+    with pytest.raises(ValueError, match="cache_depth must be between 1 and 3"):
+        per_frame_bytes(SD15_UNET, VAE, SamplingPreset(cache_interval=2, cache_depth=4), 512, 768, 2)
 
 
 def test_window_frames_per_frame_counts_overlaps():
+    """120 frames in windows of 24 overlapping by 4: 6 windows (starts 0, 20, ..., 80, 96) at step 0; shifted by 11
+    at step 1, 7 (0, 11, 31, 51, 71, 91, 96): the most is 7 x 24 / 120. One short video: one window of itself."""
     from animate_anyone.pipelines.context import window_schedule
 
-    schedule = window_schedule("shifted", 120, 24, 4, 0)  # starts 0, 20, ..., 96: 6 windows of 24
-    assert window_frames_per_frame([schedule], 120) == len(schedule) * 24 / 120
+    grids = [window_schedule("shifted", 120, 24, 4, step) for step in (0, 1)]
+    assert window_frames_per_frame(grids[:1], 120) == 6 * 24 / 120
+    assert window_frames_per_frame(grids, 120) == 7 * 24 / 120
     assert window_frames_per_frame([window_schedule("shifted", 10, 24, 4, 0)], 10) == 1.0
 
 

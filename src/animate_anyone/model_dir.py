@@ -61,12 +61,17 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
+def vae_scale_factor(vae_config: Mapping[str, Any]) -> int:
+    """How many pixels one latent covers along each side: 2 ** (VAE levels - 1) (8 for SD's VAE)."""
+    return 2 ** (len(vae_config["block_out_channels"]) - 1)
+
+
 def default_short_side(unet_config: Mapping[str, Any], vae_config: Mapping[str, Any]) -> int:
     """The output's shorter side when the caller gives no size: the resolution the denoising UNet was trained at,
     its ``sample_size`` (latents) times the VAE's downsampling factor, as diffusers' pipelines do (SD-1.5: 64 x 8 =
     512). The VAE's own ``sample_size`` is no guide: sd-vae-ft-mse says 256 for the same VAE that SD-1.5's folder
     says 512 for. It is the fallback only for a UNet config without ``sample_size``."""
-    factor = 2 ** (len(vae_config["block_out_channels"]) - 1)
+    factor = vae_scale_factor(vae_config)
     latents = unet_config.get("sample_size")
     if isinstance(latents, (list, tuple)):  # diffusers also allows (height, width)
         latents = min(latents)
@@ -117,9 +122,10 @@ class ModelDirectory:
         return default_short_side(self.config("denoising_unet"), self.config("vae"))
 
     @property
-    def distilled(self) -> bool:
-        """True for a few-step student exported by ``train distill`` (its default preset is "student")."""
-        return self.index().get("default_preset") == "student"
+    def default_preset(self) -> str:
+        """The sampling preset of a call that names none: "student" for a ``train distill`` export, else
+        "quality" (``pipelines.presets``; the pipeline reads the same field of model_index.json)."""
+        return self.index().get("default_preset") or "quality"
 
     @property
     def random_weights(self) -> bool:

@@ -117,7 +117,7 @@ class AnimateService:
 
         _check_inputs(reference, motion, kind)
         config = self.config(**settings)
-        preset = config.preset or self.directory.index().get("default_preset", "quality")
+        preset = config.preset or self.directory.default_preset
         steps = resolve_preset(preset, steps=config.steps).steps
         job = self.workdir / f"job-{next(self._jobs):04d}"
         job.mkdir(parents=True, exist_ok=True)

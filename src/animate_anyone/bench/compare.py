@@ -154,6 +154,7 @@ def count_presets_work(
     context_frames: int = 24,
     context_overlap: int = 4,
     window_mode: str = "shifted",
+    ref_kv_cache: bool = True,
 ) -> dict[str, Any]:
     """The modelled work of one video with each sampling preset (``presets``; default all), counted on the meta
     device at full network size in seconds and nothing run (``flops.count_video_work_meta``): FLOPs by stage and
@@ -171,9 +172,10 @@ def count_presets_work(
         window_mode=window_mode,
     ).resolved()
     names = presets or list(PRESETS)
+    windows = (context_frames, context_overlap, window_mode)
     work = {
         name: count_video_work_meta(
-            size, cfg.width, cfg.height, cfg.frames, resolve_preset(name), context_frames, context_overlap, window_mode
+            size, cfg.width, cfg.height, cfg.frames, resolve_preset(name), *windows, ref_kv_cache
         )
         for name in dict.fromkeys([*names, "quality"])
     }

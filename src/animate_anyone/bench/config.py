@@ -53,6 +53,7 @@ class BenchConfig:
 
     def resolved(self) -> BenchConfig:
         """A copy with the preset's defaults filled in and every value checked (ValueError naming it)."""
+        from ..model_dir import vae_scale_factor
         from ..models.presets import get_preset
         from ..pipelines.context import WINDOW_MODES, check_window
         from ..pipelines.presets import resolve_preset
@@ -69,7 +70,7 @@ class BenchConfig:
             guidance_scale=self.guidance_scale if self.guidance_scale is not None else sampling.guidance,
             switches=check_switches(self.switches),
         )
-        check_size(cfg.width, cfg.height, "bench size", 2 ** (len(preset.vae["block_out_channels"]) - 1))
+        check_size(cfg.width, cfg.height, "bench size", vae_scale_factor(preset.vae))
         for name in ("frames", "steps", "repeats", "window_batch", "decode_chunk_size"):
             if getattr(cfg, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")

@@ -81,6 +81,7 @@ def count_row_flops_meta(
     reference), "uncond" (its own tokens only) and, with ``shallow``, the same rows of a step that reuses the kept
     deep features ("cond_shallow", "uncond_shallow": the outer ``cache_depth`` levels and the boundary block's
     upsampler, ``pipelines.feature_cache``)."""
+    from ..model_dir import vae_scale_factor
     from ..models.presets import build_networks, get_preset
     from ..pipelines.feature_cache import DeepFeatureCache
 
@@ -88,7 +89,7 @@ def count_row_flops_meta(
     model = model if model is not None else build_networks(preset.networks(), device="meta")
     dev = torch.device("meta")
     c = model.denoising_unet.config
-    factor = 2 ** (len(preset.vae["block_out_channels"]) - 1)
+    factor = vae_scale_factor(preset.vae)
     h, w = height // factor, width // factor
     ref = torch.empty(1, c.in_channels, h, w, device=dev)
     embeds = torch.empty(1, 1, c.cross_attention_dim, device=dev)
@@ -129,6 +130,7 @@ def count_video_work_meta(
     from diffusers import AutoencoderKL
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    from ..model_dir import vae_scale_factor
     from ..models.presets import build_networks, get_preset
     from ..pipelines.sampling import step_schedules
 
@@ -138,7 +140,7 @@ def count_video_work_meta(
     with dev:
         vae = AutoencoderKL(**preset.vae)
         clip = CLIPVisionModelWithProjection(CLIPVisionConfig(**preset.image_encoder))
-    factor = 2 ** (len(preset.vae["block_out_channels"]) - 1)
+    factor = vae_scale_factor(preset.vae)
     h, w = height // factor, width // factor
     rows: dict[int, dict[str, tuple[int, dict[str, int]]]] = {}  # window length -> row kind -> FLOPs
     unet = {"whole": 0, "shallow": 0}

@@ -146,6 +146,11 @@ def run(args) -> None:
         from ..bench.compare import count_presets_work
         from ..bench.report import format_work
 
+        for flag, given in (("--steps", args.steps), ("--guidance-scale", args.guidance_scale)):
+            if given is not None:
+                raise ValueError(f"--work counts each preset with its own settings; drop {flag} (or give --preset)")
+        if not args.guidance:
+            raise ValueError("--work counts each preset with its own settings; drop --no-guidance")
         result = count_presets_work(
             args.size,
             args.width,
@@ -155,6 +160,7 @@ def run(args) -> None:
             args.context_frames,
             args.context_overlap,
             args.window_mode,
+            ref_kv_cache=switches_from_args(args).get("ref_kv_cache", True),
         )
         text = format_work(result)
     elif args.compare_presets:

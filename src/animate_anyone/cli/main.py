@@ -73,13 +73,15 @@ def _warnings_in_one_line(command: str):
     them."""
     from tqdm.auto import tqdm
 
+    from .. import distributed
     from ..pipelines.presets import SettingsWarning
 
     shown = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SettingsWarning):  # above any live progress bar, which goes on below it
-            tqdm.write(f"animate-anyone {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
+            if distributed.current().main:  # once under torchrun, where every process runs the same call
+                tqdm.write(f"animate-anyone {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
         else:
             shown(message, category, filename, lineno, file, line)
 

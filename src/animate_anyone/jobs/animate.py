@@ -7,6 +7,7 @@ complete (the writer renames a temporary file on success).
 
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -37,13 +38,13 @@ def warn_if_untrained(directory: ModelDirectory) -> None:
         )
 
 
-def sampling_settings(config: AnimateConfig, directory: ModelDirectory):
+def resolve_sampling(config: AnimateConfig, directory: ModelDirectory):
     """The ``SamplingPreset`` that ``config`` asks for, on the model directory's default preset when it names none
     (what the pipeline will resolve again; here it fails a bad setting before the model loads)."""
     from ..pipelines.presets import resolve_preset
 
     return resolve_preset(
-        config.preset or directory.index().get("default_preset", "quality"),
+        config.preset or directory.default_preset,
         steps=config.steps,
         guidance=config.guidance,
         scheduler=config.scheduler,
@@ -123,7 +124,7 @@ def animate(
     warn_if_untrained(directory)
     _check_window(directory, config.context_frames)
     device = resolve_device(config.device)  # an unusable device fails here
-    settings = sampling_settings(config, directory)  # a bad setting fails here, before the model loads
+    settings = resolve_sampling(config, directory)  # a bad setting fails here, before the model loads
     width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
     frames = config.frames or _frame_count(pose, driver)
     _check_memory(directory, config, settings, width, height, frames, device)
@@ -238,13 +239,15 @@ def _check_memory(directory: ModelDirectory, config: AnimateConfig, settings, wi
         window_frames_per_frame(schedules, frames),
     )
     decoder = 2 * 4 * directory.config("vae")["block_out_channels"][0] * width * height
+    # Under torchrun the processes of a machine each hold the pose frames, and each its own windows' features.
+    host = (each.pose * int(os.environ.get("LOCAL_WORLD_SIZE", 1)) + each.cache) * frames
     what = f"--size {width}x{height} with {frames} frames"
     fix = "use a smaller --size (e.g. 512x768) or fewer --frames (animate a long video in parts)"
     if device.type == "cpu":  # one memory
-        check_memory((each.device + each.host) * frames + decoder, what, fix, device)
+        check_memory(each.device * frames + host + decoder, what, fix, device)
     else:
         check_memory(each.device * frames + decoder, what, fix, device)
-        check_memory(each.host * frames, what + " (pose frames and kept features in host memory)", fix, None)
+        check_memory(host, what + " (pose frames and kept features in host memory)", fix, None)
 
 
 def _check_window(directory: ModelDirectory, context_frames: int) -> None:

@@ -39,7 +39,7 @@ class AnimateConfig:
     cache_interval: int | None = None  # deep UNet features recomputed every N steps (1: no caching)
     cache_depth: int | None = None  # outer UNet levels recomputed at every step when caching
     frames: int | None = None  # None: every pose frame
-    size: str | None = None  # WIDTHxHEIGHT; None: the reference's aspect ratio, shorter side = the VAE's sample_size
+    size: str | None = None  # WIDTHxHEIGHT; None: the reference's aspect ratio, shorter side = the model's resolution
     device: str = "auto"  # runtime.resolve_device
     dtype: str = "auto"  # runtime.resolve_dtype
     context_frames: int = 24  # temporal window length (at most the temporal layers' 32 positions)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import refuse_existing
-from ..model_dir import write_model_directory
+from ..model_dir import vae_scale_factor, write_model_directory
 from ..models.presets import build_components, build_networks, get_preset
 
 
@@ -43,7 +43,7 @@ def init_model(
 
 def check_vae(vae, configs: dict, path) -> None:
     """ValueError unless the VAE downsamples as much as the Pose Guider and has the UNet's latent channels."""
-    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    factor = vae_scale_factor(vae.config)
     guider = configs["pose_guider"]
     strides = guider.get("block_strides") or (2,) * (len(guider["block_out_channels"]) - 1)
     guider_factor = int(torch.tensor(strides).prod())

@@ -16,8 +16,8 @@ What is kept, and where: features are kept per window of the refresh step's wind
 after it use the same grid, ``presets.step_plan``) and per row kind (unconditional, conditional), only for the
 kinds the later steps read, and only until the next refresh. So a window reuses exactly the features it made
 itself, under torchrun each process keeps only its own windows', and nothing stale can be read. They are kept
-in host memory (pinned on CUDA), so that device memory does not grow with the video's length; each window's
-features go to the device when that window runs.
+in host memory (pageable), so that device memory does not grow with the video's length; each window's features
+go to the device when that window runs.
 
 The skipping is done by swapping the ``forward`` of the skipped blocks for the length of one UNet call
 (diffusers' ``UNetMotionModel.forward`` then runs unchanged): skipped down-blocks hand on their input and
@@ -30,7 +30,7 @@ cached video run the UNet eagerly (``unet.compile()`` is bypassed for them; the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -38,18 +38,24 @@ from torch import Tensor, nn
 from .presets import ROW_KINDS
 
 
+def boundary_block(block_out_channels: Sequence[int], depth: int) -> tuple[int, int, int]:
+    """For ``depth`` outer levels run at every step: (index of the boundary up-block, its output channels, how
+    many times smaller than the latents its input is). ValueError unless 1 <= depth < levels."""
+    levels = len(block_out_channels)
+    if not 1 <= depth < levels:
+        raise ValueError(f"cache_depth must be between 1 and {levels - 1} for a UNet of {levels} levels, got {depth}")
+    index = levels - 1 - depth
+    return index, list(reversed(block_out_channels))[index], 2**depth
+
+
 class DeepFeatureCache:
     """Kept deep features of one video. ``depth``: how many outer UNet levels run at every step (1 = only the
     outermost level, the most reuse; must leave at least one level inside)."""
 
     def __init__(self, unet: nn.Module, depth: int = 1):
-        levels = len(unet.down_blocks)
-        if not 1 <= depth < levels:
-            raise ValueError(
-                f"cache_depth must be between 1 and {levels - 1} for a UNet of {levels} levels, got {depth}"
-            )
+        index, _, _ = boundary_block(unet.config.block_out_channels, depth)
         self.unet, self.depth = unet, depth
-        self.boundary = unet.up_blocks[levels - 1 - depth]  # its upsampled output enters the outer up-blocks
+        self.boundary = unet.up_blocks[index]  # its upsampled output enters the outer up-blocks
         self.features: dict[tuple[tuple[int, ...], str], Tensor] = {}  # (window frames, kind) -> (b*f, C, h, w), host
         self.keep: tuple[str, ...] = ()
 
@@ -108,11 +114,12 @@ def _capture(captured: list[Tensor]):
 
 
 def _to_host(features: Tensor) -> Tensor:
-    """A host copy (pinned on CUDA, so the copy back can overlap with the outer levels' work)."""
+    """A copy in host memory: pageable, not pinned (PyTorch's pinned-memory allocator rounds every block up to a
+    power of two and keeps it until the process ends, which would hold up to twice what ``pipelines.memory``
+    counts, for the life of an app)."""
     if features.device.type in ("cpu", "meta"):  # meta: FLOP counts (bench.flops)
         return features.clone()
-    host = torch.empty(features.shape, dtype=features.dtype, pin_memory=features.device.type == "cuda")
-    return host.copy_(features, non_blocking=True)
+    return features.to("cpu")
 
 
 @contextlib.contextmanager

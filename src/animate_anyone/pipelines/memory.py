@@ -5,10 +5,11 @@ Counted from the model's configs (nothing loads), for the pre-run memory check o
 docs/performance.md. Per frame of the video:
 
 * device: the video's latents and what the denoising loop holds beside them (its input to the UNet, the prediction,
-  the float32 sum of the windows' predictions and the scheduler's temporaries and history): counted as 3 float32
-  and 9 model-dtype copies of one frame's latents, an upper bound of what the loop allocates with the allocator's
+  the float32 sum of the windows' predictions and the scheduler's temporaries and history): counted as 6 float32
+  and 6 model-dtype copies of one frame's latents, an upper bound of what the loop allocates with the allocator's
   slack (the mini model on the CPU grows by about 10 float32 copies per frame; tests/integration/test_memory.py
-  holds the measured growth of every preset to this count);
+  holds the measured growth of every preset to this count; in bfloat16 DPM-Solver++ computes its step in
+  float32, hence half of them float32);
 * host: the pose frames (uint8 at the output size, one window at a time goes to the device) and, with feature
   caching, the kept deep features (``pipelines.feature_cache``: the model dtype, before the boundary block's
   upsampler, for the row kinds kept and every frame of the refresh step's windows, overlaps counted twice).
@@ -20,9 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..model_dir import vae_scale_factor
+from .feature_cache import boundary_block
 from .presets import SamplingPreset
 
-FLOAT32_COPIES, DTYPE_COPIES = 3, 9  # see the module doc
+FLOAT32_COPIES, DTYPE_COPIES = 6, 6  # see the module doc
 
 
 @dataclass(frozen=True)
@@ -52,20 +55,17 @@ def per_frame_bytes(
     window_frames: float = 1.0,
 ) -> PerFrame:
     """``window_frames``: frames held in windows per frame of the video (1 for one window; about
-    ``context_frames / (context_frames - context_overlap)`` for long videos; ``window_frames_per_frame``)."""
-    levels = len(vae_config["block_out_channels"])
-    factor = 2 ** (levels - 1)
+    ``context_frames / (context_frames - context_overlap)`` for long videos; ``window_frames_per_frame``). A
+    ``cache_depth`` the UNet cannot take raises ValueError here, before any weights load."""
+    factor = vae_scale_factor(vae_config)
     h, w = height // factor, width // factor
     latents = unet_config["in_channels"] * h * w * (FLOAT32_COPIES * 4 + DTYPE_COPIES * dtype_bytes)
     cache = 0
     plan = settings.plan()
     kinds = max((len(step.keep) for step in plan if step.refresh), default=0)
     if kinds:
-        blocks = unet_config["block_out_channels"]
-        depth = settings.cache_depth
-        channels = list(reversed(blocks))[len(blocks) - 1 - depth]  # the boundary up-block's output
-        scale = 2**depth  # its resolution below the latents', before its upsampler
-        values = channels * (h // scale) * (w // scale)
+        _, channels, scale = boundary_block(unet_config["block_out_channels"], settings.cache_depth)
+        values = channels * (h // scale) * (w // scale)  # before the boundary block's upsampler
         cache = round(kinds * values * dtype_bytes * window_frames)
     return PerFrame(latents=latents, pose=3 * width * height, cache=cache)
 

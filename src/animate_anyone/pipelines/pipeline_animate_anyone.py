@@ -31,7 +31,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
 from .. import distributed
-from ..model_dir import COMPONENTS, ModelDirectory, default_short_side
+from ..model_dir import COMPONENTS, ModelDirectory, default_short_side, vae_scale_factor
 from ..models import AnimateAnyone
 from ..runtime import check_size
 from .context import WINDOW_MODES, check_window
@@ -105,7 +105,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             scheduler=scheduler,
         )
         self.register_to_config(use_reference_net=bool(use_reference_net), default_preset=default_preset)
-        self.vae_scale_factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.vae_scale_factor = vae_scale_factor(vae.config)
         self.optimisations = Optimisations()
         self._applied = contextlib.ExitStack()  # the module-level optimisations in force; close() undoes them
 
@@ -303,7 +303,8 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         # 3. Pose features per window (the guider works frame by frame, so windows can be encoded on demand).
         def pose_features(idx: Tensor) -> Tensor:
             with hooks.stage("pose_guider"):
-                images = pose[idx.to(pose.device)].to(device, dtype) / 255  # (f, 3, H, W)
+                frames = pose[idx.to(pose.device)].to(device, non_blocking=True)  # (f, 3, H, W) uint8: 1 byte a value
+                images = frames.to(dtype) / 255
                 return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
 
         # 4. Initial noise.

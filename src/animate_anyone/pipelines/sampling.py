@@ -99,12 +99,12 @@ def sample_video(
             idxs = [torch.tensor(schedule[i][0], device=latents.device) for i in group]
             if len(group) == 1:
                 window = schedule[group[0]][0]
+                pose = pose_of(torch.tensor(window))  # host indices: the pose frames live on the host
                 with cache.call(window, step.kinds, not step.refresh) if cache is not None else nullcontext(False):
-                    preds = [
-                        model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose_of(idxs[0]), reference, scale)
-                    ]
+                    preds = [model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose, reference, scale)]
             else:
-                preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, scale, idxs)
+                windows = [torch.tensor(schedule[i][0]) for i in group]
+                preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, scale, idxs, windows)
             rows = len(step.kinds) * latents.shape[0] * len(group)
             counts["full_rows" if step.refresh else "shallow_rows"] += rows
             for window_index, idx, pred in zip(group, idxs, preds):
@@ -149,11 +149,14 @@ def _window_groups(schedule, window_batch: int, indices: list[int] | None = None
     return groups
 
 
-def _denoise_windows(model, model_input, t, image_embeds, pose_of, reference: ReferenceBank, guidance_scale, idxs):
-    """One UNet call for several windows stacked on the batch axis; returns one (b, 4, f, h, w) per window."""
+def _denoise_windows(
+    model, model_input, t, image_embeds, pose_of, reference: ReferenceBank, guidance_scale, idxs, windows
+):
+    """One UNet call for several windows stacked on the batch axis (``idxs``: their frames on the latents' device,
+    ``windows``: the same on the host, for ``pose_of``); returns one (b, 4, f, h, w) per window."""
     b, n = model_input.shape[0], len(idxs)
     latents = torch.cat([model_input[:, :, idx] for idx in idxs])  # (n*b, 4, f, h, w)
-    pose = torch.cat([pose_of(idx).expand(b, -1, -1, -1, -1) for idx in idxs])
+    pose = torch.cat([pose_of(window).expand(b, -1, -1, -1, -1) for window in windows])
     embeds = image_embeds.expand(b, -1, -1)
     embeds = embeds if b == 1 else embeds.repeat(n, 1, 1)
     bank_rows = 1 if reference is None else next(iter(reference.tokens.values())).shape[0]
