@@ -332,3 +332,6 @@ def test_work_command_models_each_preset_without_running(tmp_path, capsys):
     assert work["student"]["unet_rows_per_video"] == {"full_rows": sum(windows[:4]), "shallow_rows": 0}
     assert 1 < ratio["fast"] < ratio["student"]
     assert "quality/this" in capsys.readouterr().out
+    for extra in (["--steps", "3"], ["--no-guidance"]):  # each preset runs its own settings: refused, not ignored
+        assert bench_cli.main(["--size", "tiny", "--work", *extra]) == 2
+        assert "--work counts each preset with its own settings" in capsys.readouterr().err
