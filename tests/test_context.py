@@ -45,3 +45,34 @@ def test_bad_windows_are_rejected_with_the_value(args):
 def test_unknown_mode_is_named():
     with pytest.raises(ValueError, match="'loop'"):
         window_schedule("loop", 10, 4, 1, 0)
+
+
+@pytest.mark.parametrize("frames,size,overlap", [(60, 24, 4), (240, 24, 4), (30, 8, 2), (20, 24, 4)])
+def test_anchored_windows_lead_with_the_first_frames_and_cover_the_video(frames, size, overlap):
+    from animate_anyone.pipelines.context import anchored_windows
+
+    for step in range(4):
+        schedule = window_schedule("anchored", frames, size, overlap, step)
+        windows = anchored_windows(frames, size, overlap, step)
+        assert [w for w, _ in schedule] == windows
+        assert windows[0] == list(range(min(size, frames)))  # the first window is the video's start, in order
+        predicted = {f for w, weights in schedule for f, x in zip(w, weights) if x > 0}
+        assert predicted == set(range(frames))
+        for w, weights in schedule[1:]:
+            assert w[:overlap] == list(range(overlap)) and len(w) == size  # led by the anchor
+            assert weights[:overlap] == [0.0] * overlap and min(weights[overlap:]) > 0  # anchors not predicted
+            assert w[overlap:] == list(range(w[overlap], w[overlap] + size - overlap))
+
+
+def test_window_seams_are_where_the_covering_windows_change():
+    from animate_anyone.pipelines.context import window_seams
+
+    # moore at 10 frames, windows of 4 with overlap 1: [0-3], [3-6], [6-9], [9, 0, 1, 2] (wraps)
+    assert window_seams("moore", 10, 4, 1, 0) == [3, 4, 6, 7, 9]
+    assert window_seams("shifted", 20, 24, 4, 0) == []  # one window: no seam
+    seams = [window_seams("shifted", 100, 24, 4, step) for step in range(3)]
+    assert seams[0] != seams[1]  # shifted windows move their seams
+    # anchored: frames 0-23 are predicted by the first window only (the anchors' weight is 0 elsewhere), so the
+    # first seam is where the second window's own frames begin
+    second = window_schedule("anchored", 60, 24, 4, 0)[1][0]
+    assert window_seams("anchored", 60, 24, 4, 0)[0] == second[4]

@@ -133,9 +133,14 @@ def test_the_ui_workflow_is_the_api_workflow_in_comfyuis_own_frontend(comfyui, b
     page.evaluate("async (graph) => { await window.app.loadGraphData(graph); }", json.loads(UI_WORKFLOW.read_text()))
     prompt = page.evaluate("async () => (await window.app.graphToPrompt()).output")
     expected = json.loads(WORKFLOW.read_text())
-    assert {k: (v["class_type"], v["inputs"]) for k, v in prompt.items()} == {
-        k: (v["class_type"], v["inputs"]) for k, v in expected.items()
+    # The frontend adds an empty "video-preview" widget to a LoadVideo node once its preview element exists, which
+    # depends on timing (seen under load); the server ignores it, so it is not part of the workflow.
+    ui_only = {"video-preview": ""}
+    produced = {
+        k: (v["class_type"], {n: x for n, x in v["inputs"].items() if ui_only.get(n, object()) != x})
+        for k, v in prompt.items()
     }
+    assert produced == {k: (v["class_type"], v["inputs"]) for k, v in expected.items()}
     assert "Invalid workflow" not in page.inner_text("body")  # the frontend's schema check passed
     page.keyboard.press("Escape")  # any start-up dialog
     page.evaluate(

@@ -73,7 +73,9 @@ def register(subparsers) -> None:
     p.add_argument("--side-by-side", metavar="PATH", help="also write reference | pose | result to PATH")
     p.add_argument("--context-frames", type=int, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, help="overlap between windows (default 4)")
-    p.add_argument("--window-mode", choices=["shifted", "moore"], help="long-video window schedule (default shifted)")
+    p.add_argument(
+        "--window-mode", choices=["shifted", "moore", "anchored"], help="long-video window schedule (default shifted)"
+    )
     p.add_argument(
         "--scheduler", choices=list(SCHEDULERS), help="solver (default: the preset's; model = the directory's own)"
     )

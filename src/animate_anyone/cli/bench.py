@@ -54,7 +54,9 @@ def register(subparsers) -> None:
     )
     p.add_argument("--context-frames", type=int, default=24, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, default=4, help="overlap between windows (default 4)")
-    p.add_argument("--window-mode", default="shifted", choices=["shifted", "moore"], help="long-video window schedule")
+    p.add_argument(
+        "--window-mode", default="shifted", choices=["shifted", "moore", "anchored"], help="long-video window schedule"
+    )
     p.add_argument("--window-batch", type=int, default=1, help="windows per UNet call (default 1)")
     p.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decode call (default 8)")
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)

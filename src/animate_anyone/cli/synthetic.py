@@ -26,7 +26,15 @@ def register(subparsers) -> None:
     mk.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
     mk.add_argument("--fps", type=float, default=12.0, help="frame rate (default 12)")
     mk.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
-    mk.add_argument("--splits", default="train,heldout_character,heldout_motion", help="comma-separated splits")
+    mk.add_argument(
+        "--splits",
+        default="train,heldout_character,heldout_motion",
+        help="comma-separated splits; the world splits long, cross_body_small and cross_body_large are made only "
+        "when named here (with masks/, and driver_poses/ + reference_poses/ for cross-body)",
+    )
+    mk.add_argument(
+        "--long-frames", type=int, default=240, help="frames of a long clip (default 240, >= 10 x --frames)"
+    )
     mk.add_argument("--png", action="store_true", help="videos as folders of PNG frames (exact) instead of mp4")
     mk.add_argument("--pose-videos", action="store_true", help="also write pose_images/<id>.mp4 (pose.draw)")
     mk.add_argument("--overwrite", action="store_true", help="replace a dataset made with other settings")
@@ -67,6 +75,19 @@ def register(subparsers) -> None:
         help="other preset fields, e.g. cache_interval=1 guidance_interval=[0,0.5] scheduler=ddim",
     )
     pr.add_argument("--seed", type=int, default=0, help="clip k uses seed + k")
+    pr.add_argument(
+        "--window-mode", default="shifted", choices=["shifted", "moore", "anchored"], help="long-clip windows"
+    )
+    pr.add_argument(
+        "--driver",
+        default="truth",
+        choices=["truth", "raw", "aligned"],
+        help="cross-body splits: drive with the truth's skeleton, the driver's as extracted, or the driver's "
+        "retargeted onto the reference (pose align)",
+    )
+    pr.add_argument(
+        "--chunk", type=int, help="animate each clip as fresh short clips of this many frames, concatenated"
+    )
     pr.add_argument("--device", default="auto", help=DEVICE_HELP)
     pr.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     pr.add_argument(
@@ -74,6 +95,22 @@ def register(subparsers) -> None:
     )
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(run=run_predict)
+
+    ms = jobs.add_parser(
+        "measure",
+        help="the world metrics (long videos, background, body shape) of predictions on a world split",
+        description="Score OUT of synthetic predict on a world split with the metrics only the world can "
+        "measure exactly (evaluation.world): window_gap and drift_slope (with --fresh, a prediction folder made "
+        "with --chunk 24), seam_ratio, colour drift, background change and PSNR inside the static mask, "
+        "and leakage of the driver's proportions (cross-body splits). Writes a JSON file.",
+    )
+    ms.add_argument("--data", required=True, help="a world split folder (e.g. DIR/long)")
+    ms.add_argument("--pred", required=True, help="prediction folder (or the split's videos/ for the truth)")
+    ms.add_argument("--fresh", help="the same clips predicted with --chunk (fresh short clips)")
+    ms.add_argument("--out", "-o", required=True, help="JSON file to write")
+    ms.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ms.add_argument("--quiet", action="store_true", help="no progress bar")
+    ms.set_defaults(run=run_measure)
 
     rp = jobs.add_parser(
         "report",
@@ -145,11 +182,11 @@ def _size(text: str) -> tuple[int, int]:
 
 def run_make(args) -> None:
     from ..synthetic import make_dataset
-    from ..synthetic.splits import SPLITS
+    from ..synthetic.splits import ALL_SPLITS
 
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
-    if not splits or set(splits) - set(SPLITS):
-        raise ValueError(f"--splits must name some of {', '.join(SPLITS)}, got {args.splits!r}")
+    if not splits or set(splits) - set(ALL_SPLITS):
+        raise ValueError(f"--splits must name some of {', '.join(ALL_SPLITS)}, got {args.splits!r}")
     if args.clips < 1 or (args.heldout_clips is not None and args.heldout_clips < 1):
         raise ValueError(f"--clips and --heldout-clips must be >= 1, got {args.clips} and {args.heldout_clips}")
     heldout = args.clips if args.heldout_clips is None else args.heldout_clips
@@ -167,10 +204,12 @@ def run_make(args) -> None:
         overwrite=args.overwrite,
         progress=not args.quiet,
         train_pool=args.clips,
+        long_frames=args.long_frames,
     )
+    long = f" ({args.long_frames} in long clips)" if "long" in splits else ""
     print(
         f"wrote {out}: {', '.join(f'{s}/ ({counts[s]} clips)' for s in splits)}, "
-        f"{args.frames} frames at {args.fps:g} fps, {args.size[0]}x{args.size[1]}"
+        f"{args.frames} frames at {args.fps:g} fps{long}, {args.size[0]}x{args.size[1]}"
     )
 
 
@@ -253,8 +292,24 @@ def run_predict(args) -> None:
         dtype=args.dtype,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        window_mode=args.window_mode,
+        driver=args.driver,
+        chunk=args.chunk,
     )
     print(f"wrote predictions to {out}")
+
+
+def run_measure(args) -> None:
+    import json
+
+    from ..atomic import refuse_existing, write_text
+    from ..synthetic.measure import measure_split
+
+    refuse_existing(args.out, args.overwrite)
+    result = measure_split(args.data, args.pred, fresh_dir=args.fresh, progress=not args.quiet)
+    write_text(args.out, json.dumps(result, indent=1) + "\n")
+    means = ", ".join(f"{k} {v['mean']:.4g}" for k, v in result["metrics"].items() if v["mean"] is not None)
+    print(f"wrote {args.out}: {means}")
 
 
 def run_report(args) -> None:

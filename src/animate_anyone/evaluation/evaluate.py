@@ -37,7 +37,7 @@ from ..synthetic.record import read_record
 from .learned import LearnedMetrics, load_networks
 from .output import format_table, from_json_value, results_csv, to_json_value, write_results
 from .pairing import VIDEO_SUFFIXES, VideoPair, find_videos, pair_videos
-from .registry import CLIP_LENGTH, FVD_SAMPLING, METRICS, Settings
+from .registry import CLIP_LENGTH, FVD_SAMPLING, METRICS, Kind, Settings
 from .scoring import PoseSource, aggregate, pose_files, score_videos, usable_keypoint_metrics
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "write_results",
 ]
 
-ALL_METRICS = tuple(METRICS)
+ALL_METRICS = tuple(name for name, metric in METRICS.items() if metric.kind is not Kind.WORLD)
 LPIPS_NETS = ("alex", "vgg")
 
 

@@ -13,6 +13,9 @@ The kind (:class:`Kind`) says how ``evaluate`` computes a metric:
 * ``KEYPOINT``: PCK at ``alpha`` of the poses re-extracted from the prediction against the driving pose.
 * ``DISTRIBUTION``: one Fréchet distance between the network features of all predictions and of all ground
   truths, a feature per frame or per clip (``samples``).
+* ``WORLD``: ``compute(**inputs) -> float`` per video from what only the synthetic world knows exactly (masks,
+  window seams, fresh short clips, both bodies; :mod:`.world`). ``evaluate`` leaves them out; ``synthetic
+  measure`` computes them, feeding each metric the ``inputs`` it names (a clip without one of them gets NaN).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from enum import Enum
 import numpy as np
 
 from . import metrics as M
+from . import world as W
 
 CLIP_LENGTH = 16  # frames per clip of FVD and FID-VID, by default
 FVD_SAMPLING = {
@@ -41,6 +45,7 @@ class Kind(Enum):
     LEARNED = "learned per-frame metric"
     KEYPOINT = "keypoint metric"
     DISTRIBUTION = "distribution over the set"
+    WORLD = "synthetic-world metric"
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,8 @@ class Metric:
     samples: str | None = None
     follows_fvd_samples: bool = False
     min_clip: int = 0
+    compute: Callable[..., float] | None = None
+    inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse an entry that lacks what its kind is computed from."""
@@ -144,6 +151,7 @@ class Metric:
             Kind.LEARNED: self.network is not None,
             Kind.KEYPOINT: self.alpha is not None,
             Kind.DISTRIBUTION: self.network is not None and self.samples in ("frame", "clip"),
+            Kind.WORLD: self.compute is not None and bool(self.inputs),
         }
         if not needs[self.kind]:
             raise ValueError(f"metric {self.name!r}: incomplete {self.kind.name} entry")
@@ -294,7 +302,81 @@ _ENTRIES = (
     ),
 )
 
-METRICS: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES}
+_WORLD_ENTRIES = (
+    Metric(
+        "window_gap",
+        Kind.WORLD,
+        higher_is_better=True,
+        convention="mean PSNR (per frame, capped at 100 dB) of the long video's last window minus that of the same "
+        "frames generated as a fresh short clip (same reference, poses, seed), dB; 0 = windowing costs nothing",
+        compute=W.last_window_gap,
+        inputs=("pred", "gt", "fresh", "window"),
+    ),
+    Metric(
+        "drift_slope",
+        Kind.WORLD,
+        higher_is_better=True,
+        convention="least-squares slope over the frame index of per-frame PSNR(long) - PSNR(fresh short clips), "
+        "dB per 100 frames; negative = drifting",
+        compute=W.drift_slope,
+        inputs=("pred", "gt", "fresh"),
+    ),
+    Metric(
+        "seam_ratio",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="mean flicker (|Δpred - Δgt|, [0,1]) of the frame pairs where the final step's windows meet over "
+        "that of the other pairs; 1 = seams invisible",
+        compute=W.seam_ratio,
+        inputs=("pred", "gt", "seams"),
+    ),
+    Metric(
+        "char_color_drift",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="max over RGB of |(pred last - first window) - (gt last - first window)| of the mean colour inside "
+        "the character's exact per-frame mask, 0..255",
+        compute=W.character_color_drift,
+        inputs=("pred", "gt", "character_mask", "window"),
+    ),
+    Metric(
+        "bg_color_drift",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="the same inside the static-background mask, 0..255",
+        compute=W.background_color_drift,
+        inputs=("pred", "gt", "static_mask", "window"),
+    ),
+    Metric(
+        "bg_change",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="mean over consecutive pairs of mean |pred_t - pred_t-1| inside the static-background mask, "
+        "0..255 (the truth's own value is its encoding noise)",
+        compute=W.background_change,
+        inputs=("pred", "static_mask"),
+    ),
+    Metric(
+        "bg_psnr",
+        Kind.WORLD,
+        higher_is_better=True,
+        convention="per-frame PSNR inside the static-background mask ([0,1], capped at 100 dB), mean over frames",
+        compute=W.background_psnr,
+        inputs=("pred", "gt", "static_mask"),
+    ),
+    Metric(
+        "leakage",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="least-squares l of pred ~ (1 - l) gt + l copied over the pixels where gt and copied (the reference "
+        "character with the driver's proportions, size and place) differ by > 2/255; 0 = the reference's "
+        "proportions kept, 1 = the driver's copied",
+        compute=W.leakage,
+        inputs=("pred", "gt", "copied"),
+    ),
+)
+
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES + _WORLD_ENTRIES}
 """Every metric by its name in the output files, in the order of ``evaluate``'s output."""
 
 

@@ -44,7 +44,7 @@ class AnimateConfig:
     dtype: str = "auto"  # runtime.resolve_dtype
     context_frames: int = 24  # temporal window length (at most the temporal layers' 32 positions)
     context_overlap: int = 4
-    window_mode: Literal["shifted", "moore"] = "shifted"
+    window_mode: Literal["shifted", "moore", "anchored"] = "shifted"  # pipelines.context.WINDOW_MODES
     fps: float | None = None  # None: the pose video's
     pose: PoseOptions = field(default_factory=PoseOptions)
     optimisations: Optimisations = field(default_factory=Optimisations)

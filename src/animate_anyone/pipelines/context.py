@@ -8,13 +8,17 @@ the windows that cover it with those weights.
   wrap around the end of the video (frame 0 follows the last frame) and weights are uniform.
 * ``shifted`` (default): windows never wrap; their offset changes from step to step so seams do not stay in
   place, and weights fall off linearly towards a window's edges so the seams are blended.
+* ``anchored``: ``shifted`` windows of ``context_frames - context_overlap`` frames over the frames after the
+  first ``context_overlap``, each led by those first frames (the anchor), so the temporal layers of every window
+  attend to the same frames and no window drifts away from the start. Only the first window (which is then the
+  video's first ``context_frames`` frames, in order) predicts the anchor frames: elsewhere their weight is 0.
 """
 
 from __future__ import annotations
 
 import math
 
-WINDOW_MODES = ("shifted", "moore")
+WINDOW_MODES = ("shifted", "moore", "anchored")
 
 
 def check_window(num_frames: int, context_frames: int, context_overlap: int) -> None:
@@ -58,6 +62,18 @@ def shifted_windows(num_frames: int, context_frames: int, context_overlap: int, 
     return [list(range(s, s + context_frames)) for s in starts]
 
 
+def anchored_windows(num_frames: int, context_frames: int, context_overlap: int, step_index: int) -> list[list[int]]:
+    """``shifted_windows`` over frames ``context_overlap ..`` with ``context_frames - context_overlap`` frames each,
+    every window led by frames ``0 .. context_overlap - 1`` (see the module doc); one window for a short video."""
+    check_window(num_frames, context_frames, context_overlap)
+    anchor = list(range(context_overlap))
+    if num_frames <= context_frames or context_overlap == 0:
+        return shifted_windows(num_frames, context_frames, context_overlap, step_index)
+    body, overlap = context_frames - context_overlap, min(context_overlap, context_frames - context_overlap - 1)
+    rest = shifted_windows(num_frames - context_overlap, body, overlap, step_index)
+    return [anchor + [context_overlap + i for i in window] for window in rest]
+
+
 def blend_weights(length: int, ramp: int) -> list[float]:
     """Per-position weights of a window: 1 in the middle, falling linearly over ``ramp`` frames at each edge
     (never 0, so a frame covered by a single window keeps its prediction)."""
@@ -75,4 +91,27 @@ def window_schedule(
     if mode == "shifted":
         windows = shifted_windows(num_frames, context_frames, context_overlap, step_index)
         return [(w, blend_weights(len(w), context_overlap)) for w in windows]
+    if mode == "anchored":
+        windows = anchored_windows(num_frames, context_frames, context_overlap, step_index)
+        if len(windows) == 1:
+            return [(windows[0], blend_weights(len(windows[0]), context_overlap))]
+        a = context_overlap
+        return [
+            (w, ([1.0] * a if k == 0 else [0.0] * a) + blend_weights(len(w) - a, min(a, len(w) - a - 1)))
+            for k, w in enumerate(windows)
+        ]
     raise ValueError(f"unknown window mode {mode!r}; choose one of {WINDOW_MODES}")
+
+
+def window_seams(
+    mode: str, num_frames: int, context_frames: int, context_overlap: int, step_index: int, context_stride: int = 1
+) -> list[int]:
+    """The frames ``t`` (1 <= t < num_frames) where the set of windows that predict a frame (weight > 0) differs
+    from frame ``t - 1``'s at step ``step_index``: where windows meet."""
+    covering: list[set[int]] = [set() for _ in range(num_frames)]
+    schedule = window_schedule(mode, num_frames, context_frames, context_overlap, step_index, context_stride)
+    for k, (frames, weights) in enumerate(schedule):
+        for frame, weight in zip(frames, weights):
+            if weight > 0:
+                covering[frame].add(k)
+    return [t for t in range(1, num_frames) if covering[t] != covering[t - 1]]

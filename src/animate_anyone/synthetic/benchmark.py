@@ -31,6 +31,7 @@ TABLE_METRICS = (
     "pck@0.1",
 )  # the columns; directions: the registry
 WINDOW = {"context_frames": 24, "context_overlap": 4, "window_mode": "shifted"}  # passed to the pipeline, recorded
+DRIVERS = ("truth", "raw", "aligned")  # which skeleton drives a cross-body clip (see predict_split)
 
 
 def predict_split(
@@ -47,6 +48,9 @@ def predict_split(
     dtype: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    window_mode: str = WINDOW["window_mode"],
+    driver: str = "truth",
+    chunk: int | None = None,
 ) -> Path:
     """Animate every clip of ``split_dir`` with the model at ``model_dir``; frames go to ``out/<clip id>/``.
 
@@ -60,6 +64,14 @@ def predict_split(
     the model directory names another default preset (a distilled student); with ``preset``, that preset's
     settings. ``steps``, ``guidance`` and ``sampling`` (other preset fields, e.g. ``{"cache_interval": 1}``)
     override either.
+
+    World splits: ``window_mode`` (``pipelines.context.WINDOW_MODES``) schedules a long clip's windows; ``chunk``
+    cuts every clip into consecutive pieces of ``chunk`` frames, each animated as a fresh short clip (same
+    reference, poses and seed as the whole clip), concatenated in order: the long clip without any windowing.
+    ``driver`` (cross-body splits): the skeleton drawn is the truth's (``poses/``, A's own: the oracle of
+    retargeting), the driver's as extracted (``raw``, ``driver_poses/``) or the driver's retargeted onto the
+    reference image's keypoints by ``pose.align.retarget`` (``aligned``, what ``animate-anyone pose align`` does).
+    Any of the three not at its default is recorded under ``"driving"`` in ``predict.json``.
     """
     from PIL import Image
     from tqdm.auto import tqdm
@@ -67,13 +79,23 @@ def predict_split(
     from ..data.manifest import read_manifest
     from ..media import write_video
     from ..pipelines import AnimateAnyonePipeline
-    from ..pose.keypoints import load_pose
+    from ..pipelines.context import WINDOW_MODES
     from ..runtime import resolve_device, resolve_dtype
     from .record import check_ran, claim, prediction_record, sampling_settings
     from .render import pose_images
 
+    if window_mode not in WINDOW_MODES or driver not in DRIVERS or (chunk is not None and chunk < 1):
+        raise ValueError(
+            f"window_mode must be one of {WINDOW_MODES}, driver one of {DRIVERS}, chunk >= 1; "
+            f"got {window_mode!r}, {driver!r}, {chunk!r}"
+        )
+    if driver != "truth" and not (Path(split_dir) / "driver_poses").is_dir():
+        raise ValueError(f"{split_dir} has no driver_poses/ (not a cross-body split): use driver='truth'")
     split_dir, out = Path(split_dir), Path(out)
     clips = read_manifest(split_dir)
+    window = {**WINDOW, "window_mode": window_mode}
+    driving = {"driver": driver, "chunk": chunk}
+    driving = {k: v for k, v in driving.items() if v not in ("truth", None)}
     pipe, sampling = None, dict(sampling or {})
     if model_dir is None:
         record = prediction_record(split_dir, clips, model_dir=None)
@@ -91,11 +113,13 @@ def predict_split(
             clips,
             model_dir=model_dir,
             sampling=sampling_settings(pipe, preset, {"steps": steps, "guidance": guidance, **sampling}),
-            window=WINDOW,
+            window=window,
             seed=seed,
             device=str(dev),
             dtype=str(torch_dtype).removeprefix("torch."),
         )
+        if driving:
+            record["driving"] = driving
     claim(out, record, [clip.id for clip in clips], overwrite)
     for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
         target = out / clip.id
@@ -105,24 +129,40 @@ def predict_split(
         if pipe is None:
             frames = [np.asarray(reference)] * clip.num_frames
         else:
-            poses = pose_images(load_pose(clip.pose))  # (F, H, W, 3) uint8, the training-time drawing
-            result = pipe(
-                reference,
-                poses,
-                height=clip.height,
-                width=clip.width,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                generator=torch.Generator().manual_seed(seed + k),
-                output_type="np",
-                preset=preset,
-                **WINDOW,
-                **sampling,
-            )
-            check_ran(record, result.stats)
-            frames = result.frames
+            poses = pose_images(driving_pose(split_dir, clip, driver))  # (F, H, W, 3) uint8, as in training
+            pieces = [poses] if chunk is None else [poses[i : i + chunk] for i in range(0, len(poses), chunk)]
+            frames = []
+            for piece in pieces:
+                result = pipe(
+                    reference,
+                    piece,
+                    height=clip.height,
+                    width=clip.width,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                    generator=torch.Generator().manual_seed(seed + k),
+                    output_type="np",
+                    preset=preset,
+                    **window,
+                    **sampling,
+                )
+                check_ran(record, result.stats)
+                frames.extend(result.frames)
         write_video(target, list(frames), clip.fps, overwrite=True)
     return out
+
+
+def driving_pose(split_dir: Path, clip, driver: str):
+    """The skeleton that drives ``clip`` (see ``predict_split``), in the clip's image."""
+    from ..pose.align import retarget
+    from ..pose.keypoints import load_pose
+
+    if driver == "truth":
+        return load_pose(clip.pose)
+    raw = load_pose(split_dir / "driver_poses" / f"{clip.id}.npz")
+    if driver == "raw":
+        return raw
+    return retarget(raw, load_pose(split_dir / "reference_poses" / f"{clip.id}.npz"))
 
 
 def load_results(path: PathLike) -> dict[str, float]:

@@ -10,6 +10,13 @@ Layout under ``out``::
     <split>/references/<id>.png     the clip's character in the neutral pose on the clip's stage
     <split>/pose_images/<id>.mp4    only with ``pose_videos``: the keypoints drawn by ``pose.draw``
     <split>/characters.json, motions.json, clips.json   id -> definition (``to_dict``); clip -> ids + stage
+    <split>/masks/<id>.npz          world splits (``splits.WORLD_SPLITS``): ``character`` (F, H, W) and ``static``
+                                    (H, W) bool masks (``render.clip_masks``)
+    <split>/driver_poses/<id>.npz   cross-body splits: the driver's keypoints (what a user extracts from the driving
+                                    video); ``poses/`` holds the truth's (the reference character's own)
+    <split>/reference_poses/<id>.npz  cross-body splits: the reference image's keypoints (one frame)
+    <split>/copied/<id>.mp4         cross-body splits: the reference character with the driver's proportions, size
+                                    and place (a full copy of the driver's skeleton; ``evaluation.world.leakage``)
 
 Every file is written to a temporary sibling and renamed into place, the manifest after everything else, so
 an interrupted run leaves no half-written file and no manifest naming missing files. Rerunning with the same
@@ -20,6 +27,7 @@ folders are exact.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -30,8 +38,10 @@ from PIL import Image
 from ..atomic import atomic_path, write_text
 from ..data.manifest import QUARANTINE_NAME, Clip, write_jsonl, write_manifest
 from ..media import write_video
-from .render import Stage, background, pose_images, reference_image, render_clip
-from .splits import SPLITS, ClipSpec, character, clip_spec, motion
+from ..pose.keypoints import PoseSequence
+from .motion import Motion
+from .render import Stage, background, clip_keypoints, clip_masks, pose_images, reference_image, render_clip
+from .splits import ALL_SPLITS, LONG_FRAMES, SPLITS, WORLD_SPLITS, ClipSpec, character, clip_spec, motion
 
 FORMAT_VERSION = 1
 CRF = 6
@@ -55,25 +65,30 @@ def make_dataset(
     overwrite: bool = False,
     progress: bool = False,
     train_pool: int | None = None,
+    long_frames: int = LONG_FRAMES,
 ) -> Path:
     """Write the benchmark (module doc) and return ``out``.
 
     ``clips``: clips per split, or a dict split -> count. The train pool (characters and motions the heldout
     splits pair with, see ``splits``) has as many members as there are train clips (``clips`` itself when
     ``train`` is not written, unless ``train_pool`` says). ``size = (width, height)``; ``video``: 'mp4' or 'png'.
+    The world splits (``splits.WORLD_SPLITS``) are written only when ``clips`` names them; ``long`` clips have
+    ``long_frames`` frames (>= 10 x ``frames``), the others ``frames``.
     """
     from tqdm.auto import tqdm
 
     counts = dict(clips) if isinstance(clips, dict) else {s: int(clips) for s in splits}
-    unknown = set(counts) - set(SPLITS)
+    unknown = set(counts) - set(ALL_SPLITS)
     width, height = (int(v) for v in size)
     if unknown or any(n < 0 for n in counts.values()) or not any(counts.values()):
-        raise ValueError(f"clips must be a count >= 1 or a dict over {SPLITS} of counts >= 0, got {clips!r}")
+        raise ValueError(f"clips must be a count >= 1 or a dict over {ALL_SPLITS} of counts >= 0, got {clips!r}")
     if min(width, height) < 16 or frames < 1 or not fps > 0 or seed < 0 or video not in ("mp4", "png"):
         raise ValueError(
             f"need size >= 16 px, frames >= 1, fps > 0, seed >= 0, video 'mp4' or 'png'; got "
             f"{size}, {frames}, {fps}, {seed}, {video!r}"
         )
+    if counts.get("long") and long_frames < 10 * frames:
+        raise ValueError(f"long_frames must be at least 10 x frames = {10 * frames}, got {long_frames}")
     pool = train_pool or counts.get("train") or max(counts.values())
     out = Path(out)
     config = {
@@ -87,6 +102,7 @@ def make_dataset(
         "video": video,
         "crf": crf,
         "pose_videos": pose_videos,
+        **({"long_frames": long_frames} if counts.get("long") else {}),
     }
     old = out / CONFIG_NAME
     if old.is_file() and json.loads(old.read_text()) != config and not overwrite:
@@ -98,9 +114,10 @@ def make_dataset(
     bar = tqdm(total=sum(counts.values()), desc="synthetic clips", unit="clip", disable=not progress)
     for split, count in counts.items():
         root, entries, meta = out / split, [], {"characters": {}, "motions": {}, "clips": {}}
+        length = long_frames if split == "long" else frames
         for i in range(count):
-            spec = clip_spec(seed, split, i, pool, (width, height), frames / fps)
-            entries.append(write_clip(root, spec, frames, fps, video, crf, pose_videos, overwrite))
+            spec = clip_spec(seed, split, i, pool, (width, height), length / fps)
+            entries.append(write_clip(root, spec, length, fps, video, crf, pose_videos, overwrite))
             meta["characters"][spec.character.id] = spec.character.to_dict()
             meta["motions"][spec.motion.id] = spec.motion.to_dict()
             meta["clips"][spec.id] = {
@@ -108,6 +125,9 @@ def make_dataset(
                 "motion": spec.motion.id,
                 "stage": spec.stage.to_dict(),
             }
+            if spec.driver is not None:
+                meta["characters"][spec.driver.id] = spec.driver.to_dict()
+                meta["clips"][spec.id].update(driver=spec.driver.id, driver_stage=spec.driver_stage.to_dict())
             bar.update(1)
         for name, value in meta.items():
             write_json(root / f"{name}.json", value)
@@ -131,18 +151,45 @@ def write_clip(
     video_path = root / "videos" / (f"{spec.id}.mp4" if video == "mp4" else spec.id)
     pose_path, ref_path = root / "poses" / f"{spec.id}.npz", root / "references" / f"{spec.id}.png"
     extra = root / "pose_images" / f"{spec.id}.mp4"
-    wanted = [video_path, pose_path, ref_path] + ([extra] if pose_videos else [])
+    world = spec.split in WORLD_SPLITS
+    mask_path, driver_path = root / "masks" / f"{spec.id}.npz", root / "driver_poses" / f"{spec.id}.npz"
+    ref_pose_path = root / "reference_poses" / f"{spec.id}.npz"
+    copied_path = root / "copied" / (f"{spec.id}.mp4" if video == "mp4" else spec.id)
+    wanted = [video_path, pose_path, ref_path] + ([extra] if pose_videos else []) + ([mask_path] if world else [])
+    wanted += [driver_path, ref_pose_path, copied_path] if spec.driver is not None else []
     if overwrite or not all(p.exists() for p in wanted):
         backdrop = background(spec.stage)
-        images, keypoints, _ = render_clip(spec.character, spec.motion, spec.stage, frames, fps, backdrop=backdrop)
+        images, keypoints, ids = render_clip(
+            spec.character, spec.motion, spec.stage, frames, fps, ids=world, backdrop=backdrop
+        )
         write_image(ref_path, reference_image(spec.character, spec.stage, backdrop))
         keypoints.save(pose_path)
+        if world:
+            people, static = clip_masks(spec.character, spec.motion, spec.stage, fps, images, ids, backdrop)
+            with atomic_path(mask_path, suffix=".npz") as tmp:
+                np.savez_compressed(tmp, character=people, static=static)
+        if spec.driver is not None:
+            driver_keypoints(spec, frames, fps).save(driver_path)
+            reference_keypoints(spec).save(ref_pose_path)
+            copied = dataclasses.replace(spec.character, body=spec.driver.body)
+            copy_images, _, _ = render_clip(copied, spec.motion, spec.driver_stage, frames, fps, backdrop=backdrop)
+            write_video(copied_path, copy_images, fps, **({"crf": crf} if video == "mp4" else {}))
         if pose_videos:
             write_video(extra, pose_images(keypoints), fps, crf=crf)
         write_video(video_path, images, fps, **({"crf": crf} if video == "mp4" else {}))
     return Clip(
         spec.id, video_path.resolve(), pose_path.resolve(), frames, float(fps), spec.stage.width, spec.stage.height
     )
+
+
+def driver_keypoints(spec: ClipSpec, frames: int, fps: float) -> PoseSequence:
+    """The cross-body driver's keypoints: ``spec.driver`` doing ``spec.motion`` on ``spec.driver_stage``."""
+    return clip_keypoints(spec.driver, spec.motion, spec.driver_stage, frames, fps)
+
+
+def reference_keypoints(spec: ClipSpec) -> PoseSequence:
+    """The keypoints of the reference image (one frame): the character's neutral pose on its stage."""
+    return clip_keypoints(spec.character, Motion.still(), spec.stage, 1, 1.0)
 
 
 def write_json(path: Path, value) -> Path:

@@ -19,6 +19,12 @@ facing image right (``turn`` > 0) is negative.
 Kinds (``KINDS``): ``dance`` (sums of sinusoids on harmonics of a random beat), ``walk`` (periodic leg and arm
 swing in a three-quarter view, forward root motion), ``jump`` (hops with crouch and arm swing), ``turn`` (the
 body yaws from one side to the other, torso and head leaning with it).
+
+A ``route`` (long clips, ``random_route``) moves the whole body across the stage on top of a motion: keyframes
+``(t, x, yaw)`` in seconds (not scaled by ``tempo``); between keyframes ``k`` and ``k + 1`` the root travels from
+``x_k`` to ``x_{k+1}`` along a smoothstep (C1: still at every keyframe) and the body yaws by ``yaw_k * sin(pi u)^2``
+(``u`` the segment's progress: facing the camera at the keyframes, turned towards the travel at mid-way). A segment
+with ``x_{k+1} = x_k`` and ``yaw_k = 0`` is a pause. Past the last keyframe the root stays where it ended.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class Motion:
     channels: dict[str, Channel]
     velocity: float = 0.0  # root_x speed, character units per second at tempo 1
     hop: Hop | None = None
+    route: tuple[tuple[float, float, float], ...] = ()  # (t seconds, root x, peak yaw of the next segment)
 
     def values(self, t: float) -> dict[str, float]:
         """Every channel's value at time ``t`` seconds."""
@@ -82,6 +89,10 @@ class Motion:
                 out[f"{side}_hip"] += sign * 0.5 * self.hop.crouch * low
                 out[f"{side}_knee"] -= sign * self.hop.crouch * low
                 out[f"{side}_shoulder"] += sign * self.hop.arms * air
+        if self.route:
+            x, yaw = route_at(self.route, t)
+            out["root_x"] += x
+            out["turn"] += yaw
         return out
 
     def to_dict(self) -> dict:
@@ -94,7 +105,8 @@ class Motion:
             for k, v in d["channels"].items()
         }
         hop = None if d.get("hop") is None else Hop(**{k: float(v) for k, v in d["hop"].items()})
-        return cls(d["id"], d["kind"], float(d["tempo"]), channels, float(d.get("velocity", 0.0)), hop)
+        route = tuple(tuple(float(v) for v in key) for key in d.get("route", ()))
+        return cls(d["id"], d["kind"], float(d["tempo"]), channels, float(d.get("velocity", 0.0)), hop, route)
 
     @classmethod
     def still(cls, id: str = "neutral") -> Motion:
@@ -170,3 +182,37 @@ class Motion:
                 ch[f"{s}_elbow"] = wave(o * u(0, 1.0), o * u(0, 0.4), 2 * spin)
                 ch[f"{s}_hip"] = Channel(o * u(0.02, 0.12))
         return cls(id, kind, tmp, ch, velocity, hop)
+
+
+def route_at(route: tuple[tuple[float, float, float], ...], t: float) -> tuple[float, float]:
+    """(root x offset, extra yaw) of ``route`` at ``t`` seconds (see the module doc)."""
+    if t <= route[0][0]:
+        return route[0][1], 0.0
+    for (t0, x0, yaw), (t1, x1, _) in zip(route, route[1:]):
+        if t < t1:
+            u = (t - t0) / (t1 - t0)
+            return x0 + (x1 - x0) * u * u * (3 - 2 * u), yaw * math.sin(math.pi * u) ** 2
+    return route[-1][1], 0.0
+
+
+def random_route(
+    rng: np.random.Generator, duration: float, reach: float = 0.35
+) -> tuple[tuple[float, float, float], ...]:
+    """Keyframes that cross the stage for ``duration`` seconds: moves (1.5-3.5 s, each to a point on the other side
+    of the centre, within ``reach`` of it; turned towards the travel by 0.7-1.1 rad at mid-way) alternating with
+    pauses (0.8-2 s), starting with a move from a random side."""
+    t, x = 0.0, float(rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * reach)
+    keys: list[tuple[float, float, float]] = []
+    moving = True
+    while t < duration:
+        if moving:
+            target = -math.copysign(1.0, x) * float(rng.uniform(0.0, 1.0)) * reach
+            length = float(rng.uniform(1.5, 3.5))
+            keys.append((t, x, math.copysign(float(rng.uniform(0.7, 1.1)), target - x)))
+            x = target
+        else:
+            length = float(rng.uniform(0.8, 2.0))
+            keys.append((t, x, 0.0))
+        t, moving = t + length, not moving
+    keys.append((t, x, 0.0))
+    return tuple(keys)

@@ -108,9 +108,7 @@ def render_rig(
     """(frame uint8, part-id map or None): ids index ``PART_NAMES``, -1 = background."""
     canvas = backdrop.copy()
     if stage.shadow:
-        py, px = np.mgrid[0 : stage.height, 0 : stage.width] + 0.5
-        cx, size = stage.origin_x + stage.scale * rig.root[0], max(0.3, 1 - 4 * rig.lift)  # smaller in the air
-        r = ((px - cx) / (0.2 * size * stage.scale)) ** 2 + ((py - stage.ground) / (0.03 * stage.scale)) ** 2
+        size, r = _shadow(rig, stage)
         canvas *= 1 - (0.35 * size * np.clip(1.2 - r, 0, 1) ** 0.7)[..., None]
     id_map = np.full((stage.height, stage.width), -1, np.int16) if ids else None
     outline = max(0.7, 0.01 * stage.scale)
@@ -128,6 +126,41 @@ def render_rig(
     return np.clip(np.rint(canvas), 0, 255).astype(np.uint8), id_map
 
 
+def _shadow(rig: Rig, stage: Stage) -> tuple[float, np.ndarray]:
+    """(size, r): the drop shadow's size (smaller in the air) and its elliptic radius per pixel (shaded where < 1.2)."""
+    py, px = np.mgrid[0 : stage.height, 0 : stage.width] + 0.5
+    cx, size = stage.origin_x + stage.scale * rig.root[0], max(0.3, 1 - 4 * rig.lift)
+    return size, ((px - cx) / (0.2 * size * stage.scale)) ** 2 + ((py - stage.ground) / (0.03 * stage.scale)) ** 2
+
+
+def clip_masks(
+    character: Character,
+    motion: Motion,
+    stage: Stage,
+    fps: float,
+    images: np.ndarray,
+    id_maps: np.ndarray,
+    backdrop: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(character (F, H, W) bool, static (H, W) bool) of a clip from ``render_clip(..., ids=True)``: the pixels
+    each frame's character covers at least half (the id map), and the static background: the pixels that hold
+    the rounded backdrop in every frame, are never darkened by the shadow and lie more than one pixel from the
+    character in every frame (so anti-aliased edges, covered less than half, are not static)."""
+    character_mask = id_maps >= 0
+    covered = character_mask.any(axis=0)
+    rows = covered.copy()  # a 3x3 dilation (rows, then columns), without wrapping around the borders
+    rows[1:] |= covered[:-1]
+    rows[:-1] |= covered[1:]
+    near = rows.copy()
+    near[:, 1:] |= rows[:, :-1]
+    near[:, :-1] |= rows[:, 1:]
+    if stage.shadow:
+        for i in range(len(id_maps)):
+            near |= _shadow(pose(character, motion, i / fps), stage)[1] < 1.2
+    plain = (images == np.clip(np.rint(backdrop), 0, 255).astype(np.uint8)).all(axis=(0, 3))
+    return character_mask, plain & ~near
+
+
 def render_clip(
     character: Character,
     motion: Motion,
@@ -140,19 +173,25 @@ def render_clip(
     """(frames (F, H, W, 3) uint8, keypoints, id maps (F, H, W) or None) of ``frames`` frames at ``fps``; frame
     ``i`` is the motion at ``t = i / fps`` seconds. ``backdrop``: ``background(stage)`` when the caller has it."""
     backdrop = background(stage) if backdrop is None else backdrop
-    images, maps, body = [], [], np.zeros((frames, 1, 18, 3))
+    images, maps = [], []
     for i in range(frames):
-        rig = pose(character, motion, i / fps)
-        image, id_map = render_rig(rig, character, stage, backdrop, ids)
+        image, id_map = render_rig(pose(character, motion, i / fps), character, stage, backdrop, ids)
         images.append(image)
         maps.append(id_map)
-        body[i, 0, :, :2] = stage.to_pixels(rig.keypoints)
+    keypoints = clip_keypoints(character, motion, stage, frames, fps)
+    return np.stack(images), keypoints, (np.stack(maps) if ids else None)
+
+
+def clip_keypoints(character: Character, motion: Motion, stage: Stage, frames: int, fps: float) -> PoseSequence:
+    """The exact keypoints of ``character`` doing ``motion`` on ``stage`` (frame ``i`` at ``i / fps`` seconds)."""
+    body = np.zeros((frames, 1, 18, 3))
+    for i in range(frames):
+        body[i, 0, :, :2] = stage.to_pixels(pose(character, motion, i / fps).keypoints)
         body[i, 0, :, 2] = 1.0
     z = np.zeros
-    keypoints = PoseSequence(
+    return PoseSequence(
         body, z((frames, 1, 2, HAND_POINTS, 3)), z((frames, 1, FACE_POINTS, 3)), stage.width, stage.height, fps
     )
-    return np.stack(images), keypoints, (np.stack(maps) if ids else None)
 
 
 def reference_image(character: Character, stage: Stage, backdrop: np.ndarray | None = None) -> np.ndarray:

@@ -1,0 +1,150 @@
+"""``synthetic measure``: the world metrics (registry kind ``WORLD``) of a prediction folder on a world split.
+
+Per clip it gathers what the metrics read (``evaluation.registry.Metric.inputs``):
+
+* ``pred``, ``gt``: the predicted frames (``OUT/<id>/``, or videos) and the ground truth (``videos/<id>``);
+* ``fresh``: the same clip from ``--fresh`` (made by ``synthetic predict --chunk N``: fresh short clips), if given;
+* ``window``: the windows' length from the prediction's ``predict.json`` (default 24);
+* ``seams``: frames where the set of windows covering a frame changes at the final denoising step, from the
+  window settings, steps and guidance that ``predict.json`` records (``pipelines.context.window_seams``);
+* ``character_mask``, ``static_mask``: ``masks/<id>.npz`` of the world splits;
+* ``copied``: ``copied/<id>.mp4`` (or a PNG folder) of the cross-body splits: the reference character with the
+  driver's proportions.
+
+A metric lacking an input for a clip gets NaN there. The JSON written holds every metric's per-clip values and
+mean (over the clips where it is finite), the per-frame PSNR of the prediction and of the fresh clips (for
+plots), the seams, and the prediction's record.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation.registry import METRICS, Kind
+
+PathLike = str | os.PathLike[str]
+
+
+def world_metrics() -> list:
+    """The registry's ``WORLD`` metrics, in order."""
+    return [m for m in METRICS.values() if m.kind is Kind.WORLD]
+
+
+def final_seams(record: dict | None, num_frames: int) -> list[int] | None:
+    """The seams of the final denoising step for the settings a ``predict.json`` records (None without one)."""
+    from ..pipelines.context import window_seams
+    from ..pipelines.presets import step_plan
+
+    if record is None or record.get("sampling") is None or record.get("window") is None:
+        return None
+    s, w = record["sampling"], record["window"]
+    if (record.get("driving") or {}).get("chunk"):
+        return None  # fresh clips: no windows over the whole clip
+    plan = step_plan(s["steps"], s["guidance"], tuple(s["guidance_interval"]), s["cache_interval"])
+    return window_seams(w["window_mode"], num_frames, w["context_frames"], w["context_overlap"], plan[-1].grid)
+
+
+def measure_split(
+    split_dir: PathLike,
+    pred_dir: PathLike,
+    *,
+    fresh_dir: PathLike | None = None,
+    progress: bool = False,
+) -> dict:
+    """The world metrics of the predictions in ``pred_dir`` on ``split_dir`` (see the module doc)."""
+    from tqdm.auto import tqdm
+
+    from ..data.manifest import read_manifest
+    from .record import read_record
+
+    split_dir, pred_dir = Path(split_dir), Path(pred_dir)
+    record = read_record(pred_dir)
+    window = int((record or {}).get("window", {}).get("context_frames", 24)) if record else 24
+    metrics = world_metrics()
+    per_clip: dict[str, dict[str, float]] = {m.name: {} for m in metrics}
+    curves, seams_of = {}, {}
+    for clip in tqdm(read_manifest(split_dir), desc=f"measure {pred_dir.name}", disable=not progress):
+        gt = _frames(clip.video)
+        pred = _frames(_source(pred_dir, clip.id))
+        if pred.shape != gt.shape:
+            raise ValueError(f"{pred_dir / clip.id}: {pred.shape} frames, the truth {gt.shape}")
+        inputs = {"pred": pred, "gt": gt, "window": min(window, len(gt))}
+        seams = final_seams(record, len(gt))
+        if seams is not None:
+            inputs["seams"] = seams_of[clip.id] = seams
+        if fresh_dir is not None:
+            inputs["fresh"] = _frames(_source(Path(fresh_dir), clip.id))
+        masks = split_dir / "masks" / f"{clip.id}.npz"
+        if masks.is_file():
+            with np.load(masks) as m:
+                inputs["character_mask"], inputs["static_mask"] = m["character"], m["static"]
+        if (split_dir / "copied").is_dir():
+            inputs["copied"] = _frames(_source(split_dir / "copied", clip.id))
+        for m in metrics:
+            have = all(k in inputs for k in m.inputs)
+            per_clip[m.name][clip.id] = m.compute(**{k: inputs[k] for k in m.inputs}) if have else math.nan
+        curves[clip.id] = _curves(inputs)
+    result = {
+        "written_by": "animate-anyone synthetic measure",
+        "data": str(split_dir),
+        "pred": str(pred_dir),
+        "fresh": None if fresh_dir is None else str(fresh_dir),
+        "metrics": {
+            m.name: {
+                "mean": _mean(per_clip[m.name].values()),
+                "higher_is_better": m.higher_is_better,
+                "convention": m.convention,
+                "per_clip": per_clip[m.name],
+            }
+            for m in metrics
+        },
+        "seams": seams_of,
+        "curves": curves,
+        "predictions": record,
+    }
+    return _clean(result)
+
+
+def _frames(path: Path) -> np.ndarray:
+    from ..media import iter_frames
+
+    return np.stack(list(iter_frames(path)))
+
+
+def _source(folder: Path, clip_id: str) -> Path:
+    """A clip's frames: ``folder/<id>/`` (PNG frames) or ``folder/<id>.mp4``."""
+    for candidate in (folder / clip_id, folder / f"{clip_id}.mp4"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"{folder} has no prediction of {clip_id} (neither {clip_id}/ nor {clip_id}.mp4)")
+
+
+def _curves(inputs: dict) -> dict:
+    from ..evaluation.world import _capped_psnr
+
+    out = {"psnr": _capped_psnr(inputs["pred"], inputs["gt"]).round(3).tolist()}
+    if "fresh" in inputs:
+        out["fresh_psnr"] = _capped_psnr(inputs["fresh"], inputs["gt"]).round(3).tolist()
+    return out
+
+
+def _mean(values) -> float:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def _clean(value):
+    """JSON-ready: numpy scalars and arrays as Python values, NaN and infinities as None."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
