@@ -27,7 +27,11 @@ def world(tmp_path_factory):
     return out
 
 
-def test_world_splits_regenerate_byte_for_byte(world, tmp_path):
+def test_world_splits_regenerate_byte_for_byte(world, tmp_path, monkeypatch):
+    import time
+
+    later = time.struct_time((2031, 2, 3, 4, 5, 6, 0, 34, 0))
+    monkeypatch.setattr(time, "localtime", lambda *_: later)  # another day: no file may carry the time it was made
     again = make_dataset(tmp_path / "b", WORLD, size=(32, 32), frames=4, fps=12, video="png", long_frames=48)
     files = sorted(p.relative_to(world) for p in world.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
@@ -92,8 +96,15 @@ def test_aligned_driver_takes_the_reference_proportions(world):
     from animate_anyone.pose.align import limb_lengths
     from animate_anyone.synthetic.benchmark import driving_pose
 
+    from animate_anyone.pose.keypoints import load_pose
+
     split = world / "cross_body_large"
     clip = read_manifest(split)[0]
+    pelvis = [
+        (p.body[0, 0, 8, 0] + p.body[0, 0, 11, 0]) / 2
+        for p in (load_pose(clip.pose), load_pose(split / "reference_poses" / f"{clip.id}.npz"))
+    ]
+    assert pelvis[0] == pytest.approx(pelvis[1], abs=1e-3)  # the reference stands where the motion starts
     own, raw, aligned = (limb_lengths(driving_pose(split, clip, d))[5:] for d in ("truth", "raw", "aligned"))
     limbs = np.abs(raw - own) > 0.5  # arms, legs and torso (the face points move with a turn: not rigid)
     assert limbs.sum() >= 4

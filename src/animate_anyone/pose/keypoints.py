@@ -98,7 +98,7 @@ class PoseSequence:
         suffix = _suffix(path)
         with atomic_path(path, suffix=suffix) as tmp:
             if suffix == ".npz":
-                _write_npz(tmp, self._arrays())
+                write_npz(tmp, self._arrays())
             else:
                 tmp.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in self._arrays().items()}))
         return path
@@ -115,7 +115,7 @@ class PoseSequence:
         )
 
 
-def _write_npz(path: Path, arrays: dict) -> None:
+def write_npz(path: Path, arrays: dict) -> None:
     """``np.savez_compressed`` with a fixed timestamp on every member, so the same arrays give the same bytes
     (numpy stamps the current time, which made regenerated datasets differ)."""
     import io

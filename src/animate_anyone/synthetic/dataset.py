@@ -38,10 +38,20 @@ from PIL import Image
 from ..atomic import atomic_path, write_text
 from ..data.manifest import QUARANTINE_NAME, Clip, write_jsonl, write_manifest
 from ..media import write_video
-from ..pose.keypoints import PoseSequence
+from ..pose.keypoints import PoseSequence, write_npz
 from .motion import Motion
 from .render import Stage, background, clip_keypoints, clip_masks, pose_images, reference_image, render_clip
-from .splits import ALL_SPLITS, LONG_FRAMES, SPLITS, WORLD_SPLITS, ClipSpec, character, clip_spec, motion
+from .splits import (
+    ALL_SPLITS,
+    LONG_FRAMES,
+    SPLITS,
+    WORLD_SPLITS,
+    ClipSpec,
+    character,
+    clip_spec,
+    motion,
+    reference_at,
+)
 
 FORMAT_VERSION = 1
 CRF = 6
@@ -162,12 +172,12 @@ def write_clip(
         images, keypoints, ids = render_clip(
             spec.character, spec.motion, spec.stage, frames, fps, ids=world, backdrop=backdrop
         )
-        write_image(ref_path, reference_image(spec.character, spec.stage, backdrop))
+        write_image(ref_path, reference_image(spec.character, spec.stage, backdrop, at=reference_at(spec)))
         keypoints.save(pose_path)
         if world:
             people, static = clip_masks(spec.character, spec.motion, spec.stage, fps, images, ids, backdrop)
             with atomic_path(mask_path, suffix=".npz") as tmp:
-                np.savez_compressed(tmp, character=people, static=static)
+                write_npz(tmp, {"character": people, "static": static})
         if spec.driver is not None:
             driver_keypoints(spec, frames, fps).save(driver_path)
             reference_keypoints(spec).save(ref_pose_path)
@@ -189,7 +199,7 @@ def driver_keypoints(spec: ClipSpec, frames: int, fps: float) -> PoseSequence:
 
 def reference_keypoints(spec: ClipSpec) -> PoseSequence:
     """The keypoints of the reference image (one frame): the character's neutral pose on its stage."""
-    return clip_keypoints(spec.character, Motion.still(), spec.stage, 1, 1.0)
+    return clip_keypoints(spec.character, Motion.still(at=reference_at(spec)), spec.stage, 1, 1.0)
 
 
 def write_json(path: Path, value) -> Path:

@@ -109,9 +109,11 @@ class Motion:
         return cls(d["id"], d["kind"], float(d["tempo"]), channels, float(d.get("velocity", 0.0)), hop, route)
 
     @classmethod
-    def still(cls, id: str = "neutral") -> Motion:
-        """The neutral pose: facing the camera, arms slightly out, legs slightly apart."""
+    def still(cls, id: str = "neutral", at: float = 0.0) -> Motion:
+        """The neutral pose: facing the camera, arms slightly out, legs slightly apart; ``at``: its root x."""
         channels = {f"{s}_shoulder": Channel(0.22 * o) for s, o in OUTWARD.items()}
+        if at:
+            channels["root_x"] = Channel(at)
         channels.update({f"{s}_hip": Channel(0.06 * o) for s, o in OUTWARD.items()})
         channels.update({f"{s}_elbow": Channel(0.05 * o) for s, o in OUTWARD.items()})
         return cls(id, "neutral", 1.0, channels)

@@ -194,11 +194,13 @@ def clip_keypoints(character: Character, motion: Motion, stage: Stage, frames: i
     )
 
 
-def reference_image(character: Character, stage: Stage, backdrop: np.ndarray | None = None) -> np.ndarray:
-    """The character in the neutral pose (facing the camera) on the clip's stage, centred on ``origin_x``.
-    ``backdrop``: ``background(stage)`` when the caller has it."""
+def reference_image(
+    character: Character, stage: Stage, backdrop: np.ndarray | None = None, at: float = 0.0
+) -> np.ndarray:
+    """The character in the neutral pose (facing the camera) on the clip's stage, centred on ``origin_x`` (moved
+    by ``at`` character units). ``backdrop``: ``background(stage)`` when the caller has it."""
     backdrop = background(stage) if backdrop is None else backdrop
-    image, _ = render_rig(pose(character, Motion.still(), 0.0), character, stage, backdrop)
+    image, _ = render_rig(pose(character, Motion.still(at=at), 0.0), character, stage, backdrop)
     return image
 
 

@@ -31,7 +31,9 @@ The world splits (``WORLD_SPLITS``, made only when asked for) measure what users
   B (stream 7: the first of candidates ``[seed, 7, band, i, j]``, j = 0, 1, ..., whose ``proportion_gap`` to A
   lies in the band ``GAPS[split]``) does the same motion on its own stage: same framing as A's for the small gap,
   0.8-0.88x or 1.12-1.2x A's size and shifted sideways for the large gap. Its keypoints are what a user would
-  extract from the driving video; A's (the truth's) are what an oracle of retargeting would give.
+  extract from the driving video; A's (the truth's) are what an oracle of retargeting would give. The reference
+  image shows A where the motion starts (``reference_at``): retargeting puts the driver's first frame on the
+  reference, so these splits measure proportions, not where a user's reference happens to stand.
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ def driver(seed: int, split: str, index: int, reference: Character) -> Character
         if low <= proportion_gap(reference.body, candidate.body) < high:
             return candidate
     raise RuntimeError(f"no driver within the gap band {GAPS[split]} of {reference.id} in 10,000 candidates")
+
+
+def reference_at(spec: ClipSpec) -> float:
+    """Where the reference image stands (root x, character units): where a cross-body clip's motion starts, else 0."""
+    return spec.motion.values(0.0)["root_x"] if spec.driver is not None else 0.0
 
 
 def clip_spec(seed: int, split: str, index: int, train_pool: int, size: tuple[int, int], duration: float) -> ClipSpec:
