@@ -63,7 +63,7 @@ def measure_split(
 
     split_dir, pred_dir = Path(split_dir), Path(pred_dir)
     record = read_record(pred_dir)
-    window = int((record or {}).get("window", {}).get("context_frames", 24)) if record else 24
+    window = int(((record or {}).get("window") or {}).get("context_frames", 24))  # copy-reference: no windows
     metrics = world_metrics()
     per_clip: dict[str, dict[str, float]] = {m.name: {} for m in metrics}
     curves, seams_of = {}, {}
