@@ -47,7 +47,7 @@ def long_table(measure: dict, evals: dict) -> str:
         psnr = cell([e["aggregate"]["psnr"]["mean"] for e in scored])
         lpips = cell([e["aggregate"]["lpips"]["mean"] for e in scored], 4)
         cells = [cell([r["metrics"][m]["mean"] for r in runs]) for m in LONG_METRICS]
-        label = f"{name} (fresh 24-frame clips)" if name == "fresh" else name
+        label = "fresh 24-frame clips" if name == "fresh" else name
         lines.append(f"| {label} | {psnr} | {lpips} | " + " | ".join(cells) + " |")
     for name, key in (("truth (encoded video)", "long-truth"), ("copy-reference", "long-copy")):
         if key in measure:
@@ -79,10 +79,9 @@ def curve_plot(measure: dict, out: Path) -> None:
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for mode, color in zip(MODES, ("tab:blue", "tab:red", "tab:green")):
         runs = seeds_of(measure, f"long-{mode}")
-        gaps = [
-            np.array(c["psnr"]) - np.array(c["fresh_psnr"]) for r in runs for c in r["curves"].values() if "fresh_psnr" in c
-        ]
-        psnr = [np.array(c["psnr"]) for r in runs for c in r["curves"].values()]
+        curves = [c for r in runs for c in r["curves"].values()]
+        gaps = [np.array(c["psnr"]) - np.array(c["fresh_psnr"]) for c in curves if "fresh_psnr" in c]
+        psnr = [np.array(c["psnr"]) for c in curves]
         axes[0].plot(np.mean(psnr, axis=0), color=color, label=mode, lw=1)
         axes[1].plot(np.mean(gaps, axis=0), color=color, label=mode, lw=1)
         seams = next(iter(runs[0]["seams"].values()), [])

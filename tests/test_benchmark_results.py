@@ -60,3 +60,36 @@ def test_each_committed_score_records_its_settings_and_is_named_by_the_page(path
         assert reconstructed == (record["model"]["fingerprint"] is None), "a fingerprint, or a reconstruction"
         assert not reconstructed or record["recorded"].startswith("reconstructed after the run")
     assert path.name in named_in((DOCS / "benchmark.md").read_text()), f"docs/benchmark.md never names {path.name}"
+
+
+WORLD = sorted((DOCS / "benchmark_results" / "world").glob("*.json"))
+PACKAGED = "sha256:f102463e59c90fffc8627e409f37392902c38704f03befd4410775de81e8822e"
+
+
+@pytest.mark.parametrize("path", WORLD, ids=lambda p: p.stem)
+def test_each_world_score_records_the_run_its_name_says(path):
+    """docs/benchmark_results/world (scripts/world_benchmark.sh): measure-/eval-<split>-<variant>[-<seed>].json; every
+    prediction of the packaged model at 10 steps, with the window mode, driver or chunking its name says."""
+    kind, rest = path.stem.split("-", 1)
+    data = json.loads(path.read_text())
+    assert kind in ("measure", "eval") and ("metrics" in data if kind == "measure" else "aggregate" in data)
+    record = data["predictions"]
+    if rest.endswith(("-truth", "-copied")) and not rest[-1].isdigit():
+        assert record is None  # the world's own videos, no prediction folder
+        return
+    if rest == "long-copy":
+        assert record["baseline"] and record["model"] is None
+        return
+    split, variant, seed = rest.rsplit("-", 2)
+    assert record["model"]["fingerprint"] == PACKAGED and record["sampling"]["steps"] == 10
+    assert record["seed"] == int(seed) and record["output"]["frames"] == (240 if split == "long" else 24)
+    driving = record.get("driving", {})
+    if split == "long":
+        assert driving == ({"chunk": 24} if variant == "fresh" else {})
+        assert variant == "fresh" or record["window"]["window_mode"] == variant
+    else:
+        assert driving == ({} if variant == "truth" else {"driver": variant})
+    assert (
+        f"`{path.name}`" in (DOCS / "benchmark.md").read_text()
+        or "benchmark_results/world/" in (DOCS / "benchmark.md").read_text()
+    )
