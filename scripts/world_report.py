@@ -2,8 +2,8 @@
 
     python scripts/world_report.py WORKDIR [--docs docs]
 
-Copies the measure and evaluate JSON files to DOCS/benchmark_results/world/, prints the markdown tables (mean ± std
-over seeds; every cell also checked against the issue's targets) and draws DOCS/images/world_*.png: PSNR against the
+Copies the measure and evaluate JSON files to DOCS/benchmark_results/world/ (and WORKDIR/lever/*.json to its lever/),
+prints the markdown tables (mean ± std over seeds) and draws DOCS/images/world_*.png: PSNR against the
 frame index per window mode with the seams marked, frames on both sides of a seam, and cross-body rows. Needs
 matplotlib (installed with the dev extra's mediapipe).
 """
@@ -150,6 +150,11 @@ def main() -> None:
     for kind in ("measure", "eval"):
         for path in (args.work / kind).glob("*.json"):
             shutil.copy(path, results / f"{kind}-{path.name}")
+    levers = sorted((args.work / "lever").glob("*.json"))
+    if levers:
+        (results / "lever").mkdir(exist_ok=True)
+        for path in levers:
+            shutil.copy(path, results / "lever" / path.name)
     measure, evals = load(args.work / "measure", "*.json"), load(args.work / "eval", "*.json")
     print(long_table(measure, evals))
     print(cross_table(measure, evals))

@@ -69,16 +69,20 @@ PACKAGED = "sha256:f102463e59c90fffc8627e409f37392902c38704f03befd4410775de81e88
 @pytest.mark.parametrize("path", WORLD, ids=lambda p: p.stem)
 def test_each_world_score_records_the_run_its_name_says(path):
     """docs/benchmark_results/world (scripts/world_benchmark.sh): measure-/eval-<split>-<variant>[-<seed>].json; every
-    prediction of the packaged model at 10 steps, with the window mode, driver or chunking its name says."""
+    prediction of the packaged model at 10 steps, with the window mode, driver or chunking its name says, and a row
+    of docs/benchmark.md for it."""
     kind, rest = path.stem.split("-", 1)
     data = json.loads(path.read_text())
     assert kind in ("measure", "eval") and ("metrics" in data if kind == "measure" else "aggregate" in data)
     record = data["predictions"]
-    if rest.endswith(("-truth", "-copied")) and not rest[-1].isdigit():
-        assert record is None  # the world's own videos, no prediction folder
-        return
-    if rest == "long-copy":
-        assert record["baseline"] and record["model"] is None
+    page = (DOCS / "benchmark.md").read_text()
+    if rest in ("long-truth", "long-copy") or rest.endswith("-copied"):
+        if rest == "long-copy":
+            assert record["baseline"] and record["model"] is None
+        else:
+            assert record is None  # the world's own videos, no prediction folder
+        named = {"long-truth": "| truth (encoded video) |", "long-copy": "| copy-reference |"}.get(rest, "`copied`")
+        assert named in page
         return
     split, variant, seed = rest.rsplit("-", 2)
     assert record["model"]["fingerprint"] == PACKAGED and record["sampling"]["steps"] == 10
@@ -87,9 +91,9 @@ def test_each_world_score_records_the_run_its_name_says(path):
     if split == "long":
         assert driving == ({"chunk": 24} if variant == "fresh" else {})
         assert variant == "fresh" or record["window"]["window_mode"] == variant
+        row = "| fresh 24-frame clips |" if variant == "fresh" else f"| {variant} |"
     else:
-        assert driving == ({} if variant == "truth" else {"driver": variant})
-    assert (
-        f"`{path.name}`" in (DOCS / "benchmark.md").read_text()
-        or "benchmark_results/world/" in (DOCS / "benchmark.md").read_text()
-    )
+        assert {k: v for k, v in driving.items() if k != "poses"} == ({} if variant == "truth" else {"driver": variant})
+        assert ("poses" in driving) == (variant != "truth")  # which skeletons drove it
+        row = f"| {split.removeprefix('cross_body_')} | {variant} |"
+    assert row in page, f"docs/benchmark.md has no table row {row!r} for {path.name}"

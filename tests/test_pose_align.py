@@ -320,3 +320,15 @@ def test_skipped_limbs_use_the_mean_scale_of_the_path():
     scale = (PROPORTIONS["upper_arm"] / DRIVER["upper_arm"] + PROPORTIONS["forearm"] / DRIVER["forearm"]) / 2
     src, got = driver.body[5:11, 0].astype(np.float64), out.body[5:11, 0].astype(np.float64)
     np.testing.assert_allclose(got[:, 4, :2], got[:, 2, :2] + scale * (src[:, 4, :2] - src[:, 2, :2]), atol=1e-3)
+
+
+def test_the_anchor_uses_the_hips_only_when_both_skeletons_show_them():
+    """A driver without hips in its first frame is anchored by the neck on both sides (never its neck on the
+    reference's hips)."""
+    driver = skeleton(frames=10, dance=0.5)
+    gone = np.zeros(driver.body.shape[:3], bool)
+    gone[0, 0, [8, 11]] = True  # no hips in the first frame
+    driver = drop(driver, where_body=gone)
+    ref = reference(**PROPORTIONS)
+    out = retarget(driver, ref, smoothing=0)
+    np.testing.assert_allclose(out.body[0, 0, 1, :2], ref.body[0, 0, 1, :2], atol=1e-4)  # neck on neck

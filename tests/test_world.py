@@ -203,8 +203,10 @@ def test_measure_split_end_to_end(world):
     assert truth["leakage"]["mean"] == 0 and copied["leakage"]["mean"] == pytest.approx(1)
     assert truth["bg_change"]["mean"] == 0 and truth["bg_psnr"]["mean"] == W.PSNR_CAP
     assert truth["window_gap"]["mean"] is None  # no fresh clips given: not measured
-    long = measure_split(world / "long", world / "long" / "videos", fresh_dir=world / "long" / "videos")["metrics"]
-    assert long["window_gap"]["mean"] == 0 and long["char_color_drift"]["mean"] == 0
+    long = measure_split(world / "long", world / "long" / "videos")["metrics"]
+    assert long["char_color_drift"]["mean"] == 0 and long["seam_ratio"]["mean"] is None  # no windows recorded
+    with pytest.raises(ValueError, match="predict.json"):  # fresh clips must say how they were made
+        measure_split(world / "long", world / "long" / "videos", fresh_dir=world / "long" / "videos")
 
 
 def test_predict_world_options(world, tmp_path):
@@ -239,6 +241,7 @@ def test_predict_world_options(world, tmp_path):
     clip = read_manifest(world / "long")[0]
     pipe = AnimateAnyonePipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
+    noise = pipe.initial_noise(48, 32, 32, torch.Generator().manual_seed(0))  # the whole clip's, as its seed draws it
     second = pipe(
         Image.open(world / "long" / "references" / f"{clip.id}.png").convert("RGB"),
         pose_images(load_pose(clip.pose))[24:48],
@@ -250,11 +253,39 @@ def test_predict_world_options(world, tmp_path):
         output_type="np",
         context_frames=24,
         context_overlap=4,
+        latents=noise[:, :, 24:48],
     ).frames
     assert np.abs(chunked[24:48] - np.asarray(second).astype(int)).max() <= 1  # the second piece, as a fresh clip
 
+    # synthetic measure on these folders: the final step's seams from predict.json, fresh clips checked
+    from animate_anyone.pipelines.context import window_seams
+    from animate_anyone.synthetic.measure import measure_split
+
+    result = measure_split(world / "long", tmp_path / "shifted", fresh_dir=tmp_path / "chunked")
+    assert result["seams"][clip.id] == window_seams("shifted", 48, 24, 4, 1)  # 2 steps: the last is step 1
+    assert result["metrics"]["window_gap"]["mean"] is not None and result["metrics"]["seam_ratio"]["mean"] > 0
+    with pytest.raises(ValueError, match="chunk"):
+        measure_split(world / "long", tmp_path / "shifted", fresh_dir=tmp_path / "anchored")  # not fresh clips
+
     truth, _ = run("truth", split="cross_body_large")
     raw, raw_record = run("raw", split="cross_body_large", driver="raw")
-    assert raw_record["driving"] == {"driver": "raw"} and np.abs(truth - raw).max() > 8
+    assert raw_record["driving"]["driver"] == "raw" and raw_record["driving"]["poses"].startswith("sha256:")
+    assert np.abs(truth - raw).max() > 8
     with pytest.raises(ValueError, match="driver_poses"):
         run("bad", driver="raw")
+
+
+def test_the_original_splits_are_unchanged_by_the_world(tmp_path):
+    """The three benchmark splits regenerate to the very bytes the code before the world splits wrote (commit
+    28e8d7a; tests/fixtures/synthetic_v1_sha256.json, every file but the manifests, which hold absolute paths)."""
+    import hashlib
+    from pathlib import Path
+
+    expected = json.loads((Path(__file__).parent / "fixtures" / "synthetic_v1_sha256.json").read_text())
+    out = make_dataset(tmp_path / "v1", 2, size=(32, 32), frames=4, fps=12, video="png")
+    got = {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != "manifest.jsonl"
+    }
+    assert got == expected

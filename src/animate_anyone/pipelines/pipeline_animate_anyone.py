@@ -204,6 +204,26 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                     if part is not None:
                         yield from part
 
+    def initial_noise(
+        self,
+        num_frames: int,
+        height: int,
+        width: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """The unit-variance noise a call draws from ``generator`` for ``num_frames`` frames at ``height`` x
+        ``width``: (1, C, num_frames, height / 8, width / 8) for SD-sized models."""
+        shape = (
+            1,
+            self.denoising_unet.config.in_channels,
+            num_frames,
+            height // self.vae_scale_factor,
+            width // self.vae_scale_factor,
+        )
+        return randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
+
     # -- the task ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def __call__(
@@ -228,6 +248,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         guidance_interval: tuple[float, float] | None = None,
         cache_interval: int | None = None,
         cache_depth: int | None = None,
+        latents: Tensor | None = None,
     ) -> AnimateAnyonePipelineOutput:
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
@@ -247,6 +268,9 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         ``guidance_interval``, ``cache_interval`` and ``cache_depth`` override its fields one by one. Settings that do
         not suit the model (guidance on a distilled student, the student preset on a model that was not distilled)
         raise a ``SettingsWarning`` of one line (``presets.mismatch``).
+
+        ``latents``: the initial noise (unit variance, ``initial_noise``'s shape) instead of drawing it from
+        ``generator``; e.g. a slice of a longer video's noise, to animate its frames as a fresh short clip.
         """
         device, dtype = self._execution_device, self.denoising_unet.dtype
         opts, hooks = self.optimisations, hooks or PipelineHooks()
@@ -307,16 +331,16 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 images = frames.to(dtype) / 255
                 return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
 
-        # 4. Initial noise.
-        shape = (
-            1,
-            self.denoising_unet.config.in_channels,
-            num_frames,
-            height // self.vae_scale_factor,
-            width // self.vae_scale_factor,
-        )
+        # 4. Initial noise (1, C, frames, h, w).
         sampler.set_timesteps(num_inference_steps, device=device)
-        latents = randn_tensor(shape, generator=generator, device=device, dtype=dtype) * sampler.init_noise_sigma
+        noise = self.initial_noise(num_frames, height, width, generator, device, dtype)
+        if latents is not None:
+            if latents.shape != noise.shape:
+                raise ValueError(
+                    f"latents must have shape {tuple(noise.shape)} for this call, got {tuple(latents.shape)}"
+                )
+            noise = latents.to(device=device, dtype=dtype)
+        latents = noise * sampler.init_noise_sigma
         # 5. Denoising loop over windows, with a progress bar of steps x windows.
         ranks = distributed.current()  # under torchrun this process runs (and counts) its own windows
         schedules = step_schedules(settings.plan(), window_mode, num_frames, context_frames, context_overlap)

@@ -14,10 +14,10 @@ drawn, the driving skeleton is rescaled limb by limb to the reference's proporti
    scales by the jaw-width ratio, else by the head limbs (nose, eyes, ears), else by the global scale.
 3. Root. The driver's neck trajectory is scaled by the global scale about the driver's anchor, which lands on the
    reference's anchor. The anchor is taken in the first frame with a visible neck: the neck's height, and across the
-   middle of the hips when both are visible there (else the neck's x), so a driver who leans in its first frame
-   keeps its hips, not its neck, where the reference stands (fallbacks: mean of the visible body points, then the
-   image centre). Measured on the synthetic cross-body splits (exact keypoints): the mean keypoint error against the
-   truth fell from 1.0 to 0.69 px (small proportion gap) and from 1.10 to 1.05 px (large) with the hips' x.
+   middle of the hips when both skeletons show both hips there (else both use the neck's x), so a driver who leans
+   in its first frame keeps its hips, not its neck, where the reference stands (fallbacks: mean of the visible body
+   points, then the image centre). Measured on the synthetic cross-body splits (exact keypoints): the mean keypoint
+   error against the truth fell from 1.0 to 0.69 px (small proportion gap) and from 1.10 to 1.05 px (large).
 4. Tree walk, per frame, from the neck outward: child_new = parent_new + (child_old - parent_old) * scale, so the
    direction of every limb and its foreshortening are kept. Hand point 0 hangs off the body wrist and the other
    hand points off hand point 0; the 68 face points hang off the nose. A present point whose parent is missing is
@@ -131,16 +131,25 @@ def _first(*values: float) -> float:
     return next((float(v) for v in values if np.isfinite(v) and v > 0), float(values[-1]))
 
 
-def _anchor(pose: PoseSequence, person: int) -> np.ndarray:
-    """In the first frame with a visible neck: (the hips' middle x if both hips are visible, else the neck's x, the
-    neck's y); else the mean of all visible body points; else the image centre."""
+def _anchor_frame(pose: PoseSequence, person: int) -> np.ndarray | None:
+    """The body keypoints (18, 3) of the first frame with a visible neck, or None."""
     body = pose.body[:, person].astype(np.float64)
     seen = body[:, 1, 2] > 0
-    if seen.any():
-        frame = body[seen.argmax()]
-        hips = frame[[8, 11]]
-        x = hips[:, 0].mean() if (hips[:, 2] > 0).all() else frame[1, 0]
+    return body[seen.argmax()] if seen.any() else None
+
+
+def _hips_seen(frame: np.ndarray | None) -> bool:
+    return frame is not None and bool((frame[[8, 11], 2] > 0).all())
+
+
+def _anchor(pose: PoseSequence, person: int, hips: bool) -> np.ndarray:
+    """In the first frame with a visible neck: (the hips' middle x with ``hips``, else the neck's x; the neck's
+    y); else the mean of all visible body points; else the image centre."""
+    frame = _anchor_frame(pose, person)
+    if frame is not None:
+        x = frame[[8, 11], 0].mean() if hips else frame[1, 0]
         return np.array([x, frame[1, 1]])
+    body = pose.body[:, person].astype(np.float64)
     present = body[..., 2] > 0
     return body[present][:, :2].mean(0) if present.any() else np.array([pose.width / 2, pose.height / 2])
 
@@ -192,7 +201,8 @@ def retarget(
     scale[_FACE0:] = _first(_div(ref_face, drv_face), _ratio(ref_len, drv_len, _HEAD), glob)
 
     # 3. Root map: driver's anchor -> reference's anchor, scaled by the body-height ratio.
-    ref_anchor, drv_anchor = _anchor(reference, reference_person), _anchor(driver, person)
+    hips = _hips_seen(_anchor_frame(reference, reference_person)) and _hips_seen(_anchor_frame(driver, person))
+    ref_anchor, drv_anchor = _anchor(reference, reference_person, hips), _anchor(driver, person, hips)
 
     # 4. Walk the tree. Per point, "carrier" = its nearest present ancestor-or-self: old and new position, the sum
     #    and count of the edge scales from the carrier down, and whether there is one at all.

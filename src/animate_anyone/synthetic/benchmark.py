@@ -9,6 +9,7 @@ docs/benchmark.md (mean over seeds, with the spread as the population std over s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -67,11 +68,14 @@ def predict_split(
 
     World splits: ``window_mode`` (``pipelines.context.WINDOW_MODES``) schedules a long clip's windows; ``chunk``
     cuts every clip into consecutive pieces of ``chunk`` frames, each animated as a fresh short clip (same
-    reference, poses and seed as the whole clip), concatenated in order: the long clip without any windowing.
+    reference and poses, and the initial noise of those frames in the whole clip's call), concatenated in order:
+    the long clip without any windowing, paired frame by frame with it.
     ``driver`` (cross-body splits): the skeleton drawn is the truth's (``poses/``, A's own: the oracle of
     retargeting), the driver's as extracted (``raw``, ``driver_poses/``) or the driver's retargeted onto the
     reference image's keypoints by ``pose.align.retarget`` (``aligned``, what ``animate-anyone pose align`` does).
-    Any of the three not at its default is recorded under ``"driving"`` in ``predict.json``.
+    Any of the three not at its default is recorded under ``"driving"`` in ``predict.json``, with the sha256 of the
+    driving keypoints of every clip when they are not the truth's (a rerun after a change of retargeting is
+    refused instead of resumed).
     """
     from PIL import Image
     from tqdm.auto import tqdm
@@ -118,6 +122,11 @@ def predict_split(
             device=str(dev),
             dtype=str(torch_dtype).removeprefix("torch."),
         )
+        if driver != "truth":  # what the skeletons were, so that a change of retargeting is not resumed over
+            digest = hashlib.sha256()
+            for clip in clips:
+                digest.update(np.ascontiguousarray(driving_pose(split_dir, clip, driver).body, np.float32).tobytes())
+            driving["poses"] = f"sha256:{digest.hexdigest()}"
         if driving:
             record["driving"] = driving
     claim(out, record, [clip.id for clip in clips], overwrite)
@@ -130,19 +139,26 @@ def predict_split(
             frames = [np.asarray(reference)] * clip.num_frames
         else:
             poses = pose_images(driving_pose(split_dir, clip, driver))  # (F, H, W, 3) uint8, as in training
-            pieces = [poses] if chunk is None else [poses[i : i + chunk] for i in range(0, len(poses), chunk)]
+            size = {"height": clip.height, "width": clip.width}
+            starts = [0] if chunk is None else list(range(0, len(poses), chunk))
+            noise = None
+            if chunk is not None:  # the whole clip's noise, so that each piece starts from its own frames' noise
+                generator = torch.Generator().manual_seed(seed + k)
+                where = {"device": pipe._execution_device, "dtype": pipe.denoising_unet.dtype}
+                noise = pipe.initial_noise(len(poses), **size, generator=generator, **where)
             frames = []
-            for piece in pieces:
+            for start in starts:
+                end = len(poses) if chunk is None else start + chunk
                 result = pipe(
                     reference,
-                    piece,
-                    height=clip.height,
-                    width=clip.width,
+                    poses[start:end],
+                    **size,
                     num_inference_steps=steps,
                     guidance_scale=guidance,
                     generator=torch.Generator().manual_seed(seed + k),
                     output_type="np",
                     preset=preset,
+                    latents=None if noise is None else noise[:, :, start:end],
                     **window,
                     **sampling,
                 )

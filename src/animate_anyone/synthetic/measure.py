@@ -63,6 +63,8 @@ def measure_split(
 
     split_dir, pred_dir = Path(split_dir), Path(pred_dir)
     record = read_record(pred_dir)
+    if fresh_dir is not None:
+        check_fresh(record, read_record(fresh_dir), fresh_dir)
     window = int(((record or {}).get("window") or {}).get("context_frames", 24))  # copy-reference: no windows
     metrics = world_metrics()
     per_clip: dict[str, dict[str, float]] = {m.name: {} for m in metrics}
@@ -78,6 +80,10 @@ def measure_split(
             inputs["seams"] = seams_of[clip.id] = seams
         if fresh_dir is not None:
             inputs["fresh"] = _frames(_source(Path(fresh_dir), clip.id))
+            if inputs["fresh"].shape != gt.shape:
+                raise ValueError(
+                    f"--fresh {fresh_dir}: {clip.id} has {inputs['fresh'].shape} frames, the truth {gt.shape}"
+                )
         masks = split_dir / "masks" / f"{clip.id}.npz"
         if masks.is_file():
             with np.load(masks) as m:
@@ -107,6 +113,33 @@ def measure_split(
         "predictions": record,
     }
     return _clean(result)
+
+
+def check_fresh(record: dict | None, fresh: dict | None, fresh_dir: PathLike) -> None:
+    """ValueError unless ``fresh`` (the record of ``--fresh``) is the prediction's model, sampling and seed cut into
+    pieces of its window length (``synthetic predict --chunk``)."""
+    if record is None or fresh is None:
+        raise ValueError(f"--fresh {fresh_dir}: both folders need the predict.json that synthetic predict writes")
+    wanted = {
+        "model": record.get("model"),
+        "sampling": record.get("sampling"),
+        "seed": record.get("seed"),
+        "chunk": (record.get("window") or {}).get("context_frames"),
+    }
+    given = {
+        **{k: fresh.get(k) for k in ("model", "sampling", "seed")},
+        "chunk": (fresh.get("driving") or {}).get("chunk"),
+    }
+    for key in ("model", "sampling"):  # where the files live and the thread count do not matter
+        for entry in (wanted, given):
+            entry[key] = {k: v for k, v in (entry[key] or {}).items() if k not in ("path", "preset", "overrides")}
+    differ = [k for k in wanted if wanted[k] != given[k]]
+    if differ:
+        raise ValueError(
+            f"--fresh {fresh_dir} was not made as fresh clips of this prediction ({', '.join(differ)} differ: "
+            f"{', '.join(f'{k} {given[k]!r} instead of {wanted[k]!r}' for k in differ)}); make it with synthetic "
+            "predict --chunk <context frames> and the same model, settings and seed"
+        )
 
 
 def _frames(path: Path) -> np.ndarray:

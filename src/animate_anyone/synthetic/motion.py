@@ -96,7 +96,12 @@ class Motion:
         return out
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """As JSON-ready values; ``route`` only when there is one (motions written before routes existed read the
+        same)."""
+        d = asdict(self)
+        if not self.route:
+            del d["route"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> Motion:
