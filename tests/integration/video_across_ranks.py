@@ -41,3 +41,4 @@ if ranks.main:
     np.save(out / "frames.npy", result.frames)
 stats = {k: result.stats[k] for k in ("full_rows", "shallow_rows", "windows")}
 (out / f"rank-{ranks.rank}.json").write_text(json.dumps({**stats, "seconds": seconds, "world": ranks.world}))
+distributed.shutdown()  # leave the group before exiting (gloo can abort an exiting process otherwise)

@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if "torch" in sys.modules:  # a command that joined a torchrun group leaves it before the process exits
+            from .. import distributed
+
+            distributed.shutdown()
     return code if isinstance(code, int) else 0
 
 
