@@ -122,10 +122,11 @@ def predict_split(
             device=str(dev),
             dtype=str(torch_dtype).removeprefix("torch."),
         )
+        skeletons = {clip.id: driving_pose(split_dir, clip, driver) for clip in clips}  # retargeted once
         if driver != "truth":  # what the skeletons were, so that a change of retargeting is not resumed over
             digest = hashlib.sha256()
-            for clip in clips:
-                digest.update(np.ascontiguousarray(driving_pose(split_dir, clip, driver).body, np.float32).tobytes())
+            for skeleton in skeletons.values():
+                digest.update(np.ascontiguousarray(skeleton.body, np.float32).tobytes())
             driving["poses"] = f"sha256:{digest.hexdigest()}"
         if driving:
             record["driving"] = driving
@@ -138,7 +139,7 @@ def predict_split(
         if pipe is None:
             frames = [np.asarray(reference)] * clip.num_frames
         else:
-            poses = pose_images(driving_pose(split_dir, clip, driver))  # (F, H, W, 3) uint8, as in training
+            poses = pose_images(skeletons[clip.id])  # (F, H, W, 3) uint8, as in training
             size = {"height": clip.height, "width": clip.width}
             starts = [0] if chunk is None else list(range(0, len(poses), chunk))
             noise = None

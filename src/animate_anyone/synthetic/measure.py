@@ -59,6 +59,7 @@ def measure_split(
     from tqdm.auto import tqdm
 
     from ..data.manifest import read_manifest
+    from ..evaluation.pairing import find_videos
     from .record import read_record
 
     split_dir, pred_dir = Path(split_dir), Path(pred_dir)
@@ -69,9 +70,12 @@ def measure_split(
     metrics = world_metrics()
     per_clip: dict[str, dict[str, float]] = {m.name: {} for m in metrics}
     curves, seams_of = {}, {}
+    folders = {"pred": pred_dir, "fresh": fresh_dir, "copied": split_dir / "copied"}
+    folders = {k: Path(v) for k, v in folders.items() if v is not None and (k != "copied" or Path(v).is_dir())}
+    videos = {k: find_videos(v) for k, v in folders.items()}  # name -> file or frame folder, listed once
     for clip in tqdm(read_manifest(split_dir), desc=f"measure {pred_dir.name}", disable=not progress):
         gt = _frames(clip.video)
-        pred = _frames(_source(pred_dir, clip.id))
+        pred = _frames(_clip(videos, folders, "pred", clip.id))
         if pred.shape != gt.shape:
             raise ValueError(f"{pred_dir / clip.id}: {pred.shape} frames, the truth {gt.shape}")
         inputs = {"pred": pred, "gt": gt, "window": min(window, len(gt))}
@@ -79,7 +83,7 @@ def measure_split(
         if seams is not None:
             inputs["seams"] = seams_of[clip.id] = seams
         if fresh_dir is not None:
-            inputs["fresh"] = _frames(_source(Path(fresh_dir), clip.id))
+            inputs["fresh"] = _frames(_clip(videos, folders, "fresh", clip.id))
             if inputs["fresh"].shape != gt.shape:
                 raise ValueError(
                     f"--fresh {fresh_dir}: {clip.id} has {inputs['fresh'].shape} frames, the truth {gt.shape}"
@@ -88,8 +92,8 @@ def measure_split(
         if masks.is_file():
             with np.load(masks) as m:
                 inputs["character_mask"], inputs["static_mask"] = m["character"], m["static"]
-        if (split_dir / "copied").is_dir():
-            inputs["copied"] = _frames(_source(split_dir / "copied", clip.id))
+        if "copied" in videos:
+            inputs["copied"] = _frames(_clip(videos, folders, "copied", clip.id))
         for m in metrics:
             have = all(k in inputs for k in m.inputs)
             per_clip[m.name][clip.id] = m.compute(**{k: inputs[k] for k in m.inputs}) if have else math.nan
@@ -148,12 +152,11 @@ def _frames(path: Path) -> np.ndarray:
     return np.stack(list(iter_frames(path)))
 
 
-def _source(folder: Path, clip_id: str) -> Path:
-    """A clip's frames: ``folder/<id>/`` (PNG frames) or ``folder/<id>.mp4``."""
-    for candidate in (folder / clip_id, folder / f"{clip_id}.mp4"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"{folder} has no prediction of {clip_id} (neither {clip_id}/ nor {clip_id}.mp4)")
+def _clip(videos: dict[str, dict[str, Path]], folders: dict[str, Path], kind: str, clip_id: str) -> Path:
+    """The video of ``clip_id`` among ``videos[kind]`` (``evaluation.pairing.find_videos`` of ``folders[kind]``)."""
+    if clip_id not in videos[kind]:
+        raise FileNotFoundError(f"{folders[kind]} has no video of {clip_id} (a {clip_id}/ frame folder or video file)")
+    return videos[kind][clip_id]
 
 
 def _curves(inputs: dict) -> dict:
