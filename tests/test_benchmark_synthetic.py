@@ -343,4 +343,43 @@ def test_autoencoder_decoder_only_keeps_the_latent_space(tmp_path, synthetic_dat
     assert not all(torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
     factors = [AutoencoderKL.from_pretrained(tmp_path / x).config.scaling_factor for x in "ab"]
     assert factors[0] == factors[1]
-    assert main([*common, "--out", str(tmp_path / "c"), "--steps", "1", "--decoder-only"]) == 2  # needs --init
+    # The perceptual and adversarial options reach the training: the same run with them ends elsewhere.
+    losses = ["--perceptual-weight", "1", "--perceptual-net", "alex", "--adversarial-weight", "0.5"]
+    argv[argv.index(str(tmp_path / "b"))] = str(tmp_path / "c")
+    assert main([*argv, "--init", str(tmp_path / "a"), "--decoder-only", *losses, "--adversarial-start", "0"]) == 0
+    c = load_file(tmp_path / "c" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(a[k], c[k]) for k in frozen)
+    assert not all(torch.equal(b[k], c[k]) for k in b if k.startswith("decoder."))
+    assert main([*common, "--out", str(tmp_path / "d"), "--steps", "1", "--decoder-only"]) == 2  # needs --init
+
+
+def test_sheet_shows_the_reference_then_the_chosen_frames(tmp_path, synthetic_data, capsys):
+    """``synthetic sheet``: per clip a ground-truth row and a row per prediction folder, each tile the frame itself
+    upscaled (here copy-reference's predictions, so every tile of its row is the reference)."""
+    from PIL import Image
+
+    from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.media import iter_frames
+
+    split = synthetic_data / "heldout_character"
+    pred = tmp_path / "copy"
+    assert main(["synthetic", "predict", "--copy-reference", "--data", str(split), "--out", str(pred), "--quiet"]) == 0
+    out = tmp_path / "sheet.png"
+    argv = ["synthetic", "sheet", "--data", str(split), "--pred", f"copy={pred}", "--out", str(out)]
+    assert main([*argv, "--clips", "2", "--frames", "0,3", "--scale", "3"]) == 0
+    sheet = np.asarray(Image.open(out).convert("RGB"))
+    tile, gap, label = 64 * 3, 2, 150
+    assert sheet.shape == (4 * (tile + gap), label + 3 * (tile + gap), 3)  # 2 clips x (truth, copy); ref + 2 frames
+    clip = read_manifest(split)[1]
+    reference = np.asarray(Image.open(split / "references" / f"{clip.id}.png").convert("RGB"))
+    truth = list(iter_frames(clip.video))
+
+    def at(row: int, col: int) -> np.ndarray:
+        y, x = row * (tile + gap), label + col * (tile + gap)
+        return sheet[y : y + tile : 3, x : x + tile : 3]
+
+    assert np.array_equal(at(2, 0), reference) and np.array_equal(at(2, 2), truth[3])  # clip 1: truth row
+    assert np.array_equal(at(3, 1), reference) and np.array_equal(at(3, 2), reference)  # its copy row
+    assert not np.array_equal(truth[3], reference)
+    assert main(argv) == 2  # exists: refused without --overwrite
+    assert main([*argv, "--overwrite", "--pred", "copy"]) == 2  # not NAME=DIR

@@ -259,3 +259,53 @@ def test_small_autoencoder_trains_and_saves_a_stock_vae(tmp_path):
     assert vae.encode(torch.zeros(1, 3, 32, 32)).latent_dist.mean.shape == (1, 8, 8, 8)  # 4x downsampling
     assert not vae.config.mid_block_add_attention
     assert reconstruction_psnr(vae, torch.zeros(1, 3, 32, 32)) > 0
+
+
+def test_decoder_fine_tune_with_perceptual_and_adversarial_losses(tmp_path):
+    """The decoder-only fine-tune with LPIPS and the patch adversarial loss keeps the encoder (so the latents and
+    every model trained on them) bit for bit, and each loss reaches the decoder: the three fine-tunes (plain,
+    + perceptual, + adversarial) from the same start and seed end with three different decoders."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from animate_anyone.data.toy import make_toy_dataset
+    from animate_anyone.synthetic.autoencoder import train_autoencoder
+
+    data = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(32, 32))
+    base = train_autoencoder([data], tmp_path / "vae", size=32, steps=2, batch_size=2, progress=False)
+    common = dict(size=32, steps=3, batch_size=2, progress=False, init=base, decoder_only=True)
+    variants = {
+        "plain": {},
+        "perceptual": dict(perceptual_weight=1.0, perceptual_net="alex"),
+        "adversarial": dict(adversarial_weight=0.5, adversarial_start=1),
+    }
+    start = AutoencoderKL.from_pretrained(base).state_dict()
+    decoders = {}
+    for name, extra in variants.items():
+        vae = AutoencoderKL.from_pretrained(train_autoencoder([data], tmp_path / name, **common, **extra))
+        state = vae.state_dict()
+        frozen = [k for k in state if k.startswith(("encoder.", "quant_conv."))]
+        assert frozen and all(torch.equal(state[k], start[k]) for k in frozen), name
+        assert vae.config.scaling_factor == AutoencoderKL.from_pretrained(base).config.scaling_factor
+        decoders[name] = torch.cat([v.flatten() for k, v in state.items() if k.startswith("decoder.")])
+        assert not torch.equal(decoders[name], torch.cat([v.flatten() for k, v in start.items() if k.startswith("decoder.")]))
+    assert not torch.equal(decoders["plain"], decoders["perceptual"])
+    assert not torch.equal(decoders["plain"], decoders["adversarial"])
+    with pytest.raises(ValueError, match="adversarial_weight=-1"):
+        train_autoencoder([data], tmp_path / "bad", **common, adversarial_weight=-1)
+
+
+def test_adversarial_loss_pieces():
+    """The hinge loss and the adaptive weight on constructed inputs with known answers."""
+    import torch
+
+    from animate_anyone.synthetic.autoencoder import PatchDiscriminator, adaptive_weight, hinge_discriminator_loss
+
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    # real: relu(1 - 2) = 0, relu(1 - 0.5) = 0.5 -> 0.25; fake: relu(1 - 2) = 0, relu(1 + 0) = 1 -> 0.5
+    assert hinge_discriminator_loss(real, fake).item() == pytest.approx(0.5 * (0.25 + 0.5))
+    w = torch.ones(4, 4, requires_grad=True)
+    # gradients 3 and 0.5 everywhere: the ratio of their norms is 6 (up to the 1e-4 guard)
+    assert adaptive_weight((3 * w).sum(), 0.5 * w.sum(), w).item() == pytest.approx(6.0, rel=1e-3)
+    assert adaptive_weight((3 * w).sum(), 0 * w.sum(), w).item() == 1e4  # clamped
+    assert PatchDiscriminator()(torch.zeros(2, 3, 64, 64)).shape == (2, 1, 14, 14)

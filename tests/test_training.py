@@ -245,3 +245,33 @@ def test_resume_with_nothing_to_resume_says_so_and_a_used_output_dir_needs_a_cho
     train(config(tmp_path, tiny_model_dir, toy, "max_steps=1", "seed=5"), progress=False, overwrite=True)
     after = weights(tmp_path / "run" / "final")
     assert any(not torch.equal(before[k], after[k]) for k in before)  # started over (another seed)
+
+
+def test_stage1_continues_a_stage2_export_with_reset_temporal(tmp_path, tiny_model_dir, toy):
+    """A fine-tune of a finished (stage-2) model: stage 1 refuses its trained temporal layers unless
+    model.reset_temporal=true, which zeroes their output projections (identities again) and keeps every
+    other weight as loaded."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from animate_anyone.training.setup import apply_stage, load_components
+
+    finished = tmp_path / "finished"
+    shutil.copytree(tiny_model_dir, finished)
+    path = finished / "denoising_unet" / "diffusion_pytorch_model.safetensors"
+    state = load_file(path)
+    generator = torch.Generator().manual_seed(0)
+    for key in state:
+        if is_motion(key):  # as after stage 2: every temporal weight trained, output projections included
+            state[key] = torch.randn(state[key].shape, generator=generator) * 0.1
+    save_file(state, path)
+    with pytest.raises(ValueError, match="model.reset_temporal=true"):
+        apply_stage(load_components(config(tmp_path, finished, toy))[0], 1)
+    model = load_components(config(tmp_path, finished, toy, "model.reset_temporal=true"))[0]
+    apply_stage(model, 1)  # accepted now
+    loaded = {f"denoising_unet.{k}": v for k, v in model.denoising_unet.state_dict().items()}
+    outputs = [k for k in loaded if is_motion(k) and ".proj_out." in k]
+    assert outputs and all(loaded[k].abs().max() == 0 for k in outputs)
+    kept = [k for k in state if f"denoising_unet.{k}" not in outputs]
+    assert all(torch.equal(loaded[f"denoising_unet.{k}"], state[k]) for k in kept)

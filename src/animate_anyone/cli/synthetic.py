@@ -123,6 +123,21 @@ def register(subparsers) -> None:
     rp.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     rp.set_defaults(run=run_report)
 
+    sh = jobs.add_parser(
+        "sheet",
+        help="a contact sheet of predictions beside the ground truth (the pictures of docs/benchmark.md)",
+        description="Per clip of the split, one row for the ground truth and one per --pred NAME=DIR (a "
+        "synthetic predict folder); each row is the clip's reference image, then the chosen frames.",
+    )
+    sh.add_argument("--data", required=True, help="the split folder (e.g. DIR/heldout_character)")
+    sh.add_argument("--pred", nargs="+", required=True, metavar="NAME=DIR", help="prediction folders, in row order")
+    sh.add_argument("--out", "-o", required=True, help="image to write (.png)")
+    sh.add_argument("--clips", type=int, default=4, help="the split's first N clips (default 4)")
+    sh.add_argument("--frames", default="0,8,16", help="frame indices, comma-separated (default 0,8,16)")
+    sh.add_argument("--scale", type=int, default=2, help="nearest-neighbour upscaling of each tile (default 2)")
+    sh.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    sh.set_defaults(run=run_sheet)
+
     ae = jobs.add_parser(
         "autoencoder",
         help="train the miniature model's small VAE on synthetic frames",
@@ -143,6 +158,30 @@ def register(subparsers) -> None:
         "--decoder-only",
         action="store_true",
         help="with --init: train only the decoder; the latents stay the same, so models trained on them can use it",
+    )
+    ae.add_argument(
+        "--perceptual-weight",
+        type=float,
+        default=0.0,
+        help="weight of an LPIPS loss beside L1 + MSE (default 0: off; the public SD VAEs used 1)",
+    )
+    ae.add_argument(
+        "--perceptual-net",
+        choices=["vgg", "alex"],
+        default="vgg",
+        help="LPIPS backbone of the perceptual loss (default vgg; the benchmark scores with alex)",
+    )
+    ae.add_argument(
+        "--adversarial-weight",
+        type=float,
+        default=0.0,
+        help="weight of a patch adversarial loss, scaled by the gradient ratio (default 0: off; SD's VAEs used 0.5)",
+    )
+    ae.add_argument(
+        "--adversarial-start",
+        type=int,
+        default=500,
+        help="step from which the adversarial loss reaches the VAE; the discriminator trains from step 0 (default 500)",
     )
     ae.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     ae.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -223,6 +262,27 @@ def run_preview(args) -> None:
     print(f"wrote {path} ({args.characters} characters: reference | {args.frames} frames | their poses)")
 
 
+def run_sheet(args) -> None:
+    from ..atomic import refuse_existing
+    from ..synthetic.benchmark import results_sheet
+
+    refuse_existing(args.out, args.overwrite)
+    predictions = {}
+    for entry in args.pred:
+        name, sep, folder = entry.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--pred entries are NAME=DIR, got {entry!r}")
+        predictions[name] = folder
+    try:
+        frames = tuple(int(f) for f in args.frames.split(","))
+    except ValueError:
+        raise ValueError(f"--frames takes comma-separated frame indices (e.g. 0,8,16), got {args.frames!r}") from None
+    if args.clips < 1 or args.scale < 1:
+        raise ValueError(f"--clips and --scale must be >= 1, got {args.clips} and {args.scale}")
+    path = results_sheet(args.data, predictions, args.out, clips=args.clips, frames=frames, scale=args.scale)
+    print(f"wrote {path} ({args.clips} clips: ground truth, {', '.join(predictions)}; frames {args.frames})")
+
+
 def run_autoencoder(args) -> None:
     from ..synthetic.autoencoder import train_and_report
 
@@ -238,6 +298,10 @@ def run_autoencoder(args) -> None:
         decoder_only=args.decoder_only,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        perceptual_weight=args.perceptual_weight,
+        perceptual_net=args.perceptual_net,
+        adversarial_weight=args.adversarial_weight,
+        adversarial_start=args.adversarial_start,
     )
     print(f"wrote {out}: {report}")
 

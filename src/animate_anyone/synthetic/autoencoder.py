@@ -6,6 +6,13 @@ small KL term, so the rest of the project uses it exactly like SD's VAE (the pip
 factor from the VAE config; the miniature Pose Guider downsamples 4x to match). After
 training, ``scaling_factor`` is set to 1 / std of the latents over the training frames (SD's 0.18215 plays
 the same role), so diffusion sees unit-variance latents.
+
+A decoder fine-tune can add the two losses the public SD VAEs were trained with (Rombach et al., 2022, after
+Esser et al.'s VQGAN): a perceptual loss (the project's own LPIPS network, ``evaluation/lpips.py``; VGG by default,
+so the benchmark's AlexNet LPIPS is not the training objective) and a patch adversarial loss (a small PatchGAN
+discriminator with the hinge loss, its weight on the decoder scaled by the ratio of the reconstruction and
+adversarial gradients at the decoder's last layer). Reconstruction alone averages every plausible texture into
+blur; these two make the decoder commit to one.
 """
 
 from __future__ import annotations
@@ -32,11 +39,18 @@ def train_autoencoder(
     decoder_only: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    perceptual_weight: float = 0.0,
+    perceptual_net: str = "vgg",
+    adversarial_weight: float = 0.0,
+    adversarial_start: int = 500,
 ) -> Path:
     """Train the ``mini`` preset's VAE on frames of the datasets in ``data_dirs``; save it (diffusers folder) at
     ``out``. ``init``: continue from this VAE instead of a fresh one. ``decoder_only`` (needs ``init``): train
     the decoder alone; the encoder, and so the latent space and ``scaling_factor``, stay exactly as they are, so
-    a model already trained on ``init``'s latents can use the result (SD's ft-MSE VAE was made this way)."""
+    a model already trained on ``init``'s latents can use the result (SD's ft-MSE VAE was made this way).
+    ``perceptual_weight``: weight of LPIPS (``perceptual_net``) in the loss; ``adversarial_weight``: weight of the
+    patch adversarial loss (scaled adaptively, see the module), which reaches the VAE from step
+    ``adversarial_start`` on (the discriminator trains from step 0). Both 0: L1 + MSE only, as before."""
     from diffusers import AutoencoderKL
 
     from ..atomic import atomic_directory, refuse_existing
@@ -44,6 +58,11 @@ def train_autoencoder(
 
     if decoder_only and init is None:
         raise ValueError("decoder_only fine-tunes an existing VAE's decoder; give the VAE to start from (init)")
+    if perceptual_weight < 0 or adversarial_weight < 0 or adversarial_start < 0:
+        raise ValueError(
+            f"perceptual_weight={perceptual_weight}, adversarial_weight={adversarial_weight} and "
+            f"adversarial_start={adversarial_start} must be >= 0"
+        )
     refuse_existing(out, overwrite)  # say so before training, not after
     torch.manual_seed(seed)
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
@@ -66,7 +85,17 @@ def train_autoencoder(
     params = [p for p in vae.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
-    # 1. Reconstruction training.
+    perceptual = discriminator = d_optimizer = None
+    with torch.random.fork_rng(devices=[]):  # the extra networks leave the latent noise stream as it was
+        if perceptual_weight > 0:
+            from ..evaluation.lpips import load_lpips
+
+            perceptual = load_lpips(net=perceptual_net)  # frozen, eval mode
+        if adversarial_weight > 0:
+            torch.manual_seed(seed + 1)
+            discriminator = PatchDiscriminator()
+            d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
+    # 1. Training: reconstruction (+ perceptual) (+ adversarial, with the discriminator's own step).
     bar = tqdm(range(steps), desc="autoencoder", disable=not progress)
     for step in bar:
         images = batch(step)
@@ -77,10 +106,21 @@ def train_autoencoder(
         loss = error.abs().mean() + error.pow(2).mean()
         if not decoder_only:
             loss = loss + kl_weight * posterior.kl().mean()
+        if perceptual is not None:
+            loss = loss + perceptual_weight * perceptual(reconstruction, images).mean()
+        if discriminator is not None and step >= adversarial_start:
+            fooling = -discriminator(reconstruction).mean()  # the hinge loss's generator side
+            weight = adaptive_weight(loss, fooling, vae.decoder.conv_out.weight)
+            loss = loss + adversarial_weight * weight * fooling
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
+        if discriminator is not None:
+            d_loss = hinge_discriminator_loss(discriminator(images), discriminator(reconstruction.detach()))
+            d_optimizer.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_optimizer.step()
         bar.set_postfix(loss=f"{loss.item():.4f}")
     # 2. Latent scale: 1 / std over fresh batches, so the diffusion model sees unit variance (kept when the
     #    encoder did not train).
@@ -92,6 +132,44 @@ def train_autoencoder(
     with atomic_directory(out, overwrite=overwrite) as tmp:
         vae.save_pretrained(tmp)
     return Path(out)
+
+
+class PatchDiscriminator(torch.nn.Module):
+    """A PatchGAN discriminator (Isola et al., 2017) sized for 64 px frames: (b, 3, H, W) in [-1, 1] -> (b, 1, h, w)
+    realness logits, one per overlapping patch (receptive field 34 px, about half a frame)."""
+
+    def __init__(self, channels: int = 32):
+        super().__init__()
+        nn = torch.nn
+        c = channels
+        self.layers = nn.Sequential(
+            nn.Conv2d(3, c, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(c, 2 * c, 4, stride=2, padding=1),
+            nn.GroupNorm(8, 2 * c),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * c, 4 * c, 4, stride=1, padding=1),
+            nn.GroupNorm(8, 4 * c),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(4 * c, 1, 4, stride=1, padding=1),
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)  # (b, 1, H/4 - 2, W/4 - 2)
+
+
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """The discriminator's hinge loss: real patches pushed above +1, reconstructed ones below -1."""
+    return 0.5 * (torch.relu(1 - real_logits).mean() + torch.relu(1 + fake_logits).mean())
+
+
+def adaptive_weight(reconstruction_loss: torch.Tensor, adversarial_loss: torch.Tensor, last_layer: torch.Tensor):
+    """How much the adversarial loss weighs against the reconstruction loss: the ratio of their gradient norms
+    at ``last_layer`` (VQGAN's rule), so neither drowns the other whatever their scales; clamped to [0, 1e4] and
+    detached (a weight, not a term to minimise)."""
+    rec = torch.autograd.grad(reconstruction_loss, last_layer, retain_graph=True)[0]
+    adv = torch.autograd.grad(adversarial_loss, last_layer, retain_graph=True)[0]
+    return (rec.norm() / (adv.norm() + 1e-4)).clamp(0.0, 1e4).detach()
 
 
 def train_and_report(data_dirs: list[str | Path], out: str | Path, **kwargs) -> tuple[Path, str]:

@@ -237,6 +237,7 @@ def results_sheet(
     ``predictions`` (name -> prediction folder), each row = the reference, then ``frames`` of the clip."""
     from PIL import Image, ImageDraw
 
+    from ..atomic import atomic_path
     from ..data.manifest import read_manifest
     from ..media import iter_frames
 
@@ -262,5 +263,6 @@ def results_sheet(
             )
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_png)
+    with atomic_path(out_png, ".png") as tmp:
+        sheet.save(tmp)
     return out_png

@@ -20,6 +20,10 @@ class ModelConfig:
     reference_net: bool = (
         True  # false: the ablation without ReferenceNet (image embedding only); recorded in the export
     )
+    reset_temporal: bool = (
+        False  # true: zero the temporal layers' output projections first (identities again), so stage 1 can
+        # continue a stage-2 export (a fine-tune of a finished model); its stage 2 then trains them again
+    )
 
 
 @dataclass

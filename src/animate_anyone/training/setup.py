@@ -39,6 +39,8 @@ def load_components(config: TrainConfig):
         init_from_sd15(model, config.model.sd15_unet)
     if config.model.motion_module:
         load_motion_module(model, config.model.motion_module)
+    if config.model.reset_temporal:
+        zero_init_motion_modules(model.denoising_unet)
     vae = directory.load_component("vae")
     image_encoder = directory.load_component("image_encoder")
     feature_extractor = directory.load_component("feature_extractor")
@@ -81,7 +83,8 @@ def zero_init_check(model: AnimateAnyone) -> None:
         if name.endswith("proj_out") and ".motion_modules." in name and module.weight.abs().max() > 0:
             raise ValueError(
                 "stage 1 trains image-level layers, but this model's temporal layers are not zero (identity); "
-                "start stage 1 from a model without trained temporal layers or zero them with zero_init_motion_modules"
+                "start stage 1 from a model without trained temporal layers, or set model.reset_temporal=true to zero "
+                "them first (stage 2 then trains them again)"
             )
 
 
