@@ -6,10 +6,10 @@
 #   usage: scripts/synthetic_benchmark_rows.sh [WORKDIR]   (default bench/)
 # PARTS (default all, in this order):
 #   packaged    the packaged model's cells of the 3-seed table: full-0-SPLIT (10 steps), copy_reference-SPLIT,
-#               ground_truth-SPLIT
+#               ground_truth-SPLIT, vae_roundtrip-SPLIT (the model's VAE alone on the true frames: its ceiling)
 #   presets     "Sampling presets" on the held-out splits: preset-default20-SPLIT (20 DDIM steps), preset-fast-SPLIT
 #   validation  the validation split (8 held-out characters of dataset seed 1): val-copy_reference, val-full-0 (the
-#               teacher, 10 steps), val-no_temporal-0 (when synthetic_benchmark.sh's $W/runs/full-0/stage1 is there)
+#               teacher, 10 steps), val-vae_roundtrip, val-no_temporal-0 (when synthetic_benchmark.sh's $W/runs/full-0/stage1 is there)
 #   distill     the student: train distill, 500 steps (configs/train/mini_distill.yaml, about an hour of one thread);
 #               student-0-SPLIT, val-student-0 (= the length check's step 500); the length check continues that run to
 #               1,000 steps (--resume from its step-500 checkpoint; the rate is constant): val-student-at1000
@@ -77,6 +77,7 @@ if want packaged; then
     d="$W/data/$split"
     score "full-0-$split" "$d" "$W/pred/full-0/$split" --model "$MODEL" --steps 10
     score "copy_reference-$split" "$d" "$W/pred/copy_reference/$split" --copy-reference
+    score "vae_roundtrip-$split" "$d" "$W/pred/vae_roundtrip/$split" --vae-roundtrip "$MODEL"
     json="$W/eval/ground_truth-$split.json"  # the pose oracle's ceiling: the ground truth scored against itself
     [ -f "$json" ] || $AA evaluate --pred "$d/videos" --gt "$d/videos" --pose-dir "$d/poses" --metrics pck@0.05,pck@0.1 \
       --pose-backend regressor --out "$json" --quiet > /dev/null
@@ -94,6 +95,7 @@ fi
 if want validation; then
   score val-copy_reference "$VAL" "$W/pred/val/copy_reference" --copy-reference
   score val-full-0 "$VAL" "$W/pred/val/full-0" --model "$MODEL" --steps 10
+  score val-vae_roundtrip "$VAL" "$W/pred/val/vae_roundtrip" --vae-roundtrip "$MODEL"
   stage1="$W/runs/full-0/stage1/final"
   if have "$stage1"; then score val-no_temporal-0 "$VAL" "$W/pred/val/no_temporal-0" --model "$stage1" --steps 10; fi
 fi

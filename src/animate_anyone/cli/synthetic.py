@@ -62,6 +62,11 @@ def register(subparsers) -> None:
     who = pr.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="model directory")
     who.add_argument("--copy-reference", action="store_true", help="the baseline that repeats the reference image")
+    who.add_argument(
+        "--vae-roundtrip",
+        metavar="MODEL",
+        help="the ceiling of a model directory's VAE: its encode + decode of the true frames instead of an animation",
+    )
     pr.add_argument("--data", required=True, help="a split folder of a synthetic dataset (e.g. DIR/heldout_character)")
     pr.add_argument("--out", "-o", required=True, help="folder for the predictions")
     pr.add_argument("--steps", type=int, help="denoising steps (default 20, or the preset's)")
@@ -344,7 +349,7 @@ def run_predict(args) -> None:
     from ..synthetic.benchmark import predict_split
 
     out = predict_split(
-        args.model,
+        args.model or args.vae_roundtrip,
         args.data,
         args.out,
         steps=args.steps,
@@ -358,6 +363,7 @@ def run_predict(args) -> None:
         progress=not args.quiet,
         window_mode=args.window_mode,
         driver=args.driver,
+        vae_roundtrip=args.vae_roundtrip is not None,
         chunk=args.chunk,
     )
     print(f"wrote predictions to {out}")

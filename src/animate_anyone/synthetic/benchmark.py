@@ -52,12 +52,15 @@ def predict_split(
     window_mode: str = WINDOW["window_mode"],
     driver: str = "truth",
     chunk: int | None = None,
+    vae_roundtrip: bool = False,
 ) -> Path:
     """Animate every clip of ``split_dir`` with the model at ``model_dir``; frames go to ``out/<clip id>/``.
 
     Clip ``k`` uses the generator seed ``seed + k`` (so a clip's result does not depend on the others). A clip
     whose folder already exists is kept (the job resumes); each folder is written atomically.
     ``model_dir=None`` writes the *reference-copy baseline*: the reference image as every frame.
+    ``vae_roundtrip``: instead of animating, ``model_dir``'s VAE encodes and decodes the true frames (posterior
+    mean): the ceiling of any model that works in that VAE's latent space.
     ``out/predict.json`` records the settings (``synthetic.record``); a rerun with other settings is refused
     unless ``overwrite``, which redoes every clip.
 
@@ -81,7 +84,7 @@ def predict_split(
     from tqdm.auto import tqdm
 
     from ..data.manifest import read_manifest
-    from ..media import write_video
+    from ..media import iter_frames, write_video
     from ..pipelines import AnimateAnyonePipeline
     from ..pipelines.context import WINDOW_MODES
     from ..runtime import resolve_device, resolve_dtype
@@ -100,9 +103,16 @@ def predict_split(
     window = {**WINDOW, "window_mode": window_mode}
     driving = {"driver": driver, "chunk": chunk}
     driving = {k: v for k, v in driving.items() if v not in ("truth", None)}
-    pipe, sampling = None, dict(sampling or {})
+    pipe, vae, sampling = None, None, dict(sampling or {})
+    if vae_roundtrip and model_dir is None:
+        raise ValueError("vae_roundtrip needs the model directory whose VAE encodes and decodes the frames")
     if model_dir is None:
         record = prediction_record(split_dir, clips, model_dir=None)
+    elif vae_roundtrip:
+        from diffusers import AutoencoderKL
+
+        vae = AutoencoderKL.from_pretrained(Path(model_dir) / "vae").eval()
+        record = prediction_record(split_dir, clips, model_dir=model_dir, baseline=ROUNDTRIP)
     else:
         dev = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, dev)
@@ -136,7 +146,9 @@ def predict_split(
         if target.exists() and not overwrite:
             continue
         reference = Image.open(split_dir / "references" / f"{clip.id}.png").convert("RGB")
-        if pipe is None:
+        if vae is not None:
+            frames = list(roundtrip(vae, np.stack(list(iter_frames(clip.video)))))
+        elif pipe is None:
             frames = [np.asarray(reference)] * clip.num_frames
         else:
             poses = pose_images(skeletons[clip.id])  # (F, H, W, 3) uint8, as in training
@@ -167,6 +179,20 @@ def predict_split(
                 frames.extend(result.frames)
         write_video(target, list(frames), clip.fps, overwrite=True)
     return out
+
+
+ROUNDTRIP = "vae_roundtrip (the model's VAE: encode + decode of the true frames, posterior mean)"
+
+
+@torch.no_grad()
+def roundtrip(vae, frames: np.ndarray, batch: int = 8) -> np.ndarray:
+    """(F, H, W, 3) uint8 frames through ``vae`` (encode, posterior mean, decode): (F, H, W, 3) uint8."""
+    out = []
+    for start in range(0, len(frames), batch):
+        x = torch.from_numpy(frames[start : start + batch]).permute(0, 3, 1, 2).float() / 127.5 - 1  # (b, 3, H, W)
+        y = vae.decode(vae.encode(x).latent_dist.mean).sample
+        out.append(((y.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
 
 
 def driving_pose(split_dir: Path, clip, driver: str):

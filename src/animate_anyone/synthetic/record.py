@@ -74,8 +74,10 @@ def prediction_record(
     seed: int | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    baseline: str | None = None,
 ) -> dict[str, Any]:
-    """The record of predicting ``clips`` (the split's manifest) with ``model_dir`` (None: copy-reference)."""
+    """The record of predicting ``clips`` (the split's manifest) with ``model_dir`` (None: copy-reference);
+    ``baseline`` names what was written when it is not the model's animation (e.g. its VAE's round trip)."""
     import torch
 
     from .. import __version__
@@ -92,7 +94,8 @@ def prediction_record(
             "version": __version__,
             "data": str(split_dir),
             "model": model,
-            "baseline": None if model_dir is not None else "copy_reference (the reference image as every frame)",
+            "baseline": baseline
+            or (None if model_dir is not None else "copy_reference (the reference image as every frame)"),
             "sampling": sampling,
             "window": window,
             "seed": seed,
