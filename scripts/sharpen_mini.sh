@@ -28,14 +28,18 @@ METRICS=l1,psnr,ssim,lpips,flicker,pck@0.05,pck@0.1
 mkdir -p "$W/eval"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 have() { [ -f "$1/model_index.json" ]; }
-# score NAME MODEL: 10 guided DDIM steps on the validation split, then evaluate as $W/eval/NAME.json.
+# score NAME MODEL [--vae-roundtrip]: 10 guided DDIM steps on the validation split (with --vae-roundtrip: the
+# model's VAE alone on the true frames), then evaluate as $W/eval/NAME.json.
 score() {
-  local json="$W/eval/$1.json"
+  local json="$W/eval/$1.json" name=$1 model=$2
+  shift 2
   [ -f "$json" ] && return
-  log "score $1"
-  $AA synthetic predict --model "$2" --data "$VAL" --out "$W/pred/$1" --steps 10 --quiet > /dev/null
-  $AA evaluate --pred "$W/pred/$1" --gt "$VAL/videos" --pose-dir "$VAL/poses" --metrics "$METRICS" \
-    --pose-backend regressor --out "$json" --quiet > /dev/null
+  log "score $name"
+  local who=(--model "$model" --steps 10)
+  [ "${1:-}" = --vae-roundtrip ] && who=(--vae-roundtrip "$model")
+  $AA synthetic predict "${who[@]}" --data "$VAL" --out "$W/pred/$name" --quiet > /dev/null
+  $AA evaluate --pred "$W/pred/$name" --gt "$VAL/videos" --pose-dir "$VAL/poses" --metrics "$METRICS" \
+    --pose-backend regressor --out "$json" --quiet
 }
 # with_vae OUT MODEL VAE: a copy of MODEL whose vae/ is VAE (the encoders are the same, so nothing else changes).
 with_vae() {
@@ -62,7 +66,9 @@ if [ ! -f "$W/vae/config.json" ]; then
     --steps "$DECODER_STEPS" --lr 2e-4 --perceptual-weight 1 --adversarial-weight 0.5 --adversarial-start 500 --quiet
 fi
 score start "$START"
+score vae-start "$START" --vae-roundtrip
 with_vae "$W/start-newdecoder" "$START" "$W/vae"
+score vae-new "$W/start-newdecoder" --vae-roundtrip
 score start-newdecoder "$W/start-newdecoder"
 
 # 2. Stage 1 continued (constant rate: stopping at N equals a run with max_steps=N), exports scored.

@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).parents[1] / "docs"
-RESULTS = sorted(p for p in (DOCS / "benchmark_results").glob("*.json") if "aggregate" in json.loads(p.read_text()))
+RESULTS = sorted(  # the top folder and its subfolders (sharp/: issue 29's model), the world's apart (below)
+    p
+    for p in (DOCS / "benchmark_results").rglob("*.json")
+    if "world" not in p.parts and "aggregate" in json.loads(p.read_text())
+)
 SPLITS = ("heldout_character", "heldout_motion")
 SAMPLING = {
     "preset",
@@ -26,11 +30,12 @@ SAMPLING = {
 }
 
 
-def named_in(text: str) -> set[str]:
-    """The JSON names a page mentions in backticks, with ``SPLIT`` and ``{a,b}`` expanded."""
+def named_in(text: str, folder: bool = False) -> set[str]:
+    """The JSON names a page mentions in backticks, with ``SPLIT`` and ``{a,b}`` expanded; ``folder``: with the
+    folder named before each (``sharp/val-model.json``)."""
     names = set()
     for token in re.findall(r"`([^`\s]+\.json)`", text):
-        token = token.rsplit("/", 1)[-1].replace("SPLIT", "{" + ",".join(SPLITS) + "}")
+        token = "/".join(token.split("/")[-2 if folder else -1 :]).replace("SPLIT", "{" + ",".join(SPLITS) + "}")
         parts = re.split(r"\{([^}]*)\}", token)
         for choice in itertools.product(*(p.split(",") for p in parts[1::2])):
             names.add("".join(itertools.chain.from_iterable(itertools.zip_longest(parts[::2], choice, fillvalue=""))))
@@ -45,6 +50,12 @@ def test_the_expansion_of_names():
         "no_temporal-1-heldout_motion.json",
         "val-full-0.json",
     }
+    assert named_in("`docs/benchmark_results/sharp/val-{a,b}.json`, `sharp/x-SPLIT.json`", folder=True) == {
+        "sharp/val-a.json",
+        "sharp/val-b.json",
+        "sharp/x-heldout_character.json",
+        "sharp/x-heldout_motion.json",
+    }
 
 
 @pytest.mark.parametrize("path", RESULTS, ids=lambda p: p.stem)
@@ -52,14 +63,18 @@ def test_each_committed_score_records_its_settings_and_is_named_by_the_page(path
     record = json.loads(path.read_text())["predictions"]
     if path.stem.startswith("ground_truth"):
         assert record is None  # the ground truth scored against itself: no prediction folder
-    elif record["baseline"] is not None:
-        assert record["model"] is None and record["sampling"] is None
+    elif record["baseline"] is not None:  # copy-reference, or a model's VAE alone (vae_roundtrip)
+        assert record["sampling"] is None
+        assert (record["model"] is None) == record["baseline"].startswith("copy_reference")
+        assert record["model"] is None or record["model"]["fingerprint"].startswith("sha256:")
     else:
         assert SAMPLING <= set(record["sampling"]) and record["window"] and "seed + k" in record["seed_rule"]
         reconstructed = "recorded" in record
         assert reconstructed == (record["model"]["fingerprint"] is None), "a fingerprint, or a reconstruction"
         assert not reconstructed or record["recorded"].startswith("reconstructed after the run")
-    assert path.name in named_in((DOCS / "benchmark.md").read_text()), f"docs/benchmark.md never names {path.name}"
+    page = (DOCS / "benchmark.md").read_text()
+    name = path.name if path.parent.name == "benchmark_results" else f"{path.parent.name}/{path.name}"
+    assert name in named_in(page, folder="/" in name), f"docs/benchmark.md never names {name}"
 
 
 WORLD = sorted((DOCS / "benchmark_results" / "world").glob("*.json"))
