@@ -16,7 +16,8 @@
 #   curve       "Choosing the training length": stage 1 of seed 0 from synthetic_benchmark.sh's $W/init-0 in segments,
 #               the EMA export of each (runs/curve-0/step-N) scored on the validation split: val-stage1-0-N
 #   sampling    "Choosing the fast preset": sampling variants on the validation split with the curve's step-3000
-#               export: val-sampling-{quality25,ddim20,ddim12,fast-allguided,fast-nocache,fast,fast10}
+#               export (or PROBE, e.g. the packaged model): val-sampling-{quality25,ddim20,ddim12,fast-allguided,
+#               fast-nocache,fast,fast10}
 # Environment: MODEL (the teacher and "full-0"; default the packaged model, which is synthetic_benchmark.sh's
 # runs/full-0/stage2/final of seed 0); SPLITS="heldout_character heldout_motion"; CURVE_STEPS="1000 2000 3000 4000
 # 5000"; SAMPLING_STEP=3000; DISTILL_STEPS=500; DISTILL_CHECK=1000; AA (the command; default animate-anyone).
@@ -112,7 +113,7 @@ if want distill; then
   score "val-student-at$DISTILL_CHECK" "$VAL" "$W/pred/val/student-at$DISTILL_CHECK" --model "$longer/final"
 fi
 
-if want curve || want sampling; then
+if want curve || { want sampling && [ -z "${PROBE:-}" ]; }; then
   have "$W/init-0" || { echo "curve, sampling: no $W/init-0; scripts/synthetic_benchmark.sh makes it" >&2; exit 2; }
   run="$W/runs/curve-0"
   for step in $CURVE_STEPS; do
@@ -136,7 +137,7 @@ if want curve || want sampling; then
 fi
 
 if want sampling; then
-  probe="$W/runs/curve-0/step-$SAMPLING_STEP"
+  probe=${PROBE:-$W/runs/curve-0/step-$SAMPLING_STEP}
   have "$probe" || { echo "sampling: no $probe; add $SAMPLING_STEP to CURVE_STEPS" >&2; exit 2; }
   sample() { score "val-sampling-$1" "$VAL" "$W/pred/val/sampling-$1" --model "$probe" --guidance 2 "${@:2}"; }
   sample quality25 --preset quality
