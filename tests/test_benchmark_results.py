@@ -78,7 +78,9 @@ def test_each_committed_score_records_its_settings_and_is_named_by_the_page(path
 
 
 WORLD = sorted((DOCS / "benchmark_results" / "world").glob("*.json"))
-PACKAGED = "sha256:f102463e59c90fffc8627e409f37392902c38704f03befd4410775de81e8822e"  # the model packaged then (issue 28)
+PACKAGED = (
+    "sha256:f102463e59c90fffc8627e409f37392902c38704f03befd4410775de81e8822e"  # the model packaged then (issue 28)
+)
 
 
 @pytest.mark.parametrize("path", WORLD, ids=lambda p: p.stem)

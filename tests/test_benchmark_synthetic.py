@@ -301,11 +301,40 @@ def test_vae_roundtrip_baseline_is_the_packaged_vae_ceiling(tmp_path, synthetic_
     scores = {}
     for name, model in {"packaged": packaged_model(), "random": init_model("mini", tmp_path / "random")}.items():
         out = tmp_path / name
-        assert main(["synthetic", "predict", "--vae-roundtrip", str(model), "--data", str(split), "--out", str(out), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "synthetic",
+                    "predict",
+                    "--vae-roundtrip",
+                    str(model),
+                    "--data",
+                    str(split),
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         record = json.loads((out / "predict.json").read_text())
         assert record["baseline"].startswith("vae_roundtrip") and record["model"]["path"] == str(model)
         scores[name] = psnr(out)
-    assert main(["synthetic", "predict", "--copy-reference", "--data", str(split), "--out", str(tmp_path / "copy"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "synthetic",
+                "predict",
+                "--copy-reference",
+                "--data",
+                str(split),
+                "--out",
+                str(tmp_path / "copy"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     copy = psnr(tmp_path / "copy")
     assert scores["packaged"] > 25.0 and scores["packaged"] > copy + 3, (scores, copy)
     assert scores["random"] < 15.0, scores

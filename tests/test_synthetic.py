@@ -288,7 +288,9 @@ def test_decoder_fine_tune_with_perceptual_and_adversarial_losses(tmp_path):
         assert frozen and all(torch.equal(state[k], start[k]) for k in frozen), name
         assert vae.config.scaling_factor == AutoencoderKL.from_pretrained(base).config.scaling_factor
         decoders[name] = torch.cat([v.flatten() for k, v in state.items() if k.startswith("decoder.")])
-        assert not torch.equal(decoders[name], torch.cat([v.flatten() for k, v in start.items() if k.startswith("decoder.")]))
+        assert not torch.equal(
+            decoders[name], torch.cat([v.flatten() for k, v in start.items() if k.startswith("decoder.")])
+        )
     assert not torch.equal(decoders["plain"], decoders["perceptual"])
     assert not torch.equal(decoders["plain"], decoders["adversarial"])
     with pytest.raises(ValueError, match="adversarial_weight=-1"):
