@@ -93,10 +93,10 @@ def public_configs_directory(path: Path) -> Path:
     from SD-1.5's unet/config.json (built on the meta device) and the README's VAE's published config
     (sd-vae-ft-mse). What reads configs before loading (default size, memory check) sees the users' model."""
     from animate_anyone.convert.moore import INFERENCE_V2_TEMPORAL, configs_from_moore
-    from animate_anyone.models.presets import PRESETS, build_networks
+    from animate_anyone.models.sizes import SIZES, build_networks
 
     unet = json.loads((MOORE_KEYS / "sd15_unet_config.json").read_text())
-    configs = configs_from_moore(unet, INFERENCE_V2_TEMPORAL, PRESETS["sd15"].pose_guider)
+    configs = configs_from_moore(unet, INFERENCE_V2_TEMPORAL, SIZES["sd15"].pose_guider)
     build_networks(configs, device="meta").denoising_unet.save_config(path / "denoising_unet")
     (path / "vae").mkdir(parents=True)
     (path / "vae" / "config.json").write_text(

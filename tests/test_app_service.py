@@ -76,9 +76,9 @@ def test_bad_inputs_are_named(service, inputs, motion, kind, message):
 
 
 def test_bad_settings_are_named(service, inputs):
-    with pytest.raises(ValueError, match="context-frames 40 exceeds"):
+    with pytest.raises(ValueError, match="context_frames 40: exceeds"):
         service.animate(inputs / "ref.png", inputs / "pose", "pose video", context_frames=40)
-    with pytest.raises(ValueError, match="unknown preset 'turbo'"):
+    with pytest.raises(ValueError, match="preset turbo: must be one of quality, fast, student"):
         service.animate(inputs / "ref.png", inputs / "pose", "pose video", preset="turbo")
 
 

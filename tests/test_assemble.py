@@ -22,7 +22,7 @@ from animate_anyone.convert.components import (
 from animate_anyone.convert.release import assemble as assemble_model_directory
 from animate_anyone.jobs.init_model import init_model
 from animate_anyone.model_dir import ModelDirectory
-from animate_anyone.models.presets import PRESETS, SCHEDULER_V2, build_components, image_processor_class
+from animate_anyone.models.sizes import SCHEDULER_V2, SIZES, build_components, image_processor_class
 from animate_anyone.weights import read_state_dict
 from conftest import golden_convert_args, golden_dir, golden_sizes, golden_spec
 
@@ -57,7 +57,7 @@ def src(tmp_path_factory):
     root = tmp_path_factory.mktemp("sources")
     init_model("tiny", root / "networks", seed=1)
     torch.manual_seed(2)
-    aux = build_components(PRESETS["tiny"])
+    aux = build_components(SIZES["tiny"])
     aux["vae"].save_pretrained(root / "sd-vae-ft-mse")
     aux["image_encoder"].save_pretrained(root / "sd-image-variations" / "image_encoder")
     processor = type(aux["feature_extractor"])(size={"shortest_edge": 192}, crop_size={"height": 192, "width": 192})
@@ -215,8 +215,8 @@ def test_vae_keys_that_do_not_fit_are_named(tiny_vae):
 
 
 def test_sd15_single_file_through_the_cli(tiny_vae, sd_file, src, tmp_path, monkeypatch):
-    sd15 = dataclasses.replace(PRESETS["sd15"], vae=TINY_VAE)  # the real SD-1.5 VAE is too big for a unit test
-    monkeypatch.setitem(PRESETS, "sd15", sd15)
+    sd15 = dataclasses.replace(SIZES["sd15"], vae=TINY_VAE)  # the real SD-1.5 VAE is too big for a unit test
+    monkeypatch.setitem(SIZES, "sd15", sd15)
     out = tmp_path / "model"
     args = [
         "--networks",

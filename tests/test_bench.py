@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import warnings
 
 import pytest
 import torch
 
-from animate_anyone.bench import (
+from animate_anyone.cli import bench as bench_cli
+from animate_anyone.pipelines.optimisations import Optimisations
+from animate_anyone.speed import (
     SWITCHES,
     Bench,
     count_flops,
     count_unet_flops_meta,
-    default_switches,
     format_comparison,
     peak_tflops,
     run_benchmark,
     run_comparison,
 )
-from animate_anyone.cli import bench as bench_cli
 
 SMALL = dict(width=64, height=48, frames=4, steps=2, warmup=0, repeats=1)
 
@@ -56,8 +56,11 @@ CONFIG_FIELDS = {
     "frames",
     "steps",
     "guidance",
-    "guidance_scale",
     "preset",
+    "scheduler",
+    "guidance_interval",
+    "cache_interval",
+    "cache_depth",
     "context_frames",
     "context_overlap",
     "window_mode",
@@ -88,7 +91,8 @@ def test_result_has_every_field_and_is_json(result):
     result = json.loads(json.dumps(result))
     assert TOP_FIELDS <= set(result)
     assert CONFIG_FIELDS <= set(result["config"])
-    assert result["config"]["switches"] == default_switches() and set(default_switches()) == set(SWITCHES)
+    default = Optimisations().switches()
+    assert result["config"]["switches"] == default and set(default) == set(SWITCHES)
     assert ENV_FIELDS <= set(result["environment"])
     assert set(result["stages"]) == STAGES
     assert MEMORY_FIELDS <= set(result["memory"]) and result["memory"]["kind"] == "cpu_ru_maxrss"
@@ -148,8 +152,9 @@ def test_meta_count_equals_a_real_call():
 
 
 def test_windows_multiply_the_step_flops():
+    batched = Optimisations(window_batch=2)
     result = run_benchmark(
-        "tiny", device="cpu", **{**SMALL, "frames": 10}, context_frames=4, context_overlap=1, window_batch=2
+        "tiny", device="cpu", **{**SMALL, "frames": 10}, context_frames=4, context_overlap=1, optimisations=batched
     )
     assert result["window_frames"] == 4
     assert result["windows_per_step"] == 3.5  # shifted windows: 3 at step 0, 4 at step 1
@@ -175,7 +180,9 @@ def test_peak_table():
 
 def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="unknown optimisation switch"):
-        run_benchmark("tiny", switches={"turbo": True})
+        Optimisations().with_switches({"turbo": True})
+    with pytest.raises(ValueError, match="context_overlap 8: .* less than context_frames"):
+        run_benchmark("tiny", context_frames=8, context_overlap=8)  # the sampling rules every front end shares
     with pytest.raises(ValueError, match="unknown model size"):
         run_benchmark("huge")
     with pytest.raises(ValueError, match="multiple of 8"):
@@ -191,7 +198,7 @@ def parse(argv):
 def test_cli_flags_switch_optimisations():
     args = parse(["--no-ref-kv-cache", "--fused-qkv", "--no-guidance"])
     assert bench_cli.switches_from_args(args) == {"ref_kv_cache": False, "fused_qkv": True}
-    assert args.guidance is False and args.size == "tiny"
+    assert args.guidance == 1.0 and args.size == "tiny" and parse(["--guidance", "2"]).guidance == 2.0
     assert bench_cli.switches_from_args(parse([])) == {}  # the pipeline's defaults
 
 
@@ -214,7 +221,7 @@ def test_compare_reports_every_switch():
         assert v["speedup_per_step"] > 0 and v["speedup_per_frame"] > 0
         assert v["max_abs_diff_latents"] <= 1e-4 and v["max_abs_diff_frames_uint8"] <= 1
         switches = v["result"]["config"]["switches"]
-        assert v["name"] == "window_batch" or switches[v["name"]] == (not default_switches()[v["name"]])
+        assert v["name"] == "window_batch" or switches[v["name"]] == (not Optimisations().switches()[v["name"]])
     assert "speedup/step" in format_comparison(report)
     json.dumps(report)
 
@@ -225,9 +232,9 @@ def test_compare_presets_counts_unet_rows_and_speed():
     UNet itself saw (a forward hook)."""
     from torch.nn.modules.module import register_module_forward_pre_hook
 
-    from animate_anyone.bench.compare import run_preset_comparison
-    from animate_anyone.bench.report import format_preset_comparison
     from animate_anyone.models import AnimateAnyoneUNet
+    from animate_anyone.speed.compare import run_preset_comparison
+    from animate_anyone.speed.report import format_preset_comparison
 
     small = {k: v for k, v in SMALL.items() if k != "steps"}
     rows = []  # the batch rows of every denoising-UNet call
@@ -267,7 +274,7 @@ def test_compare_presets_counts_unet_rows_and_speed():
     json.dumps(report)
     with pytest.raises(ValueError, match="drop --steps"):
         run_preset_comparison("tiny", device="cpu", **SMALL)
-    with pytest.raises(ValueError, match="unknown preset 'turbo'"):
+    with pytest.raises(ValueError, match="preset turbo: must be one of quality, fast, student"):
         run_benchmark("tiny", preset="turbo")
 
 
@@ -278,18 +285,19 @@ def test_video_work_equals_the_flops_of_a_real_video():
     import numpy as np
     import PIL.Image
 
-    from animate_anyone.bench.flops import count_video_work_meta, flop_counter
-    from animate_anyone.pipelines.presets import PRESETS, SamplingPreset, SettingsWarning
+    from animate_anyone.pipelines.settings import PRESETS, SamplingSettings
+    from animate_anyone.speed.flops import count_video_work_meta, flop_counter
 
     pipe = Bench("tiny", "cpu", "float32").pipe
     rng = np.random.default_rng(0)
     reference = PIL.Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
     poses = rng.integers(0, 255, (10, 48, 64, 3), dtype=np.uint8)
-    for settings in (SamplingPreset(steps=3), PRESETS["fast"], PRESETS["student"]):
-        with flop_counter() as counter, warnings.catch_warnings():
-            warnings.simplefilter("ignore", SettingsWarning)  # random weights: the student preset is only priced
-            out = pipe(reference, poses, height=48, width=64, preset=settings, context_frames=4, context_overlap=1)
-        modelled = count_video_work_meta("tiny", 64, 48, 10, settings, context_frames=4, context_overlap=1)
+    windows = dict(context_frames=4, context_overlap=1)
+    for settings in (SamplingSettings(steps=3), PRESETS["fast"], PRESETS["student"]):
+        settings = dataclasses.replace(settings, **windows)
+        with flop_counter() as counter:  # resolved settings go to the sampler as they are: no resolution, no warning
+            out = pipe(reference, poses, settings, height=48, width=64)
+        modelled = count_video_work_meta("tiny", 64, 48, 10, settings)
         assert modelled["flops"]["total"] == counter.get_total_flops() > 0
         assert modelled["unet_rows_per_video"] == {k: out.stats[k] for k in ("full_rows", "shallow_rows")}
 

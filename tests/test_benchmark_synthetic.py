@@ -13,11 +13,11 @@ import torch
 
 from animate_anyone.cli.main import main
 from animate_anyone.config import load_config
-from animate_anyone.data.toy import make_toy_dataset
 from animate_anyone.jobs.init_model import init_model
 from animate_anyone.pipelines import AnimateAnyonePipeline
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
+from toy_data import make_toy_dataset
 
 TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
 
@@ -72,10 +72,10 @@ def test_mini_size_pairs_a_4x_vae_with_a_4x_pose_guider(mini_model_dir, tmp_path
 
 
 def _vae_dir(tmp_path: Path, size: str) -> Path:
-    from animate_anyone.models.presets import PRESETS, build_components
+    from animate_anyone.models.sizes import SIZES, build_components
 
     path = tmp_path / f"vae-{size}"
-    build_components(PRESETS[size])["vae"].save_pretrained(path)
+    build_components(SIZES[size])["vae"].save_pretrained(path)
     return path
 
 
@@ -102,10 +102,9 @@ def test_no_reference_net_ablation_trains_exports_and_never_reads_the_reference(
     frames = pipe(
         Image.new("RGB", (64, 64), (200, 30, 30)),
         np.zeros((2, 64, 64, 3), np.uint8),
+        {"steps": 1, "guidance": 2.0},
         height=64,
         width=64,
-        num_inference_steps=1,
-        guidance_scale=2.0,
         generator=torch.Generator().manual_seed(0),
     ).frames
     assert frames.shape == (2, 64, 64, 3)

@@ -45,9 +45,9 @@ def test_load_and_animate_image_batches(nodes, tiny_model_dir):
     direct = pipe(
         Image.fromarray(nodes.nodes.to_uint8(reference)[0]),
         nodes.nodes.to_uint8(poses),
+        {"steps": 2},
         height=88,
         width=64,
-        num_inference_steps=2,
         generator=torch.Generator().manual_seed(3),
     ).frames
     assert np.array_equal(nodes.nodes.to_uint8(frames), direct)

@@ -57,7 +57,8 @@ def test_shipped_inference_configs_load(path):
     from animate_anyone.jobs.animate_config import AnimateConfig
 
     config = load_config(AnimateConfig, path)
-    assert config.context_overlap < config.context_frames and config.optimisations.window_batch >= 1
+    settings = config.resolve()  # every sampling value checked
+    assert settings.context_overlap < settings.context_frames and config.optimisations.window_batch >= 1
 
 
 def test_default_inference_yaml_lists_every_default():

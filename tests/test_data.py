@@ -25,10 +25,10 @@ from animate_anyone.data.dataset import (
     reference_candidates,
 )
 from animate_anyone.data.manifest import ManifestError, read_manifest, read_quarantine, write_manifest
-from animate_anyone.data.toy import MARKERS, make_toy_dataset
 from animate_anyone.media import write_video
 from animate_anyone.pose.draw import BODY_COLORS
 from animate_anyone.pose.keypoints import load_pose
+from toy_data import MARKERS, make_toy_dataset
 
 VIDEO_SIZE, RESOLUTION = (96, 128), (64, 96)  # (width, height): the toy videos, the samples
 
@@ -106,7 +106,7 @@ def test_manifest_errors(tmp_path, toy):
         read_manifest(
             manifest(json.dumps(absolute), json.dumps(dict(base, id="other")))
         )  # relative to tmp_path: missing
-    with pytest.raises(ManifestError, match=r"line 1: not valid JSON"):
+    with pytest.raises(ManifestError, match=r"line 1: not a JSON object"):
         read_manifest(manifest("{oops"))
     with pytest.raises(ManifestError, match=r"line 1 \(id 'toy_000'\): missing fps"):
         read_manifest(manifest(json.dumps({k: v for k, v in absolute.items() if k != "fps"})))

@@ -87,7 +87,7 @@ def test_python_api_animates_at_512(public_sized_model, inputs):
     pipe = AnimateAnyonePipeline.from_pretrained(public_sized_model)
     pipe.set_progress_bar_config(disable=True)
     poses = list(iter_frames(inputs / "pose"))
-    out = pipe(PIL.Image.open(inputs / "ref.png"), poses, num_inference_steps=1, guidance_scale=1.0)
+    out = pipe(PIL.Image.open(inputs / "ref.png"), poses, {"steps": 1, "guidance": 1.0})
     assert out.frames.shape == (1, EXPECTED[1], EXPECTED[0], 3)
 
 

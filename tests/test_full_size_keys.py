@@ -13,8 +13,8 @@ from animate_anyone.convert.moore import (
     networks_from_moore,
     target_shapes,
 )
-from animate_anyone.convert.tables import ConversionError
-from animate_anyone.models.presets import PRESETS, build_networks
+from animate_anyone.models.sizes import SIZES, build_networks
+from animate_anyone.weights import WeightsError
 from conftest import MOORE_KEYS
 
 
@@ -28,7 +28,7 @@ def meta_state(entries) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def sd15_meta():
-    return build_networks(PRESETS["sd15"].networks(), device="meta")
+    return build_networks(SIZES["sd15"].networks(), device="meta")
 
 
 def test_sd15_builds_on_meta(sd15_meta):
@@ -80,14 +80,14 @@ def test_converter_names_the_bad_keys(sd15_meta):
     good = meta_state(listing("motion_module")["tensors"])
     missing = dict(good)
     del missing["mid_block.motion_modules.0.temporal_transformer.proj_out.weight"]
-    with pytest.raises(ConversionError, match=r"mid_block\.motion_modules\.0\.proj_out\.weight"):
+    with pytest.raises(WeightsError, match=r"mid_block\.motion_modules\.0\.proj_out\.weight"):
         convert_motion_module(missing, target)
     extra = dict(good, **{"down_blocks.0.motion_modules.0.temporal_transformer.extra": torch.empty(1, device="meta")})
-    with pytest.raises(ConversionError, match="unused source keys.*temporal_transformer.extra"):
+    with pytest.raises(WeightsError, match="unexpected keys.*temporal_transformer.extra"):
         convert_motion_module(extra, target)
     key = "up_blocks.3.motion_modules.2.temporal_transformer.proj_in.weight"
     shape = dict(good, **{key: torch.empty(3, 3, device="meta")})
-    with pytest.raises(ConversionError, match="shape mismatch"):
+    with pytest.raises(WeightsError, match="shape mismatch"):
         convert_motion_module(shape, target)
 
 
@@ -98,7 +98,7 @@ def test_differing_positional_tables_are_rejected():
     prefix = "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks"
     source = {f"{prefix}.0.pos_encoder.pe": torch.zeros(1, 4, 2), f"{prefix}.1.pos_encoder.pe": torch.ones(1, 4, 2)}
     target = {"down_blocks.0.motion_modules.0.transformer_blocks.0.pos_embed.pe": (1, 4, 2)}
-    with pytest.raises(ConversionError, match="conflicting"):
+    with pytest.raises(WeightsError, match="conflicting"):
         convert_denoising_unet([source], target)
     source[f"{prefix}.1.pos_encoder.pe"] = torch.zeros(1, 4, 2)
     assert set(convert_denoising_unet([source], target)) == set(target)

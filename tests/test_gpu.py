@@ -59,9 +59,9 @@ def test_pipeline_half_precision_on_cuda_matches_cpu(tiny_model_dir, dtype):
         out = pipe(
             reference,
             poses,
+            {"steps": 2},
             height=64,
             width=48,
-            num_inference_steps=2,
             generator=torch.Generator().manual_seed(0),
             output_type="latent",
         )
@@ -79,7 +79,7 @@ def test_fast_preset_on_cuda_keeps_device_memory_flat_in_length():
 
     from animate_anyone.pipelines import AnimateAnyonePipeline
     from animate_anyone.pipelines.memory import per_frame_bytes
-    from animate_anyone.pipelines.presets import PRESETS
+    from animate_anyone.pipelines.settings import PRESETS
     from animate_anyone.synthetic.demo import demo_clip, packaged_model
 
     reference, _, poses = demo_clip(0, 48, 64)
@@ -89,14 +89,14 @@ def test_fast_preset_on_cuda_keeps_device_memory_flat_in_length():
     for frames in (24, 240):
         video = np.stack([poses[i % len(poses)] for i in range(frames)])
         torch.cuda.reset_peak_memory_stats()
-        out = pipe(PIL.Image.fromarray(reference), video, preset="fast", generator=torch.Generator().manual_seed(0))
+        out = pipe(PIL.Image.fromarray(reference), video, "fast", generator=torch.Generator().manual_seed(0))
         peaks[frames] = torch.cuda.max_memory_allocated()
         assert np.isfinite(out.frames).all() and out.stats["shallow_rows"] > 0
     each = per_frame_bytes(pipe.denoising_unet.config, pipe.vae.config, PRESETS["fast"], 64, 64, 2)
     assert peaks[240] - peaks[24] <= each.device * (240 - 24) * 1.5, (peaks, each)
     cpu = AnimateAnyonePipeline.from_pretrained(packaged_model())
     cpu.set_progress_bar_config(disable=True)
-    kw = dict(preset="fast", generator=torch.Generator().manual_seed(0), output_type="np")
-    a = cpu(PIL.Image.fromarray(reference), poses[:24], **kw).frames.astype(int)
-    b = pipe(PIL.Image.fromarray(reference), poses[:24], **kw).frames.astype(int)
+    kw = dict(generator=torch.Generator().manual_seed(0), output_type="np")
+    a = cpu(PIL.Image.fromarray(reference), poses[:24], "fast", **kw).frames.astype(int)
+    b = pipe(PIL.Image.fromarray(reference), poses[:24], "fast", **kw).frames.astype(int)
     assert np.abs(a - b).mean() < 6  # bf16 against float32: a few levels on average

@@ -23,7 +23,11 @@ LAYERS = [
             "animate_anyone.config",
             "animate_anyone.atomic",
             "animate_anyone.weights",
-            "animate_anyone.runtime",
+            "animate_anyone.devices",
+            "animate_anyone.capacity",
+            "animate_anyone.shapes",
+            "animate_anyone.quiet",
+            "animate_anyone.jsonl",
             "animate_anyone.media",
             "animate_anyone.distributed",
         ],
@@ -40,7 +44,7 @@ LAYERS = [
             "animate_anyone.synthetic",
         ],
     ),
-    ("jobs", ["animate_anyone.jobs", "animate_anyone.bench"]),
+    ("jobs", ["animate_anyone.jobs", "animate_anyone.speed"]),
     ("front ends", ["animate_anyone.app"]),
     ("cli", ["animate_anyone.cli"]),
 ]
@@ -218,5 +222,5 @@ def test_checker_finds_cycles_and_upward_imports(tmp_path):
         "pkg.stray (pkg/stray.py) is in no layer: place it in LAYERS",
         "pkg.low (low) -> pkg.high (high) at pkg/low.py:5",
     ]
-    assert layer_of("animate_anyone.models.presets", PACKAGE, LAYERS) == [1]
+    assert layer_of("animate_anyone.models.sizes", PACKAGE, LAYERS) == [1]
     assert layer_of("animate_anyone.models_extra", PACKAGE, LAYERS) == []

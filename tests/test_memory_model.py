@@ -8,7 +8,7 @@ import json
 import pytest
 
 from animate_anyone.pipelines.memory import per_frame_bytes, window_frames_per_frame
-from animate_anyone.pipelines.presets import PRESETS, SamplingPreset
+from animate_anyone.pipelines.settings import PRESETS, SamplingSettings
 from conftest import FIXTURES, MOORE_KEYS
 
 SD15_UNET = json.loads((MOORE_KEYS / "sd15_unet_config.json").read_text())
@@ -26,15 +26,15 @@ def test_bytes_per_frame_at_512x768_in_bfloat16():
     assert quality.cache == student.cache == 0
     assert fast.cache == round(2 * 640 * 32 * 48 * 2 * 1.2)  # 4.5 MiB
     # Guided at step 0 only: its refresh keeps the conditional row alone (step 1, which reuses it, is unguided).
-    first = SamplingPreset(steps=12, guidance_interval=(0.0, 0.08), cache_interval=2, scheduler="dpm++")
+    first = SamplingSettings(steps=12, guidance_interval=(0.0, 0.08), cache_interval=2, scheduler="dpm++")
     assert per_frame_bytes(SD15_UNET, VAE, first, 512, 768, 2).cache == 640 * 32 * 48 * 2
-    unguided = SamplingPreset(steps=12, guidance=1.0, cache_interval=2)
+    unguided = SamplingSettings(steps=12, guidance=1.0, cache_interval=2)
     assert per_frame_bytes(SD15_UNET, VAE, unguided, 512, 768, 2).cache == 640 * 32 * 48 * 2
     # Depth 2 keeps SD-1.5's 1280-channel level at 16 x 24; a depth the UNet cannot take is refused here.
-    deep = SamplingPreset(steps=12, cache_interval=2, cache_depth=2)
+    deep = SamplingSettings(steps=12, cache_interval=2, cache_depth=2)
     assert per_frame_bytes(SD15_UNET, VAE, deep, 512, 768, 2).cache == 2 * 1280 * 16 * 24 * 2
     with pytest.raises(ValueError, match="cache_depth must be between 1 and 3"):
-        per_frame_bytes(SD15_UNET, VAE, SamplingPreset(cache_interval=2, cache_depth=4), 512, 768, 2)
+        per_frame_bytes(SD15_UNET, VAE, SamplingSettings(cache_interval=2, cache_depth=4), 512, 768, 2)
 
 
 def test_window_frames_per_frame_counts_overlaps():

@@ -27,12 +27,13 @@ import torch
 from diffusers import DDIMScheduler
 from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, FusedAttnProcessor2_0
 
-from animate_anyone.bench import randomise_zero_parameters
-from animate_anyone.models.presets import PRESETS, SCHEDULER_V2, build_components, build_networks
 from animate_anyone.models.reference_attention import ReferenceReadProcessor, ReferenceWriteProcessor
+from animate_anyone.models.sizes import SCHEDULER_V2, SIZES, build_components, build_networks
 from animate_anyone.pipelines import AnimateAnyonePipeline, Optimisations
 from animate_anyone.pipelines.optimisations import SWITCHES, applied
 from animate_anyone.pipelines.sampling import sample_video
+from animate_anyone.pipelines.settings import SamplingSettings
+from animate_anyone.speed import randomise_zero_parameters
 
 TOL = 4e-5
 F_, H, W = 4, 16, 12  # frames, latent height, latent width
@@ -47,9 +48,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
-    model = build_networks(PRESETS["tiny"].networks()).eval()
+    model = build_networks(SIZES["tiny"].networks()).eval()
     randomise_zero_parameters(model)
-    vae = build_components(PRESETS["tiny"])["vae"].eval()
+    vae = build_components(SIZES["tiny"])["vae"].eval()
     return model, vae
 
 
@@ -70,7 +71,8 @@ def outputs(model, vae, x, switches, steps=2):
         bank = model.encode_reference(x["ref"], x["embeds"], cache_keys_values=opts.ref_kv_cache)
         pose = model.encode_pose(x["pose"])
         step = model.denoise(x["latents"], torch.tensor(601), x["embeds"], pose, bank, 3.5)
-        video = sample_video(model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, steps, 3.5)
+        settings = SamplingSettings(steps=steps, guidance=3.5)
+        video = sample_video(model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, settings)
         images = vae.decode(x["latents"][0].transpose(0, 1)).sample
     return step, video, images
 
@@ -168,7 +170,7 @@ def test_fused_projections_are_really_used(tiny):
 
 def test_diffusers_fuse_qkv_projections_would_drop_the_reference():
     """Why ``fused_qkv_projections`` exists: diffusers' own method replaces every processor."""
-    model = build_networks(PRESETS["tiny"].networks())
+    model = build_networks(SIZES["tiny"].networks())
     model.denoising_unet.fuse_qkv_projections()
     assert not any(isinstance(p, ReferenceReadProcessor) for p in model.denoising_unet.attn_processors.values())
 
@@ -189,10 +191,7 @@ def test_window_batch_keeps_the_outputs(tiny, batch):
                 x["embeds"],
                 pose,
                 bank,
-                2,
-                3.5,
-                context_frames=4,
-                context_overlap=1,
+                SamplingSettings(steps=2, guidance=3.5, context_frames=4, context_overlap=1),
                 window_batch=wb,
                 callback=lambda s, w, calls=calls: calls.append((s, w)),
             )
@@ -200,9 +199,7 @@ def test_window_batch_keeps_the_outputs(tiny, batch):
     assert max_diff(results[2], results[1]) <= TOL
     assert max_diff(results[4], results[1]) <= TOL
     with pytest.raises(ValueError, match="window_batch"):
-        sample_video(
-            model, DDIMScheduler(**SCHEDULER_V2), x["latents"], x["embeds"], pose, bank, 1, 3.5, window_batch=0
-        )
+        Optimisations(window_batch=0)  # the type that owns the value checks it
 
 
 @torch.no_grad()
@@ -257,7 +254,7 @@ def test_compiled_unet_keeps_the_outputs(tiny):
 
 def tiny_pipeline(tiny):
     model, vae = tiny
-    parts = build_components(PRESETS["tiny"])
+    parts = build_components(SIZES["tiny"])
     pipe = AnimateAnyonePipeline(
         vae=vae,
         image_encoder=parts["image_encoder"],
@@ -287,11 +284,9 @@ def test_pipeline_optimisations_keep_the_frames_and_switch_back(tiny):
         return pipe(
             reference,
             poses,
+            {"steps": 2, "context_frames": 4, "context_overlap": 2},
             height=64,
             width=48,
-            num_inference_steps=2,
-            context_frames=4,
-            context_overlap=2,
             generator=torch.Generator().manual_seed(0),
             output_type="latent",
         ).frames

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from animate_anyone.pipelines.pipeline_animate_anyone import AnimateAnyonePipeline, default_size
+from animate_anyone.pipelines.settings import SamplingRequest
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +31,14 @@ def poses(frames, width=48, height=64):
     return rng.integers(0, 255, (frames, height, width, 3), dtype=np.uint8)
 
 
+SAMPLING = {f.name for f in dataclasses.fields(SamplingRequest)}
+
+
 def run(pipe, frames=3, seed=0, **kw):
-    kw = {"num_inference_steps": 2, "generator": torch.Generator().manual_seed(seed), **kw}
-    return pipe(reference(), poses(frames), **kw).frames
+    """The call's own keywords, and ``SamplingRequest`` fields (steps default 2) gathered into its request."""
+    request = SamplingRequest(**{"steps": 2, **{k: v for k, v in kw.items() if k in SAMPLING}})
+    kw = {"generator": torch.Generator().manual_seed(seed), **{k: v for k, v in kw.items() if k not in SAMPLING}}
+    return pipe(reference(), poses(frames), request, **kw).frames
 
 
 def test_loads_every_component_with_the_v2_scheduler(pipe):
@@ -77,7 +84,7 @@ def test_output_types_and_streaming_agree(pipe):
 def test_default_size_follows_the_reference_aspect(pipe):
     assert default_size(reference(300, 450), 64) == (64, 96)
     assert default_size(reference(451, 300), 64) == (96, 64)
-    out = pipe(reference(300, 450, mode="RGBA"), poses(2), num_inference_steps=1).frames  # sample_size 64
+    out = pipe(reference(300, 450, mode="RGBA"), poses(2), {"steps": 1}).frames  # sample_size 64
     assert out.shape == (2, 96, 64, 3)
 
 
@@ -98,11 +105,13 @@ def test_long_video_with_windows_and_another_scheduler(pipe):
     [
         (dict(height=60, width=48), "height 60 is not a positive multiple of 8"),
         (dict(height=64, width=50), "width 50 is not a positive multiple of 8"),
-        (dict(num_frames=9), "has only 3 frames"),
+        (dict(num_frames=9), "the pose sequence has 3 frames"),
+        (dict(num_frames=0), "num_frames=0"),
         (dict(context_frames=40, frames=40), "positional-encoding limit of 32"),
-        (dict(window_mode="loop"), "window_mode"),
+        (dict(context_frames=40), "positional-encoding limit of 32"),  # also when the video is shorter
+        (dict(window_mode="loop"), "window_mode loop: must be one of"),
         (dict(output_type="mp4"), "output_type"),
-        (dict(num_inference_steps=0), "num_inference_steps"),
+        (dict(steps=0), "steps 0: must be a whole number >= 1"),
     ],
 )
 def test_bad_inputs_raise(pipe, kw, message):

@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from animate_anyone.atomic import atomic_directory, atomic_path, refuse_existing, write_text
-from animate_anyone.runtime import check_size, parse_size, resolve_device, resolve_dtype
+from animate_anyone.devices import resolve_device, resolve_dtype
+from animate_anyone.shapes import check_size, parse_size
 from animate_anyone.weights import WeightsError, load_strict, read_state_dict
 
 

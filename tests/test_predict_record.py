@@ -115,10 +115,16 @@ def test_copy_reference_records_the_baseline_and_old_folders_are_refused(tmp_pat
 
 
 def test_check_ran_compares_the_record_with_what_the_pipeline_ran():
-    record = {"sampling": {"preset": "quality", "steps": 3, "guidance": 2.0, "guidance_interval": [0.0, 1.0]}}
-    check_ran(record, {"preset": {"steps": 3, "guidance": 2.0, "guidance_interval": (0.0, 1.0)}})
+    from animate_anyone.pipelines.settings import STEP_FIELDS, WINDOW_FIELDS, SamplingSettings
+
+    ran = SamplingSettings(steps=3, guidance=2.0)
+    record = {"sampling": {"preset": "quality", **ran.part(STEP_FIELDS)}, "window": ran.part(WINDOW_FIELDS)}
+    record = json.loads(json.dumps(record))  # as read back: lists for tuples
+    check_ran(record, {"sampling": ran})
     with pytest.raises(RuntimeError, match="steps"):
-        check_ran(record, {"preset": {"steps": 4, "guidance": 2.0, "guidance_interval": (0.0, 1.0)}})
+        check_ran(record, {"sampling": SamplingSettings(steps=4, guidance=2.0)})
+    with pytest.raises(RuntimeError, match="window_mode"):
+        check_ran(record, {"sampling": SamplingSettings(steps=3, guidance=2.0, window_mode="moore")})
 
 
 def test_overwrite_with_other_settings_deletes_the_old_clips_first(tmp_path):

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from animate_anyone.pipelines.context import moore_windows
 from animate_anyone.pipelines.sampling import sample_video
+from animate_anyone.pipelines.settings import SamplingSettings
 from conftest import golden_dir, golden_sizes, golden_spec
 
 CASES = sorted(golden_spec()["sampling_cases"])
@@ -36,19 +37,22 @@ def test_sampling_matches_moore(golden_model, case):
         pose = golden_model.encode_pose(t["in.pose_images"])
     steps = []
     window_batch = ctx.get("context_batch_size", 1)  # Moore evaluates this many windows per UNet call
+    settings = SamplingSettings(
+        steps=spec["steps"],
+        guidance=spec["guidance_scale"],
+        context_frames=ctx["context_frames"],
+        context_overlap=ctx["context_overlap"],
+        window_mode="moore",
+    )
     final = sample_video(
         golden_model,
         scheduler,
-        t["in.init_latents"],
+        t["in.init_latents"],  # DDIM's initial sigma is 1: Moore's initial latents are the noise
         t["in.image_embeds"],
         pose,
         bank,
-        num_inference_steps=spec["steps"],
-        guidance_scale=spec["guidance_scale"],
-        context_frames=ctx["context_frames"],
-        context_overlap=ctx["context_overlap"],
+        settings,
         context_stride=ctx["context_stride"],
-        window_mode="moore",
         eta=spec["eta"],
         callback=lambda step, window: steps.append((step, window)),
         window_batch=window_batch,
@@ -74,10 +78,10 @@ def test_windowing_is_exact_when_frames_are_independent(fresh_golden_model, mode
     pose_images = torch.rand(1, 3, frames, s.pose_h, s.pose_w, generator=g)
     with torch.no_grad():
         bank, pose = model.encode_reference(ref, embeds), model.encode_pose(pose_images)
-    kwargs = dict(num_inference_steps=case["steps"], guidance_scale=case["guidance_scale"], window_mode=mode)
+    kwargs = dict(steps=case["steps"], guidance=case["guidance_scale"], window_mode=mode)
     sched = lambda: DDIMScheduler(**case["scheduler_kwargs"])  # noqa: E731
-    whole = sample_video(
-        model, sched(), latents, embeds, pose, bank, context_frames=frames, context_overlap=0, **kwargs
-    )
-    windowed = sample_video(model, sched(), latents, embeds, pose, bank, context_frames=4, context_overlap=2, **kwargs)
+    whole = SamplingSettings(context_frames=frames, context_overlap=0, **kwargs)
+    whole = sample_video(model, sched(), latents, embeds, pose, bank, whole)
+    windowed = SamplingSettings(context_frames=4, context_overlap=2, **kwargs)
+    windowed = sample_video(model, sched(), latents, embeds, pose, bank, windowed)
     assert (whole - windowed).abs().max() < 1e-4

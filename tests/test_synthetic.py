@@ -248,9 +248,9 @@ def test_small_autoencoder_trains_and_saves_a_stock_vae(tmp_path):
     import torch
     from diffusers import AutoencoderKL
 
-    from animate_anyone.data.toy import make_toy_dataset
-    from animate_anyone.models.presets import MINI_LATENT_CHANNELS
+    from animate_anyone.models.sizes import MINI_LATENT_CHANNELS
     from animate_anyone.synthetic.autoencoder import reconstruction_psnr, train_autoencoder
+    from toy_data import make_toy_dataset
 
     data = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(32, 32))
     out = train_autoencoder([data], tmp_path / "vae", size=32, steps=3, batch_size=2, progress=False)
@@ -268,8 +268,8 @@ def test_decoder_fine_tune_with_perceptual_and_adversarial_losses(tmp_path):
     import torch
     from diffusers import AutoencoderKL
 
-    from animate_anyone.data.toy import make_toy_dataset
     from animate_anyone.synthetic.autoencoder import train_autoencoder
+    from toy_data import make_toy_dataset
 
     data = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(32, 32))
     base = train_autoencoder([data], tmp_path / "vae", size=32, steps=2, batch_size=2, progress=False)

@@ -14,10 +14,10 @@ from safetensors.torch import load_file
 
 from animate_anyone.cli.main import main
 from animate_anyone.config import load_config
-from animate_anyone.data.toy import make_toy_dataset
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
 from stop_signal import stop_at
+from toy_data import make_toy_dataset
 
 TINY = Path(__file__).parents[1] / "configs" / "train" / "tiny.yaml"
 
@@ -121,8 +121,8 @@ def test_gradient_accumulation_matches_a_larger_batch(tiny_model_dir, toy):
     from accelerate import Accelerator
 
     from animate_anyone.data.dataset import VideoPoseDataset, collate
+    from animate_anyone.training.batch_sampler import ResumableBatchSampler
     from animate_anyone.training.loop import training_step
-    from animate_anyone.training.sampling import ResumableBatchSampler
     from animate_anyone.training.setup import apply_stage, load_components
 
     cfg = load_config(
@@ -203,11 +203,11 @@ def test_stage1_starts_from_sd15_unet_weights(tmp_path, tiny_model_dir, toy):
     """model.sd15_unet initialises both UNets' spatial layers (strictly) and leaves temporal layers identities."""
     from diffusers import UNet2DConditionModel
 
-    from animate_anyone.models.presets import PRESETS
+    from animate_anyone.models.sizes import SIZES
     from animate_anyone.training.setup import load_components
 
     torch.manual_seed(1)
-    sd = UNet2DConditionModel(**PRESETS["tiny"].reference_net)
+    sd = UNet2DConditionModel(**SIZES["tiny"].reference_net)
     sd.save_pretrained(tmp_path / "sd15" / "unet")
     cfg = load_config(
         TrainConfig,

@@ -219,6 +219,7 @@ def test_predict_world_options(world, tmp_path):
     from animate_anyone.data.manifest import read_manifest
     from animate_anyone.media import iter_frames
     from animate_anyone.pipelines import AnimateAnyonePipeline
+    from animate_anyone.pipelines.settings import SamplingRequest
     from animate_anyone.pose.keypoints import load_pose
     from animate_anyone.synthetic.benchmark import predict_split
     from animate_anyone.synthetic.demo import packaged_model
@@ -226,7 +227,8 @@ def test_predict_world_options(world, tmp_path):
     from animate_anyone.synthetic.render import pose_images
 
     def run(name, split="long", **options):
-        out = predict_split(model, world / split, tmp_path / name, steps=2, progress=False, **options)
+        request = SamplingRequest(steps=2, window_mode=options.pop("window_mode", None))
+        out = predict_split(model, world / split, tmp_path / name, sampling=request, progress=False, **options)
         clip = read_manifest(world / split)[0]
         return np.stack(list(iter_frames(out / clip.id))).astype(int), read_record(out)
 
@@ -245,14 +247,11 @@ def test_predict_world_options(world, tmp_path):
     second = pipe(
         Image.open(world / "long" / "references" / f"{clip.id}.png").convert("RGB"),
         pose_images(load_pose(clip.pose))[24:48],
+        {"steps": 2, "guidance": 2.0, "context_frames": 24, "context_overlap": 4},
         height=32,
         width=32,
-        num_inference_steps=2,
-        guidance_scale=2.0,
         generator=torch.Generator().manual_seed(0),
         output_type="np",
-        context_frames=24,
-        context_overlap=4,
         latents=noise[:, :, 24:48],
     ).frames
     assert np.abs(chunked[24:48] - np.asarray(second).astype(int)).max() <= 1  # the second piece, as a fresh clip

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 CATEGORY = "Animate Anyone"
-PRESETS = ["model default", "quality", "fast", "student"]
+# A widget always holds a value: these say "the default" (None), as the tooltips tell. Every other value goes on
+# as it is, checked by the rules every front end shares (animate_anyone.pipelines.settings).
+UNSET = {"preset": "model default", "steps": 0, "guidance": -1.0}
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -39,7 +41,7 @@ def _device():
 
         return mm.get_torch_device()
     except ImportError:
-        from animate_anyone.runtime import resolve_device
+        from animate_anyone.devices import resolve_device
 
         return resolve_device("auto")
 
@@ -87,15 +89,10 @@ class AnimateAnyoneLoadModel:
         }
 
     def load(self, model_dir: str, dtype: str):
-        from animate_anyone.pipelines import AnimateAnyonePipeline
-        from animate_anyone.runtime import resolve_dtype
+        from animate_anyone.pipelines.loading import load_pipeline
         from animate_anyone.synthetic.demo import packaged_model
 
-        device = _device()
-        path = model_dir.strip() or packaged_model()
-        pipe = AnimateAnyonePipeline.from_pretrained(path, dtype=resolve_dtype(dtype, device)).to(device)
-        pipe.set_progress_bar_config(disable=True)
-        return (pipe,)
+        return (load_pipeline(model_dir.strip() or packaged_model(), _device(), dtype, progress=False),)
 
 
 class AnimateAnyoneExtractPoses:
@@ -118,7 +115,7 @@ class AnimateAnyoneExtractPoses:
 
     def extract(self, images, fps: float, backend: str):
         from animate_anyone.pose.extract import extract_frames
-        from animate_anyone.pose.jobs import render_sequence
+        from animate_anyone.pose.sequences import render_sequence
 
         frames = to_uint8(images)
         size = (frames.shape[2], frames.shape[1])
@@ -150,7 +147,7 @@ class AnimateAnyoneRetargetPoses:
         from PIL import Image
 
         from animate_anyone.pose.align import retarget
-        from animate_anyone.pose.jobs import reference_pose, render_sequence
+        from animate_anyone.pose.sequences import reference_pose, render_sequence
 
         image = Image.fromarray(to_uint8(reference)[0])
         aligned = retarget(poses, reference_pose(image, backend=backend))
@@ -167,13 +164,15 @@ class AnimateAnyoneAnimate:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from animate_anyone.pipelines.settings import PRESETS
+
         return {
             "required": {
                 "pipeline": ("AA_PIPELINE",),
                 "reference": ("IMAGE",),
                 "pose_images": ("IMAGE",),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**63 - 1}),
-                "preset": (PRESETS, {"default": "model default"}),
+                "preset": ([UNSET["preset"], *PRESETS], {"default": UNSET["preset"]}),
                 "steps": ("INT", {"default": 0, "min": 0, "max": 200, "tooltip": "0: the preset's"}),
                 "guidance": ("FLOAT", {"default": -1.0, "min": -1.0, "max": 20.0, "tooltip": "-1: the preset's"}),
                 "context_frames": ("INT", {"default": 24, "min": 1, "max": 32}),
@@ -199,25 +198,19 @@ class AnimateAnyoneAnimate:
     ):
         from PIL import Image
 
-        from animate_anyone.pipelines.presets import resolve_preset
+        from animate_anyone.pipelines.settings import SamplingRequest, unset_markers
 
-        image = Image.fromarray(to_uint8(reference)[0])
-        poses = to_uint8(pose_images)
-        name = None if preset == "model default" else preset
-        settings = resolve_preset(
-            name or pipeline.config.get("default_preset", "quality"),
-            steps=steps or None,
-            guidance=guidance if guidance >= 0 else None,
-        )
+        given = dict(preset=preset, steps=steps, guidance=guidance)
+        given.update(context_frames=context_frames, context_overlap=context_overlap)
+        request = SamplingRequest(**unset_markers(given, UNSET))
+        settings = pipeline.sampling_settings(request)  # resolved and checked once; the progress bar needs the steps
         out = pipeline(
-            image,
-            poses,
+            Image.fromarray(to_uint8(reference)[0]),
+            to_uint8(pose_images),
+            settings,
             height=height or None,  # 0: the pipeline's default (the reference's aspect ratio at the model's size)
             width=width or None,
-            preset=settings,
             generator=torch.Generator().manual_seed(int(seed)),
-            context_frames=min(context_frames, len(poses)),
-            context_overlap=min(context_overlap, max(0, min(context_frames, len(poses)) - 1)),
             output_type="np",
             hooks=_ComfyHooks(settings.steps),
         )

@@ -122,12 +122,6 @@ class ModelDirectory:
         return default_short_side(self.config("denoising_unet"), self.config("vae"))
 
     @property
-    def default_preset(self) -> str:
-        """The sampling preset of a call that names none: "student" for a ``train distill`` export, else
-        "quality" (``pipelines.presets``; the pipeline reads the same field of model_index.json)."""
-        return self.index().get("default_preset") or "quality"
-
-    @property
     def random_weights(self) -> bool:
         """True for a directory written by ``init-model``: its networks were never trained (their output is noise)."""
         return self.index().get("weights") == "random"
@@ -184,7 +178,7 @@ class ModelDirectory:
         from diffusers import AutoencoderKL
         from transformers import CLIPVisionModelWithProjection
 
-        from .models.presets import image_processor_class
+        from .models.sizes import image_processor_class
 
         self.check((name,))
         folder = self.path / name
@@ -236,7 +230,7 @@ def write_model_directory(
     "scheduler"}``, each an object with ``save_pretrained`` or the path of a component folder to copy (e.g. of
     another model directory); ``None`` writes the networks only (a partial directory that
     ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by the pipeline.
-    ``default_preset``: the sampling preset the pipeline uses when a call names none (``pipelines.presets``;
+    ``default_preset``: the sampling preset the pipeline uses when a call names none (``pipelines.settings``;
     "student" for a distilled model); None: not recorded (the pipeline's "quality"). ``random_weights``: the
     networks were never trained (``init-model``); recorded as ``"weights": "random"`` so that ``animate`` can say so.
     """

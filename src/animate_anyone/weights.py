@@ -8,7 +8,7 @@ Pickled files are read with ``weights_only=True`` (no code from the file runs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,31 @@ def _listing(keys: Iterable[str], limit: int = 5) -> str:
     return ", ".join(keys[:limit]) + more
 
 
+def check_keys(
+    what: str,
+    *,
+    missing: Sequence[str] = (),
+    unexpected: Sequence[str] = (),
+    wrong_shape: Sequence[str] = (),
+    conflicts: Sequence[str] = (),
+    limit: int = 5,
+) -> None:
+    """The one report of a state dict that does not fit: :class:`WeightsError` starting with ``what`` and listing
+    (up to ``limit`` of each) the missing keys, the unexpected (unused) ones, the shape mismatches and the keys
+    filled twice; nothing when all are empty. Used by strict loading and by weight conversion."""
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_listing(missing, limit)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected, limit)})")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} shape mismatches (given vs expected: {_listing(wrong_shape, limit)})")
+    if conflicts:
+        problems.append(f"{len(conflicts)} conflicting keys ({_listing(conflicts, limit)})")
+    if problems:
+        raise WeightsError(f"{what}: " + "; ".join(problems))
+
+
 def load_strict(
     module: nn.Module,
     state: Mapping[str, Tensor],
@@ -96,14 +121,6 @@ def load_strict(
         for k in current
         if k in state and tuple(state[k].shape) != tuple(current[k].shape)
     ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys ({_listing(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_listing(unexpected)})")
-    if wrong:
-        problems.append(f"{len(wrong)} shape mismatches (given vs expected: {_listing(wrong, 3)})")
-    if problems:
-        raise WeightsError(f"{what}: " + "; ".join(problems))
+    check_keys(what, missing=missing, unexpected=unexpected, wrong_shape=wrong)
     full = {k: current[k] for k in current if k not in state}  # kept and optional keys: their current values
     module.load_state_dict({**full, **state}, strict=True, assign=assign)

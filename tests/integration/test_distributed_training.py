@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from animate_anyone.training.sampling import ResumableBatchSampler
+from animate_anyone.training.batch_sampler import ResumableBatchSampler
 from stop_signal import stop_at
 
 pytestmark = pytest.mark.integration
@@ -21,7 +21,7 @@ TINY = Path(__file__).parents[2] / "configs" / "train" / "tiny.yaml"
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    from animate_anyone.data.toy import make_toy_dataset
+    from toy_data import make_toy_dataset
 
     return make_toy_dataset(tmp_path_factory.mktemp("data") / "toy", clips=4, frames=8, size=(64, 64))
 

@@ -50,20 +50,19 @@ def peak_mib(clips, out, frames: int, preset: str) -> float:
 
 @pytest.mark.parametrize("preset", ["quality", "fast", "student"])
 def test_peak_memory_is_flat_in_the_length_of_the_video(clips, tmp_path, preset):
-    from animate_anyone.jobs.animate_config import AnimateConfig
     from animate_anyone.model_dir import ModelDirectory
     from animate_anyone.pipelines.memory import per_frame_bytes, window_frames_per_frame
-    from animate_anyone.pipelines.presets import resolve_preset
     from animate_anyone.pipelines.sampling import step_schedules
+    from animate_anyone.pipelines.settings import SamplingRequest
     from animate_anyone.synthetic.demo import packaged_model
 
     short = peak_mib(clips, tmp_path / "short.mp4", SHORT, preset)
     long = peak_mib(clips, tmp_path / "long.mp4", LONG, preset)
     growth = long / short - 1
     # The modelled bytes per frame of this run (what the pre-run check multiplies by the frames).
-    directory, config = ModelDirectory(packaged_model()), AnimateConfig()
-    settings = resolve_preset(preset, steps=STEPS[preset])
-    schedules = step_schedules(settings.plan(), config.window_mode, LONG, config.context_frames, config.context_overlap)
+    directory = ModelDirectory(packaged_model())
+    settings = SamplingRequest(preset=preset, steps=STEPS[preset]).resolve()
+    schedules = step_schedules(settings.plan, settings, LONG)
     each = per_frame_bytes(
         directory.config("denoising_unet"),
         directory.config("vae"),

@@ -15,7 +15,7 @@ import torch
 
 from animate_anyone import distributed
 from animate_anyone.pipelines import AnimateAnyonePipeline
-from animate_anyone.pipelines.presets import SettingsWarning
+from animate_anyone.pipelines.settings import SettingsWarning
 from animate_anyone.synthetic.demo import demo_clip
 
 model, out, frames, preset = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -29,9 +29,7 @@ start = time.perf_counter()
 result = pipe(
     PIL.Image.fromarray(reference),
     poses,
-    preset=preset,
-    context_frames=12,
-    context_overlap=4,
+    {"preset": preset, "context_frames": 12, "context_overlap": 4},
     generator=torch.Generator().manual_seed(0),
     output_type="np",
 )

@@ -39,10 +39,13 @@ class AppResult:
 
 
 class _Cancellable(PipelineHooks):
+    """Stops the job at the step after ``flag`` is set; counts the denoising steps run."""
+
     def __init__(self, flag: threading.Event):
-        self.flag = flag
+        self.flag, self.steps = flag, 0
 
     def step_end(self, step, latents) -> None:
+        self.steps += 1
         if self.flag.is_set():
             raise JobCancelled("cancelled")
 
@@ -78,13 +81,15 @@ class AnimateService:
         return config
 
     def pipeline(self):
-        from ..jobs.animate import load_pipeline
-        from ..jobs.animate_config import AnimateConfig
+        from ..jobs.animate import process_device
+        from ..pipelines.loading import load_pipeline
 
         with self._load_lock:
             if self._pipe is None:
-                config = AnimateConfig(model=str(self.model), device=self.device, dtype=self.dtype)
-                self._pipe = load_pipeline(config, progress=True)
+                config = self.config()
+                self._pipe = load_pipeline(
+                    self.model, process_device(config), self.dtype, optimisations=config.optimisations
+                )
         return self._pipe
 
     # -- the pose preview -------------------------------------------------------------------------------------
@@ -102,7 +107,7 @@ class AnimateService:
             if skeleton is None:
                 raise ValueError(f"the pose video has no frame {frame}")
         else:
-            from ..pose.jobs import animation_sequence
+            from ..pose.sequences import animation_sequence
 
             pose = animation_sequence(motion, image, progress=False)
             skeleton = draw_pose(pose, min(frame, pose.num_frames - 1), image.size, scale="auto")
@@ -113,17 +118,15 @@ class AnimateService:
         """Animate ``reference`` with ``motion`` (see ``MOTION_KINDS``); ``settings`` are ``AnimateConfig``
         fields (steps, guidance, preset, seed, frames, size, context_frames, context_overlap, ...)."""
         from ..jobs.animate import animate
-        from ..pipelines.presets import resolve_preset
 
         _check_inputs(reference, motion, kind)
         config = self.config(**settings)
-        preset = config.preset or self.directory.default_preset
-        steps = resolve_preset(preset, steps=config.steps).steps
         job = self.workdir / f"job-{next(self._jobs):04d}"
         job.mkdir(parents=True, exist_ok=True)
         keypoints = job / "keypoints.npz" if kind != "pose video" else None
         panel = job / "side_by_side.mp4" if side_by_side else None
         cancelled = threading.Event()
+        hooks = _Cancellable(cancelled)
         self._running.add(cancelled)
         start = time.perf_counter()
         try:
@@ -140,14 +143,14 @@ class AnimateService:
                     keypoints_out=keypoints,
                     progress=True,
                     pipe=self.pipeline(),
-                    hooks=_Cancellable(cancelled),
+                    hooks=hooks,
                 )
         finally:
             self._running.discard(cancelled)
         from ..media import probe_frames
 
         frames = probe_frames(out).num_frames
-        return AppResult(out, panel, keypoints, frames, steps, time.perf_counter() - start)
+        return AppResult(out, panel, keypoints, frames, hooks.steps, time.perf_counter() - start)
 
     def cancel(self) -> None:
         """Stop the jobs in flight at their next denoising step (they raise ``JobCancelled``); later jobs run."""

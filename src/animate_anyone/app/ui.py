@@ -14,26 +14,34 @@ from .service import MOTION_KINDS, AnimateService, JobCancelled
 
 logger = logging.getLogger(__name__)
 DEVICE_QUEUE = "device"  # the concurrency group of everything that runs the model: one job at a time
-PRESET_CHOICES = ["model default", "quality", "fast", "student"]
+# The page's one difference from the other front ends: an empty widget, or the value its label names for "the
+# default", means the default (None). Every other value goes on as it is, checked by the rules every front end
+# shares (pipelines.settings).
+UNSET = {"preset": "model default", "steps": 0, "guidance": -1, "frames": 0, "size": ""}
 
 
 def _settings(preset, steps, guidance, seed, frames, size, context_frames, context_overlap) -> dict:
-    """Page values -> AnimateConfig fields; 0 / empty means "the default"."""
-    return {
-        "preset": None if preset in (None, "model default") else preset,
-        "steps": int(steps) if steps else None,
-        "guidance": float(guidance) if guidance is not None and guidance >= 0 else None,
-        "seed": int(seed or 0),
-        "frames": int(frames) if frames else None,
-        "size": size.strip() if size and size.strip() else None,
-        "context_frames": int(context_frames) if context_frames else None,
-        "context_overlap": int(context_overlap) if context_overlap is not None else None,
-    }
+    """Page values -> AnimateConfig fields (``UNSET`` and empty widgets -> None)."""
+    from ..pipelines.settings import unset_markers
+
+    page = dict(
+        preset=preset,
+        steps=steps,
+        guidance=guidance,
+        seed=seed,
+        frames=frames,
+        size=size.strip() if isinstance(size, str) else size,
+        context_frames=context_frames,
+        context_overlap=context_overlap,
+    )
+    return unset_markers(page, UNSET)
 
 
 def build_app(service: AnimateService):
     """The page as a ``gradio.Blocks`` (not launched)."""
     import gradio as gr
+
+    from ..pipelines.settings import PRESETS
 
     def run(
         reference,
@@ -91,7 +99,8 @@ def build_app(service: AnimateService):
                 )
                 motion = gr.File(label="Motion file (video, image or keypoints)", type="filepath", elem_id="motion")
                 with gr.Accordion("Settings", open=False, elem_id="settings-accordion"):
-                    preset = gr.Dropdown(PRESET_CHOICES, value="model default", label="Speed preset")
+                    choices = [UNSET["preset"], *PRESETS]
+                    preset = gr.Dropdown(choices, value=UNSET["preset"], label="Speed preset")
                     steps = gr.Number(0, precision=0, label="Steps (0: the preset's)", elem_id="steps")
                     guidance = gr.Number(-1, label="Guidance scale (-1: the preset's; 1 or less: off)")
                     seed = gr.Number(0, precision=0, label="Seed")

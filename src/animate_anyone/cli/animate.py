@@ -6,7 +6,7 @@ shortcuts for its most common keys.
 
 from __future__ import annotations
 
-from ..runtime import DEVICE_HELP, DTYPE_HELP
+from ..devices import DEVICE_HELP, DTYPE_HELP
 
 # flag destination -> AnimateConfig key (flags left out keep the config's value)
 SHORTCUTS = {
@@ -30,11 +30,14 @@ SHORTCUTS = {
     "person": "pose.person",
     "fit": "pose.fit",
 }
+# AnimateConfig key -> the flag that sets it, for messages (keys without a flag are named "key=")
+FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in SHORTCUTS.items()}
 
 
 def register(subparsers) -> None:
     from ..media import FIT_HELP, FITS
-    from ..pipelines.presets import PRESETS, SCHEDULERS
+    from ..pipelines.context import WINDOW_MODES
+    from ..pipelines.settings import PRESETS, SCHEDULERS
     from ..pose.track import PERSON_HELP
 
     p = subparsers.add_parser(
@@ -57,10 +60,10 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--preset",
-        choices=sorted(PRESETS),
-        help="sampling preset: quality (25 guided DDIM steps), fast (fewer, cheaper UNet passes), student "
-        "(a distilled model); default: the model's own (quality). Its settings are overridable one by one: "
-        "--steps, --guidance, --scheduler, guidance_interval=[0,0.5], cache_interval=2, cache_depth=1",
+        help=f"sampling preset ({', '.join(PRESETS)}): quality (25 guided DDIM steps), fast (fewer, cheaper "
+        "UNet passes), student (a distilled model); default: the model's own (quality). Its settings are "
+        "overridable one by one: --steps, --guidance, --scheduler, guidance_interval=[0,0.5], cache_interval=2, "
+        "cache_depth=1",
     )
     p.add_argument("--steps", type=int, help="denoising steps (default: the preset's; quality 25)")
     p.add_argument(
@@ -74,10 +77,11 @@ def register(subparsers) -> None:
     p.add_argument("--context-frames", type=int, help="temporal window length (default 24)")
     p.add_argument("--context-overlap", type=int, help="overlap between windows (default 4)")
     p.add_argument(
-        "--window-mode", choices=["shifted", "moore", "anchored"], help="long-video window schedule (default shifted)"
+        "--window-mode", help=f"long-video window schedule: {', '.join(WINDOW_MODES)} (default {WINDOW_MODES[0]})"
     )
     p.add_argument(
-        "--scheduler", choices=list(SCHEDULERS), help="solver (default: the preset's; model = the directory's own)"
+        "--scheduler",
+        help=f"solver: {', '.join(SCHEDULERS)} (default: the preset's; model = the directory's own)",
     )
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
     p.add_argument("--no-align", action="store_true", help="keypoint/driver input: keep the driver's proportions")
@@ -98,21 +102,25 @@ def run(args) -> None:
     from ..config import load_config
     from ..jobs.animate import animate
     from ..jobs.animate_config import AnimateConfig
+    from ..pipelines.settings import SettingError
 
     values = {key: getattr(args, dest) for dest, key in SHORTCUTS.items() if getattr(args, dest) is not None}
     if args.no_align:
         values["pose.align"] = False
     config = load_config(AnimateConfig, args.config, args.overrides, values)
-    out = animate(
-        config,
-        args.reference,
-        args.pose,
-        args.out,
-        driver=args.driver,
-        side_by_side=args.side_by_side,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-    )
+    try:
+        out = animate(
+            config,
+            args.reference,
+            args.pose,
+            args.out,
+            driver=args.driver,
+            side_by_side=args.side_by_side,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
+    except SettingError as error:  # the rule's own words, under this command's name for the value
+        raise error.named({error.field: FLAGS.get(error.field, f"{error.field}=")}) from None
     from ..distributed import current
 
     if current().main:  # under torchrun the main process alone writes, and says so

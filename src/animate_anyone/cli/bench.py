@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..runtime import DEVICE_HELP, DTYPE_HELP
+from ..devices import DEVICE_HELP, DTYPE_HELP
 
 # CLI flag -> switch name; --FLAG switches an optimisation on, --no-FLAG off (default: the pipeline's default).
 SWITCH_FLAGS = {
@@ -17,7 +17,8 @@ SWITCH_FLAGS = {
 
 
 def register(subparsers) -> None:
-    from ..models.presets import PRESETS
+    from ..models.sizes import SIZES
+    from ..pipelines.context import WINDOW_MODES
     from ..pipelines.optimisations import SWITCHES, Optimisations
 
     p = subparsers.add_parser(
@@ -26,13 +27,13 @@ def register(subparsers) -> None:
         description="Build a model of the given size with random weights and time the whole pipeline. "
         "The optimisations are the pipeline's defaults unless switched; --compare also runs each one toggled.",
     )
-    p.add_argument("--size", default="tiny", choices=sorted(PRESETS), help="model size (default tiny)")
+    p.add_argument("--size", default="tiny", choices=sorted(SIZES), help="model size (default tiny)")
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON")
     p.add_argument("--width", type=int, help="output width, multiple of 8 (tiny 128, mini 64, sd15 512)")
     p.add_argument("--height", type=int, help="output height, multiple of 8 (tiny 128, mini 64, sd15 768)")
     p.add_argument("--frames", type=int, help="video length in frames (tiny 16, mini 24, sd15 24)")
     p.add_argument("--steps", type=int, help="denoising steps (tiny 4, mini 20, sd15 20; with --preset: its own)")
-    p.add_argument("--preset", help="sampling preset of the pipeline (quality, fast, student; pipelines/presets.py)")
+    p.add_argument("--preset", help="sampling preset of the pipeline (quality, fast, student; pipelines/settings.py)")
     p.add_argument(
         "--compare-presets",
         action="store_true",
@@ -43,20 +44,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="count the per-video work of each preset (or --preset) on the meta device, by stage; nothing runs",
     )
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the preset's, quality 3.5)")
     p.add_argument(
-        "--guidance",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="classifier-free guidance rows (default on)",
+        "--no-guidance", dest="guidance", action="store_const", const=1.0, help="no unconditional rows (guidance 1)"
     )
-    p.add_argument(
-        "--guidance-scale", type=float, help="guidance scale of the rows (default: the preset's, quality 3.5)"
-    )
-    p.add_argument("--context-frames", type=int, default=24, help="temporal window length (default 24)")
-    p.add_argument("--context-overlap", type=int, default=4, help="overlap between windows (default 4)")
-    p.add_argument(
-        "--window-mode", default="shifted", choices=["shifted", "moore", "anchored"], help="long-video window schedule"
-    )
+    p.add_argument("--context-frames", type=int, help="temporal window length (default 24)")
+    p.add_argument("--context-overlap", type=int, help="overlap between windows (default 4)")
+    p.add_argument("--window-mode", help=f"long-video window schedule: {', '.join(WINDOW_MODES)} (default shifted)")
     p.add_argument("--window-batch", type=int, default=1, help="windows per UNet call (default 1)")
     p.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decode call (default 8)")
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
@@ -87,10 +81,6 @@ BOUNDS = {
     "--width": 8,
     "--height": 8,
     "--frames": 1,
-    "--steps": 1,
-    "--guidance-scale": 0,
-    "--context-frames": 1,
-    "--context-overlap": 0,
     "--window-batch": 1,
     "--decode-chunk-size": 1,
     "--threads": 1,
@@ -100,17 +90,26 @@ BOUNDS = {
 }
 
 
+def check_at_least(flag: str, value: int | float | None, low: int | float) -> None:
+    """ValueError naming the flag when a given numeric value is below ``low`` or not a number (NaN, inf)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value >= low):
+        raise ValueError(f"{flag} {value}: must be a number >= {low}")
+
+
 def switches_from_args(args) -> dict[str, bool]:
     """The switches given on the command line (the others keep the pipeline's defaults)."""
     return {name: getattr(args, name) for name in SWITCH_FLAGS.values() if getattr(args, name) is not None}
 
 
 def run(args) -> None:
+    import dataclasses
     import json
     import sys
 
-    from ..bench import format_comparison, format_result, run_benchmark, run_comparison
-    from ..runtime import check_at_least
+    from ..pipelines.optimisations import Optimisations
+    from ..speed import format_comparison, format_result, run_benchmark, run_comparison
 
     for flag, low in BOUNDS.items():
         check_at_least(flag, getattr(args, flag[2:].replace("-", "_")), low)
@@ -121,23 +120,20 @@ def run(args) -> None:
             raise ValueError(f"--json {args.json}: use a .json name")
         refuse_existing(args.json, args.overwrite, "--json")
     log = None if args.quiet else (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
+    options = Optimisations(window_batch=args.window_batch, decode_chunk_size=args.decode_chunk_size)
     kwargs = dict(
         width=args.width,
         height=args.height,
         frames=args.frames,
         steps=args.steps,
         guidance=args.guidance,
-        guidance_scale=args.guidance_scale,
         preset=args.preset,
         context_frames=args.context_frames,
         context_overlap=args.context_overlap,
         window_mode=args.window_mode,
-        window_batch=args.window_batch,
-        decode_chunk_size=args.decode_chunk_size,
+        optimisations=dataclasses.replace(options, compile=args.compile).with_switches(switches_from_args(args)),
         dtype=args.dtype,
         device=args.device,
-        compile=args.compile,
-        switches=switches_from_args(args),
         warmup=args.warmup,
         repeats=args.repeats,
         seed=args.seed,
@@ -145,14 +141,12 @@ def run(args) -> None:
     if sum(map(bool, (args.compare, args.compare_presets, args.work))) > 1:
         raise ValueError("--compare, --compare-presets and --work are separate runs; choose one")
     if args.work:
-        from ..bench.compare import count_presets_work
-        from ..bench.report import format_work
+        from ..speed.compare import count_presets_work
+        from ..speed.report import format_work
 
-        for flag, given in (("--steps", args.steps), ("--guidance-scale", args.guidance_scale)):
+        for flag, given in (("--steps", args.steps), ("--guidance / --no-guidance", args.guidance)):
             if given is not None:
                 raise ValueError(f"--work counts each preset with its own settings; drop {flag} (or give --preset)")
-        if not args.guidance:
-            raise ValueError("--work counts each preset with its own settings; drop --no-guidance")
         result = count_presets_work(
             args.size,
             args.width,
@@ -166,8 +160,8 @@ def run(args) -> None:
         )
         text = format_work(result)
     elif args.compare_presets:
-        from ..bench.compare import run_preset_comparison
-        from ..bench.report import format_preset_comparison
+        from ..speed.compare import run_preset_comparison
+        from ..speed.report import format_preset_comparison
 
         result = run_preset_comparison(args.size, log=log, threads=args.threads, **kwargs)
         text = format_preset_comparison(result)

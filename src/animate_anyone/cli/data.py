@@ -114,7 +114,7 @@ def run_preview(args) -> None:
     from ..data.inspect import preview
 
     refuse_existing(args.out, args.overwrite)
-    from ..runtime import parse_size
+    from ..shapes import parse_size
 
     out = preview(args.data_dir, args.out, args.count, parse_size(args.size), args.seed, augment=not args.no_augment)
     print(f"wrote {out} ({args.count} samples: frame | pose | overlay | reference)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..runtime import DEVICE_HELP, DTYPE_HELP
+from ..devices import DEVICE_HELP, DTYPE_HELP
 
 
 def register(subparsers) -> None:
@@ -33,22 +33,26 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
+    from ..pipelines.settings import SettingError
     from ..synthetic.demo import run_demo
 
-    result = run_demo(
-        args.out,
-        model=args.model,
-        index=args.character,
-        frames=args.frames,
-        steps=args.steps,
-        guidance=args.guidance,
-        seed=args.seed,
-        scale=args.scale,
-        device=args.device,
-        dtype=args.dtype,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-    )
+    try:
+        result = run_demo(
+            args.out,
+            model=args.model,
+            index=args.character,
+            frames=args.frames,
+            steps=args.steps,
+            guidance=args.guidance,
+            seed=args.seed,
+            scale=args.scale,
+            device=args.device,
+            dtype=args.dtype,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise error.named({"steps": "--steps", "guidance": "--guidance"}) from None
     print(
         f"wrote {result.path} (reference | pose | result | ground truth, {result.frames} frames) in "
         f"{result.seconds:.1f} s; PSNR of the result against the ground truth: {result.psnr:.2f} dB "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..runtime import DEVICE_HELP
+from ..devices import DEVICE_HELP
 
 
 def register(subparsers) -> None:

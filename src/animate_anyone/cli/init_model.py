@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    from ..models.presets import SIZES
+    from ..models.sizes import SIZES
 
     p = subparsers.add_parser("init-model", help="write a randomly initialised model directory (tiny, mini or sd15)")
     p.add_argument(
@@ -22,8 +22,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
+    from ..devices import DTYPES
     from ..jobs.init_model import init_model
-    from ..runtime import DTYPES
 
     path = init_model(
         args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae

@@ -74,7 +74,7 @@ def _warnings_in_one_line(command: str):
     from tqdm.auto import tqdm
 
     from .. import distributed
-    from ..pipelines.presets import SettingsWarning
+    from ..pipelines.settings import SettingsWarning
 
     shown = warnings.showwarning
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     name = command_name(args)
     if getattr(args, "quiet", False):
-        from ..runtime import silence_libraries
+        from ..quiet import silence_libraries
 
         silence_libraries()
     previous = signal.signal(signal.SIGTERM, _terminate)

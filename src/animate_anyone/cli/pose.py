@@ -51,7 +51,7 @@ def _backend_arguments(parser) -> None:
 
 
 def run_extract(args) -> None:
-    from ..pose.jobs import extract_file
+    from ..pose.sequences import extract_file
 
     if args.max_gap < 0:
         raise ValueError(f"--max-gap {args.max_gap}: must be 0 or more frames")
@@ -70,8 +70,8 @@ def run_extract(args) -> None:
 
 
 def run_render(args) -> None:
-    from ..pose.jobs import render_file
-    from ..runtime import parse_size
+    from ..pose.sequences import render_file
+    from ..shapes import parse_size
 
     out = render_file(
         args.poses,
@@ -86,7 +86,7 @@ def run_render(args) -> None:
 
 
 def run_align(args) -> None:
-    from ..pose.jobs import align_file
+    from ..pose.sequences import align_file
 
     out = align_file(
         args.reference,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..runtime import DEVICE_HELP, DTYPE_HELP
+from ..devices import DEVICE_HELP, DTYPE_HELP
 
 
 def register(subparsers) -> None:
@@ -80,9 +80,7 @@ def register(subparsers) -> None:
         help="other preset fields, e.g. cache_interval=1 guidance_interval=[0,0.5] scheduler=ddim",
     )
     pr.add_argument("--seed", type=int, default=0, help="clip k uses seed + k")
-    pr.add_argument(
-        "--window-mode", default="shifted", choices=["shifted", "moore", "anchored"], help="long-clip windows"
-    )
+    pr.add_argument("--window-mode", help="long-clip windows: shifted (default), moore, anchored")
     pr.add_argument(
         "--driver",
         default="truth",
@@ -329,20 +327,20 @@ def run_oracle(args) -> None:
     print(f"wrote {out}: {report}")
 
 
-def parse_sampling(pairs: list[str]) -> dict:
-    """``key=value`` preset fields (YAML values) -> a dict, checked against ``SamplingPreset``."""
+def sampling_request(args):
+    """The ``SamplingRequest`` of ``synthetic predict``: its flags, then ``--sampling key=value`` fields (YAML
+    values); unknown names are refused now, values when the request is resolved."""
     import yaml
 
-    from ..pipelines.presets import resolve_preset
+    from ..pipelines.settings import SamplingRequest
 
-    values = {}
-    for pair in pairs:
+    values = {"preset": args.preset, "steps": args.steps, "guidance": args.guidance, "window_mode": args.window_mode}
+    for pair in args.sampling:
         key, sep, value = pair.partition("=")
         if not sep:
             raise ValueError(f"--sampling {pair!r}: expected key=value, e.g. cache_interval=1")
         values[key] = yaml.safe_load(value)
-    resolve_preset("quality", **values)  # names and values checked now
-    return values
+    return SamplingRequest.of(values)
 
 
 def run_predict(args) -> None:
@@ -352,16 +350,12 @@ def run_predict(args) -> None:
         args.model or args.vae_roundtrip,
         args.data,
         args.out,
-        steps=args.steps,
-        guidance=args.guidance,
+        sampling=sampling_request(args),
         seed=args.seed,
-        preset=args.preset,
-        sampling=parse_sampling(args.sampling),
         device=args.device,
         dtype=args.dtype,
         overwrite=args.overwrite,
         progress=not args.quiet,
-        window_mode=args.window_mode,
         driver=args.driver,
         vae_roundtrip=args.vae_roundtrip is not None,
         chunk=args.chunk,

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..model_dir import NETWORKS, read_json
 from ..models import AnimateAnyone
-from ..models.presets import PRESETS, build_image_processor, image_processor_class
+from ..models.sizes import SIZES, build_image_processor, image_processor_class
 from ..weights import WEIGHT_SUFFIXES, load_strict, read_state_dict
 
 LDM_VAE_PREFIX = "first_stage_model."
@@ -87,7 +87,7 @@ def vae_config_file(path: str | Path) -> Path | None:
 def read_vae_config(path: str | Path) -> Source:
     config = vae_config_file(path)
     if config is None:
-        return dict(PRESETS["sd15"].vae), f"{path} (SD-1.5 VAE)"
+        return dict(SIZES["sd15"].vae), f"{path} (SD-1.5 VAE)"
     return read_json(config), str(config)
 
 
@@ -105,7 +105,7 @@ def vae_from_single_file(
 
     from .tables import convert_state_dict, target_shapes
 
-    config = dict(PRESETS["sd15"].vae if config is None else config)
+    config = dict(SIZES["sd15"].vae if config is None else config)
     ldm = {k[len(LDM_VAE_PREFIX) :]: v for k, v in state_dict.items() if k.startswith(LDM_VAE_PREFIX)}
     if not ldm:
         raise ValueError(
@@ -229,7 +229,7 @@ def sd15_unet_state(path: str | Path) -> dict[str, Tensor]:
         return UNet2DConditionModel.from_pretrained(folder, local_files_only=True).state_dict()
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
 
-    return convert_ldm_unet_checkpoint(read_state_dict(path), dict(PRESETS["sd15"].reference_net))
+    return convert_ldm_unet_checkpoint(read_state_dict(path), dict(SIZES["sd15"].reference_net))
 
 
 def _unet_source(networks: AnimateAnyone | str | Path) -> Source:

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ..models.presets import PRESETS, build_networks
+from ..models.sizes import SIZES, build_networks
 from ..weights import load_strict
 from .tables import ConversionError, Rule, convert_state_dict, target_shapes
 
@@ -58,7 +58,7 @@ def sd15_unet_config() -> dict[str, Any]:
     """SD-1.5's ``unet/config.json`` (the default of ``convert moore --unet-config``): the ``sd15`` ReferenceNet
     preset, which is a ``UNet2DConditionModel`` config, with the fields a config file also carries."""
     return dict(
-        PRESETS["sd15"].networks()["reference_net"],
+        SIZES["sd15"].networks()["reference_net"],
         out_channels=4,
         center_input_sample=False,
         flip_sin_to_cos=True,
@@ -219,7 +219,7 @@ def networks_from_moore(
     ``motion_module.pth`` or AnimateDiff's ``mm_sd_v15_v2.ckpt``. ``configs``: constructor kwargs
     (default: the ``sd15`` preset). The networks are built on the meta device and take the tensors as is.
     """
-    model = build_networks(dict(configs) if configs is not None else PRESETS["sd15"].networks(), device="meta")
+    model = build_networks(dict(configs) if configs is not None else SIZES["sd15"].networks(), device="meta")
     sources = list(denoising_unet) + ([motion_module] if motion_module is not None else [])
     converted = {
         "denoising_unet": convert_denoising_unet(sources, target_shapes(model.denoising_unet)),

@@ -14,7 +14,7 @@ from typing import Any
 from ..atomic import refuse_existing
 from ..model_dir import read_json, write_model_directory
 from ..models import AnimateAnyone
-from ..models.presets import build_image_processor, get_preset
+from ..models.sizes import build_image_processor, get_size
 from ..weights import read_state_dict
 from . import components as c
 from .moore import (
@@ -147,7 +147,7 @@ def assemble(
         feature_extractor = feature_extractor or found
     from diffusers import DDIMScheduler
 
-    preset = get_preset("sd15")  # the public checkpoints' processor settings and scheduler
+    preset = get_size("sd15")  # the public checkpoints' processor settings and scheduler
     parts = {
         "vae": vae,
         "image_encoder": image_encoder,

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..weights import check_keys
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -19,13 +21,8 @@ class Rule:
 
 
 class ConversionError(ValueError):
-    """A conversion that would leave a key unused, a target key unfilled, or a shape wrong."""
-
-
-def _listing(keys: Sequence[str], limit: int = 12) -> str:
-    keys = sorted(keys)
-    more = f" ... and {len(keys) - limit} more" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more
+    """A configuration the conversion cannot express (an unsupported block type or option); a state dict that does
+    not fit raises ``weights.WeightsError``."""
 
 
 def rename(key: str, rules: Sequence[Rule]) -> str:
@@ -46,7 +43,7 @@ def convert_state_dict(
     Every source key must land on a target key, every target key must be filled, shapes must agree.
     Several source keys may land on one target key only if that key matches the regex ``merge_equal`` and
     the tensors are equal (e.g. AnimateDiff's two copies of one positional-encoding table). Raises
-    ``ConversionError`` naming the offending keys.
+    ``weights.WeightsError`` naming the offending keys (``weights.check_keys``, the report strict loading gives).
     """
     out: dict[str, Tensor] = {}
     origin: dict[str, str] = {}
@@ -72,17 +69,14 @@ def convert_state_dict(
                 continue
             out[new], origin[new] = tensor, key
     missing = [k for k in target if k not in out]
-    problems = []
-    if unexpected:
-        problems.append(f"{len(unexpected)} unused source keys: {_listing(unexpected)}")
-    if missing:
-        problems.append(f"{len(missing)} target keys not filled: {_listing(missing)}")
-    if wrong_shape:
-        problems.append(f"{len(wrong_shape)} shape mismatches: {_listing(wrong_shape)}")
-    if conflicts:
-        problems.append(f"{len(conflicts)} conflicting keys: {_listing(conflicts)}")
-    if problems:
-        raise ConversionError(f"{what}: " + "; ".join(problems))
+    check_keys(
+        what,
+        missing=sorted(missing),
+        unexpected=sorted(unexpected),
+        wrong_shape=sorted(wrong_shape),
+        conflicts=sorted(conflicts),
+        limit=12,
+    )
     return out
 
 

@@ -3,7 +3,6 @@
 * :mod:`.manifest`: the on-disk layout, ``Clip``, ``read_manifest`` / ``write_manifest``.
 * :mod:`.prepare`: ``prepare_dataset`` (``animate-anyone data prepare``): probe, quarantine, extract keypoints.
 * :mod:`.dataset`: ``VideoPoseDataset`` (samples keyed by ``(clip index, seed)``), ``Sample``, ``collate``.
-* :mod:`.toy`: ``make_toy_dataset``, a tiny synthetic dataset with exact keypoints, for tests.
 
 Importing this package loads neither torch nor a pose backend; ``from animate_anyone.data.dataset import ...``
 loads torch.

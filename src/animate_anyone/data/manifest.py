@@ -29,14 +29,13 @@ Both files are written atomically (a temporary sibling renamed into place).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_path
+from ..jsonl import read_jsonl, write_jsonl
 from ..pose.keypoints import is_pose_file
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -103,16 +102,8 @@ def read_manifest(data_dir_or_manifest: PathLike, *, check_files: bool = True) -
     base = path.parent.resolve()
     clips: list[Clip] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, entry in read_jsonl(path, ManifestError):
         where = f"{path} line {number}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(entry, dict):
-            raise ManifestError(f"{where}: expected a JSON object, got {type(entry).__name__}")
         clip_id = entry.get("id")
         if isinstance(clip_id, str) and clip_id:
             where += f" (id {clip_id!r})"
@@ -166,16 +157,7 @@ def read_quarantine(data_dir: PathLike) -> list[dict[str, Any]]:
     path = Path(data_dir) / QUARANTINE_NAME
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def write_jsonl(path: PathLike, rows: Iterable[dict[str, Any]]) -> Path:
-    """One JSON object per line, written to a temporary sibling and renamed onto ``path``."""
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
+    return [entry for _, entry in read_jsonl(path)]
 
 
 def _resolve(value: str, base: Path) -> Path:

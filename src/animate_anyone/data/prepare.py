@@ -35,9 +35,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..jsonl import write_jsonl
 from ..media import MediaError, probe_frames
 from ..pose.keypoints import PoseSequence, load_pose
-from .manifest import MANIFEST_NAME, POSES_DIR, QUARANTINE_NAME, Clip, write_jsonl, write_manifest
+from .manifest import MANIFEST_NAME, POSES_DIR, QUARANTINE_NAME, Clip, write_manifest
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
 REASONS = ("unreadable", "too_short", "low_resolution", "bad_fps", "no_person", "person_switch", "several_people")

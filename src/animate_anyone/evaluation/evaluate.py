@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..runtime import resolve_device
+from ..devices import resolve_device
 from ..synthetic.record import read_record
 from .learned import LearnedMetrics, load_networks
 from .output import format_table, from_json_value, results_csv, to_json_value, write_results

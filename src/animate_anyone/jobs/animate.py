@@ -16,10 +16,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
+from ..capacity import check_memory
+from ..devices import resolve_device, resolve_dtype
 from ..model_dir import ModelDirectory
-from ..runtime import check_memory, frames_range, parse_size, resolve_device, resolve_dtype
+from ..shapes import frames_range, parse_size
 from .animate_config import AnimateConfig, PoseOptions
-from .animate_config import check as check_config
 
 _WARNED: set[str] = set()
 
@@ -38,45 +39,14 @@ def warn_if_untrained(directory: ModelDirectory) -> None:
         )
 
 
-def resolve_sampling(config: AnimateConfig, directory: ModelDirectory):
-    """The ``SamplingPreset`` that ``config`` asks for, on the model directory's default preset when it names none
-    (what the pipeline will resolve again; here it fails a bad setting before the model loads)."""
-    from ..pipelines.presets import resolve_preset
-
-    return resolve_preset(
-        config.preset or directory.default_preset,
-        steps=config.steps,
-        guidance=config.guidance,
-        scheduler=config.scheduler,
-        guidance_interval=config.guidance_interval,
-        cache_interval=config.cache_interval,
-        cache_depth=config.cache_depth,
-    )
-
-
-def load_pipeline(config: AnimateConfig, progress: bool = True, share_videos: bool = True):
-    """The pipeline of ``config.model`` on the configured device and dtype, with its optimisations. Under
-    torchrun, ``share_videos`` joins the processes so that each video's windows are split between them
-    (``animate``); without it every process works alone on this process's device (``batch``)."""
-    from ..pipelines import AnimateAnyonePipeline
-
+def process_device(config: AnimateConfig, share_videos: bool = True) -> torch.device:
+    """This process's device for ``config.device``, resolved once. Under torchrun, ``share_videos`` joins the
+    processes so that each video's windows are split between them (``animate``); without it every process works
+    alone on its own device (``batch``)."""
     device = resolve_device(config.device)
     if share_videos:
-        ranks, device = distributed.init_from_env(device)
-    else:
-        ranks, device = distributed.current(), distributed.local_device(device)
-    progress = progress and ranks.main
-    dtype = resolve_dtype(config.dtype, device)
-    if not progress:
-        import diffusers
-        import transformers
-
-        diffusers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.disable_progress_bar()
-    pipe = AnimateAnyonePipeline.from_pretrained(config.model, dtype=dtype).to(device)
-    pipe.set_progress_bar_config(disable=not progress, desc="denoising (steps x windows)")
-    pipe.set_optimisations(config.optimisations)
-    return pipe
+        return distributed.init_from_env(device)[1]
+    return distributed.local_device(device)
 
 
 def animate(
@@ -106,7 +76,9 @@ def animate(
     or ``side_by_side`` is replaced only with ``overwrite``.
     """
     from ..media import VideoWriter, check_video_output, load_image
+    from ..pipelines.loading import load_pipeline
     from ..pipelines.pipeline_animate_anyone import default_size
+    from ..pipelines.settings import ModelDefaults
 
     # 1. Check everything that can be checked before loading the model.
     if (pose is None) == (driver is None):
@@ -115,16 +87,16 @@ def animate(
         )
     if not config.model:
         raise ValueError("no model: pass --model DIR (or model: DIR in the --config file)")
-    check_config(config)
+    config.check()
     check_video_output(out, "--out", overwrite)
     if side_by_side is not None:
         check_video_output(side_by_side, "--side-by-side", overwrite)
     image = load_image(reference)
     directory = ModelDirectory(config.model).check()
     warn_if_untrained(directory)
-    _check_window(directory, config.context_frames)
-    device = resolve_device(config.device)  # an unusable device fails here
-    settings = resolve_sampling(config, directory)  # a bad setting fails here, before the model loads
+    # The sampling settings, resolved and checked once, before the model loads; they go whole to the pipeline.
+    settings = config.resolve(ModelDefaults.read(directory.index(), directory.config("denoising_unet")))
+    device = pipe.device if pipe is not None else process_device(config)  # an unusable device fails here
     width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
     frames = config.frames or _frame_count(pose, driver)
     _check_memory(directory, config, settings, width, height, frames, device)
@@ -136,7 +108,10 @@ def animate(
         keypoints.save(keypoints_out)
     reference_frame = np.asarray(image.resize((width, height)))
     # 3. Load the pipeline.
-    pipe = pipe if pipe is not None else load_pipeline(config, progress)
+    if pipe is None:
+        main = distributed.current().main
+        options = config.optimisations
+        pipe = load_pipeline(config.model, device, config.dtype, progress=progress and main, optimisations=options)
     # 4. Generate, streaming decoded frames to the writer(s).
     fps = config.fps or pose_fps
     generator = torch.Generator("cpu").manual_seed(config.seed)
@@ -155,23 +130,7 @@ def animate(
             bar.update()
 
         pipe(
-            image,
-            pose_frames,
-            height=height,
-            width=width,
-            preset=config.preset,
-            num_inference_steps=config.steps,
-            guidance_scale=config.guidance,
-            scheduler=config.scheduler,
-            guidance_interval=config.guidance_interval,
-            cache_interval=config.cache_interval,
-            cache_depth=config.cache_depth,
-            generator=generator,
-            context_frames=config.context_frames,
-            context_overlap=config.context_overlap,
-            window_mode=config.window_mode,
-            frame_sink=sink,
-            hooks=hooks,
+            image, pose_frames, settings, height=height, width=width, generator=generator, frame_sink=sink, hooks=hooks
         )
         bar.close()
     return Path(out)
@@ -184,7 +143,7 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
     from ..pose.keypoints import is_pose_file
 
     if driver is not None or is_pose_file(pose):
-        from ..pose.jobs import animation_sequence, render_sequence
+        from ..pose.sequences import animation_sequence, render_sequence
 
         keypoints = animation_sequence(
             driver if driver is not None else pose,
@@ -226,9 +185,7 @@ def _check_memory(directory: ModelDirectory, config: AnimateConfig, settings, wi
     from ..pipelines.sampling import step_schedules
 
     dtype_bytes = resolve_dtype(config.dtype, device).itemsize
-    schedules = step_schedules(
-        settings.plan(), config.window_mode, frames, config.context_frames, config.context_overlap
-    )
+    schedules = step_schedules(settings.plan, settings, frames)
     each = per_frame_bytes(
         directory.config("denoising_unet"),
         directory.config("vae"),
@@ -248,13 +205,3 @@ def _check_memory(directory: ModelDirectory, config: AnimateConfig, settings, wi
     else:
         check_memory(each.device * frames + decoder, what, fix, device)
         check_memory(host, what + " (pose frames and kept features in host memory)", fix, None)
-
-
-def _check_window(directory: ModelDirectory, context_frames: int) -> None:
-    """The temporal layers' positional-encoding limit, read from the config before any weights load."""
-    limit = directory.config("denoising_unet")["motion_max_seq_length"]
-    if context_frames > limit:
-        raise ValueError(
-            f"--context-frames {context_frames} exceeds the temporal layers' positional-encoding limit of {limit} "
-            f"frames in {directory.path}; use --context-frames {limit} or less"
-        )

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import write_text
+from ..jsonl import read_jsonl
 
 JOB_KEYS = {"id", "reference", "pose", "driver", "truth"}
 
@@ -46,16 +47,8 @@ def read_jobs(path: str | Path) -> list[Job]:
     path = Path(path)
     base = path.parent
     jobs, seen = [], set()
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        where = f"{path}:{number}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not a JSON object ({exc.msg})") from None
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+    for number, entry in read_jsonl(path):
+        where = f"{path} line {number}"
         if "reference" not in entry:
             raise ValueError(f"{where}: no 'reference' (the character image)")
         if ("pose" in entry) == ("driver" in entry):
@@ -85,8 +78,9 @@ def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
     from tqdm.auto import tqdm
 
     from ..config import dotted, load_config
-    from ..jobs.animate import animate, load_pipeline
+    from ..jobs.animate import animate, process_device
     from ..jobs.animate_config import AnimateConfig
+    from ..pipelines.loading import load_pipeline
 
     jobs = read_jobs(jobs_file)
     rank, world = shard()
@@ -108,8 +102,11 @@ def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
         try:
             config = load_config(AnimateConfig, None, [], {**dotted(base_config), **job.settings})
             key = (config.model, config.device, config.dtype)
-            if key not in pipes:
-                pipes[key] = load_pipeline(config, progress=False, share_videos=False)  # one job, one process
+            if key not in pipes:  # one job, one process: the processes do not share videos
+                device = process_device(config, share_videos=False)
+                pipes[key] = load_pipeline(
+                    config.model, device, config.dtype, progress=False, optimisations=config.optimisations
+                )
             animate(config, job.reference, job.pose, target, driver=job.driver, progress=False, pipe=pipes[key])
             records.append({**record, "status": "done", "seconds": round(time.perf_counter() - job_start, 3)})
         except Exception as exc:  # a failing job is recorded; the batch goes on

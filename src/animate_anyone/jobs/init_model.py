@@ -8,7 +8,7 @@ import torch
 
 from ..atomic import refuse_existing
 from ..model_dir import vae_scale_factor, write_model_directory
-from ..models.presets import build_components, build_networks, get_preset
+from ..models.sizes import build_components, build_networks, get_size
 
 
 def init_model(
@@ -24,7 +24,7 @@ def init_model(
     downsampling factor and latent channels must match the networks (the Pose Guider's strides, the UNet's input)."""
     from diffusers import AutoencoderKL
 
-    preset = get_preset(size)
+    preset = get_size(size)
     refuse_existing(out, overwrite)
     if vae is not None and not Path(vae).is_dir():
         raise FileNotFoundError(f"--vae {vae}: not found; expected a diffusers AutoencoderKL folder")

@@ -77,19 +77,19 @@ class AnimateAnyone(nn.Module):
         image_embeds: Tensor,
         pose_features: Tensor,
         reference: ReferenceBank,
-        guidance_scale: float = 1.0,
+        guidance: float = 1.0,
         return_rows: bool = False,
     ) -> Tensor | tuple[Tensor, Tensor]:
         """One guided prediction. latents (b, 4, f, h, w); timestep scalar or (b,); image_embeds (b or 1, tokens, C);
         pose_features (b or 1, C0, f, h, w); reference: bank of b or 1 rows (from ``encode_reference``).
 
-        With guidance_scale > 1 the UNet runs on [uncond, cond] rows and returns
+        With guidance > 1 the UNet runs on [uncond, cond] rows and returns
         uncond + g * (cond - uncond) (and, with ``return_rows``, also the raw (2b, ...) predictions).
         """
         b = latents.shape[0]
         image_embeds = image_embeds.expand(b, -1, -1)
         pose_features = pose_features.expand(b, -1, -1, -1, -1)
-        if guidance_scale <= 1.0:
+        if guidance <= 1.0:
             pred = self.denoising_unet(latents, timestep, image_embeds, pose_features, reference)
             return (pred, pred) if return_rows else pred
         # 1. Batch rows [uncond x b, cond x b]; only the cond rows use the reference.
@@ -102,5 +102,5 @@ class AnimateAnyone(nn.Module):
         pred = self.denoising_unet(latent_in, timestep, embeds_in, pose_in, reference, rows)
         # 2. Guidance.
         uncond, cond = pred.chunk(2)
-        guided = uncond + guidance_scale * (cond - uncond)
+        guided = uncond + guidance * (cond - uncond)
         return (guided, pred) if return_rows else guided

@@ -21,20 +21,10 @@ import math
 WINDOW_MODES = ("shifted", "moore", "anchored")
 
 
-def check_window(num_frames: int, context_frames: int, context_overlap: int) -> None:
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    if context_frames < 1:
-        raise ValueError(f"context_frames must be >= 1, got {context_frames}")
-    if not 0 <= context_overlap < context_frames:
-        raise ValueError(f"context_overlap must be in [0, context_frames), got {context_overlap} for {context_frames}")
-
-
 def moore_windows(
     num_frames: int, context_frames: int, context_overlap: int, context_stride: int = 1
 ) -> list[list[int]]:
     """Moore-AnimateAnyone's ``uniform`` schedule at step 0 (the only step it uses), closed loop."""
-    check_window(num_frames, context_frames, context_overlap)
     if num_frames <= context_frames:
         return [list(range(num_frames))]
     stride_levels = min(context_stride, int(math.ceil(math.log2(num_frames / context_frames))) + 1)
@@ -52,7 +42,6 @@ def shifted_windows(num_frames: int, context_frames: int, context_overlap: int, 
     Consecutive windows start ``context_frames - context_overlap`` apart; at step ``k`` the grid is shifted
     by ``k * (stride // 2 + 1) mod stride`` frames so seams move between steps. Every frame is covered.
     """
-    check_window(num_frames, context_frames, context_overlap)
     if num_frames <= context_frames:
         return [list(range(num_frames))]
     stride = context_frames - context_overlap
@@ -65,7 +54,6 @@ def shifted_windows(num_frames: int, context_frames: int, context_overlap: int, 
 def anchored_windows(num_frames: int, context_frames: int, context_overlap: int, step_index: int) -> list[list[int]]:
     """``shifted_windows`` over frames ``context_overlap ..`` with ``context_frames - context_overlap`` frames each,
     every window led by frames ``0 .. context_overlap - 1`` (see the module doc); one window for a short video."""
-    check_window(num_frames, context_frames, context_overlap)
     anchor = list(range(context_overlap))
     if num_frames <= context_frames or context_overlap == 0:
         return shifted_windows(num_frames, context_frames, context_overlap, step_index)

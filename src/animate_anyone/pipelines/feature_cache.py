@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from .presets import ROW_KINDS
+from .settings import ROW_KINDS
 
 
 def boundary_block(block_out_channels: Sequence[int], depth: int) -> tuple[int, int, int]:
@@ -65,9 +65,6 @@ class DeepFeatureCache:
         if unknown:
             raise ValueError(f"unknown row kinds {sorted(unknown)}; known: {ROW_KINDS}")
         self.features, self.keep = {}, tuple(keep)
-
-    def bytes_kept(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.features.values())
 
     @contextlib.contextmanager
     def call(self, window, kinds: tuple[str, ...], reuse: bool) -> Iterator[bool]:
@@ -117,7 +114,7 @@ def _to_host(features: Tensor) -> Tensor:
     """A copy in host memory: pageable, not pinned (PyTorch's pinned-memory allocator rounds every block up to a
     power of two and keeps it until the process ends, which would hold up to twice what ``pipelines.memory``
     counts, for the life of an app)."""
-    if features.device.type in ("cpu", "meta"):  # meta: FLOP counts (bench.flops)
+    if features.device.type in ("cpu", "meta"):  # meta: FLOP counts (speed.flops)
         return features.clone()
     return features.to("cpu")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..model_dir import vae_scale_factor
 from .feature_cache import boundary_block
-from .presets import SamplingPreset
+from .settings import SamplingSettings
 
 FLOAT32_COPIES, DTYPE_COPIES = 6, 6  # see the module doc
 
@@ -48,7 +48,7 @@ class PerFrame:
 def per_frame_bytes(
     unet_config: Mapping[str, Any],
     vae_config: Mapping[str, Any],
-    settings: SamplingPreset,
+    settings: SamplingSettings,
     width: int,
     height: int,
     dtype_bytes: int,
@@ -61,7 +61,7 @@ def per_frame_bytes(
     h, w = height // factor, width // factor
     latents = unet_config["in_channels"] * h * w * (FLOAT32_COPIES * 4 + DTYPE_COPIES * dtype_bytes)
     cache = 0
-    plan = settings.plan()
+    plan = settings.plan
     kinds = max((len(step.keep) for step in plan if step.refresh), default=0)
     if kinds:
         _, channels, scale = boundary_block(unet_config["block_out_channels"], settings.cache_depth)

@@ -1,13 +1,14 @@
 """``AnimateAnyonePipeline``: one reference image + a pose sequence -> a video of that character.
 
     pipe = AnimateAnyonePipeline.from_pretrained("models/animate-anyone", dtype=torch.float16).to("cuda")
-    video = pipe(Image.open("ref.png"), pose_frames, num_inference_steps=25, guidance_scale=3.5).frames
-    video = pipe(Image.open("ref.png"), pose_frames, preset="fast").frames     # pipelines.presets
+    video = pipe(Image.open("ref.png"), pose_frames).frames              # the model's own preset (quality)
+    video = pipe(Image.open("ref.png"), pose_frames, {"preset": "fast", "steps": 10}).frames   # pipelines.settings
 
 The pipeline only orchestrates; the networks' forward lives in ``models.AnimateAnyone``, the windowed
 denoising loop in ``pipelines.sampling`` and the inference optimisations in ``pipelines.optimisations``
 (``pipe.set_optimisations(...)``). The sampling settings (steps, guidance, solver, guidance interval,
-feature caching) come from a named preset (``pipelines.presets``), each overridable by its own argument; any
+feature caching, temporal windows) are one object, ``pipelines.settings.SamplingSettings``, resolved once from a
+preset and the fields a caller changes (``SamplingRequest``) and passed whole to the sampler; any
 diffusers scheduler can also replace the model's own (``pipe.scheduler = ...from_config(pipe.scheduler.config)``,
 used by the presets whose ``scheduler`` is "model"). ``hooks`` (a
 ``PipelineHooks``) see the stages of a call: the benchmark times the real ``__call__`` through them.
@@ -16,7 +17,6 @@ used by the presets whose ``scheduler`` is "model"). ``hooks`` (a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -33,11 +33,10 @@ from torch import Tensor
 from .. import distributed
 from ..model_dir import COMPONENTS, ModelDirectory, default_short_side, vae_scale_factor
 from ..models import AnimateAnyone
-from ..runtime import check_size
-from .context import WINDOW_MODES, check_window
+from ..shapes import check_size
 from .optimisations import Optimisations, applied, as_optimisations
-from .presets import SamplingPreset, SettingsWarning, make_scheduler, mismatch, resolve_preset
 from .sampling import sample_video, step_schedules
+from .settings import ModelDefaults, SamplingRequest, SamplingSettings, SettingsWarning, make_scheduler
 
 OUTPUT_TYPES = ("np", "pil", "latent")
 STAGES = ("reference", "pose_guider", "denoising", "vae_decode")
@@ -49,7 +48,7 @@ class AnimateAnyonePipelineOutput(BaseOutput):
     (1, 4, frames, H/8, W/8) for ``"latent"``; None when the frames were handed to ``frame_sink`` instead."""
 
     frames: np.ndarray | list[PIL.Image.Image] | Tensor | None
-    stats: dict | None = None  # "full_rows", "shallow_rows" (UNet rows x windows run) and "preset" (the settings)
+    stats: dict | None = None  # "full_rows", "shallow_rows" (UNet rows x windows run), "sampling" (SamplingSettings)
 
 
 def default_size(reference: PIL.Image.Image, short_side: int) -> tuple[int, int]:
@@ -133,35 +132,11 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         return new
 
     # -- the pieces __call__ is made of ---------------------------------------------------------------------
-    def check_inputs(
-        self,
-        height,
-        width,
-        num_frames,
-        available_frames,
-        steps,
-        guidance_scale,
-        context_frames,
-        context_overlap,
-        window_mode,
-        output_type,
-    ):
+    def check_inputs(self, height, width, num_frames, available_frames, output_type):
+        """The call's own values (the sampling settings are checked where they are resolved)."""
         check_size(width, height, "output size", self.vae_scale_factor)
-        if num_frames > available_frames:
-            raise ValueError(f"num_frames={num_frames} but the pose sequence has only {available_frames} frames")
-        if steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {steps}")
-        if guidance_scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0 (1 or less disables guidance), got {guidance_scale}")
-        limit = self.denoising_unet.config.motion_max_seq_length
-        if min(context_frames, num_frames) > limit:
-            raise ValueError(
-                f"context_frames={context_frames} exceeds the temporal layers' positional-encoding limit of {limit} "
-                f"frames; use windows of at most {limit} frames"
-            )
-        check_window(num_frames, context_frames, context_overlap)
-        if window_mode not in WINDOW_MODES:
-            raise ValueError(f"window_mode must be one of {WINDOW_MODES}, got {window_mode!r}")
+        if not 1 <= num_frames <= available_frames:
+            raise ValueError(f"num_frames={num_frames}: the pose sequence has {available_frames} frames; use 1 to that")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
 
@@ -225,49 +200,52 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         return randn_tensor(shape, generator=generator, device=torch.device(device), dtype=dtype)
 
     # -- the task ----------------------------------------------------------------------------------------
+    @property
+    def model_defaults(self) -> ModelDefaults:
+        """This model's default preset and limits, what a ``SamplingRequest`` is resolved against."""
+        return ModelDefaults.read(self.config, self.denoising_unet.config)
+
+    def sampling_settings(self, sampling: SamplingSettings | SamplingRequest | str | dict | None = None):
+        """``sampling`` resolved for this model (``SamplingRequest.resolve``); ``SamplingSettings`` pass as given."""
+        if isinstance(sampling, SamplingSettings):
+            return sampling
+        return SamplingRequest.of(sampling).resolve(self.model_defaults)
+
     @torch.no_grad()
     def __call__(
         self,
         reference_image: PIL.Image.Image,
         pose_frames: Sequence[PIL.Image.Image] | np.ndarray | Tensor,
+        sampling: SamplingSettings | SamplingRequest | str | dict | None = None,
+        *,
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
-        context_frames: int = 24,
-        context_overlap: int = 4,
-        window_mode: str = "shifted",
         eta: float = 0.0,
         output_type: str = "np",
         frame_sink: Callable[[np.ndarray], None] | None = None,
         hooks: PipelineHooks | None = None,
-        preset: str | SamplingPreset | None = None,
-        scheduler: str | None = None,
-        guidance_interval: tuple[float, float] | None = None,
-        cache_interval: int | None = None,
-        cache_depth: int | None = None,
         latents: Tensor | None = None,
     ) -> AnimateAnyonePipelineOutput:
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
 
+        ``sampling``: the steps, guidance, solver, guidance interval, feature caching and temporal windows
+        (``pipelines.settings``): a preset name, a ``SamplingRequest`` (or a dict of its fields) resolved against
+        this model's default preset (``model_defaults``: "quality" unless it is a distilled student), or
+        ``SamplingSettings`` already resolved (``sampling_settings``), used as they are. Settings that do not suit
+        the model (guidance on a distilled student, the student preset on a model that was not distilled) raise a
+        ``SettingsWarning`` of one line when resolved.
+
         Size defaults to the reference's aspect ratio with the shorter side the model's own resolution
         (``model_dir.default_short_side``: 512 for SD-1.5 models); ``num_frames`` defaults to all pose frames. The
         pose frames stay where they are given (host memory); each window's frames go to the device when it runs.
-        Videos longer than ``context_frames`` are denoised in overlapping windows (``window_mode``: "shifted" blends
-        moving windows, "moore" reproduces the public implementation). With ``frame_sink``, decoded uint8 frames are
-        handed over one by one as they are decoded and not kept, so memory does not grow with the video's length. The
-        optimisations in force (``set_optimisations``) set the decode chunk size, window batching and the reference
-        K/V cache; ``hooks`` see the stages (``PipelineHooks``).
-
-        Sampling: ``preset`` (a name of ``pipelines.presets.PRESETS`` or a ``SamplingPreset``; default the model
-        directory's ``default_preset``, "quality" unless it is a distilled student) sets the steps, guidance,
-        solver, guidance interval and feature caching; ``num_inference_steps``, ``guidance_scale``, ``scheduler``,
-        ``guidance_interval``, ``cache_interval`` and ``cache_depth`` override its fields one by one. Settings that do
-        not suit the model (guidance on a distilled student, the student preset on a model that was not distilled)
-        raise a ``SettingsWarning`` of one line (``presets.mismatch``).
+        Videos longer than the settings' ``context_frames`` are denoised in overlapping windows (``window_mode``:
+        "shifted" blends moving windows, "moore" reproduces the public implementation). With ``frame_sink``, decoded
+        uint8 frames are handed over one by one as they are decoded and not kept, so memory does not grow with the
+        video's length. The optimisations in force (``set_optimisations``) set the decode chunk size, window batching
+        and the reference K/V cache; ``hooks`` see the stages (``PipelineHooks``).
 
         ``latents``: the initial noise (unit variance, ``initial_noise``'s shape) instead of drawing it from
         ``generator``; e.g. a slice of a longer video's noise, to animate its frames as a fresh short clip.
@@ -275,22 +253,8 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         device, dtype = self._execution_device, self.denoising_unet.dtype
         opts, hooks = self.optimisations, hooks or PipelineHooks()
         # 1. Inputs.
-        chosen = preset or self.config.get("default_preset", "quality")
-        settings = resolve_preset(
-            chosen,
-            steps=num_inference_steps,
-            guidance=guidance_scale,
-            scheduler=scheduler,
-            guidance_interval=guidance_interval,
-            cache_interval=cache_interval,
-            cache_depth=cache_depth,
-        )
-        num_inference_steps, guidance_scale = settings.steps, settings.guidance
-        distilled = self.config.get("default_preset") == "student"
-        problem = mismatch(settings, distilled, chosen if isinstance(chosen, str) else None)
-        if problem is not None:
-            warnings.warn(problem, SettingsWarning, stacklevel=2)
-        if opts.compile and any(not step.refresh for step in settings.plan()):
+        settings = self.sampling_settings(sampling)
+        if opts.compile and any(not step.refresh for step in settings.plan):
             warnings.warn(
                 f"feature caching (cache_interval {settings.cache_interval}) runs the denoising UNet uncompiled: "
                 "optimisations.compile speeds up calls without caching only (set cache_interval=1 to compile it)",
@@ -304,18 +268,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             width, height = width or w, height or h
         pose = _pose_tensor(pose_frames)  # (F, 3, Hp, Wp) uint8
         num_frames = pose.shape[0] if num_frames is None else num_frames
-        self.check_inputs(
-            height,
-            width,
-            num_frames,
-            pose.shape[0],
-            num_inference_steps,
-            guidance_scale,
-            context_frames,
-            context_overlap,
-            window_mode,
-            output_type,
-        )
+        self.check_inputs(height, width, num_frames, pose.shape[0], output_type)
         pose = _resize(pose[:num_frames], height, width)  # (F, 3, H, W) uint8, where it came (the host)
         # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
         model = self.model
@@ -331,8 +284,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 images = frames.to(dtype) / 255
                 return model.encode_pose(images.transpose(0, 1).unsqueeze(0)).to(dtype)  # (1, C0, f, h, w)
 
-        # 4. Initial noise (1, C, frames, h, w).
-        sampler.set_timesteps(num_inference_steps, device=device)
+        # 4. Initial noise (1, C, frames, h, w), unit variance (the sampler scales it).
         noise = self.initial_noise(num_frames, height, width, generator, device, dtype)
         if latents is not None:
             if latents.shape != noise.shape:
@@ -340,36 +292,28 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                     f"latents must have shape {tuple(noise.shape)} for this call, got {tuple(latents.shape)}"
                 )
             noise = latents.to(device=device, dtype=dtype)
-        latents = noise * sampler.init_noise_sigma
         # 5. Denoising loop over windows, with a progress bar of steps x windows.
         ranks = distributed.current()  # under torchrun this process runs (and counts) its own windows
-        schedules = step_schedules(settings.plan(), window_mode, num_frames, context_frames, context_overlap)
+        schedules = step_schedules(settings.plan, settings, num_frames)
         total = sum(len(ranks.mine(len(schedule))) for schedule in schedules)
         stats: dict = {}
         with self.progress_bar(total=total) as bar, hooks.stage("denoising"):
             latents = sample_video(
                 model,
                 sampler,
-                latents,
+                noise,
                 image_embeds,
                 pose_features,
                 bank,
-                num_inference_steps,
-                guidance_scale,
-                context_frames,
-                context_overlap,
-                window_mode,
+                settings,
                 generator=generator,
                 eta=eta,
                 callback=lambda step, window: bar.update(),
                 window_batch=opts.window_batch,
                 on_step_end=hooks.step_end,
-                guidance_interval=settings.guidance_interval,
-                cache_interval=settings.cache_interval,
-                cache_depth=settings.cache_depth,
                 stats=stats,
             )
-        stats["preset"] = dataclasses.asdict(settings)
+        stats["sampling"] = settings
         if output_type == "latent":
             return AnimateAnyonePipelineOutput(frames=latents, stats=stats)
         # 6. Decode in chunks; stream to the sink or collect.

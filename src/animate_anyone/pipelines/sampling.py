@@ -13,34 +13,31 @@ from .. import distributed
 from ..models import AnimateAnyone, ReferenceBank
 from .context import window_schedule
 from .feature_cache import DeepFeatureCache
-from .presets import step_plan
+from .settings import SamplingSettings
 
 
 @torch.no_grad()
 def sample_video(
     model: AnimateAnyone,
     scheduler,
-    latents: Tensor,
+    noise: Tensor,
     image_embeds: Tensor,
     pose_features: Tensor | Callable[[Tensor], Tensor],
     reference: ReferenceBank | None,
-    num_inference_steps: int,
-    guidance_scale: float,
-    context_frames: int = 24,
-    context_overlap: int = 4,
-    window_mode: str = "shifted",
+    settings: SamplingSettings,
+    *,
     context_stride: int = 1,
     generator: torch.Generator | None = None,
     eta: float = 0.0,
     callback: Callable[[int, int], None] | None = None,
     window_batch: int = 1,
     on_step_end: Callable[[int, Tensor], None] | None = None,
-    guidance_interval: tuple[float, float] = (0.0, 1.0),
-    cache_interval: int = 1,
-    cache_depth: int = 1,
     stats: dict[str, int] | None = None,
 ) -> Tensor:
-    """Denoise ``latents`` (batch, 4, frames, h, w) from pure noise; returns the final latents.
+    """Denoise ``noise`` (batch, 4, frames, h, w; unit variance, scaled here by the scheduler's initial sigma)
+    with ``settings`` (``pipelines.settings.SamplingSettings``, already checked: steps, guidance, solver-independent
+    step plan, windows); returns the final latents. ``scheduler`` is the solver to step with (the pipeline makes it
+    from ``settings.scheduler``).
 
     At every step each window is predicted (guided rows [uncond, cond]), predictions are averaged per frame
     with the windows' blend weights, then one scheduler step is taken on the whole video. ``callback(step,
@@ -55,10 +52,10 @@ def sample_video(
     stacked on the batch axis. Rows are independent, so this changes float rounding only; it trades memory
     (activations grow with the batch) for fewer, larger kernel launches.
 
-    The speed settings of ``pipelines.presets`` (``step_plan``: the one rule, which ``unet_rows`` counts from):
-    step ``i`` is guided only when ``start <= i / steps < end`` (``guidance_interval``), and with ``cache_interval``
-    > 1 only every ``cache_interval``-th step runs the whole UNet, the others its ``cache_depth`` outer levels on
-    the window grid of their refresh step (``pipelines.feature_cache``; windows then go one per call, whatever
+    The speed settings (``settings.plan``: the one rule, which ``unet_rows`` counts from): step ``i`` is guided
+    only when ``start <= i / steps < end`` (``guidance_interval``), and with ``cache_interval`` > 1 only every
+    ``cache_interval``-th step runs the whole UNet, the others its ``cache_depth`` outer levels on the window grid
+    of their refresh step (``pipelines.feature_cache``; windows then go one per call, whatever
     ``window_batch`` says). ``stats``, when given, receives the UNet rows run: "full_rows" and "shallow_rows" (rows
     x windows, summed over the steps), and "windows" (the windows run at each step).
 
@@ -68,28 +65,27 @@ def sample_video(
     ``callback`` then count this process's own windows. With caching, every process keeps the deep features of its
     own windows, which are the same windows at the refresh step and at the steps that reuse them.
     """
-    if window_batch < 1:
-        raise ValueError(f"window_batch must be >= 1, got {window_batch}")
-    plan = step_plan(num_inference_steps, guidance_scale, guidance_interval, cache_interval)
+    plan = settings.plan
     cache = None
     if any(not s.refresh for s in plan):
-        cache = DeepFeatureCache(model.denoising_unet, cache_depth)
+        cache = DeepFeatureCache(model.denoising_unet, settings.cache_depth)
         window_batch = 1  # the cache keeps features per call of one window
     counts = {"full_rows": 0, "shallow_rows": 0, "windows": []}
     ranks = distributed.current()
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
-    num_frames = latents.shape[2]
-    scheduler.set_timesteps(num_inference_steps, device=latents.device)
+    num_frames = noise.shape[2]
+    scheduler.set_timesteps(settings.steps, device=noise.device)
+    latents = noise * scheduler.init_noise_sigma  # (b, 4, F, h, w)
     accepted = _step_parameters(scheduler)
     step_kwargs = {k: v for k, v in {"eta": eta, "generator": generator}.items() if k in accepted}
-    schedules = step_schedules(plan, window_mode, num_frames, context_frames, context_overlap, context_stride)
+    schedules = step_schedules(plan, settings, num_frames, context_stride)
     total = torch.empty_like(latents, dtype=torch.float32)  # (b, 4, F, h, w): the weighted sum of the predictions
     weight = torch.empty(num_frames, device=latents.device, dtype=torch.float32)  # (F,): their weights
     for step_index, (t, step, schedule) in enumerate(zip(scheduler.timesteps, plan, schedules)):
         # 1. Windows of this step (on its refresh step's grid) and their blend weights; the sums start at zero.
         total.zero_(), weight.zero_()
         model_input = scheduler.scale_model_input(latents, t)
-        scale = guidance_scale if step.guided else 1.0
+        guidance = settings.guidance if step.guided else 1.0  # this step's: 1 runs the conditional row alone
         if cache is not None and step.refresh:
             cache.refresh(step.keep)
         mine = ranks.mine(len(schedule))
@@ -101,10 +97,12 @@ def sample_video(
                 window = schedule[group[0]][0]
                 pose = pose_of(torch.tensor(window))  # host indices: the pose frames live on the host
                 with cache.call(window, step.kinds, not step.refresh) if cache is not None else nullcontext(False):
-                    preds = [model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose, reference, scale)]
+                    preds = [model.denoise(model_input[:, :, idxs[0]], t, image_embeds, pose, reference, guidance)]
             else:
                 windows = [torch.tensor(schedule[i][0]) for i in group]
-                preds = _denoise_windows(model, model_input, t, image_embeds, pose_of, reference, scale, idxs, windows)
+                preds = _denoise_windows(
+                    model, model_input, t, image_embeds, pose_of, reference, guidance, idxs, windows
+                )
             rows = len(step.kinds) * latents.shape[0] * len(group)
             counts["full_rows" if step.refresh else "shallow_rows"] += rows
             for window_index, idx, pred in zip(group, idxs, preds):
@@ -125,14 +123,12 @@ def sample_video(
 
 
 def step_schedules(
-    plan, window_mode: str, num_frames: int, context_frames: int, context_overlap: int, context_stride: int = 1
+    plan, settings: SamplingSettings, num_frames: int, context_stride: int = 1
 ) -> list[list[tuple[list[int], list[float]]]]:
-    """The windows (frames, blend weights) of every step of ``plan`` (``presets.step_plan``): each step uses the
-    grid of its refresh step (``StepPlan.grid``)."""
-    return [
-        window_schedule(window_mode, num_frames, context_frames, context_overlap, step.grid, context_stride)
-        for step in plan
-    ]
+    """The windows (frames, blend weights) of every step of ``plan`` (``settings.plan``) under the windows of
+    ``settings``: each step uses the grid of its refresh step (``StepPlan.grid``)."""
+    mode, size, overlap = settings.window_mode, settings.context_frames, settings.context_overlap
+    return [window_schedule(mode, num_frames, size, overlap, step.grid, context_stride) for step in plan]
 
 
 def _window_groups(schedule, window_batch: int, indices: list[int] | None = None) -> list[list[int]]:
@@ -149,9 +145,7 @@ def _window_groups(schedule, window_batch: int, indices: list[int] | None = None
     return groups
 
 
-def _denoise_windows(
-    model, model_input, t, image_embeds, pose_of, reference: ReferenceBank, guidance_scale, idxs, windows
-):
+def _denoise_windows(model, model_input, t, image_embeds, pose_of, reference: ReferenceBank, guidance, idxs, windows):
     """One UNet call for several windows stacked on the batch axis (``idxs``: their frames on the latents' device,
     ``windows``: the same on the host, for ``pose_of``); returns one (b, 4, f, h, w) per window."""
     b, n = model_input.shape[0], len(idxs)
@@ -167,7 +161,7 @@ def _denoise_windows(
             if reference.keys_values is None
             else {k: (kk.repeat(n, 1, 1, 1), vv.repeat(n, 1, 1, 1)) for k, (kk, vv) in reference.keys_values.items()},
         )
-    pred = model.denoise(latents, t, embeds, pose, reference, guidance_scale)  # (n*b, 4, f, h, w)
+    pred = model.denoise(latents, t, embeds, pose, reference, guidance)  # (n*b, 4, f, h, w)
     return list(pred.split(b))
 
 

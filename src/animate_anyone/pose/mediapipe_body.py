@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import native_logs_silenced
+from ..quiet import native_logs_silenced
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS
 
 INSTALL_HINT = 'pip install "animate-anyone[pose]"'

@@ -54,7 +54,7 @@ def train_autoencoder(
     from diffusers import AutoencoderKL
 
     from ..atomic import atomic_directory, refuse_existing
-    from ..models.presets import PRESETS
+    from ..models.sizes import SIZES
 
     if decoder_only and init is None:
         raise ValueError("decoder_only fine-tunes an existing VAE's decoder; give the VAE to start from (init)")
@@ -76,7 +76,7 @@ def train_autoencoder(
     if init is not None:
         vae = AutoencoderKL.from_pretrained(init)
     else:
-        vae = AutoencoderKL(**dict(PRESETS["mini"].vae, sample_size=size))
+        vae = AutoencoderKL(**dict(SIZES["mini"].vae, sample_size=size))
         with torch.no_grad():  # quant_conv maps to (mean, logvar); the default logvar of 0 (std 1) drowns the image
             vae.quant_conv.bias[vae.config.latent_channels :] = LOGVAR_INIT
     if decoder_only:

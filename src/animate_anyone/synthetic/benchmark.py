@@ -9,6 +9,7 @@ docs/benchmark.md (mean over seeds, with the spread as the population std over s
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from ..evaluation.registry import METRICS
+from ..pipelines.settings import SamplingRequest
 
 PathLike = str | os.PathLike[str]
 
@@ -31,7 +33,8 @@ TABLE_METRICS = (
     "pck@0.05",
     "pck@0.1",
 )  # the columns; directions: the registry
-WINDOW = {"context_frames": 24, "context_overlap": 4, "window_mode": "shifted"}  # passed to the pipeline, recorded
+# The benchmark's own sampling (docs/benchmark.md) for a model that is not a distilled student
+BENCHMARK_SAMPLING = SamplingRequest(steps=20, guidance=2.0, context_frames=24, context_overlap=4)
 DRIVERS = ("truth", "raw", "aligned")  # which skeleton drives a cross-body clip (see predict_split)
 
 
@@ -40,16 +43,12 @@ def predict_split(
     split_dir: PathLike,
     out: PathLike,
     *,
-    steps: int | None = None,
-    guidance: float | None = None,
+    sampling: SamplingRequest | None = None,
     seed: int = 0,
-    preset: str | None = None,
-    sampling: dict | None = None,
     device: str = "auto",
     dtype: str = "auto",
     overwrite: bool = False,
     progress: bool = True,
-    window_mode: str = WINDOW["window_mode"],
     driver: str = "truth",
     chunk: int | None = None,
     vae_roundtrip: bool = False,
@@ -64,12 +63,13 @@ def predict_split(
     ``out/predict.json`` records the settings (``synthetic.record``); a rerun with other settings is refused
     unless ``overwrite``, which redoes every clip.
 
-    Sampling: without ``preset``, the benchmark's own settings (20 steps, guidance 2; docs/benchmark.md) unless
-    the model directory names another default preset (a distilled student); with ``preset``, that preset's
-    settings. ``steps``, ``guidance`` and ``sampling`` (other preset fields, e.g. ``{"cache_interval": 1}``)
-    override either.
+    Sampling (a ``SamplingRequest``): without a preset, the benchmark's own settings (20 steps, guidance 2, windows
+    of 24 frames overlapping by 4: ``BENCHMARK_SAMPLING``; docs/benchmark.md) unless the model is a distilled
+    student (its own default preset); with a preset, that preset's settings. The request's other fields override
+    either.
 
-    World splits: ``window_mode`` (``pipelines.context.WINDOW_MODES``) schedules a long clip's windows; ``chunk``
+    World splits: the request's ``window_mode`` (``pipelines.context.WINDOW_MODES``) schedules a long clip's
+    windows; ``chunk``
     cuts every clip into consecutive pieces of ``chunk`` frames, each animated as a fresh short clip (same
     reference and poses, and the initial noise of those frames in the whole clip's call), concatenated in order:
     the long clip without any windowing, paired frame by frame with it.
@@ -85,25 +85,20 @@ def predict_split(
 
     from ..data.manifest import read_manifest
     from ..media import iter_frames, write_video
-    from ..pipelines import AnimateAnyonePipeline
-    from ..pipelines.context import WINDOW_MODES
-    from ..runtime import resolve_device, resolve_dtype
-    from .record import check_ran, claim, prediction_record, sampling_settings
+    from ..pipelines.loading import load_pipeline
+    from ..pipelines.settings import WINDOW_FIELDS
+    from .record import check_ran, claim, prediction_record, sampling_record
     from .render import pose_images
 
-    if window_mode not in WINDOW_MODES or driver not in DRIVERS or (chunk is not None and chunk < 1):
-        raise ValueError(
-            f"window_mode must be one of {WINDOW_MODES}, driver one of {DRIVERS}, chunk >= 1; "
-            f"got {window_mode!r}, {driver!r}, {chunk!r}"
-        )
+    if driver not in DRIVERS or (chunk is not None and chunk < 1):
+        raise ValueError(f"driver must be one of {DRIVERS}, chunk >= 1; got {driver!r}, {chunk!r}")
     if driver != "truth" and not (Path(split_dir) / "driver_poses").is_dir():
         raise ValueError(f"{split_dir} has no driver_poses/ (not a cross-body split): use driver='truth'")
     split_dir, out = Path(split_dir), Path(out)
     clips = read_manifest(split_dir)
-    window = {**WINDOW, "window_mode": window_mode}
     driving = {"driver": driver, "chunk": chunk}
     driving = {k: v for k, v in driving.items() if v not in ("truth", None)}
-    pipe, vae, sampling = None, None, dict(sampling or {})
+    pipe, vae = None, None
     if vae_roundtrip and model_dir is None:
         raise ValueError("vae_roundtrip needs the model directory whose VAE encodes and decodes the frames")
     if model_dir is None:
@@ -114,23 +109,20 @@ def predict_split(
         vae = AutoencoderKL.from_pretrained(Path(model_dir) / "vae").eval()
         record = prediction_record(split_dir, clips, model_dir=model_dir, baseline=ROUNDTRIP)
     else:
-        dev = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, dev)
-        pipe = AnimateAnyonePipeline.from_pretrained(model_dir, dtype=torch_dtype).to(dev)
-        pipe.set_progress_bar_config(disable=True)
-        default = pipe.config.get("default_preset", "quality")  # what the pipeline falls back to, made explicit
-        if preset is None and default == "quality":
-            steps, guidance = steps or 20, 2.0 if guidance is None else guidance
-        preset = preset or default
+        pipe = load_pipeline(model_dir, device, dtype, progress=False)
+        request = sampling or SamplingRequest()
+        if request.preset is None and not pipe.model_defaults.distilled:  # the benchmark's own settings
+            request = dataclasses.replace(BENCHMARK_SAMPLING, **request.given())
+        settings = pipe.sampling_settings(request)  # resolved and checked once, then passed whole
         record = prediction_record(
             split_dir,
             clips,
             model_dir=model_dir,
-            sampling=sampling_settings(pipe, preset, {"steps": steps, "guidance": guidance, **sampling}),
-            window=window,
+            sampling=sampling_record(pipe, request, settings),
+            window=settings.part(WINDOW_FIELDS),
             seed=seed,
-            device=str(dev),
-            dtype=str(torch_dtype).removeprefix("torch."),
+            device=str(pipe.device),
+            dtype=str(pipe.denoising_unet.dtype).removeprefix("torch."),
         )
         skeletons = {clip.id: driving_pose(split_dir, clip, driver) for clip in clips}  # retargeted once
         if driver != "truth":  # what the skeletons were, so that a change of retargeting is not resumed over
@@ -165,15 +157,11 @@ def predict_split(
                 result = pipe(
                     reference,
                     poses[start:end],
+                    settings,
                     **size,
-                    num_inference_steps=steps,
-                    guidance_scale=guidance,
                     generator=torch.Generator().manual_seed(seed + k),
                     output_type="np",
-                    preset=preset,
                     latents=None if noise is None else noise[:, :, start:end],
-                    **window,
-                    **sampling,
                 )
                 check_ran(record, result.stats)
                 frames.extend(result.frames)

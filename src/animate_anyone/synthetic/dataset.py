@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image
 
 from ..atomic import atomic_path, write_text
-from ..data.manifest import QUARANTINE_NAME, Clip, write_jsonl, write_manifest
+from ..data.manifest import QUARANTINE_NAME, Clip, write_manifest
+from ..jsonl import write_jsonl
 from ..media import write_video
 from ..pose.keypoints import PoseSequence, write_npz
 from .motion import Motion

@@ -7,7 +7,6 @@ the spot by the generator. The output is a side-by-side video: reference | pose 
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -78,31 +77,29 @@ def run_demo(
 
     from ..evaluation.metrics import psnr
     from ..media import check_video_output, write_video
-    from ..model_dir import default_short_side
-    from ..pipelines import AnimateAnyonePipeline
-    from ..runtime import resolve_device, resolve_dtype
+    from ..model_dir import ModelDirectory, default_short_side
+    from ..pipelines.loading import load_pipeline
+    from ..pipelines.settings import ModelDefaults, SamplingRequest
 
-    for flag, value, high in (("--frames", frames, 240), ("--steps", steps, 1000), ("--scale", scale, 16)):
+    for flag, value, high in (("--frames", frames, 240), ("--scale", scale, 16)):
         if not 1 <= value <= high:
             raise ValueError(f"{flag} {value}: must be between 1 and {high}")
-    if not (math.isfinite(guidance) and guidance >= 0):
-        raise ValueError(f"--guidance {guidance}: must be a finite number >= 0 (<= 1 turns guidance off)")
     if index < 0:
         raise ValueError(f"--character {index}: must be 0 or more")
     check_video_output(out, "--out", overwrite)
+    directory = ModelDirectory(model or packaged_model()).check()
+    defaults = ModelDefaults.read(directory.index(), directory.config("denoising_unet"))
+    settings = SamplingRequest(steps=steps, guidance=guidance).resolve(defaults)  # checked before the model loads
     start = time.perf_counter()
-    dev = resolve_device(device)
-    pipe = AnimateAnyonePipeline.from_pretrained(model or packaged_model(), dtype=resolve_dtype(dtype, dev)).to(dev)
-    pipe.set_progress_bar_config(disable=not progress, desc="demo")
+    pipe = load_pipeline(directory.path, device, dtype, progress=progress)
     size = default_short_side(pipe.denoising_unet.config, pipe.vae.config)  # the model's own resolution, square
     reference, truth, poses = demo_clip(index, frames, size)
     result = pipe(
         Image.fromarray(reference),
         poses,
+        settings,
         height=size,
         width=size,
-        num_inference_steps=steps,
-        guidance_scale=guidance,
         generator=torch.Generator().manual_seed(seed),
         output_type="np",
     ).frames

@@ -37,15 +37,16 @@ def world_metrics() -> list:
 def final_seams(record: dict | None, num_frames: int) -> list[int] | None:
     """The seams of the final denoising step for the settings a ``predict.json`` records (None without one)."""
     from ..pipelines.context import window_seams
-    from ..pipelines.presets import step_plan
+    from ..pipelines.settings import STEP_FIELDS, WINDOW_FIELDS, SamplingSettings
 
     if record is None or record.get("sampling") is None or record.get("window") is None:
         return None
     s, w = record["sampling"], record["window"]
     if (record.get("driving") or {}).get("chunk"):
         return None  # fresh clips: no windows over the whole clip
-    plan = step_plan(s["steps"], s["guidance"], tuple(s["guidance_interval"]), s["cache_interval"])
-    return window_seams(w["window_mode"], num_frames, w["context_frames"], w["context_overlap"], plan[-1].grid)
+    settings = SamplingSettings(**{k: s[k] for k in STEP_FIELDS if k in s}, **{k: w[k] for k in WINDOW_FIELDS})
+    mode, size, overlap = settings.window_mode, settings.context_frames, settings.context_overlap
+    return window_seams(mode, num_frames, size, overlap, settings.plan[-1].grid)
 
 
 def measure_split(

@@ -3,7 +3,7 @@
 ``synthetic predict`` (:func:`.benchmark.predict_split`) writes it before the first clip and checks it on every
 rerun, so a folder never mixes clips made with different settings. It holds the model directory (path and
 ``ModelDirectory.fingerprint``) or the baseline, the sampling settings as the pipeline resolves them
-(``pipelines.presets.resolve_preset`` with the call's overrides, and the scheduler class that runs), the
+(``pipelines.settings``: the resolved step fields, and the scheduler class that runs), the
 window settings, the seed rule, dtype, device, the clips' size, frames and count, and the package version::
 
     {"written_by": "animate-anyone synthetic predict", "version": "0.1.0", "model": {"path", "fingerprint"},
@@ -40,27 +40,32 @@ INFORMATIONAL = (
 _MISSING = object()
 
 
-def sampling_settings(pipe, preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """What ``pipe(..., preset=preset, **overrides)`` samples with (``overrides`` by preset field name: steps,
-    guidance, scheduler, ...): the pipeline's own resolution, plus the class of the scheduler that runs."""
-    import dataclasses
+def sampling_record(pipe, request, settings) -> dict[str, Any]:
+    """What ``pipe`` samples with under ``settings`` (resolved from ``request``, a ``SamplingRequest``): the preset,
+    the fields the request set, the step fields of the settings and the class of the scheduler that runs (the
+    windows are recorded apart, under ``"window"``)."""
+    from ..pipelines.settings import STEP_FIELDS, make_scheduler
 
-    from ..pipelines.presets import make_scheduler, resolve_preset
-
-    settings = resolve_preset(preset, **overrides)
     scheduler_class = type(make_scheduler(pipe.scheduler, settings.scheduler)).__name__
-    given = {k: v for k, v in overrides.items() if v is not None}
+    preset = request.preset or pipe.model_defaults.preset
+    given = {k: v for k, v in request.given().items() if k in STEP_FIELDS}
     return _plain(
-        {"preset": preset, "overrides": given, **dataclasses.asdict(settings), "scheduler_class": scheduler_class}
+        {"preset": preset, "overrides": given, **settings.part(STEP_FIELDS), "scheduler_class": scheduler_class}
     )
 
 
 def check_ran(record: dict[str, Any], stats: dict[str, Any]) -> None:
-    """RuntimeError when the pipeline output's ``stats["preset"]`` (the settings it ran) is not the recorded one."""
-    ran = _plain(stats["preset"])
-    recorded = {k: record["sampling"].get(k) for k in ran}
+    """RuntimeError when the settings the pipeline ran (its output's ``stats["sampling"]``) are not the recorded
+    ones."""
+    from ..pipelines.settings import STEP_FIELDS, WINDOW_FIELDS
+
+    ran = {
+        "sampling": _plain(stats["sampling"].part(STEP_FIELDS)),
+        "window": _plain(stats["sampling"].part(WINDOW_FIELDS)),
+    }
+    recorded = {part: {k: record[part].get(k) for k in ran[part]} for part in ran}
     if ran != recorded:
-        keys = ", ".join(k for k in ran if ran[k] != recorded[k])
+        keys = ", ".join(k for part in ran for k in ran[part] if ran[part][k] != recorded[part][k])
         raise RuntimeError(f"the pipeline sampled with other settings than {RECORD_FILE} records ({keys}): a bug")
 
 

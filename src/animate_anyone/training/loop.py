@@ -20,10 +20,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import dotted, to_dict
+from .batch_sampler import ResumableBatchSampler
 from .checkpoint import export_model, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .losses import diffusion_loss, diffusion_target, sample_noise
-from .sampling import ResumableBatchSampler
 from .setup import apply_stage, load_components
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
             raise ValueError(
                 'log_with=tensorboard needs tensorboard (pip install "animate-anyone[train]"), or set log_with=none'
             ) from None
-    from ..runtime import resolve_device
+    from ..devices import resolve_device
 
     accelerator = Accelerator(
         # Without an accelerator, say so: accelerate then joins torchrun's processes with gloo (MULTI_CPU).

@@ -21,6 +21,7 @@ def write_validation_video(
 
     from ..media import VideoWriter
     from ..pipelines import AnimateAnyonePipeline
+    from ..pipelines.settings import SamplingRequest
 
     pipe = AnimateAnyonePipeline(
         vae=vae,
@@ -38,13 +39,13 @@ def write_validation_video(
     truth = ((sample["pixels"].transpose(0, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (f, 3, H, W)
     was_training = networks.training
     networks.eval()
+    sampling = SamplingRequest(preset="student") if student else SamplingRequest(steps=config.validation_steps)
     frames = pipe(
         reference,
         pose,
+        sampling,
         height=pose.shape[2],
         width=pose.shape[3],
-        num_inference_steps=None if student else config.validation_steps,
-        preset="student" if student else None,
         generator=torch.Generator().manual_seed(config.seed),
     ).frames  # (f, H, W, 3)
     networks.train(was_training)

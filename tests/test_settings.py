@@ -1,5 +1,5 @@
-"""Sampling presets (pipelines.presets): resolution and checks, determinism, exactness with the speed-ups off,
-the guidance interval, and the deep-feature cache (pipelines.feature_cache) on a tiny random model."""
+"""Sampling settings and presets (pipelines.settings): resolution and checks, determinism, exactness with the
+speed-ups off, the guidance interval, and the deep-feature cache (pipelines.feature_cache) on a tiny random model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from animate_anyone.pipelines.feature_cache import DeepFeatureCache
 from animate_anyone.pipelines.pipeline_animate_anyone import AnimateAnyonePipeline
-from animate_anyone.pipelines.presets import PRESETS, SamplingPreset, resolve_preset
+from animate_anyone.pipelines.settings import PRESETS, ModelDefaults, SamplingRequest, SamplingSettings, SettingError
 
 
 @pytest.fixture(scope="module")
@@ -35,30 +35,52 @@ def inputs(frames=6):
     return reference, rng.integers(0, 255, (frames, 64, 48, 3), dtype=np.uint8)
 
 
-def run(pipe, frames=6, seed=0, **kw):
+def run(pipe, frames=6, seed=0, sampling=None, output_type="latent", **fields):
+    """``sampling`` (settings or a request) or the request's ``fields``."""
     reference, pose = inputs(frames)
-    kw.setdefault("output_type", "latent")
-    return pipe(reference, pose, height=64, width=48, generator=torch.Generator().manual_seed(seed), **kw)
+    request = sampling if sampling is not None else SamplingRequest(**fields)
+    g = torch.Generator().manual_seed(seed)
+    return pipe(reference, pose, request, height=64, width=48, generator=g, output_type=output_type)
 
 
 def test_resolve_overrides_and_checks():
     fast = PRESETS["fast"]
-    assert resolve_preset("fast") == fast and resolve_preset(None) == PRESETS["quality"] == SamplingPreset()
-    mine = resolve_preset("fast", steps=8, cache_interval=None, guidance_interval=[0.1, 0.6])
+    assert SamplingRequest(preset="fast").resolve() == fast
+    assert SamplingRequest().resolve() == PRESETS["quality"] == SamplingSettings()
+    assert SamplingRequest().resolve(ModelDefaults(preset="student")) == PRESETS["student"]  # the model's own
+    mine = SamplingRequest(preset="fast", steps=8, cache_interval=None, guidance_interval=[0.1, 0.6]).resolve()
     assert (mine.steps, mine.cache_interval, mine.guidance_interval, mine.scheduler) == (8, 2, (0.1, 0.6), "dpm++")
+    assert (mine.context_frames, mine.context_overlap, mine.window_mode) == (24, 4, "shifted")  # presets set none
     for kw, message in [
-        (dict(steps=0), "num_inference_steps"),
-        (dict(guidance=-1.0), "guidance"),
-        (dict(scheduler="heun"), "unknown scheduler 'heun'"),
-        (dict(guidance_interval=(0.5, 0.5)), "0 <= start < end <= 1"),
-        (dict(cache_interval=0), "cache_interval"),
-        (dict(cache_depth=0), "cache_depth"),
-        (dict(stepz=3), r"unknown preset setting\(s\) \['stepz'\]"),
+        (dict(steps=0), "steps 0: must be a whole number >= 1"),
+        (dict(steps=2.5), "steps 2.5: must be a whole number"),
+        (dict(guidance=-1.0), "guidance -1.0: must be a finite number >= 0"),
+        (dict(guidance=float("nan")), "guidance nan: must be a finite"),
+        (dict(scheduler="heun"), "scheduler heun: must be one of model, ddim"),
+        (
+            dict(guidance_interval=(0.5, 0.5)),
+            r"guidance_interval \[0.5, 0.5\]: must be \[start, end\] with 0 <= start < end",
+        ),
+        (dict(cache_interval=0), "cache_interval 0: must be a whole number >= 1"),
+        (dict(cache_depth=0), "cache_depth 0: must be a whole number >= 1"),
+        (dict(context_frames=0), "context_frames 0: must be a whole number >= 1"),
+        (dict(context_frames=8, context_overlap=8), r"context_overlap 8: .* less than context_frames \(8\)"),
+        (dict(window_mode="loop"), "window_mode loop: must be one of shifted, moore, anchored"),
+        (dict(preset="turbo"), "preset turbo: must be one of quality, fast, student"),
     ]:
-        with pytest.raises(ValueError, match=message):
-            resolve_preset("quality", **kw)
-    with pytest.raises(ValueError, match="unknown preset 'turbo'; choose one of quality, fast, student"):
-        resolve_preset("turbo")
+        with pytest.raises(SettingError, match=message):
+            SamplingRequest(**kw).resolve()
+    with pytest.raises(ValueError, match=r"unknown sampling setting\(s\) \['stepz'\]"):
+        SamplingRequest.of({"stepz": 3})
+    # The model's limits: the UNet's levels and the temporal layers' length.
+    limits = ModelDefaults(levels=3, max_window=16)
+    assert SamplingRequest(cache_depth=2, context_frames=16).resolve(limits).cache_depth == 2
+    with pytest.raises(SettingError, match="cache_depth 3: must be less than the denoising UNet's 3 levels"):
+        SamplingRequest(cache_depth=3).resolve(limits)
+    with pytest.raises(SettingError, match="context_frames 24: exceeds .* limit of 16 frames"):
+        SamplingRequest().resolve(limits)
+    error = SettingError("steps", 0, "must be a whole number >= 1").named({"steps": "--steps"})
+    assert str(error) == "--steps 0: must be a whole number >= 1" and error.field == "steps"
 
 
 def test_plan_of_the_fast_preset_written_out():
@@ -80,19 +102,19 @@ def test_plan_of_the_fast_preset_written_out():
         (cond, R, 10, cond),
         (cond, S, 10, ()),
     ]
-    assert [(s.kinds, s.refresh, s.grid, s.keep) for s in PRESETS["fast"].plan()] == expected
+    assert [(s.kinds, s.refresh, s.grid, s.keep) for s in PRESETS["fast"].plan] == expected
     assert PRESETS["fast"].unet_rows() == (3 * 2 + 3 * 1, 3 * 2 + 3 * 1)  # (9, 9)
     assert PRESETS["quality"].unet_rows() == (50, 0) and PRESETS["student"].unet_rows() == (4, 0)
-    interval = SamplingPreset(steps=10, guidance_interval=(0.2, 0.5))
-    assert [s.guided for s in interval.plan()] == [i in (2, 3, 4) for i in range(10)]
-    assert not any(s.guided for s in SamplingPreset(steps=4, guidance=1.0).plan())
+    interval = SamplingSettings(steps=10, guidance_interval=(0.2, 0.5))
+    assert [s.guided for s in interval.plan] == [i in (2, 3, 4) for i in range(10)]
+    assert not any(s.guided for s in SamplingSettings(steps=4, guidance=1.0).plan)
 
 
 def test_a_guided_step_after_an_unguided_refresh_refreshes():
     """Guidance starting on a cached step: its refresh step kept no unconditional features, so it runs whole,
     and the cost says so (it used to run whole silently while unet_rows() counted it shallow)."""
-    late = SamplingPreset(steps=8, guidance_interval=(0.375, 1.0), cache_interval=2)  # guided from step 3 on
-    plan = late.plan()
+    late = SamplingSettings(steps=8, guidance_interval=(0.375, 1.0), cache_interval=2)  # guided from step 3 on
+    plan = late.plan
     assert [s.refresh for s in plan] == [True, False, True, True, True, False, True, False]
     assert plan[2].keep == () and plan[3].keep == () and plan[4].keep == ("uncond", "cond")
     assert late.unet_rows() == (1 + 1 + 2 + 2 + 2, 1 + 2 + 2)
@@ -108,9 +130,9 @@ def test_unet_rows_match_the_calls_the_unet_sees(pipe):
         unet.mid_block.resnets[0].register_forward_pre_hook(lambda m, args: deep.append(len(calls))),
     ]
     try:
-        for settings in [PRESETS["fast"], SamplingPreset(steps=8, guidance_interval=(0.375, 1.0), cache_interval=2)]:
+        for settings in [PRESETS["fast"], SamplingSettings(steps=8, guidance_interval=(0.375, 1.0), cache_interval=2)]:
             calls.clear(), deep.clear()
-            out = run(pipe, frames=6, preset=settings)
+            out = run(pipe, frames=6, sampling=settings)
             full = sum(rows for i, rows in enumerate(calls, start=1) if i in deep)
             shallow = sum(rows for i, rows in enumerate(calls, start=1) if i not in deep)
             assert (full, shallow) == settings.unet_rows()  # one window of 6 frames
@@ -129,7 +151,7 @@ def test_speed_ups_off_is_exactly_the_plain_call(pipe):
     original = pipe.scheduler
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(original.config)
     try:
-        before = run(pipe, num_inference_steps=12, guidance_scale=3.5).frames
+        before = run(pipe, steps=12, guidance=3.5).frames
     finally:
         pipe.scheduler = original
     assert torch.equal(off, before)
@@ -138,21 +160,25 @@ def test_speed_ups_off_is_exactly_the_plain_call(pipe):
 
 @pytest.mark.parametrize("preset", ["quality", "fast"])
 def test_presets_are_deterministic_given_a_seed(pipe, preset):
-    a = run(pipe, preset=preset, num_inference_steps=6)
-    b = run(pipe, preset=preset, num_inference_steps=6)
+    a = run(pipe, preset=preset, steps=6)
+    b = run(pipe, preset=preset, steps=6)
     assert torch.equal(a.frames, b.frames) and a.stats == b.stats
-    assert not torch.equal(a.frames, run(pipe, preset=preset, num_inference_steps=6, seed=1).frames)
+    assert not torch.equal(a.frames, run(pipe, preset=preset, steps=6, seed=1).frames)
 
 
 def test_guidance_interval_runs_the_conditional_row_alone_outside_it(pipe):
-    never = run(pipe, num_inference_steps=4, guidance_interval=(0.9, 1.0))  # steps at 0, .25, .5, .75: none guided
-    unguided = run(pipe, num_inference_steps=4, guidance_scale=1.0)
+    never = run(pipe, steps=4, guidance_interval=(0.9, 1.0))  # steps at 0, .25, .5, .75: none guided
+    unguided = run(pipe, steps=4, guidance=1.0)
     assert torch.equal(never.frames, unguided.frames)
     assert never.stats["full_rows"] == 4 and never.stats["shallow_rows"] == 0
-    half = run(pipe, num_inference_steps=4, guidance_interval=(0.0, 0.5))
+    half = run(pipe, steps=4, guidance_interval=(0.0, 0.5))
     assert half.stats["full_rows"] == 2 + 2 + 1 + 1
     assert not torch.equal(half.frames, unguided.frames)
-    assert not torch.equal(half.frames, run(pipe, num_inference_steps=4).frames)
+    assert not torch.equal(half.frames, run(pipe, steps=4).frames)
+
+
+def bytes_kept(cache: DeepFeatureCache) -> int:
+    return sum(t.numel() * t.element_size() for t in cache.features.values())
 
 
 def _unet_inputs(pipe, frames=4, seed=0):
@@ -179,7 +205,7 @@ def test_a_cached_call_substitutes_exactly_the_kept_deep_features(pipe):
     window = range(1, 5)  # frames 1..4 of the video
     with cache.call(window, ("uncond", "cond"), reuse=False) as reused:
         full = unet(sample, 500, *args)
-    assert not reused and cache.bytes_kept() > 0
+    assert not reused and bytes_kept(cache) > 0
     assert all(t.device.type == "cpu" for t in cache.features.values())  # held on the host
     with cache.call(window, ("uncond", "cond"), reuse=True) as reused:
         cached = unet(sample, 500, *args)
@@ -218,12 +244,14 @@ def test_cache_keeps_one_grid_of_the_kinds_still_needed(pipe, monkeypatch):
     refresh = DeepFeatureCache.refresh
 
     def probe(self, keep):
-        kept.append(({kind for _, kind in self.features}, self.bytes_kept(), len({w for w, _ in self.features})))
+        kept.append(({kind for _, kind in self.features}, bytes_kept(self), len({w for w, _ in self.features})))
         refresh(self, keep)
 
     monkeypatch.setattr(DeepFeatureCache, "refresh", probe)
-    settings = SamplingPreset(steps=12, scheduler="dpm++", guidance_interval=(0.0, 0.4), cache_interval=2)
-    out = run(pipe, frames=11, preset=settings, context_frames=4, context_overlap=1)
+    settings = SamplingSettings(
+        steps=12, scheduler="dpm++", guidance_interval=(0.0, 0.4), cache_interval=2, context_frames=4, context_overlap=1
+    )
+    out = run(pipe, frames=11, sampling=settings)
     windows = out.stats["windows"]
     assert [windows[i] for i in range(1, 12, 2)] == [windows[i] for i in range(0, 12, 2)]  # same grid
     per_window_row = 4 * 32 * 4 * 3 * 4  # 4 frames x 32 channels (tiny's middle level) at 4x3, before upsampling, fp32
@@ -237,11 +265,12 @@ def test_cached_video_stays_close_to_the_uncached_one(mini_pipe):
     """The packaged (trained) model on 14 frames in 3 windows of 6: the fast preset (6 steps) with its cache
     against the same schedule without it, measured against what another seed changes."""
     reference, poses = mini_pipe["clip"]
-    kw = dict(context_frames=6, context_overlap=2, output_type="latent", preset="fast", num_inference_steps=6)
+    kw = dict(context_frames=6, context_overlap=2, preset="fast", steps=6)
 
     def latents(seed=0, **extra):
         g = torch.Generator().manual_seed(seed)
-        return mini_pipe["pipe"](reference, poses, generator=g, **kw, **extra).frames
+        request = SamplingRequest(**kw, **extra)
+        return mini_pipe["pipe"](reference, poses, request, generator=g, output_type="latent").frames
 
     cached, plain, other = latents(), latents(cache_interval=1), latents(seed=1, cache_interval=1)
     assert (cached - plain).abs().mean() < 0.3 * (other - plain).abs().mean()
@@ -259,10 +288,10 @@ def mini_pipe():
 
 
 def test_window_batching_gives_way_to_the_cache(pipe):
-    kw = dict(frames=11, num_inference_steps=4, context_frames=4, context_overlap=1, cache_interval=2)
+    kw = dict(frames=11, steps=4, context_frames=4, context_overlap=1, cache_interval=2)
     cached = run(pipe, **kw)
-    with pytest.raises(ValueError, match="cache_depth must be between 1 and"):
-        run(pipe, cache_interval=2, cache_depth=5, num_inference_steps=2)
+    with pytest.raises(SettingError, match="cache_depth 5: must be less than the denoising UNet's 3 levels"):
+        run(pipe, cache_interval=2, cache_depth=5, steps=2)
     pipe.set_optimisations(window_batch=2)  # caching goes window by window: the same result
     try:
         assert torch.equal(run(pipe, **kw).frames, cached.frames)
@@ -271,8 +300,10 @@ def test_window_batching_gives_way_to_the_cache(pipe):
 
 
 def test_animate_command_takes_a_preset_and_overrides(tmp_path, tiny_model_dir):
+    import argparse
+
     from animate_anyone.cli.main import main
-    from animate_anyone.cli.synthetic import parse_sampling
+    from animate_anyone.cli.synthetic import sampling_request
     from animate_anyone.media import probe_frames, write_video
 
     reference, pose = inputs(frames=3)
@@ -285,14 +316,17 @@ def test_animate_command_takes_a_preset_and_overrides(tmp_path, tiny_model_dir):
     # A bad setting is named before the model loads.
     assert main([*argv, "--out", str(tmp_path / "bad.gif"), "guidance_interval=[0.5,0.2]"]) == 2
     assert not (tmp_path / "bad.gif").exists()
-    assert parse_sampling(["cache_interval=1", "guidance_interval=[0, 0.5]"]) == {
-        "cache_interval": 1,
-        "guidance_interval": [0, 0.5],
-    }
+
+    def request(*pairs, **flags):
+        args = argparse.Namespace(**{"preset": None, "steps": None, "guidance": None, "window_mode": None, **flags})
+        return sampling_request(argparse.Namespace(**vars(args), sampling=list(pairs)))
+
+    got = request("cache_interval=1", "guidance_interval=[0, 0.5]", steps=3)
+    assert got == SamplingRequest(steps=3, cache_interval=1, guidance_interval=[0, 0.5])
     with pytest.raises(ValueError, match="expected key=value"):
-        parse_sampling(["cache_interval"])
-    with pytest.raises(ValueError, match="unknown preset setting"):
-        parse_sampling(["steps_per_frame=2"])
+        request("cache_interval")
+    with pytest.raises(ValueError, match="unknown sampling setting"):
+        request("steps_per_frame=2")
 
 
 @pytest.fixture(scope="module")
@@ -350,9 +384,9 @@ def test_a_compiled_unet_runs_cached_videos_eagerly_and_says_so(pipe):
     import time
     import warnings
 
-    from animate_anyone.pipelines.presets import SettingsWarning
+    from animate_anyone.pipelines.settings import SettingsWarning
 
-    kw = dict(preset="fast", num_inference_steps=4, frames=4)
+    kw = dict(preset="fast", steps=4, frames=4)
     eager = run(pipe, **kw).frames
     pipe.set_optimisations(compile=True)
     try:

@@ -20,7 +20,7 @@ import torch
 
 from ..pipelines.pipeline_animate_anyone import STAGES as PIPELINE_STAGES
 from ..pipelines.pipeline_animate_anyone import PipelineHooks
-from ..pipelines.presets import SettingsWarning
+from ..pipelines.settings import SettingsWarning
 from .config import BenchConfig
 from .environment import MemoryProbe, environment
 from .flops import count_unet_flops_meta, count_video_work_meta, peak_tflops
@@ -112,11 +112,11 @@ class Bench:
     def __init__(
         self, size: str = "tiny", device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", seed: int = 0
     ):
-        from ..models.presets import build_components, build_networks, get_preset
-        from ..pipelines import AnimateAnyonePipeline
-        from ..runtime import resolve_device, resolve_dtype
+        from ..devices import resolve_device, resolve_dtype
+        from ..models.sizes import build_components, build_networks, get_size
+        from ..pipelines.loading import load_pipeline
 
-        self.size, self.preset = size, get_preset(size)
+        self.size, self.preset = size, get_size(size)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         torch.manual_seed(seed)
@@ -131,33 +131,26 @@ class Bench:
                 component.to(self.device).eval()
                 if component.dtype != self.dtype:
                     component.to(self.dtype)
-        self.pipe = AnimateAnyonePipeline(
-            reference_net=model.reference_net,
-            denoising_unet=model.denoising_unet,
-            pose_guider=model.pose_guider,
-            **components,
-        )
-        self.pipe.set_progress_bar_config(disable=True)
+        networks = {name: getattr(model, name) for name in ("reference_net", "denoising_unet", "pose_guider")}
+        self.pipe = load_pipeline({**networks, **components}, self.device, self.dtype, progress=False)
         self.build_seconds = time.perf_counter() - t0
         self._work: dict[tuple, dict[str, Any]] = {}
 
     # -- one configuration ---------------------------------------------------------------------------------
     def sampling(self, cfg: BenchConfig):
-        """The sampling settings a run of ``cfg`` resolves to (what the pipeline's ``__call__`` resolves)."""
-        from ..pipelines.presets import resolve_preset
-
-        guidance = cfg.guidance_scale if cfg.guidance else 1.0
-        return resolve_preset(cfg.preset or self.pipe.config.default_preset, steps=cfg.steps, guidance=guidance)
+        """The sampling settings of a run of ``cfg`` on this model, passed whole to the pipeline."""
+        with warnings.catch_warnings():  # random weights: the student preset is priced, not judged (SettingsWarning)
+            warnings.simplefilter("ignore", SettingsWarning)
+            return self.pipe.sampling_settings(cfg.request())
 
     def windows_per_step(self, cfg: BenchConfig) -> tuple[float, float, int]:
         """(windows per step, UNet calls per step, window length), averaged over the steps of the schedule."""
         from ..pipelines.sampling import _window_groups, step_schedules
 
         settings = self.sampling(cfg)
-        batch = 1 if any(not step.refresh for step in settings.plan()) else cfg.window_batch  # as sample_video
-        schedules = step_schedules(
-            settings.plan(), cfg.window_mode, cfg.frames, cfg.context_frames, cfg.context_overlap
-        )
+        cached = any(not step.refresh for step in settings.plan)
+        batch = 1 if cached else cfg.optimisations.window_batch  # as sample_video
+        schedules = step_schedules(settings.plan, settings, cfg.frames)
         windows = sum(len(schedule) for schedule in schedules)
         calls = sum(len(_window_groups(schedule, batch)) for schedule in schedules)
         return windows / cfg.steps, calls / cfg.steps, len(schedules[0][0][0])
@@ -166,12 +159,9 @@ class Bench:
         """FLOPs of one video of ``cfg`` by stage, from the rows its sampling settings run, counted on the meta
         device (``count_video_work_meta``; cached per workload)."""
         settings = self.sampling(cfg)
-        windows = (cfg.frames, cfg.context_frames, cfg.context_overlap, cfg.window_mode)
-        key = (settings, cfg.width, cfg.height, windows, cfg.switches["ref_kv_cache"])
+        key = (settings, cfg.width, cfg.height, cfg.frames, cfg.optimisations.ref_kv_cache)
         if key not in self._work:
-            self._work[key] = count_video_work_meta(
-                self.size, cfg.width, cfg.height, cfg.frames, settings, *windows[1:], cfg.switches["ref_kv_cache"]
-            )
+            self._work[key] = count_video_work_meta(self.size, cfg.width, cfg.height, cfg.frames, settings, key[4])
         return self._work[key]
 
     def _inputs(self, cfg: BenchConfig):
@@ -186,16 +176,14 @@ class Bench:
 
     def run_once(self, cfg: BenchConfig, keep_outputs: bool = False) -> dict[str, Any]:
         """One video through ``AnimateAnyonePipeline.__call__``, timed by stage. ``cfg`` must be ``resolved()``."""
-        options = cfg.optimisations()
+        options = cfg.optimisations
         if self.pipe.optimisations != options:
             self.pipe.set_optimisations(options)
         reference, pose = self._inputs(cfg)
         timer, frames = StageTimer(self.device), []
         _sync(self.device)
         start = time.perf_counter()
-        with warnings.catch_warnings():  # random weights: the student preset is priced, not judged (SettingsWarning)
-            warnings.simplefilter("ignore", SettingsWarning)
-            output = self._call(cfg, reference, pose, timer, frames.append if keep_outputs else (lambda frame: None))
+        output = self._call(cfg, reference, pose, timer, frames.append if keep_outputs else (lambda frame: None))
         _sync(self.device)
         out = timer.result(time.perf_counter() - start)
         out["unet_rows"] = {k: output.stats[k] for k in ("full_rows", "shallow_rows")}
@@ -208,15 +196,10 @@ class Bench:
         return self.pipe(
             reference,
             pose,
+            self.sampling(cfg),
             height=cfg.height,
             width=cfg.width,
-            preset=cfg.preset,
-            num_inference_steps=cfg.steps,
-            guidance_scale=cfg.guidance_scale if cfg.guidance else 1.0,
             generator=torch.Generator().manual_seed(cfg.seed),
-            context_frames=cfg.context_frames,
-            context_overlap=cfg.context_overlap,
-            window_mode=cfg.window_mode,
             frame_sink=sink,
             hooks=timer,
         )
@@ -226,12 +209,12 @@ class Bench:
         """Window counts, FLOPs, and (with ``compile``) the compilation, timed on its own."""
         windows_per_step, calls_per_step, window_frames = self.windows_per_step(cfg)
         work = self.video_work(cfg)
-        guided = self.sampling(cfg).plan()[0].guided  # the rows of a whole call of the first step
+        guided = self.sampling(cfg).plan[0].guided  # the rows of a whole call of the first step
         flops_per_call, flops_by_op = count_unet_flops_meta(
-            self.size, cfg.width, cfg.height, window_frames, guided, cfg.switches["ref_kv_cache"]
+            self.size, cfg.width, cfg.height, window_frames, guided, cfg.optimisations.ref_kv_cache
         )
         compile_seconds = None
-        if cfg.compile and not self.pipe.optimisations.compile:
+        if cfg.optimisations.compile and not self.pipe.optimisations.compile:
             log("compiling the denoising UNet (first call)")
             compile_seconds = self.run_once(cfg.replace(steps=1))["denoising"]  # minus one step, later
         return dict(
@@ -267,7 +250,7 @@ class Bench:
         change in machine load affects them alike. They need the same ``compile``, warm-up and repeats."""
         log = log or (lambda msg: None)
         cfgs = [self.resolve(c) for c in cfgs]
-        if len({(c.compile, c.repeats, c.warmup) for c in cfgs}) > 1:
+        if len({(c.optimisations.compile, c.repeats, c.warmup) for c in cfgs}) > 1:
             raise ValueError("configurations measured together need the same compile, warmup and repeats")
         preps = [self._prepare(c, log) for c in cfgs]
         for c in cfgs:
@@ -319,7 +302,7 @@ class Bench:
         sec_step = statistics.median(step_times)
         # The UNet rows this run's settings ran (whole and shallow, guided or not), per step on average.
         flops_step = (work["flops"]["unet_whole"] + work["flops"]["unet_shallow"]) / cfg.steps
-        even = len({(s.kinds, s.refresh) for s in self.sampling(cfg).plan()}) == 1  # every step costs the same
+        even = len({(s.kinds, s.refresh) for s in self.sampling(cfg).plan}) == 1  # every step costs the same
         seconds = sec_step if even else statistics.median(r["denoising"] for r in runs) / cfg.steps
         achieved = flops_step / seconds / 1e12 if seconds > 0 else None
         env = environment(self.device)
@@ -329,7 +312,7 @@ class Bench:
             name: {"seconds": med(name), "seconds_per_frame": med(name) / cfg.frames, "share": med(name) / total}
             for name in STAGES
         }
-        config = dict(cfg.__dict__, dtype=str(self.dtype).replace("torch.", ""), device=str(self.device))
+        config = dict(cfg.record(), dtype=str(self.dtype).replace("torch.", ""), device=str(self.device))
         return {
             "schema": 2,
             "config": config,

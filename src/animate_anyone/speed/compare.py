@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 
 from ..pipelines.optimisations import SWITCHES
-from .config import BenchConfig, check_switches
+from .config import BenchConfig
 from .runner import Bench
 
 
@@ -24,7 +25,7 @@ def run_benchmark(
     TFLOP/s and (bf16/fp16 on a known GPU) MFU. See docs/performance.md."""
     if threads:
         torch.set_num_threads(threads)
-    cfg = BenchConfig(size=size, **{**kwargs, "switches": check_switches(kwargs.get("switches"))}).resolved()
+    cfg = BenchConfig(size=size, **kwargs).resolved()
     return Bench(size, cfg.device, cfg.dtype, cfg.seed).run(cfg, log=log)
 
 
@@ -43,32 +44,29 @@ def run_comparison(
     if threads:
         torch.set_num_threads(threads)
     log = log or (lambda msg: None)
-    base = check_switches(kwargs.pop("switches", None))
-    cfg = BenchConfig(size=size, switches=base, **kwargs).resolved()
+    cfg = BenchConfig(size=size, **kwargs).resolved()
+    opts = cfg.optimisations
+    base = opts.switches()
     bench = Bench(size, cfg.device, cfg.dtype, cfg.seed)
     # 1. The variants: (name, description, config, whether the variant is the one WITH the optimisation).
     plan: list[tuple[str, str, BenchConfig, bool]] = []
     for name in variants if variants is not None else list(SWITCHES):
         if name not in SWITCHES:
             raise ValueError(f"unknown optimisation switch {name!r}; known: {sorted(SWITCHES)}")
-        plan.append((name, SWITCHES[name], cfg.replace(switches={**base, name: not base[name]}), not base[name]))
+        toggled = cfg.replace(optimisations=opts.with_switches({name: not base[name]}))
+        plan.append((name, SWITCHES[name], toggled, not base[name]))
     windows = bench.windows_per_step(cfg)[0]
-    if variants is None and cfg.window_batch == 1 and windows > 1:
-        batched = cfg.replace(window_batch=math.ceil(windows))
-        plan.append(
-            (
-                "window_batch",
-                f"all windows of a step in one UNet call (window_batch={batched.window_batch})",
-                batched,
-                True,
-            )
-        )
+    if variants is None and opts.window_batch == 1 and windows > 1:
+        batch = math.ceil(windows)
+        batched = cfg.replace(optimisations=dataclasses.replace(opts, window_batch=batch))
+        plan.append(("window_batch", f"all windows of a step in one UNet call (window_batch={batch})", batched, True))
     # 2. Measure them together with the default; then, with compile, the default without it.
     results = bench.run_interleaved([cfg, *(p[2] for p in plan)], keep_outputs=True, log=log)
     default, measured = results[0], results[1:]
-    if cfg.compile:
+    if opts.compile:
         log("default configuration without torch.compile")
-        plan.append(("compile", "torch.compile of the denoising UNet", cfg.replace(compile=False), False))
+        eager = cfg.replace(optimisations=dataclasses.replace(opts, compile=False))
+        plan.append(("compile", "torch.compile of the denoising UNet", eager, False))
         measured.append(bench.run(plan[-1][2], keep_outputs=True, log=log))
     base_out = default.pop("_outputs")
     entries = [
@@ -110,26 +108,23 @@ def run_preset_comparison(
     measured round-robin on one pipeline. Each reports ``speedup_per_video`` = quality's seconds end to end / the
     preset's, and its UNet rows. With random weights the ``student`` row prices a distilled model's sampling (4
     unguided steps cost the same whatever the weights); its quality is measured in docs/benchmark.md.
-    ``steps`` and ``guidance_scale`` in ``kwargs`` would override every preset alike, so they are refused."""
-    from ..pipelines.presets import PRESETS
+    ``steps`` and ``guidance`` in ``kwargs`` would override every preset alike, so they are refused."""
+    from ..pipelines.settings import PRESETS
 
     if threads:
         torch.set_num_threads(threads)
     log = log or (lambda msg: None)
-    for key in ("steps", "guidance_scale", "preset"):
+    for key in ("steps", "guidance", "preset"):
         if kwargs.get(key) is not None:
-            raise ValueError(
-                f"--compare-presets runs each preset with its own settings; drop --{key.replace('_', '-')}"
-            )
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("steps", "guidance_scale", "preset")}
+            raise ValueError(f"--compare-presets runs each preset with its own settings; drop --{key}")
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("steps", "guidance", "preset")}
     names = presets if presets is not None else [p for p in PRESETS if p != "quality"]
     unknown = sorted(set(names) - set(PRESETS))
     if unknown:
         raise ValueError(f"unknown preset(s) {unknown}; known: {', '.join(PRESETS)}")
-    switches = check_switches(kwargs.pop("switches", None))
-    cfg = BenchConfig(size=size, switches=switches, preset="quality", **kwargs).resolved()
+    cfg = BenchConfig(size=size, preset="quality", **kwargs).resolved()
     bench = Bench(size, cfg.device, cfg.dtype, cfg.seed)
-    plan = [BenchConfig(size=size, switches=switches, preset=name, **kwargs).resolved() for name in names]
+    plan = [BenchConfig(size=size, preset=name, **kwargs).resolved() for name in names]
     results = bench.run_interleaved([cfg, *plan], log=log)
     default = results[0]
     entries = [
@@ -151,15 +146,16 @@ def count_presets_work(
     height: int | None = None,
     frames: int | None = None,
     presets: list[str] | None = None,
-    context_frames: int = 24,
-    context_overlap: int = 4,
-    window_mode: str = "shifted",
+    context_frames: int | None = None,
+    context_overlap: int | None = None,
+    window_mode: str | None = None,
     ref_kv_cache: bool = True,
 ) -> dict[str, Any]:
-    """The modelled work of one video with each sampling preset (``presets``; default all), counted on the meta
+    """The modelled work of one video with each sampling preset (``presets``; default all; the windows: None is
+    ``SamplingSettings``' default), counted on the meta
     device at full network size in seconds and nothing run (``flops.count_video_work_meta``): FLOPs by stage and
     the ratio of quality's total to each preset's."""
-    from ..pipelines.presets import PRESETS, resolve_preset
+    from ..pipelines.settings import PRESETS, SamplingRequest
     from .flops import count_video_work_meta
 
     cfg = BenchConfig(
@@ -172,10 +168,10 @@ def count_presets_work(
         window_mode=window_mode,
     ).resolved()
     names = presets or list(PRESETS)
-    windows = (context_frames, context_overlap, window_mode)
+    windows = dict(context_frames=context_frames, context_overlap=context_overlap, window_mode=window_mode)
     work = {
         name: count_video_work_meta(
-            size, cfg.width, cfg.height, cfg.frames, resolve_preset(name), *windows, ref_kv_cache
+            size, cfg.width, cfg.height, cfg.frames, SamplingRequest(preset=name, **windows).resolve(), ref_kv_cache
         )
         for name in dict.fromkeys([*names, "quality"])
     }

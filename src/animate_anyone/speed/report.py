@@ -19,7 +19,7 @@ def format_result(result: dict[str, Any]) -> str:
     lines = [
         f"animate-anyone bench: {c['size']} {c['width']}x{c['height']}, {c['frames']} frames, {c['steps']} steps, "
         f"preset {c.get('preset') or 'quality'}, "
-        f"guidance {c['guidance_scale'] if c['guidance'] else 'off'}, "
+        f"guidance {c['guidance'] if c['guidance'] > 1 else 'off'}, "
         f"windows {c['context_frames']}/{c['context_overlap']} "
         f"({_fmt(result['windows_per_step'])} per step, window_batch {c['window_batch']}), "
         f"{c['dtype']} on {env['device']} "

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
-from ..runtime import frames_range
+from ..shapes import frames_range
 from .keypoints import PoseSequence, is_pose_file, load_pose
 
 
@@ -63,8 +63,8 @@ def render_file(
     overwrite: bool = False,
 ) -> Path:
     """Render a keypoint file as OpenPose-style skeleton video (or GIF / PNG folder)."""
+    from ..capacity import check_memory
     from ..media import check_video_output
-    from ..runtime import check_memory
     from .draw import render_video
 
     check_video_output(out, "--out", overwrite)

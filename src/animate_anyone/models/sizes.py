@@ -1,8 +1,8 @@
-"""Every size of every component, in diffusers' / transformers' own argument names: the one home of presets.
+"""Every size of every component, in diffusers' / transformers' own argument names: the one home of model sizes.
 
-    preset = PRESETS["tiny"]                   # or get_preset("tiny")
-    model = build_networks(preset.networks())  # ReferenceNet, denoising UNet, Pose Guider (random weights)
-    parts = build_components(preset)           # VAE, CLIP image encoder + processor, scheduler
+    size = SIZES["tiny"]                       # or get_size("tiny")
+    model = build_networks(size.networks())    # ReferenceNet, denoising UNet, Pose Guider (random weights)
+    parts = build_components(size)             # VAE, CLIP image encoder + processor, scheduler
 
 Sizes: ``tiny`` (tests: SD-1.5's structure with three narrow blocks), ``mini`` (the synthetic benchmark's
 64 px model of the demo, docs/benchmark.md: the tiny networks with two attention heads, a 4x VAE and a Pose
@@ -147,7 +147,7 @@ MINI_REFERENCE_NET = dict(
 
 
 @dataclass(frozen=True)
-class Preset:
+class ModelSize:
     """Constructor arguments of every component of one model size."""
 
     name: str
@@ -165,8 +165,8 @@ class Preset:
         return copy.deepcopy({name: getattr(self, name) for name in NETWORKS})
 
 
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
+SIZES: dict[str, ModelSize] = {
+    "tiny": ModelSize(
         "tiny",
         reference_net=TINY_REFERENCE_NET,
         denoising_unet=_motion_unet(TINY_REFERENCE_NET, heads=8, motion_heads=8),
@@ -175,7 +175,7 @@ PRESETS: dict[str, Preset] = {
         image_encoder=TINY_CLIP,
         bench=dict(width=128, height=128, frames=16, steps=4),
     ),
-    "mini": Preset(
+    "mini": ModelSize(
         "mini",
         reference_net=MINI_REFERENCE_NET,
         denoising_unet=_motion_unet(MINI_REFERENCE_NET, heads=2, motion_heads=2),
@@ -185,7 +185,7 @@ PRESETS: dict[str, Preset] = {
         image_encoder=TINY_CLIP,
         bench=dict(width=64, height=64, frames=24, steps=20),
     ),
-    "sd15": Preset(
+    "sd15": ModelSize(
         "sd15",
         reference_net=SD15_REFERENCE_NET,
         denoising_unet=_motion_unet(SD15_REFERENCE_NET, heads=8, motion_heads=8),
@@ -206,17 +206,16 @@ PRESETS: dict[str, Preset] = {
         bench=dict(width=512, height=768, frames=24, steps=20),
     ),
 }
-SIZES = tuple(PRESETS)
 
 
-def get_preset(size: str) -> Preset:
-    if size not in PRESETS:
+def get_size(size: str) -> ModelSize:
+    if size not in SIZES:
         raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
-    return PRESETS[size]
+    return SIZES[size]
 
 
 def build_networks(configs: dict[str, dict[str, Any]], device: str | torch.device | None = None) -> AnimateAnyone:
-    """Build the three networks from constructor arguments (``Preset.networks()`` or a model directory's), with
+    """Build the three networks from constructor arguments (``ModelSize.networks()`` or a model directory's), with
     the stock initialisation (zero Pose Guider output, identity temporal layers). ``device="meta"`` allocates
     nothing (for key checks, FLOP counts and weight loading)."""
     configs = copy.deepcopy(configs)
@@ -244,7 +243,7 @@ def build_image_processor(settings: dict[str, Any] | None = None):
     return image_processor_class()(**copy.deepcopy(settings if settings is not None else CLIP_PROCESSOR))
 
 
-def build_components(preset: Preset) -> dict[str, Any]:
+def build_components(preset: ModelSize) -> dict[str, Any]:
     """``{"vae", "image_encoder", "feature_extractor", "scheduler"}`` of a preset, with random weights."""
     from diffusers import AutoencoderKL, DDIMScheduler
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection

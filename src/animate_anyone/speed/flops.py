@@ -3,7 +3,6 @@ that turn achieved FLOP/s into MFU."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -82,10 +81,10 @@ def count_row_flops_meta(
     deep features ("cond_shallow", "uncond_shallow": the outer ``cache_depth`` levels and the boundary block's
     upsampler, ``pipelines.feature_cache``)."""
     from ..model_dir import vae_scale_factor
-    from ..models.presets import build_networks, get_preset
+    from ..models.sizes import build_networks, get_size
     from ..pipelines.feature_cache import DeepFeatureCache
 
-    preset = get_preset(size)
+    preset = get_size(size)
     model = model if model is not None else build_networks(preset.networks(), device="meta")
     dev = torch.device("meta")
     c = model.denoising_unet.config
@@ -117,13 +116,10 @@ def count_video_work_meta(
     height: int,
     frames: int,
     settings,
-    context_frames: int = 24,
-    context_overlap: int = 4,
-    window_mode: str = "shifted",
     ref_kv_cache: bool = True,
 ) -> dict[str, Any]:
-    """The FLOPs of one video with the sampling ``settings`` (a ``pipelines.presets.SamplingPreset``), by stage,
-    counted on the meta device from the step plan the sampler follows (``presets.step_plan``,
+    """The FLOPs of one video with the sampling ``settings`` (a ``pipelines.settings.SamplingSettings``, windows
+    included), by stage, counted on the meta device from the step plan the sampler follows (``settings.plan``,
     ``sampling.step_schedules``): the UNet rows actually run (whole and shallow, guided or not, every window of
     every step), the Pose Guider (once per window and step, as the pipeline runs it), the reference stage (CLIP
     image embedding, VAE encode, ReferenceNet, the bank's keys/values; once) and the VAE decode of every frame."""
@@ -131,10 +127,11 @@ def count_video_work_meta(
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from ..model_dir import vae_scale_factor
-    from ..models.presets import build_networks, get_preset
+    from ..models.sizes import build_networks, get_size
     from ..pipelines.sampling import step_schedules
+    from ..pipelines.settings import STEP_FIELDS, WINDOW_FIELDS
 
-    preset = get_preset(size)
+    preset = get_size(size)
     dev = torch.device("meta")
     model = build_networks(preset.networks(), device="meta")
     with dev:
@@ -145,8 +142,8 @@ def count_video_work_meta(
     rows: dict[int, dict[str, tuple[int, dict[str, int]]]] = {}  # window length -> row kind -> FLOPs
     unet = {"whole": 0, "shallow": 0}
     counts = {"whole_rows": 0, "shallow_rows": 0, "window_frames": 0}
-    schedules = step_schedules(settings.plan(), window_mode, frames, context_frames, context_overlap)
-    for step, schedule in zip(settings.plan(), schedules):
+    schedules = step_schedules(settings.plan, settings, frames)
+    for step, schedule in zip(settings.plan, schedules):
         for window, _ in schedule:
             f = len(window)
             if f not in rows:
@@ -182,14 +179,14 @@ def count_video_work_meta(
         "row_flops": {f: {kind: n for kind, (n, _) in r.items()} for f, r in rows.items()},
         "pose_guider_per_frame": pose_frame,
         "vae_decode_per_frame": decode_frame,
-        "settings": dataclasses.asdict(settings),
+        "settings": settings.part(STEP_FIELDS + WINDOW_FIELDS),
         "size": size,
         "width": width,
         "height": height,
         "frames": frames,
-        "context_frames": context_frames,
-        "context_overlap": context_overlap,
-        "window_mode": window_mode,
+        "context_frames": settings.context_frames,
+        "context_overlap": settings.context_overlap,
+        "window_mode": settings.window_mode,
     }
 
 

@@ -26,26 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media import write_video
-from ..pose.keypoints import PoseSequence
-from .manifest import QUARANTINE_NAME, Clip, write_jsonl, write_manifest
+from animate_anyone.data.manifest import QUARANTINE_NAME, Clip, write_manifest
+from animate_anyone.jsonl import write_jsonl
+from animate_anyone.media import write_video
+from animate_anyone.pose.draw import BODY_LIMBS
+from animate_anyone.pose.keypoints import PoseSequence
 
 NOSE, NECK, R_WRIST, L_WRIST, R_ANKLE, L_ANKLE = 0, 1, 4, 7, 10, 13
-TOY_LIMBS = (
-    (1, 2),
-    (1, 5),
-    (2, 3),
-    (3, 4),
-    (5, 6),
-    (6, 7),
-    (1, 8),
-    (8, 9),
-    (9, 10),
-    (1, 11),
-    (11, 12),
-    (12, 13),
-    (1, 0),
-)
+TOY_LIMBS = BODY_LIMBS[:13]  # the OpenPose limbs among joints 0-13 (no eyes or ears), in its order
 MARKERS: dict[int, tuple[int, int, int]] = {  # joint -> colour of its disc in the video
     NOSE: (235, 40, 40),
     R_WRIST: (40, 200, 40),
@@ -131,7 +119,7 @@ def make_toy_dataset(
     at a rendered skeleton (drawn at ``pose_size``, default ``size``, fixed 4 px sticks like Moore's pose
     videos) instead of the keypoint file.
     """
-    from ..pose.draw import iter_rendered
+    from animate_anyone.pose.draw import iter_rendered
 
     out = Path(out)
     counts = [int(frames)] * clips if isinstance(frames, (int, np.integer)) else [int(f) for f in frames]
