@@ -246,3 +246,118 @@ def test_update_target_is_the_ema_of_the_student(tmp_path, tiny_model_dir, toy, 
             expected = decay * old[k] + (1 - decay) * student[k]
             torch.testing.assert_close(p, expected, rtol=1e-5, atol=1e-6, msg=lambda m, k=k: f"{k}: {m}")
         assert all(torch.equal(p, student[k]) for k, p in model.denoising_unet.named_parameters())
+
+
+# -- phased consistency distillation (distill.phases) ---------------------------------------------------------------
+
+
+def test_phase_edges_are_what_the_exported_ddim_steps_land_on(tmp_path, tiny_model_dir, toy):
+    """Two phases on 1000 timesteps: edges 499 and -1. The exported scheduler (DDIM, trailing) samples 999 and 499,
+    and its step from each is exactly the student's jump to that phase's edge; a bad phase count is refused."""
+    _, scheduler, distill = distillation(tmp_path, tiny_model_dir, toy, "distill.phases=2")
+    assert distill.edge(torch.tensor([99, 499, 599, 999])).tolist() == [-1, -1, 499, 499]
+    ddim = distill.student_scheduler
+    ddim.set_timesteps(2)
+    assert ddim.timesteps.tolist() == [999, 499] and set(ddim.timesteps.tolist()) <= set(distill.grid.tolist())
+    g = torch.Generator().manual_seed(0)
+    sample, pred = torch.randn(1, 4, 2, 8, 8, generator=g), torch.randn(1, 4, 2, 8, 8, generator=g)
+    for t in ddim.timesteps:
+        stepped = ddim.step(pred, t, sample, eta=0.0).prev_sample
+        t = torch.tensor([int(t)])
+        torch.testing.assert_close(distill.jump(pred, sample, t, distill.edge(t)), stepped, atol=1e-5, rtol=1e-5)
+    four = distillation(tmp_path / "four", tiny_model_dir, toy, "distill.phases=4", "distill.solver_steps=20")[2]
+    assert four.edge(torch.tensor([49, 249, 299, 749, 999])).tolist() == [-1, -1, 249, 499, 749]
+    with pytest.raises(ValueError, match=r"distill.phases=4: .* multiple of the grid's spacing \(100"):
+        distillation(tmp_path / "bad", tiny_model_dir, toy, "distill.phases=4")  # edges every 250, grid every 100
+
+
+def test_phased_loss_targets_the_phase_edge(tmp_path, tiny_model_dir, toy, monkeypatch, one_thread):
+    """The phased loss against a target rebuilt without the code under test: the teacher's guided prediction from
+    two UNet calls and one DDIM step t -> s by diffusers; the target is x_s itself where s is the phase's edge
+    (both at the 499 edge and at the clean end, -1) and otherwise the target network's DDIM jump from s to the edge,
+    written out from the v-prediction relations; the student is its own jump from t to the same edge."""
+    from diffusers import DDIMScheduler
+
+    import animate_anyone.training.distill as distill_module
+    from animate_anyone.model_dir import ModelDirectory
+    from animate_anyone.training.losses import sample_noise
+
+    model, scheduler, distill = distillation(tmp_path, tiny_model_dir, toy, "distill.phases=2")
+    d = distill.config
+    assert (d.guidance, d.solver_steps, d.phases, scheduler.config.prediction_type) == (2.0, 10, 2, "v_prediction")
+    perturb(model.denoising_unet, seed=1)
+    perturb(distill.target_unet, seed=2)
+    teacher = ModelDirectory(tiny_model_dir).load_networks().eval()
+
+    g = torch.Generator().manual_seed(0)
+    b, frames, h, w = 3, 2, 8, 8
+    latents = torch.randn(b, 4, frames, h, w, generator=g)
+    ref_latents = torch.randn(b, 4, h, w, generator=g)
+    image_embeds = torch.randn(b, 1, model.denoising_unet.config.cross_attention_dim, generator=g)
+    pose = torch.rand(b, 3, frames, 8 * h, 8 * w, generator=g)
+    seeds = (5, 4, 6)  # grid indices 5, 9, 0: t = 599 (s = 499, the edge), 999 (s = 899 -> 499), 99 (s = -1, clean)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    noise = sample_noise(tuple(latents.shape), generators)
+    index = torch.stack([torch.randint(0, d.solver_steps, (), generator=gen) for gen in generators])
+    t = (index + 1) * 100 - 1
+    assert t.tolist() == [599, 999, 99]
+    ddim = DDIMScheduler.from_config(scheduler.config)
+    ddim.set_timesteps(d.solver_steps)
+    noisy = ddim.add_noise(latents, noise, t)
+    alphas = scheduler.alphas_cumprod.float()
+
+    def jump(v, x, frm: int, to: int):  # v-prediction -> x0, eps; then the DDIM jump (to = -1: alpha 1)
+        a = alphas[frm]
+        a_to = alphas[to] if to >= 0 else torch.tensor(1.0)
+        x0, eps = a.sqrt() * x - (1 - a).sqrt() * v, a.sqrt() * v + (1 - a).sqrt() * x
+        return a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps
+
+    assert ddim.final_alpha_cumprod == 1.0  # set_alpha_to_one: the clean end of the last phase
+    with torch.no_grad():
+        pose_features = teacher.pose_guider(pose)
+        bank = teacher.reference_net(ref_latents, image_embeds)
+        uncond = teacher.denoising_unet(noisy, t, torch.zeros_like(image_embeds), pose_features, None)
+        cond = teacher.denoising_unet(noisy, t, image_embeds, pose_features, bank)
+        guided = uncond + d.guidance * (cond - uncond)
+        x_s = torch.stack([ddim.step(guided[i], int(t[i]), noisy[i], eta=0.0).prev_sample for i in range(b)])
+        s = [499, 899, 0]  # the target network's timesteps (-1 enters it as 0; its output is not used there)
+        target_pred = distill.target_unet(x_s, torch.tensor(s), image_embeds, pose_features, bank)
+        target = torch.stack([x_s[0], jump(target_pred[1], x_s[1], 899, 499), x_s[2]])
+        student_pred = model(noisy, t, ref_latents, image_embeds, pose)
+        student = torch.stack([jump(student_pred[i], noisy[i], int(t[i]), e) for i, e in enumerate([499, 499, -1])])
+        expected = consistency_loss(student, target, d.huber_c)
+
+        seen = []
+        real = distill_module.consistency_loss
+        monkeypatch.setattr(distill_module, "consistency_loss", lambda *a: seen.append(a) or real(*a))
+        got = distill.loss(
+            model, latents, ref_latents, image_embeds, pose, [torch.Generator().manual_seed(x) for x in seeds]
+        )
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+    [(got_student, got_target, _)] = seen
+    torch.testing.assert_close(got_target, target, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(got_student, student, rtol=1e-4, atol=1e-5)
+
+
+def test_phased_student_exports_its_steps_and_animate_runs_them(tmp_path, tiny_model_dir, toy):
+    """A 2-phase student: DDIM (trailing) in its directory, ``student_steps: 2`` in model_index.json, and the
+    pipeline's default (the student preset) runs 2 unguided steps."""
+    import PIL.Image
+
+    from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.media import iter_frames
+    from animate_anyone.pipelines.loading import load_pipeline
+
+    run = config(tmp_path / "run", tiny_model_dir, toy, "max_steps=2", "distill.phases=2")
+    student = train(run, progress=False)
+    index = json.loads((student / "model_index.json").read_text())
+    assert index["default_preset"] == "student" and index["student_steps"] == 2
+    assert index["scheduler"][1] == "DDIMScheduler"
+    assert json.loads((student / "scheduler" / "scheduler_config.json").read_text())["timestep_spacing"] == "trailing"
+    pipe = load_pipeline(student, "cpu", "float32", progress=False)
+    clip = read_manifest(toy)[0]
+    reference = PIL.Image.fromarray(next(iter_frames(clip.video)))
+    out = pipe(reference, list(iter_frames(clip.video, count=3)), generator=torch.Generator().manual_seed(0))
+    settings = out.stats["sampling"]
+    assert (settings.steps, settings.guidance, settings.scheduler) == (2, 1.0, "model")
+    assert out.stats["full_rows"] == 2 and out.frames.shape[0] == 3  # one window, one conditional row a step

@@ -48,6 +48,9 @@ def test_resolve_overrides_and_checks():
     assert SamplingRequest(preset="fast").resolve() == fast
     assert SamplingRequest().resolve() == PRESETS["quality"] == SamplingSettings()
     assert SamplingRequest().resolve(ModelDefaults(preset="student")) == PRESETS["student"]  # the model's own
+    phased = ModelDefaults(preset="student", student_steps=2)  # a phased student: its preset takes its steps
+    assert SamplingRequest().resolve(phased).steps == 2 and SamplingRequest(steps=3).resolve(phased).steps == 3
+    assert SamplingRequest(preset="quality").resolve(phased).steps == 25
     mine = SamplingRequest(preset="fast", steps=8, cache_interval=None, guidance_interval=[0.1, 0.6]).resolve()
     assert (mine.steps, mine.cache_interval, mine.guidance_interval, mine.scheduler) == (8, 2, (0.1, 0.6), "dpm++")
     assert (mine.context_frames, mine.context_overlap, mine.window_mode) == (24, 4, "shifted")  # presets set none

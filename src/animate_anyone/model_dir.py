@@ -221,6 +221,7 @@ def write_model_directory(
     use_reference_net: bool = True,
     default_preset: str | None = None,
     random_weights: bool = False,
+    student_steps: int | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a model directory and return its path.
@@ -231,7 +232,8 @@ def write_model_directory(
     another model directory); ``None`` writes the networks only (a partial directory that
     ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by the pipeline.
     ``default_preset``: the sampling preset the pipeline uses when a call names none (``pipelines.settings``;
-    "student" for a distilled model); None: not recorded (the pipeline's "quality"). ``random_weights``: the
+    "student" for a distilled model); None: not recorded (the pipeline's "quality"); ``student_steps``: the steps the
+    student was distilled for (a phased student; the ``student`` preset takes them). ``random_weights``: the
     networks were never trained (``init-model``); recorded as ``"weights": "random"`` so that ``animate`` can say so.
     """
     components = dict(components or {})
@@ -259,6 +261,8 @@ def write_model_directory(
         index["use_reference_net"] = bool(use_reference_net)
         if default_preset is not None:
             index["default_preset"] = default_preset
+        if student_steps is not None:
+            index["student_steps"] = int(student_steps)
         if random_weights:
             index["weights"] = "random"
         write_text(tmp / "model_index.json", json.dumps(index, indent=2) + "\n")

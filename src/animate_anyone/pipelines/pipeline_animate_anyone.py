@@ -88,11 +88,13 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         scheduler,
         use_reference_net: bool = True,
         default_preset: str = "quality",
+        student_steps: int | None = None,
     ):
         """``use_reference_net=False`` (stored in model_index.json by a training run with
         ``model.reference_net: false``): the ablation without reference attention; only the CLIP image embedding
         carries the reference's appearance. ``default_preset``: the sampling preset of a call that names none
-        (a distilled student records "student")."""
+        (a distilled student records "student"); ``student_steps``: the steps a phased student was distilled for, which
+        its ``student`` preset takes (``ModelDefaults``)."""
         super().__init__()
         self.register_modules(
             vae=vae,
@@ -103,7 +105,9 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             pose_guider=pose_guider,
             scheduler=scheduler,
         )
-        self.register_to_config(use_reference_net=bool(use_reference_net), default_preset=default_preset)
+        self.register_to_config(
+            use_reference_net=bool(use_reference_net), default_preset=default_preset, student_steps=student_steps
+        )
         self.vae_scale_factor = vae_scale_factor(vae.config)
         self.optimisations = Optimisations()
         self._applied = contextlib.ExitStack()  # the module-level optimisations in force; close() undoes them

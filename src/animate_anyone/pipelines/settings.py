@@ -209,6 +209,7 @@ class ModelDefaults:
     preset: str = "quality"
     levels: int | None = None  # the denoising UNet's levels: cache_depth must leave one inside
     max_window: int | None = None  # the temporal layers' positional-encoding length: the longest window
+    student_steps: int | None = None  # a phased student's steps (``train distill`` with phases): its student preset
 
     @classmethod
     def read(cls, index: Mapping[str, Any], unet_config: Mapping[str, Any]) -> ModelDefaults:
@@ -217,7 +218,16 @@ class ModelDefaults:
             index.get("default_preset") or "quality",
             len(unet_config["block_out_channels"]),
             unet_config.get("motion_max_seq_length"),
+            index.get("student_steps"),
         )
+
+    def preset_settings(self, name: str) -> SamplingSettings:
+        """The preset ``name`` on this model: ``student`` takes the steps a phased student was distilled for."""
+        if name not in PRESETS:
+            raise SettingError("preset", name, f"must be one of {', '.join(PRESETS)}")
+        if name == "student" and self.student_steps:
+            return dataclasses.replace(PRESETS[name], steps=self.student_steps)
+        return PRESETS[name]
 
     @property
     def distilled(self) -> bool:
@@ -275,9 +285,7 @@ class SamplingRequest:
         without limits, and no warning (nothing to judge the settings against, e.g. when pricing them)."""
         judged, model = model is not None, model or ModelDefaults()
         name = self.preset or model.preset
-        if name not in PRESETS:
-            raise SettingError("preset", name, f"must be one of {', '.join(PRESETS)}")
-        settings = dataclasses.replace(PRESETS[name], **self.given())
+        settings = dataclasses.replace(model.preset_settings(name), **self.given())
         if model.levels is not None and settings.cache_depth >= model.levels:
             raise SettingError(
                 "cache_depth",

@@ -74,10 +74,11 @@ def export_model(
     out: str | Path,
     use_reference_net: bool = True,
     default_preset: str | None = None,
+    student_steps: int | None = None,
 ) -> Path:
     """Write a complete model directory from the trained networks, the starting directory's VAE, image encoder
     and processor, and the training scheduler (``use_reference_net=False``: the ablation's setting;
-    ``default_preset``: "student" for a distilled model)."""
+    ``default_preset``: "student" for a distilled model; ``student_steps``: a phased student's steps)."""
     pretrained = Path(pretrained)
     parts = {name: pretrained / name for name in ("vae", "image_encoder", "feature_extractor")}
     return write_model_directory(
@@ -86,5 +87,6 @@ def export_model(
         {**parts, "scheduler": scheduler},
         use_reference_net=use_reference_net,
         default_preset=default_preset,
+        student_steps=student_steps,
         overwrite=True,
     )

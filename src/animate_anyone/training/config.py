@@ -68,6 +68,11 @@ class DistillConfig:
     solver_steps: int = 50  # the teacher's DDIM grid; each sample takes one step of it (LCM's skipping step)
     huber_c: float = 0.001  # pseudo-Huber loss constant (LCM); 0: plain squared error
     target_decay: float = 0.95  # EMA decay of the target network
+    # 0: plain latent consistency distillation (an LCM student, 4 steps); K > 0: phased consistency distillation
+    # (PCM): the timesteps split into K phases, each distilled to its own lower edge, so the student samples K
+    # DDIM steps that stay on the teacher's trajectory. (num_train_timesteps / K) must be a multiple of the grid's
+    # spacing (num_train_timesteps / solver_steps), so that every phase edge is a grid step.
+    phases: int = 0
 
 
 @dataclass

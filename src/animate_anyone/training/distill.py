@@ -13,9 +13,18 @@ grid step below it; the clip's latents are noised to ``x_t``.
    (decay ``distill.target_decay``) that is saved with every checkpoint.
 4. Loss: pseudo-Huber distance between 1 and 3 (``losses.consistency_loss``).
 
+Phased (``distill.phases`` = K > 0; phased consistency distillation, PCM, Wang et al., 2024): the timesteps split
+into K phases whose edges are the K trailing DDIM timesteps below the top (``T/K - 1, 2T/K - 1, ...``) and -1 (the
+clean sample). Within a phase the student's function is the DDIM jump from ``t`` to its phase's lower edge with
+its own prediction (``jump``), so consistency holds per phase and K DDIM steps, one per phase, follow the
+teacher's trajectory instead of re-noising between steps. The target at ``(x_s, s)`` is ``x_s`` itself when ``s``
+is the edge (the boundary condition), else the target network's jump from ``s`` to the same edge. The export's
+scheduler is DDIM with trailing timesteps on the same noise schedule (its K steps land exactly on the phase edges)
+and ``student_steps: K`` in model_index.json, which the ``student`` preset takes.
+
 ReferenceNet and the Pose Guider stay the teacher's (frozen); the whole denoising UNet trains, spatial and
-temporal layers. The export is an ordinary model directory with an ``LCMScheduler`` on the same noise schedule
-and ``default_preset: student`` (4 steps, no guidance), so ``animate`` runs it as it is.
+temporal layers. The export is an ordinary model directory with an ``LCMScheduler`` (a phased student: DDIM) on
+the same noise schedule and ``default_preset: student`` (no guidance), so ``animate`` runs it as it is.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ class ConsistencyDistillation:
     """The teacher, the target network and the loss of one distillation run."""
 
     def __init__(self, config: TrainConfig, model: AnimateAnyone, scheduler, device):
-        from diffusers import LCMScheduler
+        from diffusers import DDIMScheduler, LCMScheduler
 
         d = config.distill
         if not config.model.reference_net:
@@ -49,6 +58,13 @@ class ConsistencyDistillation:
             )
         if d.guidance < 1:
             raise ValueError(f"distill.guidance must be >= 1 (1: no guidance), got {d.guidance}")
+        steps = scheduler.config.num_train_timesteps
+        if d.phases < 0 or (d.phases and (steps % d.phases or (steps // d.phases) % (steps // d.solver_steps))):
+            raise ValueError(
+                f"distill.phases={d.phases}: must be 0 (plain consistency distillation) or split the {steps} training "
+                f"timesteps into phases whose length is a multiple of the grid's spacing ({steps // d.solver_steps}, "
+                f"distill.solver_steps={d.solver_steps}); e.g. phases 2 or 4 with solver_steps 40 or 20"
+            )
         teacher_dir = d.teacher or config.model.pretrained
         try:
             self.teacher = ModelDirectory(teacher_dir).check().load_networks()
@@ -60,7 +76,11 @@ class ConsistencyDistillation:
         self.target = AnimateAnyone(model.reference_net, self.target_unet, model.pose_guider)
         self.student_unet = model.denoising_unet
         self.scheduler = scheduler  # the training noise schedule (alphas_cumprod, prediction type)
-        self.student_scheduler = LCMScheduler.from_config(scheduler.config, original_inference_steps=d.solver_steps)
+        if d.phases:  # K DDIM steps with trailing timesteps: each lands on the next phase edge
+            self.student_scheduler = DDIMScheduler.from_config(scheduler.config, timestep_spacing="trailing")
+            self.phase_length = steps // d.phases
+        else:
+            self.student_scheduler = LCMScheduler.from_config(scheduler.config, original_inference_steps=d.solver_steps)
         self.spacing = scheduler.config.num_train_timesteps // d.solver_steps
         self.grid = torch.arange(1, d.solver_steps + 1) * self.spacing - 1  # (solver_steps,): 19, 39, ..., 999
         self.config = d
@@ -74,6 +94,26 @@ class ConsistencyDistillation:
         shape = (-1, *([1] * (noisy.ndim - 1)))
         return c_skip.view(shape).to(noisy.device) * noisy.float() + c_out.view(shape).to(noisy.device) * x0
 
+    def edge(self, timesteps: Tensor) -> Tensor:
+        """The lower edge of each timestep's phase (phased mode): ``(t // phase_length) * phase_length - 1``, -1
+        being the clean sample. A phase is ``(edge, edge + phase_length]``: its top is a trailing DDIM timestep."""
+        return torch.div(timesteps, self.phase_length, rounding_mode="floor") * self.phase_length - 1
+
+    def alphas(self, timesteps: Tensor) -> Tensor:
+        """alphas_cumprod at ``timesteps`` (b,) as (b, 1, 1, 1, 1) float; -1: the DDIM scheduler's final alpha."""
+        table = self.scheduler.alphas_cumprod.to(timesteps.device).float()
+        final = torch.as_tensor(float(self.student_scheduler.final_alpha_cumprod), device=timesteps.device)
+        a = torch.where(timesteps < 0, final, table[timesteps.clamp(min=0)])
+        return a.view(-1, 1, 1, 1, 1)
+
+    def jump(self, pred: Tensor, noisy: Tensor, timesteps: Tensor, to: Tensor) -> Tensor:
+        """The DDIM jump (eta 0) from ``timesteps`` to ``to`` with the model output ``pred``: sqrt(a_to) x0 +
+        sqrt(1 - a_to) eps, what ``DDIMScheduler.step`` computes. pred/noisy (b, 4, f, h, w); t, to (b,)."""
+        kind = self.scheduler.config.prediction_type
+        x0, eps = x0_and_noise(pred, noisy, self.scheduler.alphas_cumprod, timesteps, kind)
+        a = self.alphas(to)
+        return a.sqrt() * x0 + (1 - a).sqrt() * eps
+
     def loss(
         self, model, latents: Tensor, ref_latents: Tensor, image_embeds: Tensor, pose: Tensor, generators
     ) -> Tensor:
@@ -83,23 +123,28 @@ class ConsistencyDistillation:
         noise = sample_noise(tuple(latents.shape), generators, 0.0, device).to(latents.dtype)
         index = torch.stack([torch.randint(0, len(self.grid), (), generator=g) for g in generators])
         t = self.grid[index].to(device)  # (b,)
-        s = (t - self.spacing).clamp(min=0)
+        phased = self.config.phases > 0
+        s = t - self.spacing if phased else (t - self.spacing).clamp(min=0)  # phased: -1 is the clean sample
         noisy = self.scheduler.add_noise(latents, noise, t)
         # 2. Student: the shared training forward, every row with its reference.
-        student = self.boundary(model(noisy, t, ref_latents, image_embeds, pose), noisy, t)
+        pred = model(noisy, t, ref_latents, image_embeds, pose)
+        student = self.jump(pred, noisy, t, self.edge(t)) if phased else self.boundary(pred, noisy, t)
         with torch.no_grad():
             # 3. Teacher: guided prediction at t, then one DDIM step to s.
             bank = self.teacher.encode_reference(ref_latents, image_embeds)
             teacher_pose = self.teacher.encode_pose(pose)  # (b, C0, f, h, w)
             pred = self.teacher.denoise(noisy, t, image_embeds, teacher_pose, bank, self.config.guidance)
-            kind = self.scheduler.config.prediction_type
-            x0, eps = x0_and_noise(pred, noisy, self.scheduler.alphas_cumprod, t, kind)
-            a_s = self.scheduler.alphas_cumprod.to(device)[s].float().view(-1, 1, 1, 1, 1)
-            x_s = (a_s.sqrt() * x0 + (1 - a_s).sqrt() * eps).to(latents.dtype)
-            # 4. Target network at (x_s, s).
+            x_s = self.jump(pred, noisy, t, s).to(latents.dtype)
+            # 4. Target network at (x_s, s); phased: x_s itself where s is its phase's edge (the boundary).
             target_bank = self.target.encode_reference(ref_latents, image_embeds)
             target_pose = self.target.encode_pose(pose)
-            target = self.boundary(self.target.denoise(x_s, s, image_embeds, target_pose, target_bank), x_s, s)
+            s_net = s.clamp(min=0)  # the network's timestep (an edge at -1 takes x_s, not the network's output)
+            target_pred = self.target.denoise(x_s, s_net, image_embeds, target_pose, target_bank)
+            if phased:
+                at_edge = (s == self.edge(t)).view(-1, 1, 1, 1, 1)
+                target = torch.where(at_edge, x_s.float(), self.jump(target_pred, x_s, s_net, self.edge(t)))
+            else:
+                target = self.boundary(target_pred, x_s, s)
         return consistency_loss(student, target, self.config.huber_c)
 
     @torch.no_grad()

@@ -275,7 +275,11 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
                 networks, config.model.pretrained, scheduler, final, use_reference_net=config.model.reference_net
             )
         else:
-            export_model(networks, config.model.pretrained, distill.student_scheduler, final, default_preset="student")
+            steps = config.distill.phases or None  # a phased student samples one DDIM step per phase
+            scheduler = distill.student_scheduler
+            export_model(
+                networks, config.model.pretrained, scheduler, final, default_preset="student", student_steps=steps
+            )
         if ema is not None:
             ema.restore(params)
     accelerator.wait_for_everyone()

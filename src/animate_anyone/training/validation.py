@@ -17,7 +17,7 @@ def write_validation_video(
 ) -> Path:
     from diffusers import DDIMScheduler
 
-    student = config.stage == "distill"  # scheduler: the student's LCMScheduler; sampled with the student preset
+    student = config.stage == "distill"  # scheduler: the student's (LCM, or DDIM for a phased one); student preset
 
     from ..media import VideoWriter
     from ..pipelines import AnimateAnyonePipeline
@@ -39,7 +39,10 @@ def write_validation_video(
     truth = ((sample["pixels"].transpose(0, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (f, 3, H, W)
     was_training = networks.training
     networks.eval()
-    sampling = SamplingRequest(preset="student") if student else SamplingRequest(steps=config.validation_steps)
+    phased = config.distill.phases or None  # a phased student: one DDIM step per phase
+    sampling = SamplingRequest(steps=config.validation_steps)
+    if student:
+        sampling = SamplingRequest(preset="student", steps=phased)
     frames = pipe(
         reference,
         pose,
