@@ -129,14 +129,13 @@ def _cli(world: dict, values: dict, tmp_path) -> str | None:
     import contextlib
     import io
 
-    from animate_anyone.cli.animate import SHORTCUTS
+    from animate_anyone.cli.animate import FLAGS
     from animate_anyone.cli.main import main
 
-    flags = {key: "--" + dest.replace("_", "-") for dest, key in SHORTCUTS.items()}
     argv = ["animate", "--model", str(world["model"]), "--reference", str(world["folder"] / "ref.png"), "--quiet"]
     argv += ["--pose", str(world["folder"] / "pose"), "--out", str(tmp_path / "out.gif"), "--overwrite"]
     for key, value in values.items():
-        argv += [flags[key], str(value)] if key in flags else [f"{key}={yaml_value(value)}"]
+        argv += [FLAGS[key], str(value)] if key in FLAGS else [f"{key}={yaml_value(value)}"]
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
         code = main(argv)

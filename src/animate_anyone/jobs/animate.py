@@ -95,7 +95,7 @@ def animate(
     directory = ModelDirectory(config.model).check()
     warn_if_untrained(directory)
     # The sampling settings, resolved and checked once, before the model loads; they go whole to the pipeline.
-    settings = config.resolve(ModelDefaults.read(directory.index(), directory.config("denoising_unet")))
+    settings = config.resolve(ModelDefaults.of_directory(directory))
     device = pipe.device if pipe is not None else process_device(config)  # an unusable device fails here
     width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
     frames = config.frames or _frame_count(pose, driver)

@@ -221,6 +221,11 @@ class ModelDefaults:
             index.get("student_steps"),
         )
 
+    @classmethod
+    def of_directory(cls, directory) -> ModelDefaults:
+        """From a ``model_dir.ModelDirectory``'s configs, before any weights load."""
+        return cls.read(directory.index(), directory.config("denoising_unet"))
+
     def preset_settings(self, name: str) -> SamplingSettings:
         """The preset ``name`` on this model: ``student`` takes the steps a phased student was distilled for."""
         if name not in PRESETS:

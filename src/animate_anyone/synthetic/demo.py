@@ -88,8 +88,9 @@ def run_demo(
         raise ValueError(f"--character {index}: must be 0 or more")
     check_video_output(out, "--out", overwrite)
     directory = ModelDirectory(model or packaged_model()).check()
-    defaults = ModelDefaults.read(directory.index(), directory.config("denoising_unet"))
-    settings = SamplingRequest(steps=steps, guidance=guidance).resolve(defaults)  # checked before the model loads
+    settings = SamplingRequest(steps=steps, guidance=guidance).resolve(
+        ModelDefaults.of_directory(directory)
+    )  # checked before the model loads
     start = time.perf_counter()
     pipe = load_pipeline(directory.path, device, dtype, progress=progress)
     size = default_short_side(pipe.denoising_unet.config, pipe.vae.config)  # the model's own resolution, square
