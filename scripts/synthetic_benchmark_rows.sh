@@ -15,6 +15,12 @@
 #               1,000 steps (--resume from its step-500 checkpoint; the rate is constant): val-student-at1000
 #   curve       "Choosing the training length": stage 1 of seed 0 from synthetic_benchmark.sh's $W/init-0 in segments,
 #               the EMA export of each (runs/curve-0/step-N) scored on the validation split: val-stage1-0-N
+#   phased      issue 31: students of MODEL, 150 distillation steps each. The choice of the loss terms on the
+#               validation split (val-distill-NAME, the variants of PHASED_CHOICE); the chosen 2- and 4-step phased
+#               students (PHASED2_ARGS, PHASED4_ARGS) and the plain one on the held-out splits (phased2-SPLIT,
+#               phased4-SPLIT, plain4-SPLIT); a light decoder trained into a copy of the 2-step student
+#               (phased2-light-SPLIT; LIGHT_ARGS, default "--steps 1000 --channels 32 --blocks 2")
+#   timing      after phased: one timed run of its rows and the teacher's on heldout_character ($W/timing.txt)
 #   sampling    "Choosing the fast preset": sampling variants on the validation split with the curve's step-3000
 #               export (or PROBE, e.g. the packaged model): val-sampling-{quality25,ddim20,ddim12,fast-allguided,
 #               fast-nocache,fast,fast10}
@@ -28,7 +34,7 @@ W=${1:-bench}
 AA=${AA:-animate-anyone}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL=${MODEL:-$ROOT/src/animate_anyone/assets/mini}
-PARTS=${PARTS:-"packaged presets validation distill curve sampling"}
+PARTS=${PARTS:-"packaged presets validation distill curve sampling phased timing"}
 SPLITS=${SPLITS:-"heldout_character heldout_motion"}
 CURVE_STEPS=${CURVE_STEPS:-"1000 2000 3000 4000 5000"}
 SAMPLING_STEP=${SAMPLING_STEP:-3000}
@@ -56,16 +62,18 @@ score() {
     --pose-backend regressor --out "$json" --quiet > /dev/null
 }
 
-# distill OUT MAX_STEPS [CHECKPOINT]: train distill of MODEL (resumed; from CHECKPOINT when OUT has none yet).
+# distill OUT MAX_STEPS [CHECKPOINT [OVERRIDE...]]: train distill of MODEL (resumed; from CHECKPOINT, if not empty,
+# when OUT has none yet), with mini_distill.yaml and the overrides.
 distill() {
   local out=$1 steps=$2 from=${3:-}
+  shift $(( $# < 3 ? $# : 3 ))
   have "$out/final" && return
   local resume=(--resume)
   if [ -n "$from" ] && ! compgen -G "$out/checkpoints/step-*" > /dev/null; then resume=(--resume "$from"); fi
   log "train distill $out ($steps steps)"
   local start=$SECONDS
   $AA train distill --config "$ROOT/configs/train/mini_distill.yaml" "${resume[@]}" --quiet model.pretrained="$MODEL" \
-    data.root="$W/data/train" output_dir="$out" seed=0 max_steps="$steps"
+    data.root="$W/data/train" output_dir="$out" seed=0 max_steps="$steps" "$@"
   echo "$(basename "$out") distill $((SECONDS - start)) s" >> "$W/row_times.txt"
 }
 
@@ -147,5 +155,60 @@ if want sampling; then
   sample fast-nocache --preset fast --sampling cache_interval=1
   sample fast --preset fast
   sample fast10 --preset fast --steps 10
+fi
+if want phased; then
+  # name=override,override,... (no spaces); the runs are $W/runs/distill-NAME
+  PHASED_CHOICE=${PHASED_CHOICE:-"plain4= phased2=distill.phases=2 p2-motion2=distill.phases=2,distill.motion_weight=2
+    p2-temporal1=distill.phases=2,distill.temporal_weight=1 p2-temporal4=distill.phases=2,distill.temporal_weight=4
+    p2-real1=distill.phases=2,distill.real_temporal_weight=1 p2-real3=distill.phases=2,distill.real_temporal_weight=3
+    phased4=distill.phases=4,distill.solver_steps=40
+    p4-real1=distill.phases=4,distill.solver_steps=40,distill.real_temporal_weight=1
+    p4-real3=distill.phases=4,distill.solver_steps=40,distill.real_temporal_weight=3
+    p4-real1-temporal4=distill.phases=4,distill.solver_steps=40,distill.real_temporal_weight=1,distill.temporal_weight=4"}
+  for variant in $PHASED_CHOICE; do
+    name=${variant%%=*}
+    IFS=, read -r -a overrides <<< "${variant#*=}"
+    distill "$W/runs/distill-$name" 150 "" "${overrides[@]}"
+    score "val-distill-$name" "$VAL" "$W/pred/val/distill-$name" --model "$W/runs/distill-$name/final"
+  done
+  IFS=, read -r -a args2 <<< "${PHASED2_ARGS:-distill.phases=2,distill.real_temporal_weight=1}"
+  IFS=, read -r -a args4 <<< "${PHASED4_ARGS:-distill.phases=4,distill.solver_steps=40,distill.real_temporal_weight=1}"
+  distill "$W/runs/phased2" 150 "" "${args2[@]}"
+  distill "$W/runs/phased4" 150 "" "${args4[@]}"
+  distill "$W/runs/plain4" 150
+  light="$W/runs/phased2-light"
+  if ! [ -d "$light/light_decoder" ]; then
+    rm -rf "$light" && cp -r "$W/runs/phased2/final" "$light"
+    log "train light-decoder"
+    start=$SECONDS
+    read -r -a light_args <<< "${LIGHT_ARGS:---steps 1000 --channels 32 --blocks 2}"  # a CPU-sized decoder
+    $AA train light-decoder --model "$light" --data "$W/data/train" "${light_args[@]}" --quiet
+    echo "light-decoder $((SECONDS - start)) s" >> "$W/row_times.txt"
+  fi
+  for split in $SPLITS; do
+    for name in phased2 phased4 plain4; do
+      score "$name-$split" "$W/data/$split" "$W/pred/$name/$split" --model "$W/runs/$name/final"
+    done
+    score "phased2-light-$split" "$W/data/$split" "$W/pred/phased2-light/$split" --model "$light" --decoder light
+  done
+fi
+
+if want timing; then
+  light="$W/runs/phased2-light"
+  if ! [ -f "$W/timing.txt" ]; then  # one run, one after another: the wall time of the 16 clips per row
+    d="$W/data/heldout_character"
+    rows=("default20|--model $MODEL --guidance 2 --steps 20" "fast|--model $MODEL --preset fast --guidance 2"
+      "plain4|--model $W/runs/plain4/final" "phased4|--model $W/runs/phased4/final"
+      "phased2|--model $W/runs/phased2/final" "phased2-light|--model $light --decoder light")
+    rm -f "$W/timing.txt.partial"
+    for row in "${rows[@]}"; do
+      read -r -a args <<< "${row#*|}"
+      rm -rf "$W/pred/timing/${row%%|*}"
+      start=$SECONDS
+      $AA synthetic predict --data "$d" --out "$W/pred/timing/${row%%|*}" --quiet "${args[@]}" "${EXTRA[@]}" > /dev/null
+      echo "${row%%|*} $((SECONDS - start)) s (16 clips, OMP_NUM_THREADS=${OMP_NUM_THREADS:-unset})" >> "$W/timing.txt.partial"
+    done
+    mv "$W/timing.txt.partial" "$W/timing.txt"
+  fi
 fi
 log "evaluate JSONs in $W/eval; prediction times in $W/row_times.txt"

@@ -93,8 +93,8 @@ def test_a_crash_mid_video_leaves_no_file(tiny_model_dir, files, monkeypatch):
 
     original = AnimateAnyonePipeline.decode_latents
 
-    def failing(self, latents, chunk_size=8):
-        yield next(original(self, latents, chunk_size))
+    def failing(self, latents, chunk_size=8, decoder="vae"):
+        yield next(original(self, latents, chunk_size, decoder))
         raise RuntimeError("simulated crash while decoding")
 
     monkeypatch.setattr(AnimateAnyonePipeline, "decode_latents", failing)

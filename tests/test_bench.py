@@ -343,3 +343,50 @@ def test_work_command_models_each_preset_without_running(tmp_path, capsys):
     for extra in (["--steps", "3"], ["--no-guidance"]):  # each preset runs its own settings: refused, not ignored
         assert bench_cli.main(["--size", "tiny", "--work", *extra]) == 2
         assert "--work counts each preset with its own settings" in capsys.readouterr().err
+
+
+def test_work_command_counts_one_preset_with_other_steps(tmp_path):
+    """`bench --work --preset student --steps 2` (a 2-step student): 2 rows per window; quality, the reference of
+    the ratio, keeps its own 25 guided steps."""
+    from animate_anyone.pipelines.context import window_schedule
+
+    out = tmp_path / "work.json"
+    args = ["--size", "tiny", "--work", "--frames", "30", "--context-frames", "12", "--preset", "student"]
+    assert bench_cli.main([*args, "--steps", "2", "--json", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    work = report["work"]
+    windows = [len(window_schedule("shifted", 30, 12, 4, step)) for step in range(25)]
+    assert work["student"]["unet_rows_per_video"] == {"full_rows": sum(windows[:2]), "shallow_rows": 0}
+    assert work["student"]["settings"]["steps"] == 2
+    assert bench_cli.main([*args, "--json", str(tmp_path / "four.json"), "--quiet"]) == 0
+    four = json.loads((tmp_path / "four.json").read_text())  # the student preset's own 4 steps
+    assert four["work"]["student"]["unet_rows_per_video"]["full_rows"] == sum(windows[:4])
+    # quality's total is the same in both: the ratios scale as the student's totals
+    ratio = report["ratio_to_quality"]["student"] / four["ratio_to_quality"]["student"]
+    assert ratio == pytest.approx(four["work"]["student"]["flops"]["total"] / work["student"]["flops"]["total"])
+
+
+def test_work_command_counts_the_light_decoder(tmp_path):
+    """`bench --work --decoder light`: each frame's decode costs what the light decoder's convolutions do, counted
+    by hand (2 x in x out x 3 x 3 per output pixel); quality, the reference, keeps the VAE's decode."""
+    from animate_anyone.model_dir import vae_scale_factor
+    from animate_anyone.models import LightDecoder
+    from animate_anyone.models.sizes import get_size
+
+    out = tmp_path / "work.json"
+    args = ["--size", "tiny", "--work", "--frames", "12", "--width", "64", "--height", "48", "--preset", "student"]
+    assert bench_cli.main([*args, "--decoder", "light", "--json", str(out), "--quiet"]) == 0
+    assert bench_cli.main([*args, "--json", str(tmp_path / "vae.json"), "--quiet"]) == 0
+    light, vae = (json.loads(p.read_text())["work"]["student"] for p in (out, tmp_path / "vae.json"))
+    factor = vae_scale_factor(get_size("tiny").vae)
+    h, w, expected = 48 // factor, 64 // factor, 0
+    for layer in LightDecoder(4, 3, factor).decoder.layers.modules():  # in order: a block's convolutions too
+        if isinstance(layer, torch.nn.Upsample):
+            h, w = 2 * h, 2 * w
+        elif isinstance(layer, torch.nn.Conv2d):
+            k = layer.kernel_size[0] * layer.kernel_size[1]
+            expected += 2 * layer.in_channels * layer.out_channels * k * h * w
+    assert (h, w) == (48, 64) and light["vae_decode_per_frame"] == expected
+    assert light["flops"]["vae_decode"] == 12 * expected and light["decoder"] == "light"
+    assert vae["vae_decode_per_frame"] != expected and vae["flops"]["unet_whole"] == light["flops"]["unet_whole"]
+    assert bench_cli.main(["--size", "tiny", "--decoder", "light", "--quiet"]) == 2  # timed runs: the VAE only

@@ -123,10 +123,19 @@ def test_distill_trains_the_unet_and_exports_a_student_that_animate_runs(tmp_pat
     assert main([*argv, "--out", str(tmp_path / "out.gif"), "--frames", "3", "--quiet"]) == 0
 
 
-def test_distill_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, toy):
-    """Bit for bit, the target network included (it is part of the checkpoint)."""
+@pytest.mark.parametrize(
+    "terms",
+    [
+        [],
+        ["distill.phases=2", "distill.motion_weight=1", "distill.temporal_weight=1", "distill.real_temporal_weight=1"],
+    ],
+    ids=["plain", "phased-with-every-term"],
+)
+def test_distill_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, toy, terms):
+    """Bit for bit, the target network included (it is part of the checkpoint); also a phased run with every
+    optional loss term."""
     steps = 6
-    common = [f"max_steps={steps}", "checkpoint_every=100"]
+    common = [f"max_steps={steps}", "checkpoint_every=100", *terms]
     straight = train(config(tmp_path / "straight", tiny_model_dir, toy, *common), progress=False)
     out = tmp_path / "killed"
     args = [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", f"output_dir={out}", *DISTILL[1:], *common]
@@ -224,8 +233,8 @@ def test_loss_target_is_a_guided_teacher_ddim_step_then_the_target_network(
     assert expected > 0.01
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
     # Element by element too: a wrong target that the mean above averages out still fails here.
-    [(got_student, got_target, huber_c)] = seen
-    assert huber_c == d.huber_c
+    [(got_student, got_target, huber_c, weight)] = seen
+    assert huber_c == d.huber_c and weight is None  # distill.motion_weight 0: every latent weighs the same
     torch.testing.assert_close(got_target, target, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got_student, student, rtol=1e-4, atol=1e-5)
 
@@ -334,7 +343,7 @@ def test_phased_loss_targets_the_phase_edge(tmp_path, tiny_model_dir, toy, monke
             model, latents, ref_latents, image_embeds, pose, [torch.Generator().manual_seed(x) for x in seeds]
         )
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
-    [(got_student, got_target, _)] = seen
+    [(got_student, got_target, _, _)] = seen
     torch.testing.assert_close(got_target, target, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(got_student, student, rtol=1e-4, atol=1e-5)
 
@@ -361,3 +370,85 @@ def test_phased_student_exports_its_steps_and_animate_runs_them(tmp_path, tiny_m
     settings = out.stats["sampling"]
     assert (settings.steps, settings.guidance, settings.scheduler) == (2, 1.0, "model")
     assert out.stats["full_rows"] == 2 and out.frames.shape[0] == 3  # one window, one conditional row a step
+
+
+def test_moving_region_weight_and_temporal_terms(tmp_path, tiny_model_dir, toy, monkeypatch, one_thread):
+    """``distill.motion_weight``, ``temporal_weight`` and ``real_temporal_weight`` against a loss written out by
+    hand from the student and target that ``loss`` compares (those are checked by the tests above): each latent
+    weighs 1 + motion_weight x (its frame's larger change to a neighbour, channel mean) / (the clip's largest
+    change); the temporal term is the pseudo-Huber distance of the frame-to-frame differences; the real-video term
+    that of the student's clean estimate (from its own UNet call, written out from the v-prediction relation) and
+    the clip's latents. A clip whose left half never moves: weight exactly 1 there."""
+    from diffusers import DDIMScheduler
+
+    import animate_anyone.training.distill as distill_module
+    from animate_anyone.training.losses import sample_noise
+
+    extra, temporal, real_weight = 3.0, 0.5, 0.25
+    overrides = (
+        "distill.phases=2",
+        f"distill.motion_weight={extra}",
+        f"distill.temporal_weight={temporal}",
+        f"distill.real_temporal_weight={real_weight}",
+    )
+    model, scheduler, distill = distillation(tmp_path, tiny_model_dir, toy, *overrides)
+    perturb(model.denoising_unet, seed=1)
+    g = torch.Generator().manual_seed(0)
+    b, frames, h, w = 2, 3, 8, 8
+    background = torch.randn(b, 4, 1, h, w, generator=g)
+    latents = background.repeat(1, 1, frames, 1, 1)
+    latents[..., w // 2 :] += torch.randn(b, 4, frames, h, w // 2, generator=g)  # only the right half moves
+    ref_latents = torch.randn(b, 4, h, w, generator=g)
+    image_embeds = torch.randn(b, 1, model.denoising_unet.config.cross_attention_dim, generator=g)
+    pose = torch.rand(b, 3, frames, 8 * h, 8 * w, generator=g)
+
+    seeds = (5, 6)  # grid indices 5 and 3: t = 599 and 399
+    generators = [torch.Generator().manual_seed(x) for x in seeds]
+    noise = sample_noise(tuple(latents.shape), generators)
+    t = torch.stack([torch.randint(0, 10, (), generator=gen) for gen in generators]) * 100 + 99
+    assert t.tolist() == [599, 399]
+    seen = []
+    real = distill_module.consistency_loss
+    monkeypatch.setattr(distill_module, "consistency_loss", lambda *a: seen.append(a) or real(*a))
+    with torch.no_grad():
+        got = distill.loss(
+            model, latents, ref_latents, image_embeds, pose, [torch.Generator().manual_seed(x) for x in seeds]
+        )
+        noisy = DDIMScheduler.from_config(scheduler.config).add_noise(latents, noise, t)
+        v = model(noisy, t, ref_latents, image_embeds, pose)
+    assert len(seen) == 3
+    (student, target, c, weight) = seen[0]
+    a = scheduler.alphas_cumprod.float()[t].view(-1, 1, 1, 1, 1)
+    clean = a.sqrt() * noisy - (1 - a).sqrt() * v  # the student's x0 estimate (v-prediction)
+
+    # The weight, frame by frame.
+    expected_weight = torch.empty(b, 1, frames, h, w)
+    for i in range(frames):
+        changes = [(latents[:, :, j] - latents[:, :, j - 1]).abs().mean(1) for j in (i, i + 1) if 0 < j < frames]
+        expected_weight[:, 0, i] = torch.stack(changes).amax(0)
+    expected_weight = 1 + extra * expected_weight / expected_weight.amax(dim=(1, 2, 3, 4), keepdim=True)
+    torch.testing.assert_close(weight, expected_weight)
+    assert torch.equal(weight[..., : w // 2], torch.ones(b, 1, frames, h, w // 2)) and weight.amax() == 1 + extra
+
+    def huber(a, z):
+        return ((a - z).pow(2) + c**2).sqrt() - c
+
+    weighted = (expected_weight.expand_as(student) * huber(student, target)).sum() / expected_weight.expand_as(
+        student
+    ).sum()
+    steps = [
+        huber(student[:, :, i + 1] - student[:, :, i], target[:, :, i + 1] - target[:, :, i]) for i in range(frames - 1)
+    ]
+    real_steps = [huber(clean[:, :, i + 1] - clean[:, :, i], latents[:, :, i + 1] - latents[:, :, i]) for i in range(2)]
+    expected = weighted + temporal * torch.stack(steps).mean() + real_weight * torch.stack(real_steps).mean()
+    assert temporal * torch.stack(steps).mean() > 0.1 * weighted  # the temporal term is not negligible here
+    assert real_weight * torch.stack(real_steps).mean() > 0.1 * weighted  # nor the real-video term
+    assert (weighted - huber(student, target).mean()).abs() > 10 * 1e-5 * weighted  # the weighting is seen
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
+
+    for bad, match in (
+        ("distill.motion_weight=-1", "motion_weight=-1.0 must be >= 0"),
+        ("data.frames=1", "data.frames=1"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            distillation(tmp_path / "bad", tiny_model_dir, toy, *overrides, bad)

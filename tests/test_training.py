@@ -176,6 +176,51 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_model_dir, toy):
     assert worst < 1e-5, worst
 
 
+def test_gradient_checkpointing_recomputes_the_temporal_layers(tiny_model_dir, toy, monkeypatch):
+    """Stage 2 with temporal layers that are not identities: with checkpointing, every temporal transformer of the
+    down and up blocks runs twice (forward, then recomputed in the backward; diffusers' motion blocks alone would
+    keep their activations), and the temporal layers' gradients equal those without checkpointing."""
+    from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
+
+    from animate_anyone.data.dataset import VideoPoseDataset, collate
+    from animate_anyone.training.loop import training_step
+    from animate_anyone.training.setup import apply_stage, load_components
+
+    cfg = load_config(
+        TrainConfig, TINY, [f"model.pretrained={tiny_model_dir}", f"data.root={toy}", "noise.reference_dropout=0"]
+    )
+    dataset = VideoPoseDataset(toy, frames=2, resolution=(64, 64), augment=False)
+    batch = {**collate([dataset[(0, 1)], dataset[(1, 2)]]), "seed": torch.tensor([3, 4])}
+    calls = []
+    plain = AnimateDiffTransformer3D.forward
+    monkeypatch.setattr(
+        AnimateDiffTransformer3D, "forward", lambda self, *a, **k: calls.append(1) or plain(self, *a, **k)
+    )
+    grads, counts = [], []
+    for checkpointing in (False, True):
+        model, vae, encoder, processor, scheduler = load_components(cfg)
+        unet = model.denoising_unet
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():  # temporal layers that act (the tiny model's are zero-initialised identities)
+            for name, p in unet.named_parameters():
+                if ".motion_modules." in f".{name}":
+                    p.add_(0.05 * torch.randn(p.shape, generator=g))
+        params = apply_stage(model, 2)
+        if checkpointing:
+            unet.enable_gradient_checkpointing()
+        model.train()
+        calls.clear()
+        training_step(model, vae, encoder, processor, scheduler, batch, cfg).backward()
+        counts.append(len(calls))
+        grads.append([p.grad.clone() for p in params])
+    in_blocks = sum(len(getattr(b, "motion_modules", [])) for b in [*unet.down_blocks, *unet.up_blocks])
+    mid = len(unet.mid_block.motion_modules)
+    assert in_blocks > 0 and counts == [in_blocks + mid, 2 * (in_blocks + mid)], counts
+    assert max(g.abs().max() for g in grads[0]) > 1e-4  # the gradients compared are not all zero
+    worst = max((a - b).abs().max().item() for a, b in zip(*grads))
+    assert worst < 1e-5, worst
+
+
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, toy):
     steps = 8
     common = [f"max_steps={steps}", "checkpoint_every=100", "optim.lr=1e-3"]

@@ -37,6 +37,7 @@ COMPONENTS = (
     "pose_guider",
     "scheduler",
 )
+OPTIONAL = ("light_decoder",)  # components a model directory may carry (pipelines read them when present)
 LIBRARY = {  # the default (library, class) of each component in model_index.json
     "reference_net": ("animate_anyone.models", "ReferenceNet"),
     "denoising_unet": ("animate_anyone.models", "AnimateAnyoneUNet"),
@@ -45,8 +46,9 @@ LIBRARY = {  # the default (library, class) of each component in model_index.jso
     "image_encoder": ("transformers", "CLIPVisionModelWithProjection"),
     "feature_extractor": ("transformers", "CLIPImageProcessor"),
     "scheduler": ("diffusers", "DDIMScheduler"),
+    "light_decoder": ("animate_anyone.models", "LightDecoder"),
 }
-WEIGHTED = ("vae", "image_encoder", "reference_net", "denoising_unet", "pose_guider")  # components with weights
+WEIGHTED = ("vae", "image_encoder", "reference_net", "denoising_unet", "pose_guider", "light_decoder")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 FIX = "create one with `animate-anyone convert moore --vae ... --image-encoder ...` or `animate-anyone init-model`"
 
@@ -228,18 +230,19 @@ def write_model_directory(
 
     ``networks``: an ``AnimateAnyone`` (saved) or a folder holding ``reference_net/``, ``denoising_unet/`` and
     ``pose_guider/`` (copied as they are). ``components``: ``{"vae", "image_encoder", "feature_extractor",
-    "scheduler"}``, each an object with ``save_pretrained`` or the path of a component folder to copy (e.g. of
-    another model directory); ``None`` writes the networks only (a partial directory that
-    ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by the pipeline.
-    ``default_preset``: the sampling preset the pipeline uses when a call names none (``pipelines.settings``;
-    "student" for a distilled model); None: not recorded (the pipeline's "quality"); ``student_steps``: the steps the
+    "scheduler"}`` and optionally ``"light_decoder"``, each an object with ``save_pretrained`` or the path of a
+    component folder to copy (e.g. of another model directory); ``None`` writes the networks only (a partial
+    directory that ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by
+    the pipeline. ``default_preset``: the sampling preset the pipeline uses when a call names none
+    (``pipelines.settings``; "student" for a distilled model); None: not recorded (the pipeline's "quality");
+    ``student_steps``: the steps the
     student was distilled for (a phased student; the ``student`` preset takes them). ``random_weights``: the
     networks were never trained (``init-model``); recorded as ``"weights": "random"`` so that ``animate`` can say so.
     """
     components = dict(components or {})
-    unknown = sorted(set(components) - set(AUXILIARY))
+    unknown = sorted(set(components) - set(AUXILIARY) - set(OPTIONAL))
     if unknown:
-        raise ValueError(f"unknown model-directory components {unknown}; expected {', '.join(AUXILIARY)}")
+        raise ValueError(f"unknown model-directory components {unknown}; expected {', '.join(AUXILIARY + OPTIONAL)}")
     import diffusers
 
     index: dict[str, Any] = {"_class_name": "AnimateAnyonePipeline", "_diffusers_version": diffusers.__version__}

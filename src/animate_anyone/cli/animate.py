@@ -24,6 +24,7 @@ SHORTCUTS = {
     "context_overlap": "context_overlap",
     "window_mode": "window_mode",
     "fps": "fps",
+    "decoder": "decoder",
     "pose_backend": "pose.backend",
     "dwpose_det": "pose.det_model",
     "dwpose_pose": "pose.pose_model",
@@ -84,6 +85,10 @@ def register(subparsers) -> None:
         help=f"solver: {', '.join(SCHEDULERS)} (default: the preset's; model = the directory's own)",
     )
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
+    p.add_argument(
+        "--decoder",
+        help="vae (default) or light: the model's light decoder, a fraction of the decode's work (not exact)",
+    )
     p.add_argument("--no-align", action="store_true", help="keypoint/driver input: keep the driver's proportions")
     p.add_argument(
         "--pose-backend", choices=["mediapipe", "dwpose"], help="pose extractor (default mediapipe, offline)"

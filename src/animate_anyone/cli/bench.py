@@ -53,6 +53,12 @@ def register(subparsers) -> None:
     p.add_argument("--window-mode", help=f"long-video window schedule: {', '.join(WINDOW_MODES)} (default shifted)")
     p.add_argument("--window-batch", type=int, default=1, help="windows per UNet call (default 1)")
     p.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decode call (default 8)")
+    p.add_argument(
+        "--decoder",
+        choices=["vae", "light"],
+        default="vae",
+        help="with --work: count the decode with a light decoder of TAESD's size (quality keeps the VAE's)",
+    )
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument(
@@ -140,12 +146,14 @@ def run(args) -> None:
     )
     if sum(map(bool, (args.compare, args.compare_presets, args.work))) > 1:
         raise ValueError("--compare, --compare-presets and --work are separate runs; choose one")
+    if args.decoder != "vae" and not args.work:
+        raise ValueError("--decoder light is counted with --work only (the timed runs decode with the VAE)")
     if args.work:
         from ..speed.compare import count_presets_work
         from ..speed.report import format_work
 
         for flag, given in (("--steps", args.steps), ("--guidance / --no-guidance", args.guidance)):
-            if given is not None:
+            if given is not None and not args.preset:
                 raise ValueError(f"--work counts each preset with its own settings; drop {flag} (or give --preset)")
         result = count_presets_work(
             args.size,
@@ -157,6 +165,9 @@ def run(args) -> None:
             args.context_overlap,
             args.window_mode,
             ref_kv_cache=switches_from_args(args).get("ref_kv_cache", True),
+            steps=args.steps,
+            guidance=args.guidance,
+            decoder=args.decoder,
         )
         text = format_work(result)
     elif args.compare_presets:

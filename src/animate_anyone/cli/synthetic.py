@@ -91,6 +91,9 @@ def register(subparsers) -> None:
     pr.add_argument(
         "--chunk", type=int, help="animate each clip as fresh short clips of this many frames, concatenated"
     )
+    pr.add_argument(
+        "--decoder", default="vae", help="vae (default) or light: the model's light decoder (train light-decoder)"
+    )
     pr.add_argument("--device", default="auto", help=DEVICE_HELP)
     pr.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     pr.add_argument(
@@ -359,6 +362,7 @@ def run_predict(args) -> None:
         driver=args.driver,
         vae_roundtrip=args.vae_roundtrip is not None,
         chunk=args.chunk,
+        decoder=args.decoder,
     )
     print(f"wrote predictions to {out}")
 

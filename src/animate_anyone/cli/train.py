@@ -23,9 +23,56 @@ def register(subparsers) -> None:
         )
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.add_argument(
+            "--estimate-memory",
+            metavar="SIZE",
+            help="print the memory one training process needs with the networks of model size SIZE (e.g. sd15), "
+            "counted on the meta device; nothing trains (--json FILE: also write it)",
+        )
+        s.add_argument("--json", help="with --estimate-memory: write the estimate to this JSON file")
+        s.add_argument(
             "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optim.lr=1e-5 data.frames=24"
         )
         s.set_defaults(run=run)
+    light = stages.add_parser(
+        "light-decoder",
+        help="distil a light decoder (TAESD-style) from a model directory's VAE decoder, into that directory",
+    )
+    light.add_argument("--model", required=True, help="model directory; its light_decoder/ is written there")
+    light.add_argument(
+        "--data", nargs="+", required=True, help="dataset directories (manifest.jsonl) to take frames from"
+    )
+    light.add_argument("--size", type=int, help="side of the square training frames (default: the model's, <= 256)")
+    light.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
+    light.add_argument("--batch-size", type=int, default=8, help="frames per step (default 8)")
+    light.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, one-cycle (default 1e-3)")
+    light.add_argument("--channels", type=int, default=64, help="channels of every level (default 64, TAESD's)")
+    light.add_argument("--blocks", type=int, default=3, help="residual blocks per level (default 3, TAESD's)")
+    light.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the frame draws (default 0)")
+    light.add_argument("--overwrite", action="store_true", help="replace the model's light decoder")
+    light.add_argument("--quiet", action="store_true", help="no progress bar")
+    light.set_defaults(run=run_light_decoder)
+
+
+def run_light_decoder(args) -> None:
+    from ..training.light_decoder import train_light_decoder
+
+    report = train_light_decoder(
+        args.model,
+        args.data,
+        size=args.size,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        channels=args.channels,
+        blocks=args.blocks,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {report['light_decoder']} ({report['parameters'] / 1e6:.2f} M parameters): "
+        f"{report['psnr_vs_vae_decode']:.2f} dB PSNR against the VAE's decode on a held batch"
+    )
 
 
 def run(args) -> int | None:
@@ -42,6 +89,10 @@ def run(args) -> int | None:
         # "--resume key=value ...": argparse gave the first override to --resume; it meant the latest checkpoint
         resume, overrides = "auto", [resume, *overrides]
     config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage.removeprefix('stage')}"])
+    if args.estimate_memory:
+        return print_memory_estimate(config, args.estimate_memory, args.json)
+    if args.json:
+        raise ValueError("--json goes with --estimate-memory")
     try:
         result = train(config, resume=resume, progress=not args.quiet, overwrite=args.overwrite)
     except TrainingStopped as stopped:
@@ -51,3 +102,25 @@ def run(args) -> int | None:
 
     if int(os.environ.get("RANK", 0)) == 0:  # under a launcher the main process alone says it
         print(f"wrote {result}")
+
+
+def print_memory_estimate(config, size: str, json_path: str | None) -> None:
+    import json
+
+    from ..atomic import write_text
+    from ..training.memory import GIB, estimate_training_memory
+
+    estimate = estimate_training_memory(config, size)
+    width, height = config.data.resolution
+    print(
+        f"stage {config.stage}, {size} networks, batch {config.batch_size} x {config.data.frames} frames at "
+        f"{width}x{height}, mixed_precision {config.mixed_precision}, gradient_checkpointing "
+        f"{str(config.gradient_checkpointing).lower()} ({estimate['trained_parameters'] / 1e6:.0f} M trained "
+        "parameters), one process:"
+    )
+    for part, size_bytes in estimate["bytes"].items():
+        print(f"  {part:<42} {size_bytes / GIB:8.2f} GiB")
+    print(f"  {'total (add 10-20 % headroom)':<42} {estimate['total_bytes'] / GIB:8.2f} GiB")
+    if json_path:
+        write_text(json_path, json.dumps(estimate, indent=2) + "\n")
+        print(f"wrote {json_path}")

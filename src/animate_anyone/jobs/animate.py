@@ -130,7 +130,15 @@ def animate(
             bar.update()
 
         pipe(
-            image, pose_frames, settings, height=height, width=width, generator=generator, frame_sink=sink, hooks=hooks
+            image,
+            pose_frames,
+            settings,
+            height=height,
+            width=width,
+            generator=generator,
+            frame_sink=sink,
+            hooks=hooks,
+            decoder=config.decoder,
         )
         bar.close()
     return Path(out)

@@ -41,6 +41,7 @@ class AnimateConfig(SamplingRequest):
     device: str = "auto"  # devices.resolve_device
     dtype: str = "auto"  # devices.resolve_dtype
     fps: float | None = None  # None: the pose video's
+    decoder: Literal["vae", "light"] = "vae"  # light: the model's light decoder (faster decode, not exact)
     pose: PoseOptions = field(default_factory=PoseOptions)
     optimisations: Optimisations = field(default_factory=Optimisations)
 

@@ -6,6 +6,7 @@ from diffusers import ModelMixin
 
 from .animate_anyone import AnimateAnyone
 from .denoising_unet import AnimateAnyoneUNet, zero_init_motion_modules
+from .light_decoder import LightDecoder
 from .pose_guider import PoseGuider
 from .reference_attention import ReferenceBank
 from .reference_net import ReferenceNet
@@ -14,6 +15,7 @@ __all__ = [
     "AnimateAnyone",
     "ModelMixin",
     "AnimateAnyoneUNet",
+    "LightDecoder",
     "PoseGuider",
     "ReferenceBank",
     "ReferenceNet",

@@ -3,6 +3,9 @@
 1. Pose seam: ``conv_in`` adds the Pose Guider features to its output (the route of the public checkpoints).
 2. Reference seam: every spatial ``attn1`` is a ``ReferenceReadProcessor``.
 3. The temporal layers' GroupNorm is per frame (``FrameGroupNorm``), as in AnimateDiff.
+4. Gradient checkpointing covers the temporal layers of the down and up blocks too (``CheckpointedTemporal``):
+   diffusers' motion blocks recompute only their resnets, and at 24 frames the temporal layers hold most of the
+   activations (``training/memory.py``).
 
 Everything else (blocks, temporal layers, the forward) is diffusers' ``UNetMotionModel``.
 """
@@ -14,6 +17,7 @@ import functools
 import torch
 import torch.nn.functional as F
 from diffusers import UNetMotionModel
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 from torch import Tensor, nn
 
 from .reference_attention import (
@@ -24,6 +28,24 @@ from .reference_attention import (
     install_processors,
     split_heads,
 )
+
+
+class CheckpointedTemporal(AnimateDiffTransformer3D):
+    """AnimateDiff's temporal transformer, recomputed in the backward pass when gradient checkpointing is on."""
+
+    def forward(
+        self,
+        hidden_states,
+        encoder_hidden_states=None,
+        timestep=None,
+        class_labels=None,
+        num_frames: int = 1,
+        cross_attention_kwargs=None,
+    ):
+        args = (hidden_states, encoder_hidden_states, timestep, class_labels, num_frames, cross_attention_kwargs)
+        if torch.is_grad_enabled() and self.gradient_checkpointing:
+            return self._gradient_checkpointing_func(super().forward, *args)
+        return super().forward(*args)
 
 
 class PoseConditionedConv2d(nn.Conv2d):
@@ -68,6 +90,10 @@ class AnimateAnyoneUNet(UNetMotionModel):
                 parent.norm = FrameGroupNorm(module.num_groups, module.num_channels, module.eps, module.affine)
         self.reference_state = ReferenceState()
         self.reference_blocks = install_processors(self, self.reference_state, ReferenceReadProcessor)
+        for block in [*self.down_blocks, *self.up_blocks]:  # the mid block checkpoints its own temporal layers
+            for module in getattr(block, "motion_modules", []):
+                module.__class__ = CheckpointedTemporal  # same parameters and keys; only the forward differs
+                module.gradient_checkpointing = False  # switched by enable_gradient_checkpointing with the rest
 
     def forward(  # type: ignore[override]
         self,

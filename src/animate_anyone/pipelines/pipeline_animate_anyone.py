@@ -40,6 +40,7 @@ from .settings import ModelDefaults, SamplingRequest, SamplingSettings, Settings
 
 OUTPUT_TYPES = ("np", "pil", "latent")
 STAGES = ("reference", "pose_guider", "denoising", "vae_decode")
+DECODERS = ("vae", "light")  # what turns the final latents into frames: the VAE's decoder, or the light decoder
 
 
 @dataclass
@@ -76,6 +77,7 @@ class PipelineHooks:
 
 class AnimateAnyonePipeline(DiffusionPipeline):
     model_cpu_offload_seq = "image_encoder->reference_net->pose_guider->denoising_unet->vae"
+    _optional_components = ["light_decoder"]
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         denoising_unet,
         pose_guider,
         scheduler,
+        light_decoder=None,
         use_reference_net: bool = True,
         default_preset: str = "quality",
         student_steps: int | None = None,
@@ -94,7 +97,8 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         ``model.reference_net: false``): the ablation without reference attention; only the CLIP image embedding
         carries the reference's appearance. ``default_preset``: the sampling preset of a call that names none
         (a distilled student records "student"); ``student_steps``: the steps a phased student was distilled for, which
-        its ``student`` preset takes (``ModelDefaults``)."""
+        its ``student`` preset takes (``ModelDefaults``). ``light_decoder``: an optional ``LightDecoder``
+        (``animate-anyone train light-decoder``), which a call chooses with ``decoder="light"``."""
         super().__init__()
         self.register_modules(
             vae=vae,
@@ -104,6 +108,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             denoising_unet=denoising_unet,
             pose_guider=pose_guider,
             scheduler=scheduler,
+            light_decoder=light_decoder,
         )
         self.register_to_config(
             use_reference_net=bool(use_reference_net), default_preset=default_preset, student_steps=student_steps
@@ -136,9 +141,16 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         return new
 
     # -- the pieces __call__ is made of ---------------------------------------------------------------------
-    def check_inputs(self, height, width, num_frames, available_frames, output_type):
+    def check_inputs(self, height, width, num_frames, available_frames, output_type, decoder="vae"):
         """The call's own values (the sampling settings are checked where they are resolved)."""
         check_size(width, height, "output size", self.vae_scale_factor)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder={decoder!r}: choose one of {', '.join(DECODERS)}")
+        if decoder == "light" and self.light_decoder is None:
+            raise ValueError(
+                "decoder='light': this model has no light_decoder; train one into its directory with "
+                "`animate-anyone train light-decoder --model DIR --data DATASET`, or use decoder='vae'"
+            )
         if not 1 <= num_frames <= available_frames:
             raise ValueError(f"num_frames={num_frames}: the pose sequence has {available_frames} frames; use 1 to that")
         if output_type not in OUTPUT_TYPES:
@@ -153,22 +165,26 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         latents = self.vae.encode(pixels).latent_dist.mean * self.vae.config.scaling_factor  # as Moore: the mean
         return image_embeds.to(dtype), latents.to(dtype)
 
-    def decode_latents(self, latents: Tensor, chunk_size: int = 8) -> Iterator[np.ndarray]:
-        """Yield (H, W, 3) uint8 frames, decoding ``chunk_size`` frames at a time."""
+    def decode_latents(self, latents: Tensor, chunk_size: int = 8, decoder: str = "vae") -> Iterator[np.ndarray]:
+        """Yield (H, W, 3) uint8 frames, decoding ``chunk_size`` frames at a time with the VAE's decoder or
+        (``decoder="light"``) the light decoder, which reads the latents as the denoiser made them (scaled)."""
         frames = latents.shape[2]
         for start in range(0, frames, chunk_size):
             chunk = latents[0, :, start : start + chunk_size].transpose(0, 1)  # (f, 4, h, w)
-            images = self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample  # (f, 3, H, W)
+            if decoder == "light":
+                images = self.light_decoder(chunk.to(self.light_decoder.dtype))  # (f, 3, H, W) in [-1, 1]
+            else:
+                images = self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
             images = ((images.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
             yield from images.permute(0, 2, 3, 1).cpu().numpy()  # (H, W, 3) each
 
-    def decode_across_ranks(self, latents: Tensor, chunk_size: int = 8) -> Iterator[np.ndarray]:
+    def decode_across_ranks(self, latents: Tensor, chunk_size: int = 8, decoder: str = "vae") -> Iterator[np.ndarray]:
         """``decode_latents`` split over the processes of a ``torch.distributed`` group: in each round every
         process decodes one chunk and the main process receives them and yields the frames in order (other
         processes yield nothing). Memory stays at one round of chunks whatever the video's length."""
         ranks = distributed.current()
         if ranks.world == 1:
-            yield from self.decode_latents(latents, chunk_size)
+            yield from self.decode_latents(latents, chunk_size, decoder)
             return
         starts = list(range(0, latents.shape[2], chunk_size))
         for first in range(0, len(starts), ranks.world):
@@ -176,7 +192,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             local = None
             if index < len(starts):
                 chunk = latents[:, :, starts[index] : starts[index] + chunk_size]  # (1, 4, f, h, w)
-                local = np.stack(list(self.decode_latents(chunk, chunk_size)))  # (f, H, W, 3) uint8
+                local = np.stack(list(self.decode_latents(chunk, chunk_size, decoder)))  # (f, H, W, 3) uint8
             parts = distributed.gather_to_main(local)
             if ranks.main:
                 for part in parts:
@@ -231,6 +247,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         frame_sink: Callable[[np.ndarray], None] | None = None,
         hooks: PipelineHooks | None = None,
         latents: Tensor | None = None,
+        decoder: str = "vae",
     ) -> AnimateAnyonePipelineOutput:
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
@@ -253,6 +270,8 @@ class AnimateAnyonePipeline(DiffusionPipeline):
 
         ``latents``: the initial noise (unit variance, ``initial_noise``'s shape) instead of drawing it from
         ``generator``; e.g. a slice of a longer video's noise, to animate its frames as a fresh short clip.
+        ``decoder``: "vae" (the model's VAE) or "light" (its ``light_decoder``: a fraction of the decode's work,
+        not exact).
         """
         device, dtype = self._execution_device, self.denoising_unet.dtype
         opts, hooks = self.optimisations, hooks or PipelineHooks()
@@ -272,7 +291,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             width, height = width or w, height or h
         pose = _pose_tensor(pose_frames)  # (F, 3, Hp, Wp) uint8
         num_frames = pose.shape[0] if num_frames is None else num_frames
-        self.check_inputs(height, width, num_frames, pose.shape[0], output_type)
+        self.check_inputs(height, width, num_frames, pose.shape[0], output_type, decoder)
         pose = _resize(pose[:num_frames], height, width)  # (F, 3, H, W) uint8, where it came (the host)
         # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
         model = self.model
@@ -322,7 +341,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             return AnimateAnyonePipelineOutput(frames=latents, stats=stats)
         # 6. Decode in chunks; stream to the sink or collect.
         # Under torch.distributed the chunks are decoded across the processes and only the main one gets frames.
-        decoded = self.decode_across_ranks(latents, opts.decode_chunk_size or num_frames)
+        decoded = self.decode_across_ranks(latents, opts.decode_chunk_size or num_frames, decoder)
         with hooks.stage("vae_decode"):
             if frame_sink is not None:
                 for frame in decoded:

@@ -150,9 +150,14 @@ def count_presets_work(
     context_overlap: int | None = None,
     window_mode: str | None = None,
     ref_kv_cache: bool = True,
+    steps: int | None = None,
+    guidance: float | None = None,
+    decoder: str = "vae",
 ) -> dict[str, Any]:
     """The modelled work of one video with each sampling preset (``presets``; default all; the windows: None is
-    ``SamplingSettings``' default), counted on the meta
+    ``SamplingSettings``' default; ``steps`` / ``guidance``: instead of the preset's, for one named preset;
+    quality, the reference of the ratios, keeps its own unless it is the one named; ``decoder``: "light" counts the
+    presets' decode with a light decoder, quality's with the VAE), counted on the meta
     device at full network size in seconds and nothing run (``flops.count_video_work_meta``): FLOPs by stage and
     the ratio of quality's total to each preset's."""
     from ..pipelines.settings import PRESETS, SamplingRequest
@@ -168,10 +173,19 @@ def count_presets_work(
         window_mode=window_mode,
     ).resolved()
     names = presets or list(PRESETS)
+    if (steps is not None or guidance is not None) and len(names) != 1:
+        raise ValueError("steps / guidance replace one preset's; name that preset")
     windows = dict(context_frames=context_frames, context_overlap=context_overlap, window_mode=window_mode)
+    asked = {names[0]: dict(steps=steps, guidance=guidance)} if len(names) == 1 else {}
     work = {
         name: count_video_work_meta(
-            size, cfg.width, cfg.height, cfg.frames, SamplingRequest(preset=name, **windows).resolve(), ref_kv_cache
+            size,
+            cfg.width,
+            cfg.height,
+            cfg.frames,
+            SamplingRequest(preset=name, **windows, **asked.get(name, {})).resolve(),
+            ref_kv_cache,
+            decoder if name != "quality" or "quality" in asked else "vae",
         )
         for name in dict.fromkeys([*names, "quality"])
     }

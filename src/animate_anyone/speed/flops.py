@@ -117,12 +117,14 @@ def count_video_work_meta(
     frames: int,
     settings,
     ref_kv_cache: bool = True,
+    decoder: str = "vae",
 ) -> dict[str, Any]:
     """The FLOPs of one video with the sampling ``settings`` (a ``pipelines.settings.SamplingSettings``, windows
     included), by stage, counted on the meta device from the step plan the sampler follows (``settings.plan``,
     ``sampling.step_schedules``): the UNet rows actually run (whole and shallow, guided or not, every window of
     every step), the Pose Guider (once per window and step, as the pipeline runs it), the reference stage (CLIP
-    image embedding, VAE encode, ReferenceNet, the bank's keys/values; once) and the VAE decode of every frame."""
+    image embedding, VAE encode, ReferenceNet, the bank's keys/values; once) and the decode of every frame (the
+    VAE's decoder, or with ``decoder="light"`` a ``LightDecoder`` of TAESD's size; the stage keeps its name)."""
     from diffusers import AutoencoderKL
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -164,7 +166,17 @@ def count_video_work_meta(
         "vae_encode": count_flops(lambda: vae.encode(image).latent_dist.mean)[0],
         "reference_net": count_flops(lambda: model.encode_reference(ref, embeds, ref_kv_cache))[0],
     }
-    decode_frame = count_flops(lambda: vae.decode(torch.empty(1, vae.config.latent_channels, h, w, device=dev)))[0]
+    latent = torch.empty(1, vae.config.latent_channels, h, w, device=dev)
+    if decoder == "light":
+        from ..models import LightDecoder
+
+        with dev:
+            light = LightDecoder(vae.config.latent_channels, 3, factor)
+        decode_frame = count_flops(lambda: light(latent))[0]
+    elif decoder == "vae":
+        decode_frame = count_flops(lambda: vae.decode(latent))[0]
+    else:
+        raise ValueError(f"decoder={decoder!r}: choose vae or light")
     work = {
         "unet_whole": unet["whole"],
         "unet_shallow": unet["shallow"],
@@ -180,6 +192,7 @@ def count_video_work_meta(
         "pose_guider_per_frame": pose_frame,
         "vae_decode_per_frame": decode_frame,
         "settings": settings.part(STEP_FIELDS + WINDOW_FIELDS),
+        "decoder": decoder,
         "size": size,
         "width": width,
         "height": height,

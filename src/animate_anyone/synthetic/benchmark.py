@@ -52,6 +52,7 @@ def predict_split(
     driver: str = "truth",
     chunk: int | None = None,
     vae_roundtrip: bool = False,
+    decoder: str = "vae",
 ) -> Path:
     """Animate every clip of ``split_dir`` with the model at ``model_dir``; frames go to ``out/<clip id>/``.
 
@@ -59,7 +60,8 @@ def predict_split(
     whose folder already exists is kept (the job resumes); each folder is written atomically.
     ``model_dir=None`` writes the *reference-copy baseline*: the reference image as every frame.
     ``vae_roundtrip``: instead of animating, ``model_dir``'s VAE encodes and decodes the true frames (posterior
-    mean): the ceiling of any model that works in that VAE's latent space.
+    mean): the ceiling of any model that works in that VAE's latent space. ``decoder``: the pipeline's (``"vae"``
+    or ``"light"``, the model's light decoder), recorded.
     ``out/predict.json`` records the settings (``synthetic.record``); a rerun with other settings is refused
     unless ``overwrite``, which redoes every clip.
 
@@ -132,6 +134,8 @@ def predict_split(
             driving["poses"] = f"sha256:{digest.hexdigest()}"
         if driving:
             record["driving"] = driving
+        if decoder != "vae":  # recorded only when not the default, so that existing records still resume
+            record["decoder"] = decoder
     claim(out, record, [clip.id for clip in clips], overwrite)
     for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
         target = out / clip.id
@@ -162,6 +166,7 @@ def predict_split(
                     generator=torch.Generator().manual_seed(seed + k),
                     output_type="np",
                     latents=None if noise is None else noise[:, :, start:end],
+                    decoder=decoder,
                 )
                 check_ran(record, result.stats)
                 frames.extend(result.frames)

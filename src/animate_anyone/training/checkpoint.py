@@ -77,10 +77,13 @@ def export_model(
     student_steps: int | None = None,
 ) -> Path:
     """Write a complete model directory from the trained networks, the starting directory's VAE, image encoder
-    and processor, and the training scheduler (``use_reference_net=False``: the ablation's setting;
-    ``default_preset``: "student" for a distilled model; ``student_steps``: a phased student's steps)."""
+    and processor (and light decoder, if it has one), and the training scheduler (``use_reference_net=False``:
+    the ablation's setting; ``default_preset``: "student" for a distilled model; ``student_steps``: a phased
+    student's steps)."""
     pretrained = Path(pretrained)
     parts = {name: pretrained / name for name in ("vae", "image_encoder", "feature_extractor")}
+    if (pretrained / "light_decoder").is_dir():  # the same VAE, so its light decoder still fits
+        parts["light_decoder"] = pretrained / "light_decoder"
     return write_model_directory(
         out,
         model,

@@ -73,6 +73,15 @@ class DistillConfig:
     # DDIM steps that stay on the teacher's trajectory. (num_train_timesteps / K) must be a multiple of the grid's
     # spacing (num_train_timesteps / solver_steps), so that every phase edge is a grid step.
     phases: int = 0
+    # Extra loss weight on the moving region (DanceLCM): each latent's weight is 1 + motion_weight x its share of
+    # the clip's frame-to-frame change (losses.moving_region_weight); 0: every latent weighs the same.
+    motion_weight: float = 0.0
+    # A temporal-consistency term: the same distance between the student's and the target's frame-to-frame
+    # differences, times temporal_weight, added to the loss; 0: none.
+    temporal_weight: float = 0.0
+    # Supervision from the training video: the same distance between the frame-to-frame differences of the
+    # student's clean estimate x0(x_t, t) and of the clip's own latents, times real_temporal_weight; 0: none.
+    real_temporal_weight: float = 0.0
 
 
 @dataclass

@@ -11,7 +11,11 @@ grid step below it; the clip's latents are noised to ``x_t``.
    student) and one DDIM step to ``x_s``.
 3. Target: the same parameterisation at ``(x_s, s)`` from the target network, an EMA of the student
    (decay ``distill.target_decay``) that is saved with every checkpoint.
-4. Loss: pseudo-Huber distance between 1 and 3 (``losses.consistency_loss``).
+4. Loss: pseudo-Huber distance between 1 and 3 (``losses.consistency_loss``), optionally weighted to the moving
+   region (``distill.motion_weight``, DanceLCM's idea, the region taken from the clip's own frame differences), plus
+   optionally the same distance between their frame-to-frame differences (``distill.temporal_weight``), and between
+   the frame-to-frame differences of the student's clean estimate and of the training clip's own latents
+   (``distill.real_temporal_weight``: supervision from real video, DanceLCM's other idea, aimed at flicker).
 
 Phased (``distill.phases`` = K > 0; phased consistency distillation, PCM, Wang et al., 2024): the timesteps split
 into K phases whose edges are the K trailing DDIM timesteps below the top (``T/K - 1, 2T/K - 1, ...``) and -1 (the
@@ -37,7 +41,7 @@ from torch import Tensor
 from ..model_dir import ModelDirectory
 from ..models import AnimateAnyone
 from .config import TrainConfig
-from .losses import consistency_loss, sample_noise, x0_and_noise
+from .losses import consistency_loss, frame_differences, moving_region_weight, sample_noise, x0_and_noise
 
 
 class ConsistencyDistillation:
@@ -64,6 +68,14 @@ class ConsistencyDistillation:
                 f"distill.phases={d.phases}: must be 0 (plain consistency distillation) or split the {steps} training "
                 f"timesteps into phases whose length is a multiple of the grid's spacing ({steps // d.solver_steps}, "
                 f"distill.solver_steps={d.solver_steps}); e.g. phases 2 or 4 with solver_steps 40 or 20"
+            )
+        for name in ("motion_weight", "temporal_weight", "real_temporal_weight"):
+            if getattr(d, name) < 0:
+                raise ValueError(f"distill.{name}={getattr(d, name)} must be >= 0 (0: off)")
+        if (d.motion_weight or d.temporal_weight or d.real_temporal_weight) and config.data.frames < 2:
+            raise ValueError(
+                "distill.motion_weight / temporal_weight / real_temporal_weight compare frames: "
+                f"data.frames={config.data.frames} must be >= 2"
             )
         teacher_dir = d.teacher or config.model.pretrained
         try:
@@ -127,8 +139,8 @@ class ConsistencyDistillation:
         s = t - self.spacing if phased else (t - self.spacing).clamp(min=0)  # phased: -1 is the clean sample
         noisy = self.scheduler.add_noise(latents, noise, t)
         # 2. Student: the shared training forward, every row with its reference.
-        pred = model(noisy, t, ref_latents, image_embeds, pose)
-        student = self.jump(pred, noisy, t, self.edge(t)) if phased else self.boundary(pred, noisy, t)
+        student_pred = model(noisy, t, ref_latents, image_embeds, pose)
+        student = self.jump(student_pred, noisy, t, self.edge(t)) if phased else self.boundary(student_pred, noisy, t)
         with torch.no_grad():
             # 3. Teacher: guided prediction at t, then one DDIM step to s.
             bank = self.teacher.encode_reference(ref_latents, image_embeds)
@@ -145,7 +157,20 @@ class ConsistencyDistillation:
                 target = torch.where(at_edge, x_s.float(), self.jump(target_pred, x_s, s_net, self.edge(t)))
             else:
                 target = self.boundary(target_pred, x_s, s)
-        return consistency_loss(student, target, self.config.huber_c)
+        # 5. Loss: the distance (weighted to the moving region), plus the distance of the frame-to-frame changes.
+        d = self.config
+        weight = moving_region_weight(latents, d.motion_weight) if d.motion_weight else None
+        loss = consistency_loss(student, target, d.huber_c, weight)
+        if d.temporal_weight:
+            changes = frame_differences(student), frame_differences(target)  # (b, 4, f - 1, h, w) each
+            loss = loss + d.temporal_weight * consistency_loss(*changes, d.huber_c)
+        if d.real_temporal_weight:  # the student's clean estimate moves as the training clip does
+            clean, _ = x0_and_noise(
+                student_pred, noisy, self.scheduler.alphas_cumprod, t, self.scheduler.config.prediction_type
+            )
+            changes = frame_differences(clean), frame_differences(latents)  # (b, 4, f - 1, h, w) each
+            loss = loss + d.real_temporal_weight * consistency_loss(*changes, d.huber_c)
+        return loss
 
     @torch.no_grad()
     def update_target(self) -> None:

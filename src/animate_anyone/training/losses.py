@@ -74,9 +74,33 @@ def x0_and_noise(pred: Tensor, noisy: Tensor, alphas_cumprod: Tensor, timesteps:
     raise ValueError(f"unsupported prediction_type {prediction_type!r}; use epsilon or v_prediction")
 
 
-def consistency_loss(student: Tensor, target: Tensor, huber_c: float = 0.001) -> Tensor:
-    """Pseudo-Huber distance sqrt(d^2 + c^2) - c per element, averaged (LCM); ``huber_c=0``: squared error."""
+def consistency_loss(student: Tensor, target: Tensor, huber_c: float = 0.001, weight: Tensor | None = None) -> Tensor:
+    """Pseudo-Huber distance sqrt(d^2 + c^2) - c per element, averaged (LCM); ``huber_c=0``: squared error.
+
+    ``weight`` (broadcast to the elements, e.g. (b, 1, f, h, w) from ``moving_region_weight``): a weighted mean,
+    sum(w * distance) / sum(w), so the loss keeps its scale whatever the weights."""
     d = student.float() - target.float()
-    if not huber_c:
-        return d.pow(2).mean()
-    return ((d.pow(2) + huber_c**2).sqrt() - huber_c).mean()
+    distance = d.pow(2) if not huber_c else (d.pow(2) + huber_c**2).sqrt() - huber_c
+    if weight is None:
+        return distance.mean()
+    weight = weight.float().expand_as(distance)
+    return (weight * distance).sum() / weight.sum()
+
+
+def frame_differences(video: Tensor) -> Tensor:
+    """Each frame minus the one before: (b, c, f, h, w) -> (b, c, f - 1, h, w)."""
+    return video[:, :, 1:] - video[:, :, :-1]
+
+
+def moving_region_weight(latents: Tensor, extra: float) -> Tensor:
+    """1 + ``extra`` x the moving region, from the clean clip's own frame differences (any data, no masks).
+
+    The moving region of frame i is the channel mean of |x_i - x_(i-1)| and |x_(i+1) - x_i|, the larger of the
+    two (the first and last frame have one neighbour), divided by its maximum over the clip: 1 where the clip
+    changes most, 0 where nothing moves. latents (b, c, f, h, w) -> weight (b, 1, f, h, w)."""
+    change = frame_differences(latents.float()).abs().mean(1, keepdim=True)  # (b, 1, f - 1, h, w)
+    before = torch.cat([change[:, :, :1], change], dim=2)  # (b, 1, f, h, w): frame i's change from i - 1
+    after = torch.cat([change, change[:, :, -1:]], dim=2)  # (b, 1, f, h, w): frame i's change to i + 1
+    region = torch.maximum(before, after)
+    region = region / region.amax(dim=(2, 3, 4), keepdim=True).clamp(min=1e-12)
+    return 1 + extra * region

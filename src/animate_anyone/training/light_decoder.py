@@ -1,0 +1,94 @@
+"""``animate-anyone train light-decoder``: a light decoder (``models.LightDecoder``, TAESD's design) distilled from a
+model directory's own VAE decoder, written into that directory as its ``light_decoder`` component.
+
+Per step: a batch of random training frames (random horizontal flips), resized to ``size`` x ``size``; the VAE
+encodes them (the posterior mean, scaled as the denoiser's latents are) and decodes them again; the light decoder
+learns to reproduce that decode (L1 + squared error), so it replaces the decoder and nothing else: its target is
+what the VAE would have drawn from the same latents, not the frames. The VAE stays frozen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+
+def train_light_decoder(
+    model: str | Path,
+    data_dirs: list[str | Path],
+    *,
+    size: int | None = None,
+    steps: int = 3000,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    channels: int = 64,
+    blocks: int = 3,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train a light decoder for the model directory ``model`` on the frames of the datasets ``data_dirs`` and
+    write it to ``model/light_decoder`` (model_index.json lists it). ``size``: the square training frames' side
+    (default: the model's resolution, at most 256; the decoder is convolutional, any output size works).
+    Returns a report: the final loss and the PSNR of the light decoder against the VAE's decode on a held batch."""
+    import json
+
+    from ..atomic import atomic_directory, write_text
+    from ..model_dir import ModelDirectory, read_json, vae_scale_factor
+    from ..models import LightDecoder
+    from ..synthetic.autoencoder import load_frames
+
+    directory = ModelDirectory(model).check()
+    out = directory.path / "light_decoder"
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; add --overwrite to train a new one in its place")
+    if steps < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"steps={steps}, batch_size={batch_size} must be >= 1 and lr={lr} > 0")
+    vae = directory.load_component("vae").eval().requires_grad_(False)
+    factor, scale = vae_scale_factor(vae.config), vae.config.scaling_factor
+    size = size or min(256, directory.default_short_side())
+    if size % factor:
+        raise ValueError(f"size={size} must be a multiple of the VAE's downsampling factor {factor}")
+    torch.manual_seed(seed)
+    pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8
+    generator = torch.Generator().manual_seed(seed)
+    decoder = LightDecoder(vae.config.latent_channels, 3, factor, channels, blocks)
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
+
+    @torch.no_grad()
+    def batch() -> tuple[torch.Tensor, torch.Tensor]:  # (latents (b, 4, h, w) scaled, the VAE's decode in [-1, 1])
+        images = pool[torch.randint(len(pool), (batch_size,), generator=generator)].float() / 127.5 - 1
+        flip = torch.rand(batch_size, generator=generator) < 0.5
+        images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+        latents = vae.encode(images).latent_dist.mean * scale
+        return latents, vae.decode(latents / scale).sample.clamp(-1, 1)
+
+    held = batch()  # drawn first, never trained on
+    bar = tqdm(range(steps), desc="light decoder", disable=not progress)
+    for _ in bar:
+        latents, target = batch()
+        error = decoder(latents) - target
+        loss = error.abs().mean() + error.pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+    decoder.eval()
+    with torch.no_grad():
+        mse = ((decoder(held[0]).clamp(-1, 1) - held[1]) / 2).pow(2).mean()  # on [0, 1]
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        decoder.save_pretrained(tmp, safe_serialization=True)
+    index = read_json(directory.path / "model_index.json")
+    index["light_decoder"] = ["animate_anyone.models", "LightDecoder"]
+    write_text(directory.path / "model_index.json", json.dumps(index, indent=2) + "\n")
+    return {
+        "light_decoder": str(out),
+        "steps": steps,
+        "final_loss": float(loss.detach()),
+        "psnr_vs_vae_decode": float(10 * torch.log10(1 / mse)),
+        "parameters": sum(p.numel() for p in decoder.parameters()),
+    }
