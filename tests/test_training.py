@@ -320,3 +320,68 @@ def test_stage1_continues_a_stage2_export_with_reset_temporal(tmp_path, tiny_mod
     assert outputs and all(loaded[k].abs().max() == 0 for k in outputs)
     kept = [k for k in state if f"denoising_unet.{k}" not in outputs]
     assert all(torch.equal(loaded[f"denoising_unet.{k}"], state[k]) for k in kept)
+
+
+def _damage(folder: Path, how: str) -> str:
+    """Damage the largest file of a checkpoint; return its name."""
+    target = max(
+        (p for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json"), key=lambda p: p.stat().st_size
+    )
+    data = target.read_bytes()
+    if how == "truncated":
+        target.write_bytes(data[: len(data) // 2])
+    elif how == "missing":
+        target.unlink()
+    else:  # same size, one byte changed
+        target.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])
+    return target.relative_to(folder).as_posix()
+
+
+@pytest.mark.parametrize("how", ["truncated", "missing", "changed"])
+def test_a_damaged_latest_checkpoint_is_passed_over(tmp_path, tiny_model_dir, toy, capfd, how):
+    """Checkpoints at steps 2 and 4; the step-4 one damaged (half a file, a file gone, one byte changed): `--resume`
+    says so in one line, continues from step 2, and ends bit-identical to an uninterrupted 6-step run."""
+    common = ["checkpoint_every=2", "optim.lr=1e-3"]
+    straight = train(config(tmp_path / "straight", tiny_model_dir, toy, "max_steps=6", *common), progress=False)
+    run = config(tmp_path / "damaged", tiny_model_dir, toy, "max_steps=4", *common)
+    train(run, progress=False)
+    checkpoints = tmp_path / "damaged" / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000002", "step-000004"]
+    name = _damage(checkpoints / "step-000004", how)
+    capfd.readouterr()
+    resumed = train(
+        config(tmp_path / "damaged", tiny_model_dir, toy, "max_steps=6", *common), resume="auto", progress=False
+    )
+    lines = [line for line in capfd.readouterr().err.splitlines() if "damaged" in line]
+    assert len(lines) == 1 and "step-000004" in lines[0] and name in lines[0], lines
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_full_disk_during_a_checkpoint_fails_in_one_line_and_keeps_the_previous(
+    tmp_path, tiny_model_dir, toy, monkeypatch
+):
+    """The second checkpoint's write finds no space: the run stops with one line naming the checkpoint and the
+    intact previous one, leaves no partial folder, and the previous checkpoint still passes its manifest."""
+    import errno
+
+    import animate_anyone.training.checkpoint as checkpoint
+
+    real, calls = checkpoint.write_manifest, []
+
+    def full_disk(folder):
+        calls.append(folder)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder / "optimizer.bin"))
+        real(folder)
+
+    monkeypatch.setattr(checkpoint, "write_manifest", full_disk)
+    cfg = config(tmp_path, tiny_model_dir, toy, "max_steps=4", "checkpoint_every=2")
+    with pytest.raises(OSError) as caught:
+        train(cfg, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and "no space left for checkpoint" in message and "step-000004" in message
+    assert "step-000002 is intact" in message and "--resume" in message
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000002"]
+    assert checkpoint.checkpoint_damage(checkpoints / "step-000002") is None

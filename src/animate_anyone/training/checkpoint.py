@@ -1,7 +1,8 @@
 """Checkpoints (atomic, resumable) and the final export (a model directory the pipeline loads).
 
 OUTPUT_DIR/checkpoints/step-000100/   accelerate state (model, optimizer, lr scheduler, RNG) + trainer.json
-                                      (+ ema.pt); written to a temporary sibling and renamed
+                                      (+ ema.pt) + manifest.json (every file's size and sha256, written last);
+                                      written to a temporary sibling and renamed
 OUTPUT_DIR/final/                     model directory: trained networks (EMA weights when EMA is on),
                                       the starting directory's VAE / image encoder / processor, and the
                                       scheduler configuration used for training
@@ -9,6 +10,8 @@ OUTPUT_DIR/final/                     model directory: trained networks (EMA wei
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -23,9 +26,58 @@ def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
     return Path(output_dir) / "checkpoints" / f"step-{step:06d}"
 
 
+MANIFEST = "manifest.json"
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     found = sorted((Path(output_dir) / "checkpoints").glob("step-*[0-9]"))
     return found[-1] if found else None
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """``manifest.json``: the size and sha256 of every other file of the checkpoint (the check on resume)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    entries = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": _digest(p)} for p in files}
+    (folder / MANIFEST).write_text(json.dumps(entries, indent=1))
+
+
+def checkpoint_damage(folder: Path) -> str | None:
+    """Why the checkpoint cannot be trusted (a file missing, truncated or changed since it was written), or None.
+    A checkpoint without a manifest (written before there was one) is trusted if it has its trainer.json."""
+    if not (folder / MANIFEST).is_file():
+        return None if (folder / "trainer.json").is_file() else "no trainer.json"
+    try:
+        entries = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        return f"{MANIFEST} unreadable ({exc})"
+    for name, entry in entries.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != entry["bytes"]:
+            return f"{name} has {path.stat().st_size} bytes, {entry['bytes']} were written"
+        if _digest(path) != entry["sha256"]:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint that passes ``checkpoint_damage``, and one line for each newer one passed over."""
+    skipped = []
+    for folder in sorted((Path(output_dir) / "checkpoints").glob("step-*[0-9]"), reverse=True):
+        damage = checkpoint_damage(folder)
+        if damage is None:
+            return folder, skipped
+        skipped.append(f"checkpoint {folder} is damaged ({damage}); passing over it")
+    return None, skipped
 
 
 def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2, extra: dict | None = None) -> Path:
@@ -37,21 +89,36 @@ def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2,
     """
     out = checkpoint_dir(output_dir, step)
     tmp = out.with_name(out.name + ".partial")
-    if accelerator.is_main_process:
+    try:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / "trainer.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
+            if ema is not None:
+                torch.save(ema.state_dict(), tmp / "ema.pt")
+            write_manifest(tmp)
+    except (OSError, RuntimeError) as exc:
+        if not _no_space(exc):
+            raise
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
+        previous = latest_checkpoint(output_dir)
+        kept = f"the previous checkpoint {previous} is intact" if previous else "there is no earlier checkpoint"
+        raise OSError(f"no space left for checkpoint {out} ({kept}); free space, then continue with --resume") from None
     if accelerator.is_main_process:
-        (tmp / "trainer.json").write_text(json.dumps({"step": step, **(extra or {})}, indent=2))
-        if ema is not None:
-            torch.save(ema.state_dict(), tmp / "ema.pt")
         replace(tmp, out)
         for old in sorted(out.parent.glob("step-*[0-9]"))[:-keep]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
     return out
+
+
+def _no_space(exc: BaseException) -> bool:
+    """A full disk, as the OS says it or as torch's file writer wraps it."""
+    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
 
 
 def load_checkpoint(accelerator, path: str | Path, ema=None) -> int:

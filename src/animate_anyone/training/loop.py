@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..config import dotted, to_dict
 from .batch_sampler import ResumableBatchSampler
-from .checkpoint import export_model, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import export_model, latest_checkpoint, latest_complete_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .losses import diffusion_loss, diffusion_target, sample_noise
 from .setup import apply_stage, load_components
@@ -172,7 +172,10 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
     # 2. Resume.
     step = 0
     if resume is not None:
-        path = latest_checkpoint(out) if resume == "auto" else Path(resume)
+        path, skipped = latest_complete_checkpoint(out) if resume == "auto" else (Path(resume), [])
+        if accelerator.is_main_process:
+            for line in skipped:
+                print(f"--resume: {line}", file=sys.stderr)
         if path is None and accelerator.is_main_process:
             print(f"--resume: no checkpoint in {out / 'checkpoints'} yet; starting at step 0", file=sys.stderr)
         if path is not None:
