@@ -94,3 +94,21 @@ def train_cli_args(argv):
     parser = argparse.ArgumentParser()
     train_cli.register(parser.add_subparsers())
     return parser.parse_args(["train", *argv])
+
+
+def test_fused_attention_keeps_inputs_output_logsumexp_and_mask():
+    """What the estimate counts for one attention call: q, k, v, the output, the float32 log-sum-exp per query,
+    and the mask where one is given; never the (L_q x L_k) attention matrix."""
+    from animate_anyone.training.memory import SavedTensors, counting, fused_attention
+
+    def saved(mask):
+        q = torch.empty(2, 4, 64, 8, device="meta", dtype=torch.bfloat16, requires_grad=True)
+        kv = torch.empty(2, 4, 128, 8, device="meta", dtype=torch.bfloat16)
+        with fused_attention(), counting(SavedTensors()) as counted:
+            torch.nn.functional.scaled_dot_product_attention(q, kv, kv.clone(), attn_mask=mask)
+        return counted.bytes
+
+    qkvo = 2 * (2 * 4 * 64 * 8) * 2 + 2 * (2 * 4 * 128 * 8) * 2  # q, out (64 queries); k, v (128 keys); bf16
+    assert saved(None) == qkvo + 2 * 4 * 64 * 4  # + the float32 log-sum-exp
+    mask = torch.empty(64, 128, device="meta", dtype=torch.bool)
+    assert saved(mask) == qkvo + 2 * 4 * 64 * 4 + 64 * 128

@@ -235,9 +235,9 @@ def write_model_directory(
     directory that ``convert assemble`` completes). ``use_reference_net=False``: the ablation's setting, read by
     the pipeline. ``default_preset``: the sampling preset the pipeline uses when a call names none
     (``pipelines.settings``; "student" for a distilled model); None: not recorded (the pipeline's "quality");
-    ``student_steps``: the steps the
-    student was distilled for (a phased student; the ``student`` preset takes them). ``random_weights``: the
-    networks were never trained (``init-model``); recorded as ``"weights": "random"`` so that ``animate`` can say so.
+    ``student_steps``: the steps the student was distilled for (a phased student; the ``student`` preset takes
+    them). ``random_weights``: the networks were never trained (``init-model``); recorded as
+    ``"weights": "random"`` so that ``animate`` can say so.
     """
     components = dict(components or {})
     unknown = sorted(set(components) - set(AUXILIARY) - set(OPTIONAL))

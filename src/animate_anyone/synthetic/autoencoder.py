@@ -68,10 +68,8 @@ def train_autoencoder(
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
     generator = torch.Generator().manual_seed(seed)
 
-    def batch(_step: int) -> torch.Tensor:  # (b, 3, H, W) in [-1, 1], random frames, random horizontal flips
-        images = pool[torch.randint(len(pool), (batch_size,), generator=generator)].float() / 127.5 - 1
-        flip = torch.rand(batch_size, generator=generator) < 0.5
-        return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    def batch(_step: int) -> torch.Tensor:
+        return random_frames(pool, batch_size, generator)
 
     if init is not None:
         vae = AutoencoderKL.from_pretrained(init)
@@ -195,6 +193,14 @@ def reconstruction_psnr(vae, images: torch.Tensor) -> float:
     reconstruction = vae.decode(vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
     mse = ((reconstruction - images) / 2).pow(2).mean()
     return float(10 * torch.log10(1 / mse))
+
+
+def random_frames(pool: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch_size`` random frames of ``pool`` (N, 3, H, W) uint8, each flipped left-right with probability 1/2:
+    (b, 3, H, W) in [-1, 1]."""
+    images = pool[torch.randint(len(pool), (batch_size,), generator=generator)].float() / 127.5 - 1
+    flip = torch.rand(batch_size, generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
 
 
 def load_frames(data_dirs: list[str | Path], size: int) -> torch.Tensor:

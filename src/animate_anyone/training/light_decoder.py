@@ -38,7 +38,7 @@ def train_light_decoder(
     from ..atomic import atomic_directory, write_text
     from ..model_dir import ModelDirectory, read_json, vae_scale_factor
     from ..models import LightDecoder
-    from ..synthetic.autoencoder import load_frames
+    from ..synthetic.autoencoder import load_frames, random_frames
 
     directory = ModelDirectory(model).check()
     out = directory.path / "light_decoder"
@@ -60,10 +60,7 @@ def train_light_decoder(
 
     @torch.no_grad()
     def batch() -> tuple[torch.Tensor, torch.Tensor]:  # (latents (b, 4, h, w) scaled, the VAE's decode in [-1, 1])
-        images = pool[torch.randint(len(pool), (batch_size,), generator=generator)].float() / 127.5 - 1
-        flip = torch.rand(batch_size, generator=generator) < 0.5
-        images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-        latents = vae.encode(images).latent_dist.mean * scale
+        latents = vae.encode(random_frames(pool, batch_size, generator)).latent_dist.mean * scale
         return latents, vae.decode(latents / scale).sample.clamp(-1, 1)
 
     held = batch()  # drawn first, never trained on

@@ -172,7 +172,12 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
     # 2. Resume.
     step = 0
     if resume is not None:
-        path, skipped = latest_complete_checkpoint(out) if resume == "auto" else (Path(resume), [])
+        path, skipped = Path(resume), []
+        if resume == "auto":  # the main process reads and checks the checkpoints once; the others take its choice
+            from accelerate.utils import broadcast_object_list
+
+            found = [latest_complete_checkpoint(out) if accelerator.is_main_process else None]
+            path, skipped = broadcast_object_list(found)[0] if accelerator.num_processes > 1 else found[0]
         if accelerator.is_main_process:
             for line in skipped:
                 print(f"--resume: {line}", file=sys.stderr)

@@ -64,20 +64,20 @@ def counting(saved: SavedTensors):
 
 
 class FusedAttention(torch.autograd.Function):
-    """Scaled dot-product attention as a fused kernel keeps it for the backward: q, k, v, the output and the
-    log-sum-exp per query (float32). Meta tensors only (shapes, no values)."""
+    """Scaled dot-product attention as a fused kernel keeps it for the backward: q, k, v, the output, the
+    log-sum-exp per query (float32) and the mask, if any (a causal one is not a tensor). Meta tensors only."""
 
     @staticmethod
-    def forward(ctx, q, k, v):
+    def forward(ctx, q, k, v, mask):
         out = q.new_empty((*q.shape[:-1], v.shape[-1]))  # (..., L_q, d_v)
         logsumexp = q.new_empty(q.shape[:-1], dtype=torch.float32)  # (..., L_q)
-        ctx.save_for_backward(q, k, v, out, logsumexp)
+        ctx.save_for_backward(q, k, v, out, logsumexp, *([] if mask is None else [mask]))
         return out
 
     @staticmethod
     def backward(ctx, grad):
         q, k, v, *_ = ctx.saved_tensors
-        return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), None
 
 
 @contextlib.contextmanager
@@ -88,9 +88,7 @@ def fused_attention():
     original = functional.scaled_dot_product_attention
 
     def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
-        if attn_mask is not None or is_causal:
-            raise NotImplementedError("the memory estimate models unmasked attention only")
-        return FusedAttention.apply(q, k, v)
+        return FusedAttention.apply(q, k, v, attn_mask)
 
     functional.scaled_dot_product_attention = sdpa
     try:
@@ -99,10 +97,8 @@ def fused_attention():
         functional.scaled_dot_product_attention = original
 
 
-def parameter_bytes(module: torch.nn.Module, trainable: bool | None = None) -> int:
-    return sum(
-        p.numel() * p.element_size() for p in module.parameters() if trainable is None or p.requires_grad == trainable
-    )
+def parameter_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
 def estimate_training_memory(config: TrainConfig, size: str) -> dict[str, Any]:
@@ -115,11 +111,11 @@ def estimate_training_memory(config: TrainConfig, size: str) -> dict[str, Any]:
     from ..models.sizes import build_networks, get_size
     from .setup import apply_stage
 
+    if config.stage == 1:
+        raise ValueError("--estimate-memory counts stage 2 and distill (stage 1 checks weights that meta lacks)")
     preset = get_size(size)
     meta = torch.device("meta")
     model = build_networks(preset.networks(), device=meta)
-    if config.stage == 1:
-        raise ValueError("--estimate-memory counts stage 2 and distill (stage 1 checks weights that meta lacks)")
     params = apply_stage(model, config.stage, use_reference_net=config.model.reference_net)
     with meta:
         vae = AutoencoderKL(**preset.vae)
