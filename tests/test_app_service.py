@@ -99,3 +99,28 @@ def test_cancel_stops_a_running_job(service, inputs):
         thread.join()
     # The next job runs normally.
     assert service.animate(inputs / "ref.png", inputs / "pose", "pose video", steps=1, size="48x64").frames == 4
+
+
+def test_jobs_sharing_the_pipeline_from_several_threads_give_the_sequential_frames(service, inputs, tmp_path):
+    """The app's jobs run in worker threads on one pipeline; the device lock keeps each job's frames its own."""
+    from animate_anyone.jobs.animate import animate
+    from animate_anyone.media import iter_frames
+
+    pipe, lock = service.pipeline(), threading.Lock()
+
+    def job(seed: int, folder: str) -> np.ndarray:
+        out = tmp_path / folder / str(seed)  # a folder of PNG frames: lossless
+        config = service.config(seed=seed, steps=2, size="48x64")
+        animate(config, inputs / "ref.png", inputs / "pose", out, progress=False, pipe=pipe, device_lock=lock)
+        return np.stack(list(iter_frames(out)))
+
+    sequential = [job(seed, "sequential") for seed in range(4)]
+    results: dict[int, np.ndarray] = {}
+    threads = [threading.Thread(target=lambda s=s: results.update({s: job(s, "threads")})) for s in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [0, 1, 2, 3]
+    assert all(np.array_equal(results[s], sequential[s]) for s in range(4))
+    assert not np.array_equal(sequential[0], sequential[1])  # the seeds differ

@@ -54,6 +54,7 @@ def test_read_jobs_checks_every_line(inputs, tmp_path):
         (["[1, 2]"], "expected a JSON object"),
         (["{oops"], "not a JSON object"),
         ([json.dumps(good("a")), json.dumps(good("a"))], "repeats an earlier id"),
+        ([json.dumps(good("a", format="webm"))], "format 'webm' is not one of mp4, mov, mkv, gif, png"),
     ]:
         (tmp_path / "bad.jsonl").write_text("\n".join(lines))
         with pytest.raises(ValueError, match=message):
@@ -74,6 +75,9 @@ def test_a_failing_job_is_recorded_and_the_others_go_on(inputs, tmp_path, tiny_m
     assert failed[0]["id"] == "broken" and "missing.png" in failed[0]["error"]
     for name in ("one", "two"):
         assert probe_frames(out / "videos" / f"{name}.mp4").num_frames == 3
+    done = [r for r in summary["records"] if r["status"] == "done"]
+    assert all(r["worker"] == "rank-0" and r["attempts"] == 1 and r["seconds"] > 0 for r in done)
+    assert summary["workers"] == [{"worker": "rank-0", "pipeline_loads": 1, "jobs": 3}]  # loaded once for 3 jobs
     # Rerun: the finished jobs are skipped, the failed one is tried again.
     summary = run_batch(jobs, out, config(tiny_model_dir), progress=False)
     assert summary["counts"] == {"done": 0, "skipped": 2, "failed": 1}
@@ -118,3 +122,38 @@ def test_killed_in_the_middle_then_rerun_redoes_nothing_and_loses_nothing(inputs
     assert summary["counts"]["skipped"] == len(before) and summary["counts"]["done"] == 4 - len(before)
     assert all((out / "videos" / name).stat().st_mtime_ns == t for name, t in before.items())  # not redone
     assert sorted(p.name for p in (out / "videos").iterdir()) == [f"k{i}.mp4" for i in range(4)]
+
+
+def test_png_jobs_write_lossless_frame_folders(inputs, tmp_path, tiny_model_dir):
+    jobs = write_jobs(inputs, [good("p", format="png"), good("g", format="gif")])
+    summary = run_batch(jobs, tmp_path / "out", config(tiny_model_dir), progress=False)
+    assert summary["counts"]["done"] == 2
+    frames = sorted((tmp_path / "out" / "videos" / "p").iterdir())
+    assert [f.name for f in frames] == ["000000.png", "000001.png", "000002.png"]
+    assert probe_frames(tmp_path / "out" / "videos" / "g.gif").num_frames == 3
+    assert run_batch(jobs, tmp_path / "out", config(tiny_model_dir), progress=False)["counts"]["skipped"] == 2
+
+
+def test_ray_settings_are_checked_and_belong_to_the_ray_engine(inputs, tmp_path, capsys):
+    from animate_anyone.jobs.batch_ray import RaySettings, _worker_count
+
+    jobs = write_jobs(inputs, [good("a")])
+    assert main(["batch", jobs, "--out", str(tmp_path / "out"), "--workers", "2", "--max-attempts", "2"]) == 2
+    assert "--workers, --max-attempts belong to the Ray engine; add --engine ray" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    for kwargs, message in [
+        ({"workers": 0}, "--workers 0: give at least 1"),
+        ({"cpus_per_job": 0}, "one of them > 0"),
+        ({"gpus_per_job": -1}, "each must be >= 0"),
+        ({"max_attempts": 0}, "--max-attempts 0: give at least 1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            RaySettings(**kwargs)
+    # Workers: as many as the cluster holds, never more than the jobs; none fitting is an error naming both.
+    cluster = {"CPU": 16.0, "GPU": 4.0}
+    assert _worker_count(cluster, RaySettings(), 100) == 16
+    assert _worker_count(cluster, RaySettings(cpus_per_job=4), 100) == 4
+    assert _worker_count(cluster, RaySettings(cpus_per_job=1, gpus_per_job=0.5), 100) == 8
+    assert _worker_count(cluster, RaySettings(), 3) == 3 and _worker_count(cluster, RaySettings(workers=2), 9) == 2
+    with pytest.raises(ValueError, match="16.0 CPUs and 0 GPUs: not enough for one worker"):
+        _worker_count({"CPU": 16.0}, RaySettings(gpus_per_job=1), 5)

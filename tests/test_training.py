@@ -385,3 +385,30 @@ def test_a_full_disk_during_a_checkpoint_fails_in_one_line_and_keeps_the_previou
     checkpoints = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in checkpoints.iterdir()) == ["step-000002"]
     assert checkpoint.checkpoint_damage(checkpoints / "step-000002") is None
+
+
+@pytest.mark.parametrize(
+    "env, warned",
+    [
+        ({"TORCHELASTIC_MAX_RESTARTS": "2", "TORCHELASTIC_RESTART_COUNT": "0", "RANK": "0"}, True),
+        ({"TORCHELASTIC_MAX_RESTARTS": "2", "TORCHELASTIC_RESTART_COUNT": "0", "RANK": "1"}, False),  # once
+        ({"TORCHELASTIC_MAX_RESTARTS": "2", "TORCHELASTIC_RESTART_COUNT": "1", "RANK": "0"}, False),  # a restart
+        ({"TORCHELASTIC_MAX_RESTARTS": "0", "RANK": "0"}, False),  # no restarts
+        ({"TORCHELASTIC_MAX_RESTARTS": "2", "RANK": "0", "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}, False),
+    ],
+)
+def test_a_group_that_may_restart_is_told_what_restarts_need(monkeypatch, capsys, env, warned):
+    from animate_anyone.training.loop import warn_about_restarts
+
+    for name in (
+        "TORCHELASTIC_MAX_RESTARTS",
+        "TORCHELASTIC_RESTART_COUNT",
+        "RANK",
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    warn_about_restarts()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == int(warned) and all("TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in line for line in lines)

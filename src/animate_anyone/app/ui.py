@@ -1,14 +1,20 @@
 """The Gradio page of ``animate-anyone app``: widgets -> ``AnimateService`` calls, nothing else.
 
-Jobs go through Gradio's queue one at a time (every event that runs the model shares one concurrency group);
-errors become messages in the page; the "Cancel" button stops a running job at its next denoising step. The
-named endpoint ``/animate`` takes (reference image, motion file) and optional settings and returns the video,
-for ``gradio_client``.
+Jobs go through Gradio's queue (every event that runs the model shares one concurrency group of
+``AppSettings.concurrency`` jobs; a waiting user sees their place in the queue); errors become messages in the
+page. Cancelling an event (the page's "Cancel" button, or a ``gradio_client`` job's ``cancel()``) stops that
+user's job at its next denoising step, so the device is free for the next one at once. A job's folder is
+removed once Gradio has copied its files into its cache, which Gradio empties of results older than
+``AppSettings.keep_results`` seconds. The named endpoint ``/animate`` takes (reference image, motion file) and
+optional settings and returns the video, for ``gradio_client``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from dataclasses import dataclass
 
 from .service import MOTION_KINDS, AnimateService, JobCancelled
 
@@ -18,6 +24,23 @@ DEVICE_QUEUE = "device"  # the concurrency group of everything that runs the mod
 # default", means the default (None). Every other value goes on as it is, checked by the rules every front end
 # shares (pipelines.settings).
 UNSET = {"preset": "model default", "steps": 0, "guidance": -1, "frames": 0, "size": ""}
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """How the app serves many users; checked once, here."""
+
+    concurrency: int = 1  # jobs admitted at once (they share the model and take the device one at a time)
+    max_queue: int | None = None  # users allowed to wait; more are told the queue is full (None: no limit)
+    keep_results: int = 3600  # seconds a finished job's files stay downloadable in Gradio's cache
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"--concurrency {self.concurrency}: give at least 1")
+        if self.max_queue is not None and self.max_queue < 1:
+            raise ValueError(f"--max-queue {self.max_queue}: give at least 1 (or leave it out: no limit)")
+        if self.keep_results < 1:
+            raise ValueError(f"--keep-results {self.keep_results}: give at least 1 second")
 
 
 def _settings(preset, steps, guidance, seed, frames, size, context_frames, context_overlap) -> dict:
@@ -37,13 +60,24 @@ def _settings(preset, steps, guidance, seed, frames, size, context_frames, conte
     return unset_markers(page, UNSET)
 
 
-def build_app(service: AnimateService):
+def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  # noqa: B008 (frozen)
     """The page as a ``gradio.Blocks`` (not launched)."""
     import gradio as gr
 
     from ..pipelines.settings import PRESETS
 
-    def run(
+    async def job(reference, motion, kind, side_by_side, page_settings):
+        """The service's job in a worker thread; if Gradio cancels this event, the job stops at its next step."""
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                service.animate, reference, motion, kind, side_by_side=side_by_side, cancel=cancel, **page_settings
+            )
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
+    async def run(
         reference,
         motion,
         kind,
@@ -58,12 +92,13 @@ def build_app(service: AnimateService):
         side_by_side,
         progress=gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way: shows the pipeline's steps x windows bar)
     ):
-        settings = _settings(preset, steps, guidance, seed, frames, size, context, overlap)
+        page_settings = _settings(preset, steps, guidance, seed, frames, size, context, overlap)
         try:
-            result = service.animate(reference, motion, kind, side_by_side=side_by_side, **settings)
+            result = await job(reference, motion, kind, side_by_side, page_settings)
         except JobCancelled:
             gr.Warning("The job was cancelled.")
-            return None, None, None, "Cancelled."
+            yield None, None, None, "Cancelled."
+            return
         except Exception as exc:  # every failure is a message in the page; the app keeps serving
             logger.exception("animation failed")
             raise gr.Error(_message(exc)) from None
@@ -71,10 +106,15 @@ def build_app(service: AnimateService):
         status = f"{result.frames} frames, {result.steps} steps, in {result.seconds:.1f} s ({where})."
         panel = str(result.side_by_side) if result.side_by_side else None
         keypoints = str(result.keypoints) if result.keypoints else None
-        return str(result.video), panel, keypoints, status
+        try:
+            yield str(result.video), panel, keypoints, status  # Gradio copies the files into its cache here
+        finally:
+            service.release(result)
 
-    def run_api(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap):
-        return run(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, False)[0]
+    async def run_api(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap):
+        args = (reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, False)
+        async for outputs in run(*args):
+            yield outputs[0]
 
     def preview(reference, motion, kind):
         try:
@@ -82,7 +122,8 @@ def build_app(service: AnimateService):
         except Exception as exc:
             raise gr.Error(_message(exc)) from None
 
-    with gr.Blocks(title="Animate Anyone") as page:
+    keep = settings.keep_results
+    with gr.Blocks(title="Animate Anyone", delete_cache=(min(keep, 600), keep)) as page:
         gr.Markdown(
             "# Animate Anyone\nOne image of a character and a motion in, a video of the character doing the "
             f"motion out. Model: `{service.model}`."
@@ -123,17 +164,18 @@ def build_app(service: AnimateService):
                 status = gr.Markdown(elem_id="status")
         inputs = [reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap]
         show.click(preview, [reference, motion, kind], skeleton, api_visibility="private")
-        job = go.click(
+        limit = settings.concurrency
+        animation = go.click(
             run,
             [*inputs, side_by_side],
             [video, panel, keypoints, status],
             api_visibility="private",
             concurrency_id=DEVICE_QUEUE,
-            concurrency_limit=1,
+            concurrency_limit=limit,
         )
-        stop.click(service.cancel, None, None, cancels=[job], queue=False, api_visibility="private")
+        stop.click(None, None, None, cancels=[animation], queue=False, api_visibility="private")
         hidden = gr.Button(visible=False)
-        hidden.click(run_api, inputs, video, api_name="animate", concurrency_id=DEVICE_QUEUE, concurrency_limit=1)
+        hidden.click(run_api, inputs, video, api_name="animate", concurrency_id=DEVICE_QUEUE, concurrency_limit=limit)
     return page
 
 
@@ -143,8 +185,19 @@ def _message(exc: BaseException) -> str:
     return text if isinstance(exc, (ValueError, FileNotFoundError)) else f"{type(exc).__name__}: {text}"
 
 
-def launch(model=None, host: str = "127.0.0.1", port: int = 7860, device: str = "auto", dtype: str = "auto"):
-    """Build the service and the page and serve it (blocks until stopped)."""
+def launch(
+    model=None,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    device: str = "auto",
+    dtype: str = "auto",
+    settings: AppSettings = AppSettings(),  # noqa: B008 (frozen)
+):
+    """Build the service and the page and serve it (blocks until stopped; then the working folder is removed)."""
     service = AnimateService(model, device=device, dtype=dtype)
-    page = build_app(service)
-    page.queue(default_concurrency_limit=1).launch(server_name=host, server_port=port, show_error=True)
+    page = build_app(service, settings)
+    try:
+        queue = page.queue(default_concurrency_limit=settings.concurrency, max_size=settings.max_queue)
+        queue.launch(server_name=host, server_port=port, show_error=True)
+    finally:
+        service.close()

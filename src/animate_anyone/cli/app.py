@@ -17,6 +17,17 @@ def register(subparsers) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="jobs admitted at once (default 1); they share the one model and take the device in turn, so more than "
+        "1 only overlaps their pose extraction and checks with another job's rendering",
+    )
+    p.add_argument("--max-queue", type=int, help="users allowed to wait in the queue (default: no limit)")
+    p.add_argument(
+        "--keep-results", type=int, default=3600, help="seconds a finished video stays downloadable (default 3600)"
+    )
     p.set_defaults(run=run)
 
 
@@ -25,6 +36,7 @@ def run(args) -> None:
         import gradio  # noqa: F401
     except ImportError:
         raise ValueError('the app needs Gradio: pip install "animate-anyone[app]"') from None
-    from ..app.ui import launch
+    from ..app.ui import AppSettings, launch
 
-    launch(args.model, host=args.host, port=args.port, device=args.device, dtype=args.dtype)
+    settings = AppSettings(concurrency=args.concurrency, max_queue=args.max_queue, keep_results=args.keep_results)
+    launch(args.model, host=args.host, port=args.port, device=args.device, dtype=args.dtype, settings=settings)

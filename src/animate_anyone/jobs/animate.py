@@ -62,6 +62,7 @@ def animate(
     pipe=None,
     hooks=None,
     overwrite: bool = False,
+    device_lock=None,
 ) -> Path:
     """Animate the character in ``reference`` with the model and settings of ``config`` and write ``out``
     (.mp4, .gif or a folder of PNGs).
@@ -73,7 +74,8 @@ def animate(
     ``keypoints_out``: also save the driving keypoints (aligned; .npz or .json) when the motion came as keypoints
     or a driving video. ``pipe``: an already loaded pipeline to use instead of loading ``config.model`` (the
     app keeps one); ``hooks``: ``PipelineHooks`` that see the call (progress, cancellation). An existing ``out``
-    or ``side_by_side`` is replaced only with ``overwrite``.
+    or ``side_by_side`` is replaced only with ``overwrite``. ``device_lock``: held while the pipeline runs and the
+    frames are written (callers that share ``pipe`` between threads; the checks and pose extraction run outside).
     """
     from ..media import VideoWriter, check_video_output, load_image
     from ..pipelines.loading import load_pipeline
@@ -117,7 +119,8 @@ def animate(
     generator = torch.Generator("cpu").manual_seed(config.seed)
     main = distributed.current().main  # under torchrun every rank samples; the main one alone writes
     writing = VideoWriter(out, fps) if main else nullcontext()
-    with writing as writer, VideoWriter(side_by_side, fps) if side_by_side and main else nullcontext() as panel:
+    panel_writing = VideoWriter(side_by_side, fps) if side_by_side and main else nullcontext()
+    with device_lock or nullcontext(), writing as writer, panel_writing as panel:
         bar = tqdm(total=len(pose_frames), desc="decoding", disable=not (progress and main))
         index = 0
 

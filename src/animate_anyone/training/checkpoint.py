@@ -101,8 +101,8 @@ def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2,
             if ema is not None:
                 torch.save(ema.state_dict(), tmp / "ema.pt")
             write_manifest(tmp)
-    except (OSError, RuntimeError) as exc:
-        if not _no_space(exc):
+    except Exception as exc:  # OSError; torch.save's RuntimeError; safetensors' SafetensorError (an Exception)
+        if not _no_space(exc, tmp):
             raise
         shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(output_dir)
@@ -116,9 +116,24 @@ def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2,
     return out
 
 
-def _no_space(exc: BaseException) -> bool:
-    """A full disk, as the OS says it or as torch's file writer wraps it."""
-    return getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in str(exc)
+def _no_space(exc: BaseException, folder: Path) -> bool:
+    """A full disk: as the OS says it (ENOSPC), as a library quotes it (safetensors: "No space left on device (os
+    error 28)"), or, where the writer says only that its write failed (torch.save on a full disk: "basic_ios::clear:
+    iostream error", then "unexpected pos ..."), a file system with no space left where ``folder`` is, looked at
+    before the partial checkpoint is removed."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the exception and the ones it was raised from or while handling
+        if seen is None:
+            break
+        if getattr(seen, "errno", None) == errno.ENOSPC or "No space left on device" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return False
+    try:
+        return shutil.disk_usage(folder if folder.exists() else folder.parent).free < 1 << 20
+    except OSError:
+        return False
 
 
 def load_checkpoint(accelerator, path: str | Path, ema=None) -> int:

@@ -122,6 +122,7 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
 
     out = Path(config.output_dir)
     _check_output_dir(out, resume, overwrite)
+    warn_about_restarts()
     if config.log_with == "tensorboard":
         try:
             import tensorboard  # noqa: F401
@@ -293,6 +294,20 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return final
+
+
+def warn_about_restarts() -> None:
+    """One line on the first start of a torchrun group that may restart without a fresh rendezvous store per
+    restart: with torch 2.13 the restarted group then reads the killed workers' addresses from the shared store
+    and fails to connect (measured with gloo; pytorch/pytorch#167288 reports it with NCCL)."""
+    may_restart = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0
+    first_start = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ.get("RANK", "0") == "0"
+    if may_restart and first_start and os.environ.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE") != "1":
+        print(
+            "warning: torchrun may restart this group, but a restarted group cannot reconnect through the shared "
+            "rendezvous store (torch 2.13); set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in torchrun's environment",
+            file=sys.stderr,
+        )
 
 
 def _check_output_dir(out: Path, resume: str | None, overwrite: bool) -> None:

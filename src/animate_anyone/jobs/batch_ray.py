@@ -1,0 +1,197 @@
+"""``animate-anyone batch JOBS.jsonl --out DIR --engine ray``: the same jobs on a Ray cluster whose workers come
+and go (the ``ray`` extra).
+
+Each worker is a Ray actor that loads the pipeline once and renders whatever job it is handed (``render_job``,
+as the torchrun engine does); the driver hands the next job to the first worker that frees up. A worker whose
+process dies (killed, out of memory, its node gone) is replaced, and its job goes back to the queue, up to
+``max_attempts`` tries in all; a job that fails by itself (a bad input) is recorded at once and not retried.
+Outputs are written atomically and skipped when present, so a rerun does only what is missing (and nothing,
+saying so, when everything is there). ``DIR/summary.json`` is the torchrun engine's with, per job, the worker
+(``host:pid``) that rendered it, its attempts and seconds, and per worker its pipeline loads.
+
+Paths in the job file must be readable, and ``DIR`` writable, at the same place on every node (a shared
+filesystem), as for any Ray job that works on files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import write_text
+from .batch import Job, PipelineCache, count, job_record, output_path, read_jobs, render_job
+
+
+@dataclass
+class RaySettings:
+    """Where and how the jobs run on Ray; checked once, here."""
+
+    address: str | None = None  # None: start a local cluster for this run; "auto": join the running one; HOST:PORT
+    workers: int | None = None  # None: as many as the cluster's resources hold (and no more than the jobs)
+    cpus_per_job: float = 1.0  # Ray resources each worker reserves (a worker renders one job at a time)
+    gpus_per_job: float = 0.0
+    max_attempts: int = 3  # tries per job when workers die under it
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"--workers {self.workers}: give at least 1 (or leave it out: the cluster's size)")
+        if self.cpus_per_job < 0 or self.gpus_per_job < 0 or self.cpus_per_job + self.gpus_per_job == 0:
+            raise ValueError(
+                f"--cpus-per-job {self.cpus_per_job} --gpus-per-job {self.gpus_per_job}: each must be >= 0 and one "
+                "of them > 0 (e.g. --gpus-per-job 1 on GPU nodes)"
+            )
+        if self.max_attempts < 1:
+            raise ValueError(f"--max-attempts {self.max_attempts}: give at least 1")
+
+
+class BatchWorker:
+    """A Ray actor (``ray.remote`` is applied at run time): one process, one pipeline cache, one job at a time."""
+
+    def __init__(self, base_config) -> None:
+        self.base_config = base_config
+        self.pipes = PipelineCache()
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def render(self, job: Job, out: str) -> dict:
+        outcome = render_job(job, Path(out), self.base_config, self.pipes)
+        return {**outcome, "worker": self.name, "pipeline_loads": self.pipes.loads}
+
+
+def _worker_died(exc: BaseException) -> bool:
+    import ray.exceptions as errors
+
+    return isinstance(exc, (errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError))
+
+
+def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progress: bool = True) -> dict:
+    """Run every job of ``jobs_file`` on Ray; returns the summary (also written to ``out/summary.json``, unless
+    there was nothing to do: then ``summary["nothing_to_do"]`` is true and the folder is left as it was)."""
+    jobs = read_jobs(jobs_file)
+    out = Path(out)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    records = {job.id: job_record(job, out) for job in jobs}
+    todo = [job for job in jobs if not output_path(out, job).exists()]
+    for job in jobs:
+        if output_path(out, job).exists():
+            records[job.id].update(status="skipped", reason="output exists")
+    if not todo:
+        _remove_stale_temporaries(out)
+        return {"engine": "ray", "jobs": len(jobs), "counts": count(list(records.values())), "nothing_to_do": True}
+
+    import ray
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    started_here = not ray.is_initialized()
+    if started_here:
+        _init(ray, settings)
+    try:
+        workers = _worker_count(ray.cluster_resources(), settings, len(todo))
+        actor = ray.remote(num_cpus=settings.cpus_per_job, num_gpus=settings.gpus_per_job, max_restarts=0)(BatchWorker)
+        base = ray.put(base_config)
+        idle = [actor.remote(base) for _ in range(workers)]
+        queue, running, attempts, lost = deque(todo), {}, dict.fromkeys(records, 0), {}
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="batch (ray)", unit="job", disable=not progress)
+        while queue or running:
+            # 1. Every idle worker takes the next job.
+            while idle and queue:
+                job, worker = queue.popleft(), idle.pop()
+                attempts[job.id] += 1
+                running[worker.render.remote(job, str(out))] = (job, worker)
+            # 2. The first job to end: its record, or, if its worker died, a new worker and the job back in line.
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            job, worker = running.pop(ref)
+            try:
+                records[job.id].update(ray.get(ref), attempts=attempts[job.id])
+                idle.append(worker)
+            except Exception as exc:
+                if not _worker_died(exc):
+                    raise
+                lost.setdefault(job.id, []).append(_first_line(exc))
+                ray.kill(worker)
+                idle.append(actor.remote(base))
+                if attempts[job.id] < settings.max_attempts:
+                    queue.appendleft(job)
+                    continue
+                records[job.id].update(
+                    status="failed",
+                    error=f"its worker died {attempts[job.id]} times (--max-attempts {settings.max_attempts})",
+                    attempts=attempts[job.id],
+                )
+            if job.id in lost:
+                records[job.id]["workers_lost"] = lost[job.id]
+            bar.update()
+        bar.close()
+    finally:
+        if started_here:
+            ray.shutdown()
+    _remove_stale_temporaries(out)
+    listed = list(records.values())
+    summary = {
+        "engine": "ray",
+        "jobs": len(jobs),
+        "workers_started": workers + sum(len(v) for v in lost.values()),
+        "counts": count(listed),
+        "retried": sorted(lost),
+        "seconds": round(time.perf_counter() - start, 3),
+        "workers": _workers(listed),
+        "records": listed,
+    }
+    write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _init(ray, settings: RaySettings) -> None:
+    """Join ``settings.address``, or start a local cluster sized for ``settings.workers`` (all CPUs if unset)."""
+    quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": "warning"}
+    if settings.address is not None:
+        ray.init(address=settings.address, **quiet)
+        return
+    cpus = None if settings.workers is None else max(1, int(settings.workers * settings.cpus_per_job + 0.999))
+    ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+
+
+def _worker_count(resources: dict, settings: RaySettings, jobs: int) -> int:
+    """``settings.workers``, or as many workers as the cluster's CPUs (and GPUs) hold; never more than the jobs."""
+    if settings.workers is not None:
+        return min(settings.workers, jobs)
+    fits = []
+    if settings.cpus_per_job:
+        fits.append(int(resources.get("CPU", 0) // settings.cpus_per_job))
+    if settings.gpus_per_job:
+        fits.append(int(resources.get("GPU", 0) // settings.gpus_per_job))
+    if min(fits) < 1:
+        raise ValueError(
+            f"the Ray cluster has {resources.get('CPU', 0)} CPUs and {resources.get('GPU', 0)} GPUs: not enough "
+            f"for one worker of --cpus-per-job {settings.cpus_per_job} --gpus-per-job {settings.gpus_per_job}"
+        )
+    return min(min(fits), jobs)
+
+
+def _workers(records: list[dict]) -> list[dict]:
+    """Per worker that finished a job: its pipeline loads and the jobs it rendered."""
+    workers: dict[str, dict] = {}
+    for record in records:
+        if "worker" in record:
+            entry = workers.setdefault(record["worker"], {"worker": record["worker"], "pipeline_loads": 0, "jobs": 0})
+            entry["pipeline_loads"] = max(entry["pipeline_loads"], record.pop("pipeline_loads"))
+            entry["jobs"] += 1
+    return sorted(workers.values(), key=lambda w: w["worker"])
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """The hidden ``.ID.mp4.<random>.partial...`` files (or PNG folders) a killed worker left behind (no worker
+    runs now)."""
+    for path in (out / "videos").glob(".*.partial*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
