@@ -107,5 +107,6 @@ def test_batch_under_torchrun_shares_the_jobs(tmp_path, tiny_model_dir):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["counts"] == {"done": 5, "skipped": 0, "failed": 0}
     assert {r["rank"] for r in summary["records"]} == {0, 1}  # both processes worked
+    assert {w["worker"]: w["pipeline_loads"] for w in summary["workers"]} == {"rank-0": 1, "rank-1": 1}
     assert sorted(p.name for p in (out / "videos").iterdir()) == [f"j{i}.mp4" for i in range(5)]
     assert all(probe_frames(p).num_frames == 3 for p in (out / "videos").iterdir())

@@ -158,7 +158,7 @@ def run_batch(jobs_file, out, base_config, *, progress: bool = True) -> dict:
     records = []
     start = time.perf_counter()
     for job in tqdm(mine, desc=f"batch (rank {rank}/{world})", unit="job", disable=not progress):
-        record = job_record(job, out)
+        record = {**job_record(job, out), "rank": rank}
         if output_path(out, job).exists():
             records.append({**record, "status": "skipped", "reason": "output exists"})
             continue
