@@ -124,3 +124,20 @@ def test_jobs_sharing_the_pipeline_from_several_threads_give_the_sequential_fram
     assert sorted(results) == [0, 1, 2, 3]
     assert all(np.array_equal(results[s], sequential[s]) for s in range(4))
     assert not np.array_equal(sequential[0], sequential[1])  # the seeds differ
+
+
+def test_a_job_cancelled_after_its_last_step_leaves_nothing(service, inputs, monkeypatch):
+    import animate_anyone.jobs.animate as jobs
+
+    real, flag = jobs.animate, threading.Event()
+
+    def animate_then_cancel(*args, **kwargs):
+        out = real(*args, **kwargs)
+        flag.set()  # the user cancels while the last frames are written
+        return out
+
+    monkeypatch.setattr(jobs, "animate", animate_then_cancel)
+    before = set(service.workdir.iterdir())
+    with pytest.raises(JobCancelled):
+        service.animate(inputs / "ref.png", inputs / "pose", "pose video", steps=1, size="48x64", cancel=flag)
+    assert set(service.workdir.iterdir()) == before  # its folder is gone

@@ -157,3 +157,20 @@ def test_ray_settings_are_checked_and_belong_to_the_ray_engine(inputs, tmp_path,
     assert _worker_count(cluster, RaySettings(), 3) == 3 and _worker_count(cluster, RaySettings(workers=2), 9) == 2
     with pytest.raises(ValueError, match="16.0 CPUs and 0 GPUs: not enough for one worker"):
         _worker_count({"CPU": 16.0}, RaySettings(gpus_per_job=1), 5)
+
+
+def test_ray_workers_get_absolute_paths_and_the_cpu_when_they_reserve_no_gpu(inputs, tmp_path, monkeypatch):
+    from animate_anyone.jobs.batch_ray import RaySettings, _for_workers, _worker_count, run_batch_ray
+
+    monkeypatch.chdir(tmp_path)
+    base = load_config(AnimateConfig, None, [], {"model": "models/m"})
+    cpu = _for_workers(base, RaySettings())
+    assert cpu.model == str(tmp_path / "models" / "m") and cpu.device == "cpu"
+    assert _for_workers(base, RaySettings(gpus_per_job=1)).device == "auto"
+    explicit = load_config(AnimateConfig, None, [], {"model": "/m", "device": "cuda"})
+    assert _for_workers(explicit, RaySettings()).device == "cuda"  # an explicit device is the user's
+    assert read_jobs(write_jobs(inputs, [good("a")]))[0].reference.is_absolute()
+    assert _worker_count({"CPU": 2.0}, RaySettings(workers=4), 10) == 2  # never more than the cluster holds
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="--engine ray runs from one process"):
+        run_batch_ray(write_jobs(inputs, [good("a")]), tmp_path / "out", base, RaySettings())

@@ -36,8 +36,9 @@ def ray_cluster():
     port = free_port()
     start = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2"]
     start += ["--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run(start, check=True, capture_output=True, timeout=120, env=ENV)
     try:
+        started = subprocess.run(start, capture_output=True, text=True, timeout=120, env=ENV)
+        assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=ENV)

@@ -159,14 +159,16 @@ class AnimateService:
                 hooks=hooks,
                 device_lock=self._device_lock,
             )
+            if cancelled.is_set():  # cancelled after its last step: nobody takes the result
+                raise JobCancelled("cancelled")
+            from ..media import probe_frames
+
+            frames = probe_frames(out).num_frames
         except BaseException:
             shutil.rmtree(job, ignore_errors=True)  # a failed or cancelled job leaves nothing behind
             raise
         finally:
             self._running.discard(cancelled)
-        from ..media import probe_frames
-
-        frames = probe_frames(out).num_frames
         return AppResult(out, panel, keypoints, frames, hooks.steps, time.perf_counter() - start)
 
     def cancel(self) -> None:

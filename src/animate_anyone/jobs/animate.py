@@ -101,7 +101,9 @@ def animate(
     device = pipe.device if pipe is not None else process_device(config)  # an unusable device fails here
     width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
     frames = config.frames or _frame_count(pose, driver)
-    _check_memory(directory, config, settings, width, height, frames, device)
+    # A device shared with other threads' jobs (device_lock) is measured when none of them holds it.
+    with device_lock if device_lock is not None and device.type != "cpu" else nullcontext():
+        _check_memory(directory, config, settings, width, height, frames, device)
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps, keypoints = _pose_frames(
         pose, driver, image, (width, height), config.frames, config.pose, progress

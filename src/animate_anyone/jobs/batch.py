@@ -51,7 +51,7 @@ class Job:
 def read_jobs(path: str | Path) -> list[Job]:
     """The jobs of a JSON-lines file, checked (a bad line raises ``ValueError`` naming the line)."""
     path = Path(path)
-    base = path.parent
+    base = path.parent.absolute()  # workers elsewhere (Ray) find the files whatever their folder
     jobs, seen = [], set()
     for number, entry in read_jsonl(path):
         where = f"{path} line {number}"

@@ -15,6 +15,7 @@ filesystem), as for any Ray job that works on files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -64,16 +65,20 @@ class BatchWorker:
 
 
 def _worker_died(exc: BaseException) -> bool:
+    """The worker's process is gone (killed, crashed, its node lost, or stopped by Ray's memory monitor)."""
     import ray.exceptions as errors
 
-    return isinstance(exc, (errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError))
+    lost = (errors.RayActorError, errors.WorkerCrashedError, errors.NodeDiedError, errors.OutOfMemoryError)
+    return isinstance(exc, lost)
 
 
 def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progress: bool = True) -> dict:
     """Run every job of ``jobs_file`` on Ray; returns the summary (also written to ``out/summary.json``, unless
     there was nothing to do: then ``summary["nothing_to_do"]`` is true and the folder is left as it was)."""
-    jobs = read_jobs(jobs_file)
-    out = Path(out)
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        raise ValueError("--engine ray runs from one process; start it without torchrun/accelerate")
+    jobs = read_jobs(jobs_file)  # their paths are absolute: workers may run in other folders, on other nodes
+    out = Path(out).absolute()
     (out / "videos").mkdir(parents=True, exist_ok=True)
     records = {job.id: job_record(job, out) for job in jobs}
     todo = [job for job in jobs if not output_path(out, job).exists()]
@@ -91,20 +96,26 @@ def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progres
     started_here = not ray.is_initialized()
     if started_here:
         _init(ray, settings)
+    actors, bar = [], None
     try:
         workers = _worker_count(ray.cluster_resources(), settings, len(todo))
         actor = ray.remote(num_cpus=settings.cpus_per_job, num_gpus=settings.gpus_per_job, max_restarts=0)(BatchWorker)
-        base = ray.put(base_config)
+        base = ray.put(_for_workers(base_config, settings))
         idle = [actor.remote(base) for _ in range(workers)]
+        actors += idle
         queue, running, attempts, lost = deque(todo), {}, dict.fromkeys(records, 0), {}
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="batch (ray)", unit="job", disable=not progress)
         while queue or running:
-            # 1. Every idle worker takes the next job.
+            # 1. Every idle worker takes the next job; with none left to hand out, idle workers free their resources.
             while idle and queue:
                 job, worker = queue.popleft(), idle.pop()
                 attempts[job.id] += 1
                 running[worker.render.remote(job, str(out))] = (job, worker)
-            # 2. The first job to end: its record, or, if its worker died, a new worker and the job back in line.
+            if not queue:
+                for worker in idle:
+                    ray.kill(worker)
+                idle.clear()
+            # 2. The first job to end: its record, or, if its worker died, the job back in line for a new worker.
             [ref], _ = ray.wait(list(running), num_returns=1)
             job, worker = running.pop(ref)
             try:
@@ -115,9 +126,10 @@ def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progres
                     raise
                 lost.setdefault(job.id, []).append(_first_line(exc))
                 ray.kill(worker)
-                idle.append(actor.remote(base))
                 if attempts[job.id] < settings.max_attempts:
                     queue.appendleft(job)
+                    idle.insert(0, actor.remote(base))  # taken after the live idle workers
+                    actors.append(idle[0])
                     continue
                 records[job.id].update(
                     status="failed",
@@ -127,8 +139,11 @@ def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progres
             if job.id in lost:
                 records[job.id]["workers_lost"] = lost[job.id]
             bar.update()
-        bar.close()
     finally:
+        if bar is not None:
+            bar.close()
+        for worker in actors:  # also when the caller started Ray and keeps it up
+            ray.kill(worker)
         if started_here:
             ray.shutdown()
     _remove_stale_temporaries(out)
@@ -136,9 +151,9 @@ def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progres
     summary = {
         "engine": "ray",
         "jobs": len(jobs),
-        "workers_started": workers + sum(len(v) for v in lost.values()),
+        "workers_started": len(actors),
         "counts": count(listed),
-        "retried": sorted(lost),
+        "retried": sorted(job_id for job_id, n in attempts.items() if n > 1),
         "seconds": round(time.perf_counter() - start, 3),
         "workers": _workers(listed),
         "records": listed,
@@ -147,21 +162,30 @@ def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progres
     return summary
 
 
+def _for_workers(config, settings: RaySettings):
+    """The config the workers get: its model path absolute (workers run elsewhere), and, where the jobs reserve
+    no GPU, the CPU for ``device: auto`` (Ray hides no GPU from a worker that reserved none, so every such worker
+    would pick the first GPU)."""
+    changes = {"model": str(Path(config.model).absolute())} if config.model else {}
+    if settings.gpus_per_job == 0 and config.device == "auto":
+        changes["device"] = "cpu"
+    return dataclasses.replace(config, **changes)
+
+
 def _init(ray, settings: RaySettings) -> None:
-    """Join ``settings.address``, or start a local cluster sized for ``settings.workers`` (all CPUs if unset)."""
+    """Join ``settings.address``, or start a new local cluster sized for ``settings.workers`` (all CPUs if unset;
+    ``address="local"``: never a cluster that ``ray start`` or ``RAY_ADDRESS`` left running)."""
     quiet = {"log_to_driver": False, "configure_logging": True, "logging_level": "warning"}
     if settings.address is not None:
         ray.init(address=settings.address, **quiet)
         return
     cpus = None if settings.workers is None else max(1, int(settings.workers * settings.cpus_per_job + 0.999))
-    ray.init(num_cpus=cpus, include_dashboard=False, **quiet)
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, **quiet)
 
 
 def _worker_count(resources: dict, settings: RaySettings, jobs: int) -> int:
-    """``settings.workers``, or as many workers as the cluster's CPUs (and GPUs) hold; never more than the jobs."""
-    if settings.workers is not None:
-        return min(settings.workers, jobs)
-    fits = []
+    """As many workers as the cluster's CPUs (and GPUs) hold, at most ``settings.workers`` and the jobs."""
+    fits = [] if settings.workers is None else [settings.workers]
     if settings.cpus_per_job:
         fits.append(int(resources.get("CPU", 0) // settings.cpus_per_job))
     if settings.gpus_per_job:
