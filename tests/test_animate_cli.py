@@ -113,6 +113,7 @@ sys.exit(rc)
 """
 
 
+@pytest.mark.integration  # two processes and 105 frames (15 s): in the integration tier, keeping the fast one short
 def test_memory_is_flat_in_the_number_of_frames(tiny_model_dir, files, tmp_path):
     """Peak RSS of a 100-frame run within 1.5x of a 5-frame run (frames are decoded in chunks and streamed)."""
     peaks = {}
