@@ -77,7 +77,6 @@ class AnimateService:
         self._pipe = None
         self._load_lock = threading.Lock()
         self._device_lock = threading.Lock()  # one job on the device at a time, even while a cancelled one stops
-        self._jobs_lock = threading.Lock()
         self._running: set[threading.Event] = set()  # the cancel flag of each job in flight
         self._jobs = itertools.count(1)
 
@@ -136,8 +135,7 @@ class AnimateService:
 
         _check_inputs(reference, motion, kind)
         config = self.config(**settings)
-        with self._jobs_lock:
-            job = self.workdir / f"job-{next(self._jobs):04d}"
+        job = self.workdir / f"job-{next(self._jobs):04d}"  # next() of a count is atomic: one number per job
         job.mkdir(parents=True, exist_ok=True)
         keypoints = job / "keypoints.npz" if kind != "pose video" else None
         panel = job / "side_by_side.mp4" if side_by_side else None
