@@ -56,6 +56,8 @@ def world(tmp_path_factory, tiny_model_dir):
     (root / "no_weights" / "vae" / "diffusion_pytorch_model.safetensors").unlink()
     (root / "bad_config" / "vae" / "config.json").write_text('{"in_channels": 3,')
     (root / "run" / "checkpoints" / "step-000002").mkdir(parents=True)  # a used training output_dir
+    (root / "no_clips").mkdir()
+    (root / "no_clips" / "manifest.jsonl").write_text("")  # a dataset whose manifest lists nothing
     return root
 
 
@@ -64,6 +66,21 @@ def animate(*extra, model="model", reference="ref.png", pose="pose.npz", out="ou
 
 
 ANIMATE = animate()
+
+
+def train(*extra):
+    """``train stage1`` on the tiny copy with the toy-sized settings, and ``extra`` arguments."""
+    return [
+        "train",
+        "stage1",
+        "--quiet",
+        "model.pretrained=model",
+        "data.root=.",
+        "output_dir=fresh_run",
+        "log_with=none",
+        *extra,
+    ]
+
 
 # id -> (argv, words the one line must contain)
 CASES = {
@@ -133,6 +150,22 @@ CASES = {
         ["train", "stage1", "model.pretrained=model", "data.root=.", "output_dir=run", "--quiet"],
         ["output_dir run", "--resume", "--overwrite"],
     ),
+    # found only after the work before (issue 40): each answered before anything loads
+    "train: output_dir is a file": (train("output_dir=exists.json"), ["output_dir=exists.json", "is a file"]),
+    "train: max_steps=0": (train("max_steps=0"), ["max_steps 0", "at least 1"]),
+    "train: optim.lr=-1": (train("optim.lr=-1"), ["optim.lr -1.0", "> 0"]),
+    "train: a dataset without clips": (train("data.root=no_clips"), ["data.root=no_clips", "no usable clips"]),
+    "train: --resume from a folder that is no checkpoint": (
+        train("--resume", "no_clips"),
+        ["--resume no_clips", "not a usable training checkpoint"],
+    ),
+    "animate: --frames 1000000 (not the memory)": ([*ANIMATE, "--frames", "1000000"], ["--frames 1000000", "1 to 6"]),
+    "animate: --out inside a file": (animate(out="exists.json/clip.mp4"), ["--out exists.json/clip.mp4", "is a file"]),
+    "pose render: -o inside a file": (
+        ["pose", "render", "pose.npz", "-o", "exists.json/r.mp4"],
+        ["exists.json", "file"],
+    ),
+    "animate: decoder=light without one": ([*ANIMATE, "decoder=light"], ["decoder=light", "no light_decoder"]),
 }
 if not torch.cuda.is_available():
     CASES["animate: --device cuda without CUDA"] = ([*ANIMATE, "--device", "cuda"], ["--device cuda"])

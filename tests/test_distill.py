@@ -447,7 +447,7 @@ def test_moving_region_weight_and_temporal_terms(tmp_path, tiny_model_dir, toy, 
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=0)
 
     for bad, match in (
-        ("distill.motion_weight=-1", "motion_weight=-1.0 must be >= 0"),
+        ("distill.motion_weight=-1", "distill.motion_weight -1.0: must be >= 0"),
         ("data.frames=1", "data.frames=1"),
     ):
         with pytest.raises(ValueError, match=match):

@@ -30,6 +30,7 @@ LAYERS = [
             "animate_anyone.jsonl",
             "animate_anyone.media",
             "animate_anyone.distributed",
+            "animate_anyone.extras",
         ],
     ),
     ("models", ["animate_anyone.models", "animate_anyone.convert", "animate_anyone.model_dir"]),

@@ -108,3 +108,15 @@ def test_size_checks():
     assert check_size(60, 64, "mini", multiple=4) == (60, 64)
     with pytest.raises(ValueError, match="height 0"):
         check_size(64, 0)
+
+
+def test_an_output_whose_folder_cannot_be_written_is_refused_before_any_work(tmp_path):
+    """Issue 40: a file where the output's folder would be, or a place no process may write (here /proc, where even
+    root cannot make a folder), is one line before the work, not an error when the result is written."""
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"--out .*file/deeper/clip.mp4: .*file is a file, not a folder"):
+        refuse_existing(tmp_path / "file" / "deeper" / "clip.mp4", overwrite=False)
+    with pytest.raises(PermissionError, match=r"--json /proc/nowhere/x.json: cannot write in /proc"):
+        refuse_existing("/proc/nowhere/x.json", overwrite=False, flag="--json")
+    refuse_existing(tmp_path / "new" / "folder" / "clip.mp4", overwrite=False)  # made when written: fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the check left nothing behind

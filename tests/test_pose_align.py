@@ -332,3 +332,26 @@ def test_the_anchor_uses_the_hips_only_when_both_skeletons_show_them():
     ref = reference(**PROPORTIONS)
     out = retarget(driver, ref, smoothing=0)
     np.testing.assert_allclose(out.body[0, 0, 1, :2], ref.body[0, 0, 1, :2], atol=1e-4)  # neck on neck
+
+
+def test_a_driving_video_is_read_after_the_reference_and_no_further_than_the_frames_used(monkeypatch, tmp_path):
+    """Issue 40, work before a check: a reference without a person is said before the driving video is read, and a
+    driving video is read only as far as the animation's frames."""
+    import animate_anyone.pose.extract as extract
+    import animate_anyone.pose.sequences as sequences
+
+    asked = []
+
+    def fake_extract(source, backend, count=None, **kwargs):
+        asked.append(count)
+        raise RuntimeError("the driving video was read")
+
+    monkeypatch.setattr(extract, "extract_poses", fake_extract)
+    monkeypatch.setattr(sequences, "reference_pose", lambda *a, **k: (_ for _ in ()).throw(ValueError("no person")))
+    with pytest.raises(ValueError, match="no person"):
+        sequences.animation_sequence(tmp_path / "dance.mp4", None, 24)
+    assert asked == []
+    monkeypatch.setattr(sequences, "reference_pose", lambda *a, **k: None)
+    with pytest.raises(RuntimeError, match="was read"):
+        sequences.animation_sequence(tmp_path / "dance.mp4", None, 24)
+    assert asked == [24]

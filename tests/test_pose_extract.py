@@ -136,7 +136,7 @@ def test_mediapipe_mapping_left_right_neck_and_outside():
 
 def test_missing_mediapipe_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # makes `import mediapipe` fail
-    with pytest.raises(ImportError, match=r"animate-anyone\[pose\]"):
+    with pytest.raises(ImportError, match=r"pip install -e \"\.\[pose\]\" \(in the animate-anyone checkout"):
         extract_image(np.zeros((64, 64, 3), np.uint8))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from animate_anyone.cli.main import main
@@ -141,3 +142,94 @@ def test_overwrite_with_other_settings_deletes_the_old_clips_first(tmp_path):
     assert (out / "a").is_dir()
     claim(out, {"seed": 2}, ["a"], overwrite=True)
     assert not (out / "a").exists() and json.loads((out / RECORD_FILE).read_text()) == {"seed": 2}
+
+
+def damaged_copy(split, tmp_path):
+    """A copy of the module's dataset (its synthetic.json too), to damage; the split folder in it."""
+    shutil.copytree(split.parent, tmp_path / "data")
+    return tmp_path / "data" / split.name
+
+
+def no_model(*args, **kwargs):
+    raise AssertionError("the model was loaded before the inputs were checked")
+
+
+def test_a_missing_reference_is_refused_before_any_clip_naming_the_clip_and_the_fix(tmp_path, split, capsys):
+    """Every clip is checked before the first is predicted: one line names the clip, its file and the command that
+    restores it, and nothing is written (the copy-reference run used to write clip 0, then stop on a raw Errno)."""
+    import shlex
+
+    from animate_anyone.synthetic import benchmark
+
+    data = damaged_copy(split, tmp_path)
+    (data / "references" / f"{CLIPS[1]}.png").unlink()
+    pred = tmp_path / "pred"
+    capsys.readouterr()
+    assert predict(data, pred, "--copy-reference") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("animate-anyone synthetic predict: error: 1 of 2 clips of"), err
+    assert f"{CLIPS[1]}: reference not found: {data / 'references' / CLIPS[1]}.png" in err and CLIPS[0] not in err
+    assert "nothing was written" in err and not pred.exists()
+    # The fix it names restores the clip (synthetic make with the dataset's settings rewrites a clip that lacks a file).
+    command = err.split("`")[1]
+    assert command.startswith("animate-anyone synthetic make --out")
+    assert main(shlex.split(command)[1:] + ["--quiet"]) == 0
+    assert predict(data, pred, "--copy-reference") == 0
+    assert sorted(p.name for p in pred.iterdir()) == [*CLIPS, RECORD_FILE]
+    # Several bad clips: the first SHOWN are named, the others counted, still in one line.
+    for clip in CLIPS:
+        (data / "references" / f"{clip}.png").unlink()
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(benchmark, "SHOWN", 1)
+        assert predict(data, tmp_path / "pred2", "--copy-reference") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "2 of 2 clips" in err and f"{CLIPS[0]}: reference" in err, err
+    assert CLIPS[1] not in err and "; and 1 more)" in err and not (tmp_path / "pred2").exists()
+
+
+def test_keypoints_shorter_than_the_clip_are_refused_before_the_model_loads(
+    tmp_path, mini_model_dir, split, capsys, monkeypatch
+):
+    """A pose file of 3 frames for a 4-frame clip used to give a 3-frame prediction and exit 0."""
+    from animate_anyone.pipelines import loading
+    from animate_anyone.pose.keypoints import load_pose
+
+    data = damaged_copy(split, tmp_path)
+    pose = data / "poses" / f"{CLIPS[1]}.npz"
+    load_pose(pose).select(slice(0, 3)).save(pose)
+    monkeypatch.setattr(loading, "load_pipeline", no_model)
+    pred = tmp_path / "pred"
+    capsys.readouterr()
+    assert predict(data, pred, "--model", str(mini_model_dir), "--steps", "1") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"{CLIPS[1]}: keypoints {pose} hold 3 frames, the clip has 4" in err and CLIPS[0] not in err
+    assert "delete the damaged or short files, then rerun `animate-anyone synthetic make" in err
+    assert not pred.exists()
+    # The baselines read the truth's keypoints too (evaluate scores PCK against them): refused as well.
+    assert predict(data, pred, "--copy-reference") == 2
+    assert f"keypoints {pose} hold 3 frames" in capsys.readouterr().err and not pred.exists()
+
+
+def test_the_driving_keypoints_are_cut_to_the_clip_and_out_must_be_a_folder(tmp_path, split):
+    """Keypoints longer than the clip drive exactly the clip's frames; an --out that is a file is refused first."""
+    from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.pose.keypoints import PoseSequence, load_pose
+    from animate_anyone.synthetic.benchmark import check_inputs
+
+    data = damaged_copy(split, tmp_path)
+    pose = data / "poses" / f"{CLIPS[0]}.npz"
+    truth = load_pose(pose)
+    longer = PoseSequence(*(np.concatenate([a, a]) for a in (truth.body, truth.hands, truth.face)), 64, 64, truth.fps)
+    longer.save(pose)
+    clips = read_manifest(data)
+    skeletons = check_inputs(data, clips, tmp_path / "pred", mode="poses")
+    assert [s.num_frames for s in skeletons.values()] == [4, 4]
+    assert np.array_equal(skeletons[CLIPS[0]].body, truth.body)
+    assert check_inputs(data, clips, tmp_path / "pred", mode="reference") == {}
+    (tmp_path / "file").write_text("")
+    for out in (tmp_path / "file", tmp_path / "file" / "pred"):
+        with pytest.raises(ValueError, match="is a file, not a folder"):
+            check_inputs(data, clips, out, mode="reference")

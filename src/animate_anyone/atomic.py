@@ -25,9 +25,27 @@ PathLike = str | os.PathLike[str]
 
 
 def refuse_existing(path: PathLike, overwrite: bool, flag: str = "--out") -> None:
-    """FileExistsError when ``path`` exists and ``overwrite`` is false (one wording for every command)."""
+    """Before any work, one wording for every command: FileExistsError when ``path`` exists and ``overwrite`` is
+    false, and an ``OSError`` when its folder cannot be written (``check_writable``)."""
     if Path(path).exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another {flag} or pass --overwrite")
+    check_writable(Path(path).parent, f"{flag} {path}", f"choose another {flag}")
+
+
+def check_writable(folder: PathLike, what: str, fix: str) -> None:
+    """``folder`` is a folder this process can make files in, or one that can be made: checked by making a folder
+    and removing it again in ``folder`` (or in the nearest existing folder above it), which also finds a read-only
+    mount or a place only another user may write. Raises ``NotADirectoryError`` / ``PermissionError`` as one line
+    "WHAT: WHY; FIX"."""
+    existing = Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{what}: {existing} is a file, not a folder; {fix}")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=existing))
+    except OSError as exc:
+        raise PermissionError(f"{what}: cannot write in {existing} ({exc.strerror}); {fix}") from None
 
 
 def temporary_sibling(path: PathLike, suffix: str = "") -> Path:

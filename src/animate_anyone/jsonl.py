@@ -14,18 +14,24 @@ from .atomic import atomic_path
 def read_jsonl(path: str | os.PathLike[str], error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each line of ``path``; blank lines and lines starting with ``#`` are skipped. A
     line that is not a JSON object raises ``error`` naming the file and the line."""
-    path = Path(path)
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, entry in jsonl_lines(path):
+        if isinstance(entry, str):
+            raise error(f"{path} line {number}: {entry}")
+        yield number, entry
+
+
+def jsonl_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict | str]]:
+    """(line number, object) for each line of ``path``, or (line number, why it is no JSON object) for a bad line,
+    reading on past it (a checker that lists every bad line); blank lines and ``#`` comments are skipped."""
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        where = f"{path} line {number}"
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise error(f"{where}: not a JSON object ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(entry, dict):
-            raise error(f"{where}: expected a JSON object, got {type(entry).__name__}")
-        yield number, entry
+            yield number, f"not a JSON object ({exc.msg} at column {exc.colno})"
+            continue
+        yield number, entry if isinstance(entry, dict) else f"expected a JSON object, got {type(entry).__name__}"
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> Path:

@@ -104,3 +104,81 @@ def test_sigterm_to_the_launcher_then_resume_is_bit_identical(tmp_path, tiny_mod
     a, b = weights(tmp_path / "straight" / "final"), weights(out / "final")
     assert all(torch.equal(a[k], b[k]) for k in a), max_difference(a, b)
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "final", "train_log.jsonl"]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_validation_changes_no_weight(processes, tmp_path, tiny_model_dir, toy):
+    """Issue 40: validation on N processes (the main one makes the video alone, the others wait for it) never hangs
+    and leaves training as it was: final weights equal bit for bit with and without ``validate_every``."""
+    common = ["max_steps=4", "checkpoint_every=100", "batch_size=1", "collective_timeout=120"]
+    run(train_command(processes, "stage1", tiny_model_dir, toy, tmp_path / "plain", *common))
+    validated = tmp_path / "validated"
+    every = ["validate_every=2", "validation_steps=2"]
+    run(train_command(processes, "stage1", tiny_model_dir, toy, validated, *common, *every))
+    assert sorted(p.name for p in (validated / "validation").iterdir()) == ["step-000002.mp4", "step-000004.mp4"]
+    a, b = weights(tmp_path / "plain" / "final"), weights(validated / "final")
+    assert all(torch.equal(a[k], b[k]) for k in a), max_difference(a, b)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if int(fields.get("PPid", "0").strip()) == pid:
+            found.append(int(status.parent.name))
+    return found
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    ranks = [int(item[5:]) for item in environ if item.startswith(b"RANK=")]
+    return ranks[0] if ranks else None
+
+
+def test_a_peer_that_never_arrives_ends_the_run_in_bounded_time_with_one_line(tmp_path, tiny_model_dir, toy):
+    """Rank 1 stopped (SIGSTOP: alive, never answering) after training started: rank 0 waits collective_timeout (10 s
+    here) in its next collective, then the run ends with one line naming the wait and the setting; the launcher stops
+    the stopped process. Before issue 40 there was no such setting and the wait was torch's default (30 minutes)."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = ["max_steps=100000", "checkpoint_every=100000", "log_every=1", "batch_size=1", "collective_timeout=10"]
+    command = train_command(2, "stage1", tiny_model_dir, toy, out, *args)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stopped = None
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            log = out / "train_log.jsonl"
+            if log.exists() and len(log.read_text().splitlines()) >= 2:
+                break
+            time.sleep(0.5)
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        workers = [pid for child in _children(process.pid) for pid in [child, *_children(child)]]
+        stopped = next(pid for pid in workers if _rank_of(pid) == 1)
+        os.kill(stopped, signal.SIGSTOP)
+        start = time.monotonic()
+        _, err = process.communicate(timeout=180)
+        elapsed = time.monotonic() - start
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if stopped is not None:
+            try:
+                os.kill(stopped, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert process.returncode != 0
+    lines = [line for line in err.splitlines() if line.startswith("animate-anyone train stage1: ")]
+    assert len(lines) == 1, err[-3000:]
+    assert "rank 0 of 2 waited collective_timeout=10 s" in lines[0] and "never came" in lines[0], lines[0]
+    print(f"a stopped peer ended the run {elapsed:.1f} s after it stopped (collective_timeout=10)")
+    assert elapsed < 90

@@ -21,7 +21,7 @@ from animate_anyone.synthetic.demo import demo_clip
 model, out, frames, preset = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(1)
 warnings.simplefilter("ignore", SettingsWarning)  # the student preset on the teacher: the split is what is tested
-ranks, device = distributed.init_from_env(torch.device("cpu"))
+ranks, device = distributed.join(distributed.Launch.from_env(), torch.device("cpu"))  # handed to the pipeline
 pipe = AnimateAnyonePipeline.from_pretrained(model)
 pipe.set_progress_bar_config(disable=True)
 reference, _, poses = demo_clip(0, frames, 64)
@@ -32,6 +32,7 @@ result = pipe(
     {"preset": preset, "context_frames": 12, "context_overlap": 4},
     generator=torch.Generator().manual_seed(0),
     output_type="np",
+    ranks=ranks,
 )
 seconds = time.perf_counter() - start
 out.mkdir(parents=True, exist_ok=True)

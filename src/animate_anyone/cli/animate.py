@@ -105,6 +105,7 @@ def register(subparsers) -> None:
 
 def run(args) -> None:
     from ..config import load_config
+    from ..distributed import Launch
     from ..jobs.animate import animate
     from ..jobs.animate_config import AnimateConfig
     from ..pipelines.settings import SettingError
@@ -113,6 +114,7 @@ def run(args) -> None:
     if args.no_align:
         values["pose.align"] = False
     config = load_config(AnimateConfig, args.config, args.overrides, values)
+    launch = Launch.from_env()  # under torchrun the processes share the video
     try:
         out = animate(
             config,
@@ -123,10 +125,9 @@ def run(args) -> None:
             side_by_side=args.side_by_side,
             progress=not args.quiet,
             overwrite=args.overwrite,
+            launch=launch,
         )
     except SettingError as error:  # the rule's own words, under this command's name for the value
         raise error.named({error.field: FLAGS.get(error.field, f"{error.field}=")}) from None
-    from ..distributed import current
-
-    if current().main:  # under torchrun the main process alone writes, and says so
+    if launch.main:  # under torchrun the main process alone writes, and says so
         print(f"wrote {out}")

@@ -35,7 +35,9 @@ def run(args) -> None:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        raise ValueError('the app needs Gradio: pip install "animate-anyone[app]"') from None
+        from ..extras import install_hint
+
+        raise ValueError(f"the app needs Gradio: {install_hint('app')}") from None
     from ..app.ui import AppSettings, launch
 
     settings = AppSettings(concurrency=args.concurrency, max_queue=args.max_queue, keep_results=args.keep_results)

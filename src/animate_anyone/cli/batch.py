@@ -11,8 +11,10 @@ def register(subparsers) -> None:
         "batch",
         help="run a file of animation jobs (resumable; on torchrun/accelerate processes or a Ray cluster)",
         description="One JSON object per line: reference, pose or driver, optional id and truth, and any "
-        "animate setting (steps, seed, preset, model, ...). Outputs go to DIR/videos/<id>.mp4; finished jobs are "
-        "skipped when rerun; a failing job is recorded in DIR/summary.json and the others go on.",
+        "animate setting (steps, seed, preset, model, ...). Every line and its inputs are checked before the first "
+        "job: one bad line refuses the file (every bad line listed, nothing written, exit status 2). Outputs go to "
+        "DIR/videos/<id>.mp4; finished jobs are skipped when rerun; a failing job is recorded in DIR/summary.json "
+        "and the others go on.",
     )
     p.add_argument("jobs", help="JOBS.jsonl")
     p.add_argument("--out", "-o", required=True, help="output folder")
@@ -54,10 +56,14 @@ def run(args) -> int:
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise ValueError('--engine ray needs Ray: pip install "animate-anyone[ray]"') from None
+        from ..extras import install_hint
+
+        raise ValueError(f"--engine ray needs Ray: {install_hint('ray')}") from None
+    from ..distributed import Launch
     from ..jobs.batch_ray import RaySettings, run_batch_ray
 
-    summary = run_batch_ray(args.jobs, args.out, config, RaySettings(**given), progress=not args.quiet)
+    launch = Launch.from_env()
+    summary = run_batch_ray(args.jobs, args.out, config, RaySettings(**given), launch=launch, progress=not args.quiet)
     counts = summary["counts"]
     if summary.get("nothing_to_do"):
         print(f"{summary['jobs']} jobs: every video is already in {args.out}/videos; nothing to do")
@@ -71,9 +77,10 @@ def run(args) -> int:
 
 
 def _torchrun(args, config) -> int:
+    from ..distributed import Launch
     from ..jobs.batch import run_batch
 
-    summary = run_batch(args.jobs, args.out, config, progress=not args.quiet)
+    summary = run_batch(args.jobs, args.out, config, launch=Launch.from_env(), progress=not args.quiet)
     counts = summary["counts"]
     print(
         f"rank {summary['rank']}/{summary['world_size']}: {summary['jobs']} jobs: {counts['done']} done, "

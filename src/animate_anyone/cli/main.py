@@ -73,14 +73,15 @@ def _warnings_in_one_line(command: str):
     them."""
     from tqdm.auto import tqdm
 
-    from .. import distributed
+    from ..distributed import Launch
     from ..pipelines.settings import SettingsWarning
 
     shown = warnings.showwarning
+    main = Launch.from_env().main
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SettingsWarning):  # above any live progress bar, which goes on below it
-            if distributed.current().main:  # once under torchrun, where every process runs the same call
+            if main:  # once under torchrun, where every process runs the same call
                 tqdm.write(f"animate-anyone {command}: warning: {' '.join(str(message).split())}", file=sys.stderr)
         else:
             shown(message, category, filename, lineno, file, line)
@@ -91,8 +92,20 @@ def _warnings_in_one_line(command: str):
         yield
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``key=value`` overrides may also follow the options (``batch JOBS --out DIR steps=4``:
+    argparse gives a positional list only the words next to the positionals before it)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in word and not word.startswith("-") for word in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     name = command_name(args)
     if getattr(args, "quiet", False):
         from ..quiet import silence_libraries

@@ -92,7 +92,10 @@ def register(subparsers) -> None:
         "--chunk", type=int, help="animate each clip as fresh short clips of this many frames, concatenated"
     )
     pr.add_argument(
-        "--decoder", default="vae", help="vae (default) or light: the model's light decoder (train light-decoder)"
+        "--decoder",
+        default="vae",
+        choices=("vae", "light"),
+        help="vae (default) or light: the model's light decoder (train light-decoder)",
     )
     pr.add_argument("--device", default="auto", help=DEVICE_HELP)
     pr.add_argument("--dtype", default="auto", help=DTYPE_HELP)

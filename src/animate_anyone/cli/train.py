@@ -76,11 +76,11 @@ def run_light_decoder(args) -> None:
 
 
 def run(args) -> int | None:
-    import os
     import sys
     from pathlib import Path
 
     from ..config import load_config
+    from ..distributed import Launch
     from ..training.config import TrainConfig
     from ..training.loop import TrainingStopped, train
 
@@ -89,18 +89,20 @@ def run(args) -> int | None:
         # "--resume key=value ...": argparse gave the first override to --resume; it meant the latest checkpoint
         resume, overrides = "auto", [resume, *overrides]
     config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage.removeprefix('stage')}"])
+    config.check()
     if args.estimate_memory:
         return print_memory_estimate(config, args.estimate_memory, args.json)
     if args.json:
         raise ValueError("--json goes with --estimate-memory")
+    launch = Launch.from_env()  # under torchrun / accelerate launch: this process's place (accelerate joins them)
     try:
-        result = train(config, resume=resume, progress=not args.quiet, overwrite=args.overwrite)
+        result = train(config, resume=resume, progress=not args.quiet, overwrite=args.overwrite, launch=launch)
     except TrainingStopped as stopped:
-        if int(os.environ.get("RANK", 0)) == 0:
+        if launch.main:
             print(f"animate-anyone train {args.stage}: {stopped}", file=sys.stderr)
         return 128 + stopped.signum  # 143 after SIGTERM, 130 after Ctrl-C: a scheduler sees it did not finish
 
-    if int(os.environ.get("RANK", 0)) == 0:  # under a launcher the main process alone says it
+    if launch.main:  # under a launcher the main process alone says it
         print(f"wrote {result}")
 
 

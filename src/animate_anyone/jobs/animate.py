@@ -7,18 +7,21 @@ complete (the writer renames a temporary file on success).
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
 from ..capacity import check_memory
 from ..devices import resolve_device, resolve_dtype
+from ..distributed import Launch
 from ..model_dir import ModelDirectory
+from ..pipelines.settings import SamplingSettings
 from ..shapes import frames_range, parse_size
 from .animate_config import AnimateConfig, PoseOptions
 
@@ -39,14 +42,56 @@ def warn_if_untrained(directory: ModelDirectory) -> None:
         )
 
 
-def process_device(config: AnimateConfig, share_videos: bool = True) -> torch.device:
-    """This process's device for ``config.device``, resolved once. Under torchrun, ``share_videos`` joins the
-    processes so that each video's windows are split between them (``animate``); without it every process works
-    alone on its own device (``batch``)."""
-    device = resolve_device(config.device)
-    if share_videos:
-        return distributed.init_from_env(device)[1]
-    return distributed.local_device(device)
+def process_device(config: AnimateConfig, launch: Launch | None = None) -> torch.device:
+    """This process's device for ``config.device``, resolved once: under a launcher (``launch``, from the front end
+    that was launched), CUDA is this process's own GPU (``cuda:LOCAL_RANK``). Joins no process group."""
+    return distributed.local_device(resolve_device(config.device), launch or Launch())
+
+
+@dataclass
+class CheckedJob:
+    """What ``check_job`` found: the model directory, the sampling settings resolved for it, the reference image,
+    the output size and the frame count."""
+
+    directory: ModelDirectory
+    settings: SamplingSettings
+    image: PIL.Image.Image
+    width: int
+    height: int
+    frames: int
+
+
+def check_job(config: AnimateConfig, reference, pose, driver) -> CheckedJob:
+    """Everything about one animation that can be checked before the model loads or any frame is decoded: the motion
+    given once, the config's values, the model directory, the sampling settings (resolved once, for this model),
+    the reference image, the output size, and the frame count against the motion's (read from its header). Raises a
+    one-line ``ValueError`` / ``OSError`` naming the value; ``animate`` and ``batch`` (for every job line, before the
+    first job) call it."""
+    from ..media import load_image
+    from ..pipelines.pipeline_animate_anyone import default_size
+    from ..pipelines.settings import ModelDefaults
+
+    if (pose is None) == (driver is None):
+        raise ValueError(
+            "give exactly one of --pose (skeleton frames or a keypoint file) and --driver (a video of a person)"
+        )
+    if not config.model:
+        raise ValueError("no model: pass --model DIR (or model: DIR in the --config file)")
+    config.check()
+    image = load_image(reference)
+    directory = ModelDirectory(config.model).check()
+    if config.decoder == "light" and not (directory.path / "light_decoder").is_dir():
+        raise ValueError(
+            f"decoder=light: this model has no light_decoder; train one into {directory.path} with "
+            "`animate-anyone train light-decoder --model DIR --data DATASET`, or use decoder=vae"
+        )
+    # The sampling settings, resolved and checked once, before the model loads; they go whole to the pipeline.
+    settings = config.resolve(ModelDefaults.of_directory(directory))
+    width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
+    available = _frame_count(pose, driver)
+    if config.frames is not None and config.frames > available:  # before any count that grows with the frames
+        raise ValueError(frames_range(config.frames, driver if driver is not None else pose, available))
+    return CheckedJob(directory, settings, image, width, height, config.frames or available)
 
 
 def animate(
@@ -63,6 +108,7 @@ def animate(
     hooks=None,
     overwrite: bool = False,
     device_lock=None,
+    launch: Launch | None = None,
 ) -> Path:
     """Animate the character in ``reference`` with the model and settings of ``config`` and write ``out``
     (.mp4, .gif or a folder of PNGs).
@@ -76,34 +122,29 @@ def animate(
     app keeps one); ``hooks``: ``PipelineHooks`` that see the call (progress, cancellation). An existing ``out``
     or ``side_by_side`` is replaced only with ``overwrite``. ``device_lock``: held while the pipeline runs and the
     frames are written (callers that share ``pipe`` between threads; the checks and pose extraction run outside).
+    ``launch``: what the launcher told this process (``distributed.Launch.from_env``, passed by the ``animate`` command
+    only): under torchrun its processes join one group and share each step's windows, and the main one writes.
+    Without it (or with ``pipe``) this process works alone, whatever process group exists.
     """
-    from ..media import VideoWriter, check_video_output, load_image
+    from ..media import VideoWriter, check_video_output
     from ..pipelines.loading import load_pipeline
-    from ..pipelines.pipeline_animate_anyone import default_size
-    from ..pipelines.settings import ModelDefaults
 
+    launch = launch or Launch()
     # 1. Check everything that can be checked before loading the model.
-    if (pose is None) == (driver is None):
-        raise ValueError(
-            "give exactly one of --pose (skeleton frames or a keypoint file) and --driver (a video of a person)"
-        )
-    if not config.model:
-        raise ValueError("no model: pass --model DIR (or model: DIR in the --config file)")
-    config.check()
+    job = check_job(config, reference, pose, driver)
     check_video_output(out, "--out", overwrite)
     if side_by_side is not None:
         check_video_output(side_by_side, "--side-by-side", overwrite)
-    image = load_image(reference)
-    directory = ModelDirectory(config.model).check()
+    directory, settings, image = job.directory, job.settings, job.image
+    width, height, frames = job.width, job.height, job.frames
     warn_if_untrained(directory)
-    # The sampling settings, resolved and checked once, before the model loads; they go whole to the pipeline.
-    settings = config.resolve(ModelDefaults.of_directory(directory))
-    device = pipe.device if pipe is not None else process_device(config)  # an unusable device fails here
-    width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
-    frames = config.frames or _frame_count(pose, driver)
+    if pipe is not None:
+        ranks, device = distributed.Ranks(), pipe.device  # a caller's pipeline: this process alone
+    else:  # under a launcher the processes join one group and share the video's windows
+        ranks, device = distributed.join(launch, resolve_device(config.device), config.collective_timeout)
     # A device shared with other threads' jobs (device_lock) is measured when none of them holds it.
     with device_lock if device_lock is not None and device.type != "cpu" else nullcontext():
-        _check_memory(directory, config, settings, width, height, frames, device)
+        _check_memory(directory, config, settings, width, height, frames, device, launch.local_world)
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps, keypoints = _pose_frames(
         pose, driver, image, (width, height), config.frames, config.pose, progress
@@ -112,17 +153,18 @@ def animate(
         keypoints.save(keypoints_out)
     reference_frame = np.asarray(image.resize((width, height)))
     # 3. Load the pipeline.
+    main = ranks.main  # under a launcher every rank samples; the main one alone writes
     if pipe is None:
-        main = distributed.current().main
         options = config.optimisations
         pipe = load_pipeline(config.model, device, config.dtype, progress=progress and main, optimisations=options)
     # 4. Generate, streaming decoded frames to the writer(s).
     fps = config.fps or pose_fps
     generator = torch.Generator("cpu").manual_seed(config.seed)
-    main = distributed.current().main  # under torchrun every rank samples; the main one alone writes
     writing = VideoWriter(out, fps) if main else nullcontext()
     panel_writing = VideoWriter(side_by_side, fps) if side_by_side and main else nullcontext()
-    with device_lock or nullcontext(), writing as writer, panel_writing as panel:
+    waiting = "the other processes' windows of this video"
+    peers = distributed.peers(launch, config.collective_timeout, waiting)
+    with peers, device_lock or nullcontext(), writing as writer, panel_writing as panel:
         bar = tqdm(total=len(pose_frames), desc="decoding", disable=not (progress and main))
         index = 0
 
@@ -144,6 +186,7 @@ def animate(
             frame_sink=sink,
             hooks=hooks,
             decoder=config.decoder,
+            ranks=ranks,
         )
         bar.close()
     return Path(out)
@@ -190,7 +233,9 @@ def _frame_count(pose, driver) -> int:
     return probe_frames(driver if driver is not None else pose).num_frames
 
 
-def _check_memory(directory: ModelDirectory, config: AnimateConfig, settings, width, height, frames, device) -> None:
+def _check_memory(
+    directory: ModelDirectory, config: AnimateConfig, settings, width, height, frames, device, local_world: int = 1
+) -> None:
     """Before anything loads: what the video keeps per frame (``pipelines.memory``: the denoising loop's latents on
     the device; the pose frames and any kept deep features on the host) for all its frames, plus one frame through
     the VAE decoder's last block (float32, input and output of a convolution at full resolution), must fit."""
@@ -198,7 +243,8 @@ def _check_memory(directory: ModelDirectory, config: AnimateConfig, settings, wi
     from ..pipelines.sampling import step_schedules
 
     dtype_bytes = resolve_dtype(config.dtype, device).itemsize
-    schedules = step_schedules(settings.plan, settings, frames)
+    one_per_grid = list({step.grid: step for step in settings.plan}.values())  # steps on one grid: the same windows
+    schedules = step_schedules(one_per_grid, settings, frames)
     each = per_frame_bytes(
         directory.config("denoising_unet"),
         directory.config("vae"),
@@ -209,8 +255,9 @@ def _check_memory(directory: ModelDirectory, config: AnimateConfig, settings, wi
         window_frames_per_frame(schedules, frames),
     )
     decoder = 2 * 4 * directory.config("vae")["block_out_channels"][0] * width * height
-    # Under torchrun the processes of a machine each hold the pose frames, and each its own windows' features.
-    host = (each.pose * int(os.environ.get("LOCAL_WORLD_SIZE", 1)) + each.cache) * frames
+    # Under torchrun the ``local_world`` processes of a machine each hold the pose frames, and each its own windows'
+    # features.
+    host = (each.pose * local_world + each.cache) * frames
     what = f"--size {width}x{height} with {frames} frames"
     fix = "use a smaller --size (e.g. 512x768) or fewer --frames (animate a long video in parts)"
     if device.type == "cpu":  # one memory

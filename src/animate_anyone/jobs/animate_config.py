@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..distributed import DEFAULT_TIMEOUT_S
 from ..pipelines.optimisations import Optimisations
 from ..pipelines.settings import SamplingRequest, SettingError
 
@@ -42,6 +43,9 @@ class AnimateConfig(SamplingRequest):
     dtype: str = "auto"  # devices.resolve_dtype
     fps: float | None = None  # None: the pose video's
     decoder: Literal["vae", "light"] = "vae"  # light: the model's light decoder (faster decode, not exact)
+    # Under torchrun (the processes share the video): seconds a process waits in a collective for the others before
+    # the command ends with one line (a process that died or hangs).
+    collective_timeout: float = DEFAULT_TIMEOUT_S
     pose: PoseOptions = field(default_factory=PoseOptions)
     optimisations: Optimisations = field(default_factory=Optimisations)
 
@@ -52,6 +56,8 @@ class AnimateConfig(SamplingRequest):
             raise SettingError("frames", self.frames, "must be at least 1 (leave --frames out for every pose frame)")
         if not 0 <= self.seed < 2**63:
             raise SettingError("seed", self.seed, "must be between 0 and 2**63 - 1")
+        if not (math.isfinite(self.collective_timeout) and self.collective_timeout > 0):
+            raise SettingError("collective_timeout", self.collective_timeout, "must be a positive number of seconds")
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise SettingError(
                 "fps", self.fps, "must be a positive number of frames per second (leave it out for the pose video's)"

@@ -4,13 +4,16 @@ and go (the ``ray`` extra).
 Each worker is a Ray actor that loads the pipeline once and renders whatever job it is handed (``render_job``,
 as the torchrun engine does); the driver hands the next job to the first worker that frees up. A worker whose
 process dies (killed, out of memory, its node gone) is replaced, and its job goes back to the queue, up to
-``max_attempts`` tries in all; a job that fails by itself (a bad input) is recorded at once and not retried.
-Outputs are written atomically and skipped when present, so a rerun does only what is missing (and nothing,
-saying so, when everything is there). ``DIR/summary.json`` is the torchrun engine's with, per job, the worker
-(``host:pid``) that rendered it, its attempts and seconds, and per worker its pipeline loads.
+``max_attempts`` tries in all; a job that fails by itself (an input changed since the check) is recorded at once
+and not retried. The job file and ``DIR`` are checked as by the torchrun engine (``check_out``, ``check_jobs``, with
+the config the workers get) before Ray starts. Outputs are written atomically and skipped when present, so a rerun
+does only what is missing (and nothing, saying so, when everything is there); a killed run's temporaries are removed
+when the next run starts, before any worker, and again at its end. ``DIR/summary.json`` is the torchrun engine's
+with, per job, the worker (``host:pid``) that rendered it, its attempts and seconds, and per worker its pipeline
+loads.
 
 Paths in the job file must be readable, and ``DIR`` writable, at the same place on every node (a shared
-filesystem), as for any Ray job that works on files.
+filesystem), as for any Ray job that works on files; the driver checks them where it runs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import write_text
-from .batch import Job, PipelineCache, count, job_record, output_path, read_jobs, render_job
+from ..distributed import Launch
+from .batch import PipelineCache, count, job_record, render_job
+from .job_file import Job, check_jobs, check_out, output_path
 
 
 @dataclass
@@ -72,21 +77,26 @@ def _worker_died(exc: BaseException) -> bool:
     return isinstance(exc, lost)
 
 
-def run_batch_ray(jobs_file, out, base_config, settings: RaySettings, *, progress: bool = True) -> dict:
+def run_batch_ray(
+    jobs_file, out, base_config, settings: RaySettings, *, launch: Launch | None = None, progress: bool = True
+) -> dict:
     """Run every job of ``jobs_file`` on Ray; returns the summary (also written to ``out/summary.json``, unless
-    there was nothing to do: then ``summary["nothing_to_do"]`` is true and the folder is left as it was)."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+    there was nothing to do: then ``summary["nothing_to_do"]`` is true and the folder is left as it was).
+    ``launch``: what a launcher told this process (the ``batch`` command passes it): Ray's driver is one process."""
+    if launch is not None and launch.launched:
         raise ValueError("--engine ray runs from one process; start it without torchrun/accelerate")
-    jobs = read_jobs(jobs_file)  # their paths are absolute: workers may run in other folders, on other nodes
-    out = Path(out).absolute()
+    out = check_out(out).absolute()
+    # The whole file, as the workers will run it, before Ray starts or anything is written; the jobs' paths are
+    # absolute: workers may run in other folders, on other nodes.
+    jobs = check_jobs(jobs_file, _for_workers(base_config, settings), progress=progress)
     (out / "videos").mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(out)  # a killed run's, before any worker starts
     records = {job.id: job_record(job, out) for job in jobs}
     todo = [job for job in jobs if not output_path(out, job).exists()]
     for job in jobs:
         if output_path(out, job).exists():
             records[job.id].update(status="skipped", reason="output exists")
     if not todo:
-        _remove_stale_temporaries(out)
         return {"engine": "ray", "jobs": len(jobs), "counts": count(list(records.values())), "nothing_to_do": True}
 
     import ray
@@ -210,8 +220,9 @@ def _workers(records: list[dict]) -> list[dict]:
 
 
 def _remove_stale_temporaries(out: Path) -> None:
-    """The hidden ``.ID.mp4.<random>.partial...`` files (or PNG folders) a killed worker left behind (no worker
-    runs now)."""
+    """The hidden ``.ID.mp4.<random>.partial...`` files (or PNG folders) a killed worker (or driver) left behind;
+    called when no worker runs: at the start, before any worker starts, and at the end. (Job ids never start with a
+    dot, so every hidden entry of ``out/videos`` is a temporary.)"""
     for path in (out / "videos").glob(".*.partial*"):
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
 

@@ -30,7 +30,7 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
-from .. import distributed
+from ..distributed import Ranks
 from ..model_dir import COMPONENTS, ModelDirectory, default_short_side, vae_scale_factor
 from ..models import AnimateAnyone
 from ..shapes import check_size
@@ -178,11 +178,12 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             images = ((images.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
             yield from images.permute(0, 2, 3, 1).cpu().numpy()  # (H, W, 3) each
 
-    def decode_across_ranks(self, latents: Tensor, chunk_size: int = 8, decoder: str = "vae") -> Iterator[np.ndarray]:
-        """``decode_latents`` split over the processes of a ``torch.distributed`` group: in each round every
-        process decodes one chunk and the main process receives them and yields the frames in order (other
-        processes yield nothing). Memory stays at one round of chunks whatever the video's length."""
-        ranks = distributed.current()
+    def decode_across_ranks(
+        self, latents: Tensor, chunk_size: int = 8, decoder: str = "vae", ranks: Ranks = Ranks()
+    ) -> Iterator[np.ndarray]:
+        """``decode_latents`` split over the processes ``ranks``: in each round every process decodes one chunk and
+        the main process receives them and yields the frames in order (other processes yield nothing). Memory stays
+        at one round of chunks whatever the video's length."""
         if ranks.world == 1:
             yield from self.decode_latents(latents, chunk_size, decoder)
             return
@@ -193,7 +194,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             if index < len(starts):
                 chunk = latents[:, :, starts[index] : starts[index] + chunk_size]  # (1, 4, f, h, w)
                 local = np.stack(list(self.decode_latents(chunk, chunk_size, decoder)))  # (f, H, W, 3) uint8
-            parts = distributed.gather_to_main(local)
+            parts = ranks.gather_to_main(local)
             if ranks.main:
                 for part in parts:
                     if part is not None:
@@ -248,6 +249,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         hooks: PipelineHooks | None = None,
         latents: Tensor | None = None,
         decoder: str = "vae",
+        ranks: Ranks | None = None,
     ) -> AnimateAnyonePipelineOutput:
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
@@ -272,6 +274,11 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         ``generator``; e.g. a slice of a longer video's noise, to animate its frames as a fresh short clip.
         ``decoder``: "vae" (the model's VAE) or "light" (its ``light_decoder``: a fraction of the decode's work,
         not exact).
+
+        ``ranks``: the processes that share this video (``distributed.Ranks``, e.g. ``Ranks.of_group()`` on every
+        process of a group): each denoises its share of every step's windows and decodes its share of the chunks,
+        and the main process alone gets the frames (the others get ``frames=None``). Default: this process alone,
+        whatever process group exists (a call on one process of a group never waits for the others).
         """
         device, dtype = self._execution_device, self.denoising_unet.dtype
         opts, hooks = self.optimisations, hooks or PipelineHooks()
@@ -316,7 +323,7 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 )
             noise = latents.to(device=device, dtype=dtype)
         # 5. Denoising loop over windows, with a progress bar of steps x windows.
-        ranks = distributed.current()  # under torchrun this process runs (and counts) its own windows
+        ranks = ranks or Ranks()  # handed several processes, this one runs (and counts) its own windows
         schedules = step_schedules(settings.plan, settings, num_frames)
         total = sum(len(ranks.mine(len(schedule))) for schedule in schedules)
         stats: dict = {}
@@ -335,13 +342,14 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 window_batch=opts.window_batch,
                 on_step_end=hooks.step_end,
                 stats=stats,
+                ranks=ranks,
             )
         stats["sampling"] = settings
         if output_type == "latent":
             return AnimateAnyonePipelineOutput(frames=latents, stats=stats)
         # 6. Decode in chunks; stream to the sink or collect.
-        # Under torch.distributed the chunks are decoded across the processes and only the main one gets frames.
-        decoded = self.decode_across_ranks(latents, opts.decode_chunk_size or num_frames, decoder)
+        # Shared by several processes, the chunks are decoded across them and only the main one gets frames.
+        decoded = self.decode_across_ranks(latents, opts.decode_chunk_size or num_frames, decoder, ranks)
         with hooks.stage("vae_decode"):
             if frame_sink is not None:
                 for frame in decoded:

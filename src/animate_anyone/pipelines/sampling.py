@@ -9,7 +9,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
-from .. import distributed
+from ..distributed import Ranks
 from ..models import AnimateAnyone, ReferenceBank
 from .context import window_schedule
 from .feature_cache import DeepFeatureCache
@@ -33,6 +33,7 @@ def sample_video(
     window_batch: int = 1,
     on_step_end: Callable[[int, Tensor], None] | None = None,
     stats: dict[str, int] | None = None,
+    ranks: Ranks = Ranks(),
 ) -> Tensor:
     """Denoise ``noise`` (batch, 4, frames, h, w; unit variance, scaled here by the scheduler's initial sigma)
     with ``settings`` (``pipelines.settings.SamplingSettings``, already checked: steps, guidance, solver-independent
@@ -59,9 +60,10 @@ def sample_video(
     ``window_batch`` says). ``stats``, when given, receives the UNet rows run: "full_rows" and "shallow_rows" (rows
     x windows, summed over the steps), and "windows" (the windows run at each step).
 
-    Under ``torch.distributed`` (``distributed.init_from_env``) each process predicts the windows ``rank, rank +
-    world, ...`` of every step; the per-frame weighted sums and weights are summed over the processes (one
-    all-reduce of the latents' size per step) and every process takes the same scheduler step. ``stats`` and
+    ``ranks``: the processes that share this video (``distributed.Ranks``; default this process alone, whatever
+    process group exists). Handed several, each process predicts the windows ``rank, rank + world, ...`` of every
+    step; the per-frame weighted sums and weights are summed over the processes (one all-reduce of the latents' size
+    per step) and every process takes the same scheduler step. ``stats`` and
     ``callback`` then count this process's own windows. With caching, every process keeps the deep features of its
     own windows, which are the same windows at the refresh step and at the steps that reuse them.
     """
@@ -71,7 +73,6 @@ def sample_video(
         cache = DeepFeatureCache(model.denoising_unet, settings.cache_depth)
         window_batch = 1  # the cache keeps features per call of one window
     counts = {"full_rows": 0, "shallow_rows": 0, "windows": []}
-    ranks = distributed.current()
     pose_of = pose_features if callable(pose_features) else lambda idx: pose_features[:, :, idx]
     num_frames = noise.shape[2]
     scheduler.set_timesteps(settings.steps, device=noise.device)
@@ -111,7 +112,7 @@ def sample_video(
                 weight.index_add_(0, idx, w)
                 if callback is not None:
                     callback(step_index, window_index)
-        distributed.all_reduce_sum(total, weight)  # the other processes' windows
+        ranks.all_reduce_sum(total, weight)  # the other processes' windows (nothing to do alone)
         noise_pred = (total / weight.view(1, 1, -1, 1, 1)).to(latents.dtype)
         # 3. One scheduler step on the whole video.
         latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]

@@ -1,4 +1,4 @@
-"""Whole-body keypoints (body, hands, face) with DWPose on onnxruntime (``pip install "animate-anyone[pose]"``).
+"""Whole-body keypoints (body, hands, face) with DWPose on onnxruntime (the ``pose`` extra: :data:`INSTALL_HINT`).
 
 Two ONNX files, the ones the public DWPose reproductions use; nothing is downloaded, give their paths as
 arguments or in the environment variables ``ANIMATE_ANYONE_DWPOSE_DET`` / ``ANIMATE_ANYONE_DWPOSE_POSE``:
@@ -43,9 +43,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..extras import install_hint
 from .keypoints import BODY_POINTS
 
-INSTALL_HINT = 'pip install "animate-anyone[pose]"'
+INSTALL_HINT = install_hint("pose")
 DET_ENV, POSE_ENV = "ANIMATE_ANYONE_DWPOSE_DET", "ANIMATE_ANYONE_DWPOSE_POSE"
 DET_FILE, POSE_FILE = "yolox_l.onnx", "dw-ll_ucoco_384.onnx"
 

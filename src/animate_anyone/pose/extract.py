@@ -1,6 +1,7 @@
 """Keypoints from a video, an image folder or an image, in the format of :mod:`animate_anyone.pose.keypoints`.
 
-Backends (``pip install "animate-anyone[pose]"``):
+Backends (the ``pose`` extra: ``pip install -e ".[pose]"`` in the animate-anyone checkout, not from PyPI; see
+:func:`animate_anyone.extras.install_hint`):
 
 * ``"mediapipe"`` (default, offline, nothing to download): MediaPipe Pose, body only; hands and face are
   missing. See :mod:`animate_anyone.pose.mediapipe_body`.
@@ -118,9 +119,11 @@ def extract_poses(
     min_confidence: float = 0.3,
     person: str | int | None = None,
     progress: bool = True,
+    count: int | None = None,
 ) -> tuple[PoseSequence, ExtractionReport]:
-    """Keypoints of every frame of a video, image folder or image, with gaps filled; see the module doc.
-    ``person``: whom to follow (``pose.track.parse_person``: largest, center, N or a box; default largest).
+    """Keypoints of every frame of a video, image folder or image (the first ``count`` when given), with gaps filled;
+    see the module doc. ``person``: whom to follow (``pose.track.parse_person``: largest, center, N or a box;
+    default largest).
 
     Returns a one-person ``PoseSequence`` (size and fps of the source; folders and images 30 fps) and an
     ``ExtractionReport``. Raises ``ValueError`` when no frame has a person, ``FileNotFoundError`` /
@@ -130,12 +133,13 @@ def extract_poses(
         raise ValueError(f"max_gap must be >= 0, got {max_gap}")
     path = Path(source)
     info = probe_frames(path)
+    frames = info.num_frames if count is None else min(count, info.num_frames)
     return extract_frames(
-        iter_frames(path),
+        iter_frames(path, count=frames),
         (info.width, info.height),
         info.fps,
         backend,
-        num_frames=info.num_frames,
+        num_frames=frames,
         name=str(path),
         det_model=det_model,
         pose_model=pose_model,

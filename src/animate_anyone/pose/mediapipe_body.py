@@ -1,4 +1,4 @@
-"""Body keypoints with MediaPipe Pose, the offline default extractor (``pip install "animate-anyone[pose]"``).
+"""Body keypoints with MediaPipe Pose, the offline default extractor (the ``pose`` extra: :data:`INSTALL_HINT`).
 
 MediaPipe Pose (``model_complexity=1``, whose models ship inside the wheel, so nothing is downloaded) finds one
 person and gives 33 landmarks in coordinates normalised to the image, with a visibility in [0, 1]. They are
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..extras import install_hint
 from ..quiet import native_logs_silenced
 from .keypoints import BODY_POINTS, FACE_POINTS, HAND_POINTS
 
-INSTALL_HINT = 'pip install "animate-anyone[pose]"'
+INSTALL_HINT = install_hint("pose")
 
 # OpenPose body index -> MediaPipe landmark index (None: computed). MediaPipe: 0 nose, 2 left eye, 5 right eye,
 # 7 left ear, 8 right ear, 11/12 left/right shoulder, 13/14 elbows, 15/16 wrists, 23/24 hips, 25/26 knees,

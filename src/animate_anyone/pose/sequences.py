@@ -168,13 +168,15 @@ def animation_sequence(
     cut to ``frames`` and, unless ``align=False``, retargeted to the reference's body."""
     if person == "all":
         raise ValueError("--person all: an animation follows one person; choose largest, center, N or a box")
+    # The reference's pose first: a reference without a person is said before the driver is read.
+    target = reference_pose(reference, backend=backend, det_model=det_model, pose_model=pose_model) if align else None
     if is_pose_file(source):
         pose = load_pose(source)
     else:
         from .extract import extract_poses
 
-        pose, report = extract_poses(
-            source, backend, det_model=det_model, pose_model=pose_model, person=person, progress=progress
+        pose, report = extract_poses(  # the frames the animation uses, no more (checked against the video's count)
+            source, backend, det_model=det_model, pose_model=pose_model, person=person, progress=progress, count=frames
         )
         if report.switches:  # the animation goes on with whom it found, but says so
             print(f"warning: {report}", file=sys.stderr)
@@ -187,8 +189,8 @@ def animation_sequence(
         if not 1 <= frames <= pose.num_frames:
             raise ValueError(frames_range(frames, source, pose.num_frames))
         pose = pose.select(slice(0, frames))
-    if align:
+    if target is not None:
         from .align import retarget
 
-        pose = retarget(pose, reference_pose(reference, backend=backend, det_model=det_model, pose_model=pose_model))
+        pose = retarget(pose, target)
     return pose

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,10 @@ def predict_split(
     Any of the three not at its default is recorded under ``"driving"`` in ``predict.json``, with the sha256 of the
     driving keypoints of every clip when they are not the truth's (a rerun after a change of retargeting is
     refused instead of resumed).
+
+    Before the model loads and before anything is written, :func:`check_inputs` checks ``out`` and every clip's
+    inputs and refuses the whole split in one line when any is missing, damaged or shorter than its clip. Every
+    prediction has the manifest's ``num_frames`` frames (longer keypoints or videos are cut to it).
     """
     from PIL import Image
     from tqdm.auto import tqdm
@@ -96,13 +101,19 @@ def predict_split(
         raise ValueError(f"driver must be one of {DRIVERS}, chunk >= 1; got {driver!r}, {chunk!r}")
     if driver != "truth" and not (Path(split_dir) / "driver_poses").is_dir():
         raise ValueError(f"{split_dir} has no driver_poses/ (not a cross-body split): use driver='truth'")
+    if vae_roundtrip and model_dir is None:
+        raise ValueError("vae_roundtrip needs the model directory whose VAE encodes and decodes the frames")
+    if decoder not in ("vae", "light"):
+        raise ValueError(f"--decoder {decoder}: choose vae or light")
+    if decoder == "light" and model_dir is not None and not (Path(model_dir) / "light_decoder").is_dir():
+        raise ValueError(f"--decoder light: {model_dir} has no light_decoder; train one (train light-decoder) first")
     split_dir, out = Path(split_dir), Path(out)
-    clips = read_manifest(split_dir)
+    clips = read_manifest(split_dir, check_files=False)  # check_inputs names every clip with a missing file
+    mode = "reference" if model_dir is None else "frames" if vae_roundtrip else "poses"
+    skeletons = check_inputs(split_dir, clips, out, mode=mode, driver=driver)  # the driving keypoints ("poses")
     driving = {"driver": driver, "chunk": chunk}
     driving = {k: v for k, v in driving.items() if v not in ("truth", None)}
     pipe, vae = None, None
-    if vae_roundtrip and model_dir is None:
-        raise ValueError("vae_roundtrip needs the model directory whose VAE encodes and decodes the frames")
     if model_dir is None:
         record = prediction_record(split_dir, clips, model_dir=None)
     elif vae_roundtrip:
@@ -126,7 +137,6 @@ def predict_split(
             device=str(pipe.device),
             dtype=str(pipe.denoising_unet.dtype).removeprefix("torch."),
         )
-        skeletons = {clip.id: driving_pose(split_dir, clip, driver) for clip in clips}  # retargeted once
         if driver != "truth":  # what the skeletons were, so that a change of retargeting is not resumed over
             digest = hashlib.sha256()
             for skeleton in skeletons.values():
@@ -143,7 +153,7 @@ def predict_split(
             continue
         reference = Image.open(split_dir / "references" / f"{clip.id}.png").convert("RGB")
         if vae is not None:
-            frames = list(roundtrip(vae, np.stack(list(iter_frames(clip.video)))))
+            frames = list(roundtrip(vae, np.stack(list(iter_frames(clip.video, count=clip.num_frames)))))
         elif pipe is None:
             frames = [np.asarray(reference)] * clip.num_frames
         else:
@@ -172,6 +182,142 @@ def predict_split(
                 frames.extend(result.frames)
         write_video(target, list(frames), clip.fps, overwrite=True)
     return out
+
+
+SHOWN = 3  # bad clips that check_inputs names in its one line; the others are counted
+MODES = ("reference", "frames", "poses")  # what a prediction reads: copy-reference, the VAE round trip, a model
+
+
+def check_inputs(split_dir: Path, clips: list, out: Path, *, mode: str, driver: str = "truth") -> dict:
+    """Refuse, before anything is loaded or written, a split that ``predict_split`` would stop on midway or predict
+    wrongly. ``out`` must be a folder (or not exist yet) under a writable folder. Every clip's video must exist,
+    its reference ``references/<id>.png`` open as an image, and its keypoints ``poses/<id>.npz`` (the truth, which
+    ``evaluate`` scores PCK against) load and hold at least the clip's ``num_frames`` frames (the manifest's: what
+    is predicted); ``mode`` adds what that kind of prediction reads: ``"frames"`` (the VAE round trip) the
+    video's frame count, ``"poses"`` (a model) the driving keypoints of ``driver`` (``driving_pose``), also at least
+    ``num_frames``.
+
+    One ValueError (FileNotFoundError when every problem is a missing file) lists the first :data:`SHOWN` bad clips,
+    each with its files and problems, counts the others, and says how to restore them. Returns ``{clip id: the
+    driving keypoints cut to num_frames}`` for ``"poses"``, else ``{}``.
+    """
+    from PIL import Image
+
+    from ..media import probe_frames
+    from ..pose.keypoints import load_pose
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    check_out(out)
+    problems: dict[str, list[str]] = {}
+    missing_only = True
+    skeletons = {}
+    for clip in clips:
+        found: list[tuple[str, bool]] = []  # (problem, is a missing file)
+        reference = split_dir / "references" / f"{clip.id}.png"
+        if not reference.is_file():
+            found.append((f"reference not found: {reference}", True))
+        else:
+            try:
+                with Image.open(reference) as image:
+                    image.verify()  # reads the whole file: a truncated or damaged PNG fails here
+            except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, ... for a damaged image
+                found.append((f"reference {reference} does not open as an image ({exc})", False))
+        if not clip.video.exists():
+            found.append((f"video not found: {clip.video}", True))
+        elif mode == "frames":
+            try:
+                count = probe_frames(clip.video).num_frames
+            except (OSError, ValueError) as exc:
+                found.append((f"video {clip.video} does not open ({exc})", False))
+            else:
+                if count < clip.num_frames:
+                    found.append((f"video {clip.video} holds {count} frames, the clip has {clip.num_frames}", False))
+        sources = [("truth", clip.pose)]
+        if mode == "poses" and driver != "truth":
+            sources.append((driver, split_dir / "driver_poses" / f"{clip.id}.npz"))
+        for name, path in sources:
+            try:
+                keypoints = load_pose(path) if name == "truth" else driving_pose(split_dir, clip, driver)
+            except FileNotFoundError as exc:  # load_pose's: "keypoint file not found: PATH"
+                found.append((f"keypoints not found: {str(exc).removeprefix('keypoint file not found: ')}", True))
+                continue
+            except (OSError, ValueError) as exc:  # PoseFileError (a ValueError) names the file
+                found.append((f"keypoints do not load: {exc}", False))
+                continue
+            if keypoints.num_frames < clip.num_frames:
+                found.append(
+                    (f"keypoints {path} hold {keypoints.num_frames} frames, the clip has {clip.num_frames}", False)
+                )
+            elif mode == "poses" and name == driver:
+                skeletons[clip.id] = keypoints.select(slice(0, clip.num_frames))
+        if found:
+            problems[clip.id] = [text for text, _ in found]
+            missing_only = missing_only and all(missing for _, missing in found)
+    if not problems:
+        return skeletons
+    shown = [f"{clip_id}: {', '.join(texts)}" for clip_id, texts in list(problems.items())[:SHOWN]]
+    if len(problems) > SHOWN:
+        shown.append(f"and {len(problems) - SHOWN} more")
+    error = FileNotFoundError if missing_only else ValueError
+    raise error(
+        f"{len(problems)} of {len(clips)} clips of {split_dir} cannot be predicted ({'; '.join(shown)}); "
+        f"{restore_hint(split_dir, damaged=not missing_only)}; nothing was written"
+    )
+
+
+def check_out(out: Path) -> None:
+    """ValueError unless ``out`` is a folder, or can be made one, in a writable folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; give a folder for the predictions")
+    existing = next(p for p in (out, *out.parents) if p.exists())  # the root always exists
+    if not existing.is_dir():
+        raise ValueError(f"--out {out}: {existing} is a file, not a folder; give a folder for the predictions")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: {existing} is not writable; choose another --out")
+
+
+def restore_hint(split_dir: Path, damaged: bool = True) -> str:
+    """How to restore a split's missing (and, when ``damaged``, damaged or short) clip files: ``synthetic make`` with
+    the dataset's settings rewrites a clip that lacks a file (the command itself when ``synthetic.json`` is one the
+    CLI can repeat)."""
+    from ..data.manifest import manifest_path
+    from .dataset import CONFIG_NAME
+
+    config = split_dir.parent / CONFIG_NAME
+    if not config.is_file():
+        return f"fix: restore those files, or remove their clips from {manifest_path(split_dir)}"
+    try:
+        command = make_command(split_dir.parent, json.loads(config.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        command = None
+    rerun = (
+        f"`{command}`"
+        if command
+        else f"`animate-anyone synthetic make --out {split_dir.parent}` with the settings in {config}"
+    )
+    first = "delete the damaged or short files, then " if damaged else ""
+    return f"fix: {first}rerun {rerun} (it rewrites every clip that lacks a file)"
+
+
+def make_command(out: Path, config: dict) -> str | None:
+    """The ``animate-anyone synthetic make`` command that wrote ``config`` (a ``synthetic.json``) into ``out``; None
+    when no command line gives those settings (e.g. a dataset made by ``make_dataset`` with uneven counts)."""
+    from .dataset import CRF
+
+    counts, pool = config["counts"], config["train_pool"]
+    heldout = {n for s, n in counts.items() if s != "train"}
+    if counts.get("train", pool) != pool or len(heldout) > 1 or min(counts.values()) < 1 or config["crf"] != CRF:
+        return None
+    width, height = config["size"]
+    words = ["animate-anyone synthetic make --out", shlex.quote(str(out)), "--clips", str(pool)]
+    words += ["--heldout-clips", str(heldout.pop())] if heldout else []
+    words += ["--splits", ",".join(counts), "--size", f"{width}x{height}", "--frames", str(config["frames"])]
+    words += ["--fps", repr(float(config["fps"])), "--seed", str(config["seed"])]
+    words += ["--long-frames", str(config["long_frames"])] if "long_frames" in config else []
+    words += ["--png"] if config["video"] == "png" else []
+    words += ["--pose-videos"] if config["pose_videos"] else []
+    return " ".join(words)
 
 
 ROUNDTRIP = "vae_roundtrip (the model's VAE: encode + decode of the true frames, posterior mean)"

@@ -1,9 +1,14 @@
-"""The training recipe as typed dataclasses (YAML instances in ``configs/train/``)."""
+"""The training recipe as typed dataclasses (YAML instances in ``configs/train/``); ``TrainConfig.check`` holds every
+rule a value must keep, checked once before anything loads."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+
+from ..config import ConfigError
+from ..distributed import DEFAULT_TIMEOUT_S
 
 
 @dataclass
@@ -106,3 +111,117 @@ class TrainConfig:
     validation_steps: int = 20  # denoising steps of the validation sample
     log_every: int = 10  # steps; the mean loss since the last line goes to output_dir/train_log.jsonl (and the tracker)
     log_with: Literal["tensorboard", "none"] = "tensorboard"
+    # Under several processes: seconds a process waits in a collective for the others (the main process's
+    # validation video and checkpoint write included) before the run ends with one line naming a dead or hung one.
+    collective_timeout: float = DEFAULT_TIMEOUT_S
+
+    def check(self) -> None:
+        """``ConfigError`` naming the first value that cannot work ("optim.lr -1.0: must be > 0"), before any file
+        is read or any model loads. The checks that need the files (model directory, dataset, the distillation's
+        grid against the model's scheduler) are ``training.preflight``'s."""
+        for key, value, ok, rule in _rules(self):
+            if not ok:
+                shown = list(value) if isinstance(value, tuple) else value
+                raise ConfigError(f"{key} {shown}: {rule}")
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rules(c: TrainConfig) -> list[tuple[str, Any, bool, str]]:
+    """(key, value, the rule holds, the rule in words) for every checked field."""
+    d, n, o, s = c.data, c.noise, c.optim, c.distill
+    positive = "must be a number > 0"
+    return [
+        ("output_dir", c.output_dir, bool(c.output_dir), "must name a folder for checkpoints and the export"),
+        ("model.pretrained", c.model.pretrained, bool(c.model.pretrained), "must name a model directory to start from"),
+        ("data.root", d.root, bool(d.root), "must name a dataset directory (animate-anyone data prepare)"),
+        (
+            "data.resolution",
+            d.resolution,
+            all(v >= 8 and v % 8 == 0 for v in d.resolution),
+            "must be [width, height], multiples of 8",
+        ),
+        ("data.frames", d.frames, d.frames >= 1, "must be at least 1"),
+        ("data.stride", d.stride, d.stride >= 1, "must be at least 1"),
+        ("data.num_workers", d.num_workers, d.num_workers >= 0, "must be 0 or more"),
+        ("noise.noise_offset", n.noise_offset, _real(n.noise_offset) and n.noise_offset >= 0, "must be >= 0 (0: off)"),
+        (
+            "noise.min_snr_gamma",
+            n.min_snr_gamma,
+            n.min_snr_gamma is None or _real(n.min_snr_gamma) and n.min_snr_gamma > 0,
+            "must be > 0, or null for plain MSE",
+        ),
+        (
+            "noise.reference_dropout",
+            n.reference_dropout,
+            _real(n.reference_dropout) and 0 <= n.reference_dropout < 1,
+            "must be in [0, 1)",
+        ),
+        ("optim.lr", o.lr, _real(o.lr) and o.lr > 0, positive),
+        ("optim.weight_decay", o.weight_decay, _real(o.weight_decay) and o.weight_decay >= 0, "must be >= 0"),
+        ("optim.betas", o.betas, all(_real(b) and 0 <= b < 1 for b in o.betas), "must be two numbers in [0, 1)"),
+        ("optim.eps", o.eps, _real(o.eps) and o.eps > 0, positive),
+        (
+            "optim.max_grad_norm",
+            o.max_grad_norm,
+            _real(o.max_grad_norm) and o.max_grad_norm >= 0,
+            "must be >= 0 (0: off)",
+        ),
+        ("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, "must be 0 or more"),
+        ("distill.guidance", s.guidance, _real(s.guidance) and s.guidance >= 1, "must be >= 1 (1: no guidance)"),
+        ("distill.solver_steps", s.solver_steps, s.solver_steps >= 1, "must be at least 1 (e.g. 50)"),
+        ("distill.huber_c", s.huber_c, _real(s.huber_c) and s.huber_c >= 0, "must be >= 0 (0: squared error)"),
+        (
+            "distill.target_decay",
+            s.target_decay,
+            _real(s.target_decay) and 0 <= s.target_decay <= 1,
+            "must be in [0, 1]",
+        ),
+        ("distill.phases", s.phases, s.phases >= 0, "must be 0 (plain consistency distillation) or more"),
+        ("distill.motion_weight", s.motion_weight, _real(s.motion_weight) and s.motion_weight >= 0, "must be >= 0"),
+        (
+            "distill.temporal_weight",
+            s.temporal_weight,
+            _real(s.temporal_weight) and s.temporal_weight >= 0,
+            "must be >= 0",
+        ),
+        (
+            "distill.real_temporal_weight",
+            s.real_temporal_weight,
+            _real(s.real_temporal_weight) and s.real_temporal_weight >= 0,
+            "must be >= 0",
+        ),
+        (
+            "max_steps",
+            c.max_steps,
+            c.max_steps >= 1,
+            "must be at least 1 (a run of 0 steps would export untrained weights as a trained model)",
+        ),
+        ("batch_size", c.batch_size, c.batch_size >= 1, "must be at least 1"),
+        ("gradient_accumulation", c.gradient_accumulation, c.gradient_accumulation >= 1, "must be at least 1"),
+        (
+            "ema_decay",
+            c.ema_decay,
+            c.ema_decay is None or _real(c.ema_decay) and 0 < c.ema_decay < 1,
+            "must be in (0, 1), e.g. 0.9999, or null for no EMA",
+        ),
+        ("seed", c.seed, 0 <= c.seed < 2**63, "must be between 0 and 2**63 - 1"),
+        ("checkpoint_every", c.checkpoint_every, c.checkpoint_every >= 1, "must be at least 1 (steps)"),
+        ("checkpoints_kept", c.checkpoints_kept, c.checkpoints_kept >= 1, "must be at least 1"),
+        (
+            "validate_every",
+            c.validate_every,
+            c.validate_every is None or c.validate_every >= 1,
+            "must be at least 1 (steps), or null for no validation",
+        ),
+        ("validation_steps", c.validation_steps, c.validation_steps >= 1, "must be at least 1"),
+        ("log_every", c.log_every, c.log_every >= 1, "must be at least 1 (steps)"),
+        (
+            "collective_timeout",
+            c.collective_timeout,
+            _real(c.collective_timeout) and c.collective_timeout > 0,
+            "must be a number of seconds > 0",
+        ),
+    ]

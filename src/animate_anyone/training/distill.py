@@ -44,6 +44,27 @@ from .config import TrainConfig
 from .losses import consistency_loss, frame_differences, moving_region_weight, sample_noise, x0_and_noise
 
 
+def check_distill(config: TrainConfig, num_train_timesteps: int) -> None:
+    """The distillation's rules that read several values or the model's noise schedule (``TrainConfig.check`` holds
+    the single-value ones); ``training.preflight`` calls it before anything loads."""
+    d, steps = config.distill, num_train_timesteps
+    if not config.model.reference_net:
+        raise ValueError("stage distill distils a model with ReferenceNet; model.reference_net=false is not supported")
+    if steps % d.solver_steps:
+        raise ValueError(f"distill.solver_steps={d.solver_steps} must divide the {steps} training timesteps (e.g. 50)")
+    if d.phases and (steps % d.phases or (steps // d.phases) % (steps // d.solver_steps)):
+        raise ValueError(
+            f"distill.phases={d.phases}: must be 0 (plain consistency distillation) or split the {steps} training "
+            f"timesteps into phases whose length is a multiple of the grid's spacing ({steps // d.solver_steps}, "
+            f"distill.solver_steps={d.solver_steps}); e.g. phases 2 or 4 with solver_steps 40 or 20"
+        )
+    if (d.motion_weight or d.temporal_weight or d.real_temporal_weight) and config.data.frames < 2:
+        raise ValueError(
+            "distill.motion_weight / temporal_weight / real_temporal_weight compare frames: "
+            f"data.frames={config.data.frames} must be >= 2"
+        )
+
+
 class ConsistencyDistillation:
     """The teacher, the target network and the loss of one distillation run."""
 
@@ -51,32 +72,9 @@ class ConsistencyDistillation:
         from diffusers import DDIMScheduler, LCMScheduler
 
         d = config.distill
-        if not config.model.reference_net:
-            raise ValueError(
-                "stage distill distils a model with ReferenceNet; model.reference_net=false is not supported"
-            )
-        if d.solver_steps < 1 or scheduler.config.num_train_timesteps % d.solver_steps:
-            raise ValueError(
-                f"distill.solver_steps={d.solver_steps} must divide the {scheduler.config.num_train_timesteps} "
-                "training timesteps (e.g. 50)"
-            )
-        if d.guidance < 1:
-            raise ValueError(f"distill.guidance must be >= 1 (1: no guidance), got {d.guidance}")
+        config.check()
+        check_distill(config, scheduler.config.num_train_timesteps)
         steps = scheduler.config.num_train_timesteps
-        if d.phases < 0 or (d.phases and (steps % d.phases or (steps // d.phases) % (steps // d.solver_steps))):
-            raise ValueError(
-                f"distill.phases={d.phases}: must be 0 (plain consistency distillation) or split the {steps} training "
-                f"timesteps into phases whose length is a multiple of the grid's spacing ({steps // d.solver_steps}, "
-                f"distill.solver_steps={d.solver_steps}); e.g. phases 2 or 4 with solver_steps 40 or 20"
-            )
-        for name in ("motion_weight", "temporal_weight", "real_temporal_weight"):
-            if getattr(d, name) < 0:
-                raise ValueError(f"distill.{name}={getattr(d, name)} must be >= 0 (0: off)")
-        if (d.motion_weight or d.temporal_weight or d.real_temporal_weight) and config.data.frames < 2:
-            raise ValueError(
-                "distill.motion_weight / temporal_weight / real_temporal_weight compare frames: "
-                f"data.frames={config.data.frames} must be >= 2"
-            )
         teacher_dir = d.teacher or config.model.pretrained
         try:
             self.teacher = ModelDirectory(teacher_dir).check().load_networks()

@@ -35,7 +35,7 @@ def train_light_decoder(
     Returns a report: the final loss and the PSNR of the light decoder against the VAE's decode on a held batch."""
     import json
 
-    from ..atomic import atomic_directory, write_text
+    from ..atomic import atomic_directory, check_writable, write_text
     from ..model_dir import ModelDirectory, read_json, vae_scale_factor
     from ..models import LightDecoder
     from ..synthetic.autoencoder import load_frames, random_frames
@@ -44,6 +44,7 @@ def train_light_decoder(
     out = directory.path / "light_decoder"
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; add --overwrite to train a new one in its place")
+    check_writable(directory.path, f"--model {directory.path}", "copy the model directory where you may write")
     if steps < 1 or batch_size < 1 or lr <= 0:
         raise ValueError(f"steps={steps}, batch_size={batch_size} must be >= 1 and lr={lr} > 0")
     vae = directory.load_component("vae").eval().requires_grad_(False)

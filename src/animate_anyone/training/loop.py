@@ -8,11 +8,10 @@ sees the same samples as a larger batch, and a resumed run continues bit for bit
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import signal
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -20,15 +19,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import dotted, to_dict
+from ..distributed import Launch, peers
 from .batch_sampler import ResumableBatchSampler
 from .checkpoint import export_model, latest_checkpoint, latest_complete_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .losses import diffusion_loss, diffusion_target, sample_noise
+from .preflight import LOG_FILE, preflight, remove_earlier_run
 from .setup import apply_stage, load_components
 
 logger = logging.getLogger(__name__)
-# In output_dir, every log_every steps: {"step", "loss" (mean since the last line), "lr", "time" (Unix seconds)}.
-LOG_FILE = "train_log.jsonl"
 
 
 def training_step(model, vae, image_encoder, feature_extractor, scheduler, batch: dict, config: TrainConfig) -> Tensor:
@@ -112,26 +111,34 @@ class _StopRequest:
         return False
 
 
-def train(config: TrainConfig, resume: str | None = None, progress: bool = True, overwrite: bool = False) -> Path:
+def train(
+    config: TrainConfig,
+    resume: str | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    launch: Launch | None = None,
+) -> Path:
     """Run (or continue) a training stage; returns the exported model directory (``output_dir/final``).
-    Stopped by SIGINT/SIGTERM, it writes a checkpoint and raises :class:`TrainingStopped`."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    Stopped by SIGINT/SIGTERM, it writes a checkpoint and raises :class:`TrainingStopped`. ``launch``: what the
+    launcher told this process (``distributed.Launch.from_env``, from the ``train`` command); accelerate joins the
+    launch's processes, with ``config.collective_timeout`` for every collective."""
+    launch = launch or Launch()
+    # 0. Everything checkable, before anything loads or is written.
+    dataset = preflight(config, resume, overwrite)
+    warn_about_restarts(launch)
+    with peers(launch, config.collective_timeout):
+        return _train(config, dataset, resume, progress, overwrite, launch)
+
+
+def _train(config: TrainConfig, dataset, resume: str | None, progress: bool, overwrite: bool, launch: Launch) -> Path:
+    from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
     from diffusers.optimization import get_scheduler
 
-    from ..data.dataset import VideoPoseDataset, collate
-
-    out = Path(config.output_dir)
-    _check_output_dir(out, resume, overwrite)
-    warn_about_restarts()
-    if config.log_with == "tensorboard":
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                'log_with=tensorboard needs tensorboard (pip install "animate-anyone[train]"), or set log_with=none'
-            ) from None
+    from ..data.dataset import collate
     from ..devices import resolve_device
 
+    out = Path(config.output_dir)
+    timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=config.collective_timeout))
     accelerator = Accelerator(
         # Without an accelerator, say so: accelerate then joins torchrun's processes with gloo (MULTI_CPU).
         cpu=resolve_device("auto").type == "cpu",
@@ -139,8 +146,13 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
         mixed_precision=config.mixed_precision,
         log_with=None if config.log_with == "none" else config.log_with,
         project_dir=str(out),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # dropped-reference rows
+        # find_unused_parameters: the rows that dropped their reference leave ReferenceNet unused
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True), timeout],
     )
+    if overwrite and resume is None:  # the earlier run goes (checked in preflight), once, before anyone writes
+        if accelerator.is_main_process:
+            remove_earlier_run(out)
+        accelerator.wait_for_everyone()
     torch.manual_seed(config.seed)
     # 1. Components, what trains, and the optimizer.
     model, vae, image_encoder, feature_extractor, scheduler = load_components(config)
@@ -189,11 +201,8 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
             logger.info("resumed from %s at step %d", path, step)
     if ema is not None:
         ema.to(accelerator.device)
-    # 3. Data from the sample position after the last completed optimizer step.
+    # 3. Data (read and checked in preflight) from the sample position after the last completed optimizer step.
     d = config.data
-    dataset = VideoPoseDataset(
-        d.root, frames=d.frames, stride=d.stride, resolution=tuple(d.resolution), augment=d.augment
-    )
     sampler = ResumableBatchSampler(
         len(dataset),
         config.batch_size,
@@ -257,19 +266,12 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
                 bar.close()
                 accelerator.end_training()
                 raise TrainingStopped(latest_checkpoint(out), stop.signum)
-            if config.validate_every and step % config.validate_every == 0 and accelerator.is_main_process:
-                from .validation import write_validation_video
-
-                write_validation_video(
-                    accelerator.unwrap_model(model),
-                    vae,
-                    image_encoder,
-                    feature_extractor,
-                    scheduler if distill is None else distill.student_scheduler,
-                    dataset,
-                    out / "validation" / f"step-{step:06d}.mp4",
-                    config,
-                )
+            if config.validate_every and step % config.validate_every == 0:
+                sampler_of_run = scheduler if distill is None else distill.student_scheduler
+                networks = accelerator.unwrap_model(model)
+                video = out / "validation" / f"step-{step:06d}.mp4"
+                encoders = (vae, image_encoder, feature_extractor)
+                _validate(accelerator, launch, config, networks, encoders, sampler_of_run, dataset, video)
     bar.close()
     # 5. Final checkpoint and export (EMA weights when EMA is on).
     save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})
@@ -296,33 +298,29 @@ def train(config: TrainConfig, resume: str | None = None, progress: bool = True,
     return final
 
 
-def warn_about_restarts() -> None:
+def _validate(accelerator, launch: Launch, config: TrainConfig, networks, encoders, scheduler, dataset, video: Path):
+    """The validation video, made by the main process alone: the pipeline is handed no ranks, so it waits for no other
+    process. The others wait for it at a barrier (``collective_timeout`` covers it), so every process starts the next
+    step together, and training is the same with or without validation."""
+    from .validation import write_validation_video
+
+    if accelerator.is_main_process:
+        write_validation_video(networks, *encoders, scheduler, dataset, video, config)
+    with peers(launch, config.collective_timeout, f"the main process's validation video {video.name}"):
+        accelerator.wait_for_everyone()
+
+
+def warn_about_restarts(launch: Launch) -> None:
     """One line on the first start of a torchrun group that may restart without a fresh rendezvous store per
     restart: with torch 2.13 the restarted group then reads the killed workers' addresses from the shared store
     and fails to connect (measured with gloo; pytorch/pytorch#167288 reports it with NCCL)."""
-    may_restart = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0
-    first_start = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and os.environ.get("RANK", "0") == "0"
-    if may_restart and first_start and os.environ.get("TORCH_DISABLE_SHARE_RDZV_TCP_STORE") != "1":
+    first_start = launch.restart == 0 and launch.main
+    if launch.max_restarts > 0 and first_start and not launch.fresh_store:
         print(
             "warning: torchrun may restart this group, but a restarted group cannot reconnect through the shared "
             "rendezvous store (torch 2.13); set TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in torchrun's environment",
             file=sys.stderr,
         )
-
-
-def _check_output_dir(out: Path, resume: str | None, overwrite: bool) -> None:
-    """A used ``output_dir`` is continued (``--resume``) or replaced (``--overwrite``), never silently mixed."""
-    used = [p for p in (out / "checkpoints", out / "final", out / LOG_FILE) if p.exists()]
-    if not used or resume is not None:
-        return
-    if not overwrite:
-        raise FileExistsError(
-            f"output_dir {out} holds an earlier run ({', '.join(p.name for p in used)}); continue it with --resume, "
-            "start over with --overwrite, or choose another output_dir=..."
-        )
-    if int(os.environ.get("RANK", 0)) == 0:
-        for p in used:
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def _agreed(accelerator, requested: bool) -> bool:
