@@ -346,6 +346,8 @@ def test_each_job_gets_its_own_optimisations_and_its_model_relative_to_the_job_f
     first, second = read_jobs(jobs)
     assert first.settings["model"] == str(tmp_path / "models" / "tiny")
     assert second.settings["pose.det_model"] == str(tmp_path / "d")
+    home = read_jobs(write_jobs(tmp_path, [{**line, "model": "~/models/tiny"}]))[0]
+    assert home.settings["model"] == str(Path.home() / "models" / "tiny")  # the user's, as on the command line
     pipes = PipelineCache()
     base = load_config(AnimateConfig, None, [], {"model": str(tiny_model_dir), "device": "cpu"})
     pipe = pipes.get(base)

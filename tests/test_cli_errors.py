@@ -154,6 +154,10 @@ CASES = {
     "train: output_dir is a file": (train("output_dir=exists.json"), ["output_dir=exists.json", "is a file"]),
     "train: max_steps=0": (train("max_steps=0"), ["max_steps 0", "at least 1"]),
     "train: optim.lr=-1": (train("optim.lr=-1"), ["optim.lr -1.0", "> 0"]),
+    "train: an unknown optim.lr_scheduler": (
+        train("optim.lr_scheduler=cosin"),
+        ["optim.lr_scheduler 'cosin'", "cosine"],
+    ),
     "train: a dataset without clips": (train("data.root=no_clips"), ["data.root=no_clips", "no usable clips"]),
     "train: --resume from a folder that is no checkpoint": (
         train("--resume", "no_clips"),

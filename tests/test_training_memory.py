@@ -86,6 +86,8 @@ def test_estimate_memory_command(tmp_path, capsys):
     assert estimate["total_bytes"] == sum(estimate["bytes"].values()) and not (tmp_path / "never").exists()
     with pytest.raises(ValueError, match="--json goes with --estimate-memory"):
         train_cli.run(train_cli_args(["distill", "--config", str(TINY), "--json", str(out)]))
+    # without --config (the defaults name no model or data, which the count never reads): counted all the same
+    assert train_cli.run(train_cli_args(["stage2", "--estimate-memory", "tiny", "data.resolution=[64,64]"])) is None
 
 
 def train_cli_args(argv):

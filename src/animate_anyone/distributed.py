@@ -163,15 +163,20 @@ class PeerLost(ConnectionError):
 
 
 def peer_failure(exc: BaseException) -> str | None:
-    """ "timeout" or "lost" for a collective's error as gloo (and NCCL, where it raises) words it; None for others."""
+    """ "timeout" or "lost" for a collective's error as torch.distributed, gloo or NCCL word it; None for any other
+    error (a CUDA kernel's "timed out", a file's "broken pipe": not a peer's)."""
     if not isinstance(exc, RuntimeError):
         return None
     text = str(exc).lower()
+    distributed = isinstance(exc, torch.distributed.DistError) or any(
+        word in text for word in ("gloo", "nccl", "c10d", "processgroup")
+    )
+    if not distributed:
+        return None
     if "timed out" in text or "timeout" in text:
         return "timeout"
-    if "connection closed by peer" in text or "connection reset by peer" in text or "broken pipe" in text:
-        return "lost"
-    return None
+    lost = ("connection closed by peer", "connection reset by peer", "broken pipe", "remote process exited")
+    return "lost" if any(word in text for word in lost) else None
 
 
 @contextmanager
@@ -184,14 +189,15 @@ def peers(launch: Launch, timeout_s: float, waiting_for: str = "the other proces
     except RuntimeError as exc:
         kind = peer_failure(exc) if launch.launched else None
         where = f"rank {launch.rank} of {launch.world}"
+        said = " ".join(str(exc).split())[:200]  # torch's own words, shortened
         if kind == "timeout":
             raise PeerTimeout(
                 f"{where} waited collective_timeout={timeout_s:g} s for {waiting_for}, which never came (a process "
-                "died or hangs); raise collective_timeout if it is only slow"
+                f"died or hangs); raise collective_timeout if it is only slow [{said}]"
             ) from None
         if kind == "lost":
             raise PeerLost(
                 f"{where}: another process left the group while this one waited for {waiting_for} (it failed or was "
-                "stopped; its own line says why)"
+                f"stopped; its own line says why) [{said}]"
             ) from None
         raise

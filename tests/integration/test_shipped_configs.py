@@ -105,7 +105,7 @@ def moore_motion_module(ours: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 def shrink(config: TrainConfig, model: Path, toy: Path, out: Path, stand_ins: dict[str, Path]) -> list[str]:
     """Overrides that put ``config`` on the tiny networks, the toy data (64x64, 8-frame clips) and short steps; every
     other setting (stage, precision, checkpointing, EMA, losses, logger, ...) stays as shipped. Validation and
-    checkpoints every 2 steps."""
+    checkpoints every 2 steps, two kept; no 8-bit Adam (bitsandbytes needs CUDA)."""
     overrides = [
         f"model.pretrained={model}",
         f"data.root={toy}",
@@ -115,6 +115,8 @@ def shrink(config: TrainConfig, model: Path, toy: Path, out: Path, stand_ins: di
         "data.stride=1",
         "batch_size=1",
         "checkpoint_every=2",
+        "checkpoints_kept=2",
+        "optim.adam_8bit=false",  # bitsandbytes is CUDA only
         "validate_every=2",
         "validation_steps=2",
         "log_every=1",

@@ -77,7 +77,10 @@ def _warnings_in_one_line(command: str):
     from ..pipelines.settings import SettingsWarning
 
     shown = warnings.showwarning
-    main = Launch.from_env().main
+    try:
+        main = Launch.from_env().main
+    except ValueError:  # the commands launched for it say so; the others never read it
+        main = True
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SettingsWarning):  # above any live progress bar, which goes on below it

@@ -89,7 +89,6 @@ def run(args) -> int | None:
         # "--resume key=value ...": argparse gave the first override to --resume; it meant the latest checkpoint
         resume, overrides = "auto", [resume, *overrides]
     config = load_config(TrainConfig, args.config, [*overrides, f"stage={args.stage.removeprefix('stage')}"])
-    config.check()
     if args.estimate_memory:
         return print_memory_estimate(config, args.estimate_memory, args.json)
     if args.json:

@@ -141,7 +141,8 @@ def animate(
     if pipe is not None:
         ranks, device = distributed.Ranks(), pipe.device  # a caller's pipeline: this process alone
     else:  # under a launcher the processes join one group and share the video's windows
-        ranks, device = distributed.join(launch, resolve_device(config.device), config.collective_timeout)
+        with distributed.peers(launch, config.collective_timeout, "the other processes to join the group"):
+            ranks, device = distributed.join(launch, resolve_device(config.device), config.collective_timeout)
     # A device shared with other threads' jobs (device_lock) is measured when none of them holds it.
     with device_lock if device_lock is not None and device.type != "cpu" else nullcontext():
         _check_memory(directory, config, settings, width, height, frames, device, launch.local_world)

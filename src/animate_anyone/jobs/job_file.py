@@ -142,8 +142,9 @@ def _paths_from(base: Path, settings: dict) -> dict:
         holder = out.get(section) if section and isinstance(out.get(section), dict) else out
         field = name if holder is not out else key
         value = holder.get(field)
-        if isinstance(value, str) and value and not Path(value).is_absolute():
-            holder[field] = str(base / value)
+        if isinstance(value, str) and value:
+            path = Path(value).expanduser()  # "~/models/x": the user's, as on the command line
+            holder[field] = str(path if path.is_absolute() else base / path)
     return out
 
 

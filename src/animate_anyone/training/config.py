@@ -107,7 +107,7 @@ class TrainConfig:
     seed: int = 42
     checkpoint_every: int = 1000  # steps; also written at the end and on SIGINT/SIGTERM
     checkpoints_kept: int = 2
-    validate_every: int | None = None  # steps; writes a sample video to output_dir/validation/
+    validate_every: int | None = None  # steps; writes a sample video to output_dir/validation/ (0 or None: off)
     validation_steps: int = 20  # denoising steps of the validation sample
     log_every: int = 10  # steps; the mean loss since the last line goes to output_dir/train_log.jsonl (and the tracker)
     log_with: Literal["tensorboard", "none"] = "tensorboard"
@@ -115,12 +115,13 @@ class TrainConfig:
     # validation video and checkpoint write included) before the run ends with one line naming a dead or hung one.
     collective_timeout: float = DEFAULT_TIMEOUT_S
 
-    def check(self) -> None:
+    def check(self, section: str = "") -> None:
         """``ConfigError`` naming the first value that cannot work ("optim.lr -1.0: must be > 0"), before any file
-        is read or any model loads. The checks that need the files (model directory, dataset, the distillation's
-        grid against the model's scheduler) are ``training.preflight``'s."""
+        is read or any model loads; ``section`` (e.g. "distill."): only the keys that start with it. The checks that
+        need the files (model directory, dataset, the distillation's grid against the model's scheduler) are
+        ``training.preflight``'s."""
         for key, value, ok, rule in _rules(self):
-            if not ok:
+            if key.startswith(section) and not ok:
                 shown = list(value) if isinstance(value, tuple) else value
                 raise ConfigError(f"{key} {shown}: {rule}")
 
@@ -213,8 +214,8 @@ def _rules(c: TrainConfig) -> list[tuple[str, Any, bool, str]]:
         (
             "validate_every",
             c.validate_every,
-            c.validate_every is None or c.validate_every >= 1,
-            "must be at least 1 (steps), or null for no validation",
+            c.validate_every is None or c.validate_every >= 0,
+            "must be a number of steps, or 0 / null for no validation",
         ),
         ("validation_steps", c.validation_steps, c.validation_steps >= 1, "must be at least 1"),
         ("log_every", c.log_every, c.log_every >= 1, "must be at least 1 (steps)"),

@@ -72,7 +72,7 @@ class ConsistencyDistillation:
         from diffusers import DDIMScheduler, LCMScheduler
 
         d = config.distill
-        config.check()
+        config.check("distill.")
         check_distill(config, scheduler.config.num_train_timesteps)
         steps = scheduler.config.num_train_timesteps
         teacher_dir = d.teacher or config.model.pretrained

@@ -5,6 +5,7 @@ hours for a reason it could name at once fails in a second instead, with one lin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import warnings
@@ -46,6 +47,13 @@ def preflight(config: TrainConfig, resume: str | None, overwrite: bool):
             _model_directory("distill.teacher", config.distill.teacher)
         schedule = json.loads((directory.path / "scheduler" / "scheduler_config.json").read_text())
         check_distill(config, schedule.get("num_train_timesteps", 1000))
+    from diffusers.optimization import SchedulerType
+
+    names = [t.value for t in SchedulerType]
+    if config.optim.lr_scheduler not in names:
+        raise ValueError(f"optim.lr_scheduler {config.optim.lr_scheduler!r}: choose one of {', '.join(names)}")
+    if config.optim.adam_8bit and importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError("optim.adam_8bit needs bitsandbytes (pip install bitsandbytes, CUDA only), or set it false")
     if config.log_with == "tensorboard":
         try:
             import tensorboard  # noqa: F401

@@ -31,6 +31,7 @@ def write_validation_video(
         denoising_unet=networks.denoising_unet,
         pose_guider=networks.pose_guider,
         scheduler=scheduler if student else DDIMScheduler.from_config(scheduler.config),
+        use_reference_net=config.model.reference_net,  # the ablation's video without reference attention
     )
     pipe.set_progress_bar_config(disable=True)
     sample = dataset[(0, config.seed)]
