@@ -96,12 +96,12 @@ def check_out(out: str | Path) -> Path:
     that can be made, that this user can write, with no file where ``videos`` and ``truth`` go. Raises one line
     naming it."""
     out = Path(out)
-    for folder in (out, out / "videos", out / "truth"):
+    check_writable(out, f"--out {out}", "choose a folder (new or existing)")
+    for folder in (out / "videos", out / "truth"):
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(
                 f"--out {out}: {folder} is a file, not a folder; choose a folder (new or existing)"
             )
-    check_writable(out, f"--out {out}", "choose a folder this user can write in")
     return out
 
 

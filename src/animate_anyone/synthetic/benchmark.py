@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import check_writable
 from ..evaluation.registry import METRICS
 from ..pipelines.settings import SamplingRequest
 
@@ -267,14 +268,11 @@ def check_inputs(split_dir: Path, clips: list, out: Path, *, mode: str, driver: 
 
 
 def check_out(out: Path) -> None:
-    """ValueError unless ``out`` is a folder, or can be made one, in a writable folder."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; give a folder for the predictions")
-    existing = next(p for p in (out, *out.parents) if p.exists())  # the root always exists
-    if not existing.is_dir():
-        raise ValueError(f"--out {out}: {existing} is a file, not a folder; give a folder for the predictions")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: {existing} is not writable; choose another --out")
+    """ValueError unless ``out`` is a folder, or can be made one, in a writable folder (``atomic.check_writable``)."""
+    try:
+        check_writable(out, f"--out {out}", "give a folder for the predictions")
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def restore_hint(split_dir: Path, damaged: bool = True) -> str:

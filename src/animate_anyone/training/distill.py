@@ -38,10 +38,10 @@ import copy
 import torch
 from torch import Tensor
 
-from ..model_dir import ModelDirectory
 from ..models import AnimateAnyone
 from .config import TrainConfig
 from .losses import consistency_loss, frame_differences, moving_region_weight, sample_noise, x0_and_noise
+from .setup import model_directory
 
 
 def check_distill(config: TrainConfig, num_train_timesteps: int) -> None:
@@ -76,10 +76,7 @@ class ConsistencyDistillation:
         check_distill(config, scheduler.config.num_train_timesteps)
         steps = scheduler.config.num_train_timesteps
         teacher_dir = d.teacher or config.model.pretrained
-        try:
-            self.teacher = ModelDirectory(teacher_dir).check().load_networks()
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"distill.teacher={teacher_dir}: {exc}") from None
+        self.teacher = model_directory("distill.teacher", teacher_dir).load_networks()
         self.teacher.requires_grad_(False).eval().to(device)
         # The target network: an EMA copy of the student's UNet, sharing its frozen ReferenceNet and Pose Guider.
         self.target_unet = copy.deepcopy(model.denoising_unet).requires_grad_(False).eval().to(device)

@@ -12,8 +12,8 @@ import warnings
 from pathlib import Path
 
 from ..atomic import check_writable
-from ..model_dir import ModelDirectory
 from .config import TrainConfig
+from .setup import model_directory, pretrained_directory
 
 # In output_dir, every log_every steps: {"step", "loss" (mean since the last line), "lr", "time" (Unix seconds)}.
 LOG_FILE = "train_log.jsonl"
@@ -30,12 +30,7 @@ def preflight(config: TrainConfig, resume: str | None, overwrite: bool):
         damage = checkpoint_damage(Path(resume)) if Path(resume).is_dir() else "not a folder"
         if damage is not None:
             raise FileNotFoundError(f"--resume {resume}: not a usable training checkpoint ({damage})")
-    directory = _model_directory("model.pretrained", config.model.pretrained)
-    if config.model.reference_net and not directory.use_reference_net:  # its ReferenceNet never trained
-        raise ValueError(
-            f"model.reference_net=true but {directory.path} was trained without ReferenceNet (use_reference_net=false "
-            "in model_index.json); continue it with model.reference_net=false"
-        )
+    directory = pretrained_directory(config)
     for key in ("sd15_unet", "motion_module"):
         path = getattr(config.model, key)
         if path and not Path(path).exists():
@@ -44,7 +39,7 @@ def preflight(config: TrainConfig, resume: str | None, overwrite: bool):
         from .distill import check_distill
 
         if config.distill.teacher:
-            _model_directory("distill.teacher", config.distill.teacher)
+            model_directory("distill.teacher", config.distill.teacher)
         schedule = json.loads((directory.path / "scheduler" / "scheduler_config.json").read_text())
         check_distill(config, schedule.get("num_train_timesteps", 1000))
     from diffusers.optimization import SchedulerType
@@ -85,8 +80,6 @@ def preflight(config: TrainConfig, resume: str | None, overwrite: bool):
 def check_output_dir(out: Path, resume: str | None, overwrite: bool) -> None:
     """``out`` is a folder (or can be made) that this process may write, and a used one is continued (``--resume``)
     or replaced (``--overwrite``), never silently mixed."""
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"output_dir={out} is a file; choose a folder (output_dir=...)")
     check_writable(out, f"output_dir={out}", "choose another output_dir=...")
     used = used_outputs(out)
     if used and resume is None and not overwrite:
@@ -104,10 +97,3 @@ def remove_earlier_run(out: Path) -> None:
     """``--overwrite``: the earlier run's checkpoints, export and log (the main process does it)."""
     for p in used_outputs(out):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-
-def _model_directory(key: str, path: str) -> ModelDirectory:
-    try:
-        return ModelDirectory(path).check()
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{key}={path}: {exc}") from None

@@ -25,15 +25,7 @@ def load_components(config: TrainConfig):
     with the stage's initial weights and the noise overrides applied."""
     from diffusers import DDIMScheduler
 
-    try:
-        directory = ModelDirectory(config.model.pretrained).check()
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"model.pretrained={config.model.pretrained}: {exc}") from None
-    if config.model.reference_net and not directory.use_reference_net:  # its ReferenceNet never trained
-        raise ValueError(
-            f"model.reference_net=true but {directory.path} was trained without ReferenceNet (use_reference_net=false "
-            "in model_index.json); continue it with model.reference_net=false"
-        )
+    directory = pretrained_directory(config)
     model = directory.load_networks()
     if config.model.sd15_unet:
         init_from_sd15(model, config.model.sd15_unet)
@@ -50,6 +42,25 @@ def load_components(config: TrainConfig):
     if config.noise.zero_snr is not None:
         scheduler_config["rescale_betas_zero_snr"] = config.noise.zero_snr
     return model, vae, image_encoder, feature_extractor, DDIMScheduler.from_config(scheduler_config)
+
+
+def pretrained_directory(config: TrainConfig) -> ModelDirectory:
+    """``model.pretrained``, checked: a complete model directory whose ReferenceNet was trained if it is used."""
+    directory = model_directory("model.pretrained", config.model.pretrained)
+    if config.model.reference_net and not directory.use_reference_net:  # its ReferenceNet never trained
+        raise ValueError(
+            f"model.reference_net=true but {directory.path} was trained without ReferenceNet (use_reference_net=false "
+            "in model_index.json); continue it with model.reference_net=false"
+        )
+    return directory
+
+
+def model_directory(key: str, path: str | Path) -> ModelDirectory:
+    """The checked model directory a config key names; a missing one is said under the key's name."""
+    try:
+        return ModelDirectory(path).check()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{key}={path}: {exc}") from None
 
 
 def apply_stage(model: AnimateAnyone, stage: int | str, use_reference_net: bool = True) -> list[nn.Parameter]:
