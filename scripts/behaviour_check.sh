@@ -10,21 +10,21 @@ mkdir -p "$OUT"
 AA=${AA:-.venv/bin/animate-anyone}
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
-MINI=$($PY -c "from animate_anyone.synthetic.demo import packaged_model; print(packaged_model())")
+MINI=$($PY -c "from animate_anyone.assets import packaged_model; print(packaged_model())")
 
 # Inputs: held-out demo clip 1 (reference image, 40 pose frames), written as PNGs.
 $PY - "$OUT/inputs" <<'EOF'
 import sys
 from pathlib import Path
 from PIL import Image
-from animate_anyone.synthetic.demo import demo_clip
+from animate_anyone_lab.demo import demo_clip
 out = Path(sys.argv[1]); (out / "pose").mkdir(parents=True, exist_ok=True)
 reference, _, poses = demo_clip(1, frames=40, size=64)
 Image.fromarray(reference).save(out / "reference.png")
 for i, frame in enumerate(poses):
     Image.fromarray(frame).save(out / "pose" / f"{i:04d}.png")
 EOF
-[ -d "$OUT/tiny" ] || $AA init-model --size tiny --seed 3 --out "$OUT/tiny"
+[ -d "$OUT/tiny" ] || $AA init-model --architecture tiny --seed 3 --out "$OUT/tiny"
 
 run() {  # name, model, extra animate arguments...
   local name=$1 model=$2; shift 2

@@ -25,13 +25,13 @@ log "data"
 $AA synthetic make --out "$W/data" --clips 400 --heldout-clips 16 --size 64 --frames 24 --quiet
 if [ ! -f "$W/vae/config.json" ]; then
   log "autoencoder"
-  $AA synthetic autoencoder --data "$W/data/train" --out "$W/vae" --steps 6000 --quiet
+  $AA synthetic autoencoder --data "$W/data/train" --out "$W/vae" --max-steps 6000 --quiet
 fi
 # A longer decoder-only fine-tune: the encoder (so every latent the models train on) stays bit for bit the same,
 # and the reconstruction gains about 1.5 dB (docs/benchmark.md, "VAE ceiling").
 if [ ! -f "$W/vae-dec/config.json" ]; then
   log "autoencoder decoder fine-tune"
-  $AA synthetic autoencoder --data "$W/data/train" --init "$W/vae" --decoder-only --out "$W/vae-dec" --steps 12000 --quiet
+  $AA synthetic autoencoder --data "$W/data/train" --init "$W/vae" --decoder-only --out "$W/vae-dec" --max-steps 12000 --quiet
 fi
 
 train() {  # train VARIANT SEED STAGE EXTRA...
@@ -48,7 +48,7 @@ train() {  # train VARIANT SEED STAGE EXTRA...
 }
 
 for seed in $SEEDS; do
-  [ -f "$W/init-$seed/model_index.json" ] || $AA init-model --size mini --vae "$W/vae-dec" --seed "$seed" --out "$W/init-$seed"
+  [ -f "$W/init-$seed/model_index.json" ] || $AA init-model --architecture mini --vae "$W/vae-dec" --seed "$seed" --out "$W/init-$seed"
 done
 for seed in $SEEDS; do
   for variant in $VARIANTS; do

@@ -151,8 +151,8 @@ if want sampling; then
   sample quality25 --preset quality
   sample ddim20 --steps 20
   sample ddim12 --steps 12
-  sample fast-allguided --preset fast --sampling 'guidance_interval=[0,1]'
-  sample fast-nocache --preset fast --sampling cache_interval=1
+  sample fast-allguided --preset fast 'guidance_interval=[0,1]'
+  sample fast-nocache --preset fast cache_interval=1
   sample fast --preset fast
   sample fast10 --preset fast --steps 10
 fi

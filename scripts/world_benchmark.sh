@@ -18,7 +18,7 @@ PARTS=${PARTS:-"long cross"}
 STEPS=${STEPS:-10}
 AA=${AA:-animate-anyone}
 PY=${PY:-python}
-MODEL=${MODEL:-$($PY -c 'from animate_anyone.synthetic.demo import packaged_model; print(packaged_model())')}
+MODEL=${MODEL:-$($PY -c 'from animate_anyone.assets import packaged_model; print(packaged_model())')}
 mkdir -p "$W/measure" "$W/eval"
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 common=(--model "$MODEL" --steps "$STEPS" --quiet)

@@ -7,7 +7,7 @@ set -euo pipefail
 W=${1:-bench-world}
 AA=${AA:-animate-anyone}
 PY=${PY:-python}
-MODEL=${MODEL:-$($PY -c 'from animate_anyone.synthetic.demo import packaged_model; print(packaged_model())')}
+MODEL=${MODEL:-$($PY -c 'from animate_anyone.assets import packaged_model; print(packaged_model())')}
 mkdir -p "$W/lever"
 for run in "steps20 20 2" "steps40 40 2" "guidance1 10 1" "guidance3.5 10 3.5"; do
   read -r name steps guidance <<< "$run"
@@ -27,7 +27,7 @@ from diffusers import AutoencoderKL
 from animate_anyone.data.manifest import read_manifest
 from animate_anyone.evaluation import world
 from animate_anyone.media import iter_frames
-from animate_anyone.synthetic.demo import packaged_model
+from animate_anyone.assets import packaged_model
 
 work = Path(sys.argv[1])
 vae = AutoencoderKL.from_pretrained(packaged_model() / "vae").eval()

@@ -125,7 +125,7 @@ def cross_sheet(work: Path, out: Path, split: str = "cross_body_large", clips=(0
 
     from animate_anyone.media import iter_frames
     from animate_anyone.pose.keypoints import load_pose
-    from animate_anyone.synthetic.render import pose_images
+    from animate_anyone_lab.render import pose_images
 
     data, rows, frame = work / "cross" / split, [], 8
     for i in clips:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from animate_anyone.cli import bench as bench_cli
+from animate_anyone.cli.main import main
 from animate_anyone.pipelines.optimisations import Optimisations
 from animate_anyone.speed import (
     SWITCHES,
@@ -196,15 +197,16 @@ def parse(argv):
 
 
 def test_cli_flags_switch_optimisations():
-    args = parse(["--no-ref-kv-cache", "--fused-qkv", "--no-guidance"])
+    args = parse(["--no-ref-kv-cache", "--fused-qkv", "--guidance", "1"])
     assert bench_cli.switches_from_args(args) == {"ref_kv_cache": False, "fused_qkv": True}
-    assert args.guidance == 1.0 and args.size == "tiny" and parse(["--guidance", "2"]).guidance == 2.0
+    assert args.guidance == 1.0 and args.architecture == "tiny" and args.size is None
+    assert parse(["--size", "64x48"]).size == (64, 48) and parse(["--size", "64"]).size == (64, 64)
     assert bench_cli.switches_from_args(parse([])) == {}  # the pipeline's defaults
 
 
 def test_cli_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    argv = ["--width", "64", "--height", "48", "--frames", "4", "--steps", "1", "--warmup", "0", "--repeats", "1"]
+    argv = ["--size", "64x48", "--frames", "4", "--steps", "1", "--warmup", "0", "--repeats", "1"]
     args = parse([*argv, "--device", "cpu", "--channels-last", "--quiet", "--json", str(out)])
     args.run(args)
     data = json.loads(out.read_text())
@@ -326,8 +328,19 @@ def test_work_command_models_each_preset_without_running(tmp_path, capsys):
     """`bench --work`: each preset's per-video work on the meta device (no pipeline is built or run), with the ratio
     to quality's; the rows are the presets' own."""
     out = tmp_path / "work.json"
-    args = ["--size", "tiny", "--work", "--frames", "30", "--context-frames", "12", "--json", str(out), "--quiet"]
-    assert bench_cli.main(args) == 0
+    args = [
+        "--architecture",
+        "tiny",
+        "--work",
+        "--frames",
+        "30",
+        "--context-frames",
+        "12",
+        "--json",
+        str(out),
+        "--quiet",
+    ]
+    assert main(["bench", *args]) == 0
     report = json.loads(out.read_text())
     work, ratio = report["work"], report["ratio_to_quality"]
     assert set(work) == {"quality", "fast", "student"} and ratio["quality"] == 1
@@ -340,8 +353,8 @@ def test_work_command_models_each_preset_without_running(tmp_path, capsys):
     assert work["student"]["unet_rows_per_video"] == {"full_rows": sum(windows[:4]), "shallow_rows": 0}
     assert 1 < ratio["fast"] < ratio["student"]
     assert "quality/this" in capsys.readouterr().out
-    for extra in (["--steps", "3"], ["--no-guidance"]):  # each preset runs its own settings: refused, not ignored
-        assert bench_cli.main(["--size", "tiny", "--work", *extra]) == 2
+    for extra in (["--steps", "3"], ["--guidance", "1"], ["--cache-interval", "1"]):  # refused, not ignored
+        assert main(["bench", "--work", *extra]) == 2
         assert "--work counts each preset with its own settings" in capsys.readouterr().err
 
 
@@ -351,14 +364,14 @@ def test_work_command_counts_one_preset_with_other_steps(tmp_path):
     from animate_anyone.pipelines.context import window_schedule
 
     out = tmp_path / "work.json"
-    args = ["--size", "tiny", "--work", "--frames", "30", "--context-frames", "12", "--preset", "student"]
-    assert bench_cli.main([*args, "--steps", "2", "--json", str(out), "--quiet"]) == 0
+    args = ["--architecture", "tiny", "--work", "--frames", "30", "--context-frames", "12", "--preset", "student"]
+    assert main(["bench", *args, "--steps", "2", "--json", str(out), "--quiet"]) == 0
     report = json.loads(out.read_text())
     work = report["work"]
     windows = [len(window_schedule("shifted", 30, 12, 4, step)) for step in range(25)]
     assert work["student"]["unet_rows_per_video"] == {"full_rows": sum(windows[:2]), "shallow_rows": 0}
     assert work["student"]["settings"]["steps"] == 2
-    assert bench_cli.main([*args, "--json", str(tmp_path / "four.json"), "--quiet"]) == 0
+    assert main(["bench", *args, "--json", str(tmp_path / "four.json"), "--quiet"]) == 0
     four = json.loads((tmp_path / "four.json").read_text())  # the student preset's own 4 steps
     assert four["work"]["student"]["unet_rows_per_video"]["full_rows"] == sum(windows[:4])
     # quality's total is the same in both: the ratios scale as the student's totals
@@ -374,9 +387,9 @@ def test_work_command_counts_the_light_decoder(tmp_path):
     from animate_anyone.models.sizes import get_size
 
     out = tmp_path / "work.json"
-    args = ["--size", "tiny", "--work", "--frames", "12", "--width", "64", "--height", "48", "--preset", "student"]
-    assert bench_cli.main([*args, "--decoder", "light", "--json", str(out), "--quiet"]) == 0
-    assert bench_cli.main([*args, "--json", str(tmp_path / "vae.json"), "--quiet"]) == 0
+    args = ["--architecture", "tiny", "--work", "--frames", "12", "--size", "64x48", "--preset", "student"]
+    assert main(["bench", *args, "--decoder", "light", "--json", str(out), "--quiet"]) == 0
+    assert main(["bench", *args, "--json", str(tmp_path / "vae.json"), "--quiet"]) == 0
     light, vae = (json.loads(p.read_text())["work"]["student"] for p in (out, tmp_path / "vae.json"))
     factor = vae_scale_factor(get_size("tiny").vae)
     h, w, expected = 48 // factor, 64 // factor, 0
@@ -389,4 +402,4 @@ def test_work_command_counts_the_light_decoder(tmp_path):
     assert (h, w) == (48, 64) and light["vae_decode_per_frame"] == expected
     assert light["flops"]["vae_decode"] == 12 * expected and light["decoder"] == "light"
     assert vae["vae_decode_per_frame"] != expected and vae["flops"]["unet_whole"] == light["flops"]["unet_whole"]
-    assert bench_cli.main(["--size", "tiny", "--decoder", "light", "--quiet"]) == 2  # timed runs: the VAE only
+    assert main(["bench", "--decoder", "light", "--quiet"]) == 2  # timed runs: the VAE only

@@ -15,6 +15,7 @@ from animate_anyone.cli.main import main
 from animate_anyone.config import load_config
 from animate_anyone.jobs.init_model import init_model
 from animate_anyone.pipelines import AnimateAnyonePipeline
+from animate_anyone.pipelines.settings import SamplingRequest
 from animate_anyone.training.config import TrainConfig
 from animate_anyone.training.loop import train
 from toy_data import make_toy_dataset
@@ -239,12 +240,13 @@ def test_demo_runs_offline_with_the_packaged_model_and_resembles_its_ground_trut
 
     from skimage.metrics import peak_signal_noise_ratio
 
+    from animate_anyone.assets import packaged_model
     from animate_anyone.media import probe_frames
-    from animate_anyone.synthetic.demo import demo_clip, packaged_model, run_demo
+    from animate_anyone_lab.demo import demo_clip, run_demo
 
     model = packaged_model()
     assert sum(f.stat().st_size for f in model.rglob("*") if f.is_file()) < 60e6
-    result = run_demo(tmp_path / "demo.mp4", frames=8, steps=10, progress=False)
+    result = run_demo(tmp_path / "demo.mp4", frames=8, sampling=SamplingRequest(steps=10), progress=False)
     info = probe_frames(result.path)
     assert (info.num_frames, info.width, info.height) == (8, 4 * 64 * 4, 64 * 4)  # reference | pose | result | truth
 
@@ -273,9 +275,11 @@ def test_packaged_model_beats_copying_the_reference_on_a_fresh_held_out_clip(tmp
     """The miniature model has learned the task: on a held-out character and motion it never saw (not the demo's
     own clip), its video is closer to the truth than the reference image repeated (the copy baseline). The
     benchmark's margin is larger (docs/benchmark.md); this bound is weaker so that it is stable."""
-    from animate_anyone.synthetic.demo import run_demo
+    from animate_anyone_lab.demo import run_demo
 
-    result = run_demo(tmp_path / "clip.gif", index=3, frames=24, steps=10, scale=1, progress=False)
+    result = run_demo(
+        tmp_path / "clip.gif", index=3, frames=24, sampling=SamplingRequest(steps=10), scale=1, progress=False
+    )
     assert result.psnr > result.copy_psnr, (result.psnr, result.copy_psnr)
 
 
@@ -285,10 +289,10 @@ def test_vae_roundtrip_baseline_is_the_packaged_vae_ceiling(tmp_path, synthetic_
     reference does, and a random VAE does not (so the row measures the VAE, not the copying of frames)."""
     from skimage.metrics import peak_signal_noise_ratio
 
+    from animate_anyone.assets import packaged_model
     from animate_anyone.data.manifest import read_manifest
     from animate_anyone.jobs.init_model import init_model
     from animate_anyone.media import iter_frames
-    from animate_anyone.synthetic.demo import packaged_model
 
     split = synthetic_data / "heldout_character"
     clips = read_manifest(split)
@@ -340,7 +344,7 @@ def test_vae_roundtrip_baseline_is_the_packaged_vae_ceiling(tmp_path, synthetic_
 
 
 def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, capsys):
-    """The VAE command (a few steps: quality needs thousands) writes a 4x VAE that init-model --size mini takes."""
+    """The VAE command (a few steps: quality needs thousands) writes a 4x VAE that init-model mini takes."""
     from diffusers import AutoencoderKL
 
     vae = tmp_path / "vae"
@@ -353,7 +357,7 @@ def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, caps
                 str(synthetic_data / "train"),
                 "--out",
                 str(vae),
-                "--steps",
+                "--max-steps",
                 "2",
                 "--batch-size",
                 "2",
@@ -365,7 +369,7 @@ def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, caps
     assert "reconstruction PSNR" in capsys.readouterr().out
     loaded = AutoencoderKL.from_pretrained(vae)
     assert len(loaded.config.block_out_channels) == 3 and loaded.config.scaling_factor != 0.18215
-    assert main(["init-model", "--size", "mini", "--vae", str(vae), "--out", str(tmp_path / "model")]) == 0
+    assert main(["init-model", "--architecture", "mini", "--vae", str(vae), "--out", str(tmp_path / "model")]) == 0
     assert AnimateAnyonePipeline.from_pretrained(tmp_path / "model").vae_scale_factor == 4
     assert (
         main(
@@ -376,7 +380,7 @@ def test_autoencoder_command_then_init_model_mini(tmp_path, synthetic_data, caps
                 str(synthetic_data / "train"),
                 "--out",
                 str(vae),
-                "--steps",
+                "--max-steps",
                 "1",
                 "--quiet",
             ]
@@ -392,8 +396,8 @@ def test_autoencoder_decoder_only_keeps_the_latent_space(tmp_path, synthetic_dat
     from safetensors.torch import load_file
 
     common = ["synthetic", "autoencoder", "--data", str(synthetic_data / "train"), "--batch-size", "2", "--quiet"]
-    assert main([*common, "--out", str(tmp_path / "a"), "--steps", "2"]) == 0
-    argv = [*common, "--out", str(tmp_path / "b"), "--steps", "2", "--lr", "1e-2"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--max-steps", "2"]) == 0
+    argv = [*common, "--out", str(tmp_path / "b"), "--max-steps", "2", "--lr", "1e-2"]
     assert main([*argv, "--init", str(tmp_path / "a"), "--decoder-only"]) == 0
     a, b = (load_file(tmp_path / x / "diffusion_pytorch_model.safetensors") for x in "ab")
     assert a.keys() == b.keys()
@@ -409,7 +413,7 @@ def test_autoencoder_decoder_only_keeps_the_latent_space(tmp_path, synthetic_dat
     c = load_file(tmp_path / "c" / "diffusion_pytorch_model.safetensors")
     assert all(torch.equal(a[k], c[k]) for k in frozen)
     assert not all(torch.equal(b[k], c[k]) for k in b if k.startswith("decoder."))
-    assert main([*common, "--out", str(tmp_path / "d"), "--steps", "1", "--decoder-only"]) == 2  # needs --init
+    assert main([*common, "--out", str(tmp_path / "d"), "--max-steps", "1", "--decoder-only"]) == 2  # needs --init
 
 
 def test_sheet_shows_the_reference_then_the_chosen_frames(tmp_path, synthetic_data, capsys):

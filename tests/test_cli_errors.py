@@ -89,7 +89,7 @@ CASES = {
     "pose align: empty .npz": (["pose", "align", "empty.npz", "--reference", "ref.png", "-o", "a.npz"], ["empty.npz"]),
     "animate: empty .npz": (animate(pose="empty.npz"), ["empty.npz"]),
     "animate: --device tpu": ([*ANIMATE, "--device", "tpu"], ["--device tpu"]),
-    "animate: huge --size": ([*ANIMATE, "--size", "20000x20000"], ["--size 20000x20000", "GiB"]),
+    "animate: huge --size": ([*ANIMATE, "--size", "20000x20000"], ["size 20000x20000", "GiB"]),
     "pose render: huge --size": (
         ["pose", "render", "pose.npz", "-o", "r.mp4", "--size", "100000x100000"],
         ["--size 100000x100000", "GiB"],
@@ -99,7 +99,10 @@ CASES = {
         ["pose_guider/diffusion_pytorch_model.safetensors", "empty"],
     ),
     "model: weights file missing": (animate(model="no_weights"), ["vae", ".safetensors"]),
-    "init-model: --vae missing": (["init-model", "--size", "tiny", "--vae", "nope", "--out", "m"], ["--vae nope"]),
+    "init-model: --vae missing": (
+        ["init-model", "--architecture", "tiny", "--vae", "nope", "--out", "m"],
+        ["--vae nope"],
+    ),
     # bad values accepted before
     "animate: --guidance nan": ([*ANIMATE, "--guidance", "nan"], ["--guidance nan"]),
     "animate: --fps 0": ([*ANIMATE, "--fps", "0"], ["--fps"]),

@@ -274,6 +274,46 @@ def test_rendered_pose_at_another_size_aligns(tmp_path):
 # ------------------------------------------------------------------------------------------------ prepare
 
 
+def write_any_video(path, frames, fps):
+    """A video in the container ``path``'s suffix names (media's writer, else PyAV's own encoder)."""
+    import av
+
+    from animate_anyone.media import H264_FORMATS
+
+    suffix = path.suffix.lower()
+    if suffix in H264_FORMATS or suffix == ".gif":
+        return write_video(path, frames, fps=fps)
+    if suffix == ".m4v":  # Apple's name for an MP4 file
+        return write_video(path.with_suffix(".mp4"), frames, fps=fps).rename(path)
+    codec = {".webm": "libvpx", ".avi": "mpeg4"}[suffix]  # a new member of VIDEO_SUFFIXES needs a writer here
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def test_dataset_and_evaluation_list_the_videos_media_reads(tmp_path):
+    """One list of video suffixes, media.VIDEO_SUFFIXES: media reads a file of each, evaluation pairs every one,
+    and data preparation takes all of them but GIFs (data.prepare.DATASET_VIDEO_SUFFIXES)."""
+    from animate_anyone.data.prepare import DATASET_VIDEO_SUFFIXES
+    from animate_anyone.data.prepare import find_videos as dataset_videos
+    from animate_anyone.evaluation.pairing import find_videos as evaluated_videos
+    from animate_anyone.media import VIDEO_SUFFIXES, probe_frames
+
+    frames = [np.full((16, 32, 3), 40 * i, np.uint8) for i in range(3)]
+    for n, suffix in enumerate(VIDEO_SUFFIXES):
+        name = f"v{n}{suffix.upper() if n % 2 else suffix}"  # listings go by the suffix in any case
+        assert probe_frames(write_any_video(tmp_path / name, frames, fps=8)).num_frames == 3, name
+    (tmp_path / "notes.txt").write_text("not a video")
+    (tmp_path / "song.mp3").write_bytes(b"")
+    assert sorted(p.suffix.lower() for p in evaluated_videos(tmp_path).values()) == sorted(VIDEO_SUFFIXES)
+    assert sorted(p.suffix.lower() for p in dataset_videos(tmp_path)) == sorted(DATASET_VIDEO_SUFFIXES)
+    assert set(VIDEO_SUFFIXES) - set(DATASET_VIDEO_SUFFIXES) == {".gif"}
+
+
 @pytest.fixture(scope="module")
 def raw_videos(tmp_path_factory):
     skimage_data = pytest.importorskip("skimage.data")

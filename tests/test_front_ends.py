@@ -164,9 +164,7 @@ def test_every_front_end_accepts_and_refuses_the_same_values(world, sampler, tmp
         else:
             assert message is not None, f"{front_end} accepted {field}={value}"
             assert rule in message and str(yaml_value(value)).strip("[]") in message.replace(" ", ""), message
-            name = {"cli": "--" + field.replace("_", "-")}.get(front_end, field)
-            if front_end == "cli" and field in ("guidance_interval", "cache_interval", "cache_depth"):
-                name = f"{field}="  # no flag: the command names the key=value override
+            name = {"cli": "--" + field.replace("_", "-")}.get(front_end, field)  # every sampling field has a flag
             assert message.startswith(f"{name} "), (front_end, message)
             assert sampler == [], f"{front_end} sampled with a refused value"
     if rule is None:

@@ -77,10 +77,11 @@ def test_fast_preset_on_cuda_keeps_device_memory_flat_in_length():
     import numpy as np
     import PIL.Image
 
+    from animate_anyone.assets import packaged_model
     from animate_anyone.pipelines import AnimateAnyonePipeline
     from animate_anyone.pipelines.memory import per_frame_bytes
     from animate_anyone.pipelines.settings import PRESETS
-    from animate_anyone.synthetic.demo import demo_clip, packaged_model
+    from animate_anyone_lab.demo import demo_clip
 
     reference, _, poses = demo_clip(0, 48, 64)
     pipe = AnimateAnyonePipeline.from_pretrained(packaged_model(), dtype=torch.bfloat16).to("cuda")

@@ -1,6 +1,12 @@
-"""The package's layering as a checked contract, read from the source with ``ast`` (no module is imported).
+"""The layering of the product and the lab as a checked contract, read from the source with ``ast`` (no module is
+imported).
 
-Every import of a package module counts (absolute, relative, inside functions), except those under
+Two packages: the product, ``animate_anyone``, and the benchmark lab, ``animate_anyone_lab`` (the synthetic world,
+its oracle and autoencoder, the world metrics, the quality benchmark and their commands). The lab may import the
+product; no product module imports the lab, except the front door ``animate_anyone.cli.main`` (the table of every
+command, which offers the lab's ``demo`` and ``synthetic`` beside the product's own).
+
+Every import of a module of either package counts (absolute, relative, inside functions), except those under
 ``if TYPE_CHECKING:``. Two rules: no import cycles between modules, and no import of a higher layer.
 """
 
@@ -12,9 +18,10 @@ import itertools
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-PACKAGE = "animate_anyone"
+PACKAGES = ("animate_anyone", "animate_anyone_lab")
+PRODUCT, LAB = PACKAGES
 
-# Bottom to top, as module-name prefixes matched on whole components. The top-level package
+# Bottom to top, as module-name prefixes matched on whole components. The product's root module
 # (``animate_anyone/__init__.py``) belongs to the lowest layer.
 LAYERS = [
     (
@@ -31,30 +38,28 @@ LAYERS = [
             "animate_anyone.media",
             "animate_anyone.distributed",
             "animate_anyone.extras",
+            "animate_anyone.assets",
         ],
     ),
     ("models", ["animate_anyone.models", "animate_anyone.convert", "animate_anyone.model_dir"]),
     ("pipelines", ["animate_anyone.pipelines"]),
-    (
-        "domain",
-        [
-            "animate_anyone.pose",
-            "animate_anyone.data",
-            "animate_anyone.evaluation",
-            "animate_anyone.training",
-            "animate_anyone.synthetic",
-        ],
-    ),
+    ("pose", ["animate_anyone.pose"]),
+    ("data", ["animate_anyone.data"]),
+    ("evaluation", ["animate_anyone.evaluation"]),
+    ("training", ["animate_anyone.training"]),
     ("jobs", ["animate_anyone.jobs", "animate_anyone.speed"]),
     ("front ends", ["animate_anyone.app"]),
-    ("cli", ["animate_anyone.cli"]),
+    ("commands", ["animate_anyone.cli"]),
+    ("lab", ["animate_anyone_lab"]),
+    ("front door", ["animate_anyone.cli.main"]),
 ]
 
 
-def _modules(root_dir: Path, package_name: str) -> tuple[dict[str, Path], set[str]]:
-    """Module name -> file for every .py file of the package, and the set of all known names (files and folders)."""
+def _modules(root_dir: Path, packages: tuple[str, ...]) -> tuple[dict[str, Path], set[str]]:
+    """Module name -> file for every .py file of the packages, and the set of all known names (files and folders)."""
     files: dict[str, Path] = {}
-    for path in sorted((Path(root_dir) / package_name).rglob("*.py")):
+    paths = [path for package in packages for path in sorted((Path(root_dir) / package).rglob("*.py"))]
+    for path in paths:
         parts = list(path.relative_to(root_dir).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
@@ -87,9 +92,11 @@ def _nearest(name: str, known: set[str]) -> str | None:
 
 
 @functools.cache  # both contract tests read the same tree: parse it once
-def collect_imports(root_dir: Path, package_name: str) -> tuple[dict[str, Path], list[tuple[str, str, Path, int]]]:
-    """The package's modules and its internal imports as (importer, imported, path, line), self-imports dropped."""
-    files, known = _modules(root_dir, package_name)
+def collect_imports(
+    root_dir: Path, packages: tuple[str, ...]
+) -> tuple[dict[str, Path], list[tuple[str, str, Path, int]]]:
+    """The packages' modules and the imports among them as (importer, imported, path, line), self-imports dropped."""
+    files, known = _modules(root_dir, packages)
     edges = []
     for importer, path in files.items():
         is_init = path.name == "__init__.py"
@@ -105,7 +112,7 @@ def collect_imports(root_dir: Path, package_name: str) -> tuple[dict[str, Path],
                 # ``from pkg import name`` imports ``pkg.name`` when that is a submodule, else ``pkg`` itself.
                 targets = [_nearest(f"{base}.{alias.name}", known) for alias in node.names]
             for target in dict.fromkeys(targets):  # once per imported module and line
-                if target and target.split(".")[0] == package_name and target != importer:
+                if target and target.split(".")[0] in packages and target != importer:
                     edges.append((importer, target, path, node.lineno))
     return files, edges
 
@@ -114,9 +121,9 @@ def _where(root_dir: Path, path: Path, line: int) -> str:
     return f"{path.relative_to(root_dir).as_posix()}:{line}"
 
 
-def check_cycles(root_dir: Path, package_name: str) -> list[str]:
+def check_cycles(root_dir: Path, packages: tuple[str, ...]) -> list[str]:
     """One message per strongly connected component of more than one module, with one concrete cycle."""
-    files, edges = collect_imports(root_dir, package_name)
+    files, edges = collect_imports(root_dir, packages)
     graph: dict[str, dict[str, str]] = {name: {} for name in files}
     for importer, imported, path, line in edges:
         graph[importer].setdefault(imported, _where(root_dir, path, line))
@@ -168,26 +175,32 @@ def check_cycles(root_dir: Path, package_name: str) -> list[str]:
     return messages
 
 
-def layer_of(module: str, package_name: str, layers) -> list[int]:
-    """Indices of the layers whose prefixes match ``module`` on whole components; the root package is layer 0."""
-    if module == package_name:
+def layer_of(module: str, packages: tuple[str, ...], layers) -> list[int]:
+    """Indices of the layers holding the longest prefix that matches ``module`` on whole components (the front door
+    ``animate_anyone.cli.main`` is not in the layer of ``animate_anyone.cli``); the first package's root is layer 0."""
+    if module == packages[0]:
         return [0]
-    return [
-        i for i, (_, prefixes) in enumerate(layers) if any(module == p or module.startswith(f"{p}.") for p in prefixes)
+    matches = [
+        (len(p), i)
+        for i, (_, prefixes) in enumerate(layers)
+        for p in prefixes
+        if module == p or module.startswith(f"{p}.")
     ]
+    longest = max((n for n, _ in matches), default=0)
+    return sorted({i for n, i in matches if n == longest})
 
 
-def check_layers(root_dir: Path, package_name: str, layers) -> list[str]:
+def check_layers(root_dir: Path, packages: tuple[str, ...], layers) -> list[str]:
     """Modules placed in no layer (or several), and every import of a higher layer than the importer's."""
-    files, edges = collect_imports(root_dir, package_name)
+    files, edges = collect_imports(root_dir, packages)
     messages = []
     for name, path in files.items():
-        found = layer_of(name, package_name, layers)
+        found = layer_of(name, packages, layers)
         if len(found) != 1:
             where = ", ".join(layers[i][0] for i in found) or "no layer"
             messages.append(f"{name} ({path.relative_to(root_dir).as_posix()}) is in {where}: place it in LAYERS")
     for importer, imported, path, line in edges:
-        low, high = layer_of(importer, package_name, layers), layer_of(imported, package_name, layers)
+        low, high = layer_of(importer, packages, layers), layer_of(imported, packages, layers)
         if len(low) == 1 and len(high) == 1 and high[0] > low[0]:
             where = _where(root_dir, path, line)
             messages.append(f"{importer} ({layers[low[0]][0]}) -> {imported} ({layers[high[0]][0]}) at {where}")
@@ -195,13 +208,13 @@ def check_layers(root_dir: Path, package_name: str, layers) -> list[str]:
 
 
 def test_no_import_cycles():
-    cycles = check_cycles(SRC, PACKAGE)
-    assert not cycles, f"{len(cycles)} import cycle(s) in {PACKAGE}:\n" + "\n".join(cycles)
+    cycles = check_cycles(SRC, PACKAGES)
+    assert not cycles, f"{len(cycles)} import cycle(s):\n" + "\n".join(cycles)
 
 
 def test_layering():
-    violations = check_layers(SRC, PACKAGE, LAYERS)
-    assert not violations, f"{len(violations)} layering violation(s) in {PACKAGE}:\n" + "\n".join(violations)
+    violations = check_layers(SRC, PACKAGES, LAYERS)
+    assert not violations, f"{len(violations)} layering violation(s):\n" + "\n".join(violations)
 
 
 def test_checker_finds_cycles_and_upward_imports(tmp_path):
@@ -214,14 +227,50 @@ def test_checker_finds_cycles_and_upward_imports(tmp_path):
     (pkg / "stray.py").write_text("")
     layers = [("low", ["pkg.low"]), ("high", ["pkg.high", "pkg.str"])]  # "pkg.str" must not match "pkg.stray"
 
-    cycles = check_cycles(tmp_path, "pkg")
+    cycles = check_cycles(tmp_path, ("pkg",))
     assert len(cycles) == 1 and "pkg.high, pkg.low" in cycles[0], cycles
     assert "pkg.high (pkg/high.py:1) -> pkg.low (pkg/low.py:5) -> pkg.high" in cycles[0], cycles
 
     # The TYPE_CHECKING import in the root package (lowest layer) of pkg.high is no violation.
-    assert check_layers(tmp_path, "pkg", layers) == [
+    assert check_layers(tmp_path, ("pkg",), layers) == [
         "pkg.stray (pkg/stray.py) is in no layer: place it in LAYERS",
         "pkg.low (low) -> pkg.high (high) at pkg/low.py:5",
     ]
-    assert layer_of("animate_anyone.models.sizes", PACKAGE, LAYERS) == [1]
-    assert layer_of("animate_anyone.models_extra", PACKAGE, LAYERS) == []
+    assert layer_of("animate_anyone.models.sizes", PACKAGES, LAYERS) == [1]
+    assert layer_of("animate_anyone.models_extra", PACKAGES, LAYERS) == []
+
+
+def _layer_name(module: str) -> str:
+    (index,) = layer_of(module, PACKAGES, LAYERS)
+    return LAYERS[index][0]
+
+
+def test_the_lab_sits_above_the_product_and_below_the_front_door_alone():
+    """Every product module is below the lab, except the front door (the command table) above it."""
+    files, _ = collect_imports(SRC, PACKAGES)
+    lab = next(i for i, (name, _) in enumerate(LAYERS) if name == "lab")
+    above = {m for m in files if m.startswith(f"{PRODUCT}.") and layer_of(m, PACKAGES, LAYERS)[0] >= lab}
+    assert above == {"animate_anyone.cli.main"}
+    assert _layer_name("animate_anyone.cli.animate") == "commands" and _layer_name("animate_anyone_lab.cli") == "lab"
+    assert any(m.startswith(f"{LAB}.") for m in files) and len(files) > 100  # both packages were read
+
+
+def test_a_product_module_importing_the_lab_is_refused(tmp_path):
+    """The real tree copied, one import of the lab planted in a product module (inside a function, relative paths
+    unused), and in the packaged ``assets``: both named as upward imports, and nothing else."""
+    import shutil
+
+    for package in PACKAGES:
+        shutil.copytree(
+            SRC / package, tmp_path / package, ignore=shutil.ignore_patterns("*.safetensors", "__pycache__")
+        )
+    assert check_layers(tmp_path, PACKAGES, LAYERS) == []
+    planted = tmp_path / PRODUCT / "jobs" / "animate.py"
+    planted.write_text(planted.read_text() + "\n\ndef _planted():\n    from animate_anyone_lab.demo import demo_clip\n")
+    assets = tmp_path / PRODUCT / "assets" / "__init__.py"
+    assets.write_text(assets.read_text() + "\nimport animate_anyone_lab.world_metrics\n")
+    collect_imports.cache_clear()  # the same folder, read again
+    violations = check_layers(tmp_path, PACKAGES, LAYERS)
+    assert len(violations) == 2, violations
+    assert violations[0].startswith("animate_anyone.assets (foundation) -> animate_anyone_lab.world_metrics (lab)")
+    assert violations[1].startswith("animate_anyone.jobs.animate (jobs) -> animate_anyone_lab.demo (lab)")

@@ -61,5 +61,5 @@ def test_animate_refuses_a_video_that_cannot_fit_before_loading(tmp_path):
     directory, config = ModelDirectory(public_configs_directory(tmp_path)), AnimateConfig()
     cpu = torch.device("cpu")
     _check_memory(directory, config, PRESETS["fast"], 512, 768, 24, cpu)  # 24 frames fit
-    with pytest.raises(ValueError, match=r"--size 512x768 with 2073600 frames needs at least .* GiB"):
+    with pytest.raises(ValueError, match=r"size 512x768 with 2073600 frames needs at least .* GiB"):
         _check_memory(directory, config, PRESETS["fast"], 512, 768, 24 * 24 * 3600, cpu)

@@ -20,7 +20,7 @@ def load_networks(path):
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "tiny"
-    assert main(["init-model", "--size", "tiny", "--out", str(out), "--seed", "3"]) == 0
+    assert main(["init-model", "--architecture", "tiny", "--out", str(out), "--seed", "3"]) == 0
     return out
 
 
@@ -74,7 +74,7 @@ def test_missing_component_is_named(tiny_dir, tmp_path):
 
 
 def test_init_model_refuses_to_overwrite(tiny_dir, capsys):
-    assert main(["init-model", "--size", "tiny", "--out", str(tiny_dir)]) == 2
+    assert main(["init-model", "--architecture", "tiny", "--out", str(tiny_dir)]) == 2
     assert "--overwrite" in capsys.readouterr().err
 
 
@@ -138,3 +138,25 @@ def test_fingerprint_follows_the_bytes_not_the_location(tiny_dir, tmp_path):
     shutil.copy(tiny_dir / "vae" / "config.json", config)
     (copy / "scheduler" / "scheduler_config.json").rename(copy / "scheduler" / "scheduler_config.json.bak")
     assert ModelDirectory(copy).fingerprint() != original  # a renamed file is another directory
+
+
+def test_component_weights_are_what_from_pretrained_reads(tiny_dir, tmp_path):
+    """A component folder's weights file is one of weights.PRETRAINED_SUFFIXES (.safetensors, .bin): a lone .pt is
+    no weights file to check() and no part of the fingerprint, though read_state_dict reads it."""
+    import shutil
+
+    from animate_anyone.weights import PRETRAINED_SUFFIXES, WEIGHT_SUFFIXES
+
+    assert set(PRETRAINED_SUFFIXES) == {".safetensors", ".bin"} and set(PRETRAINED_SUFFIXES) <= set(WEIGHT_SUFFIXES)
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dir, copy)
+    original = ModelDirectory(copy).fingerprint()
+    (copy / "vae" / "old.pt").write_bytes(b"a stray checkpoint")
+    assert ModelDirectory(copy).fingerprint() == original
+    weights = copy / "pose_guider" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_suffix(".pt"))
+    with pytest.raises(FileNotFoundError, match="pose_guider has no weights file"):
+        ModelDirectory(copy).check()
+    without = ModelDirectory(copy).fingerprint()  # the Pose Guider's weights no longer count
+    weights.with_suffix(".pt").rename(weights.with_suffix(".bin"))
+    assert ModelDirectory(copy).check() and ModelDirectory(copy).fingerprint() not in (original, without)

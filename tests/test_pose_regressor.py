@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from animate_anyone.assets import packaged_pose_oracle
 from animate_anyone.cli.main import main
 from animate_anyone.pose.keypoints import BODY_NAMES
-from animate_anyone.pose.regressor import (
-    FLIP_ORDER,
-    RegressorExtractor,
-    augment,
-    default_regressor,
-    load_keypoint_data,
-)
+from animate_anyone.pose.regressor import FLIP_ORDER, RegressorExtractor
+from animate_anyone_lab.oracle import augment, load_keypoint_data
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +49,9 @@ def test_augment_flips_images_and_keypoints_together():
 def test_packaged_oracle_reads_the_pose_of_unseen_characters(heldout):
     """On true frames of characters it never saw, the packaged regressor finds the exact keypoints (PCK@0.1 well
     above 0.8); the same frames scored against another clip's keypoints fail, so the measure follows the pose."""
-    from animate_anyone.synthetic.oracle import regressor_pck
+    from animate_anyone_lab.oracle import regressor_pck
 
-    assert (default_regressor() / "config.json").is_file()
+    assert (packaged_pose_oracle() / "config.json").is_file()
     extractor = RegressorExtractor()
     frames, points = load_keypoint_data([heldout], 64)
     assert frames.shape == (16, 3, 64, 64) and points.shape == (16, 18, 2)
@@ -74,9 +70,9 @@ def test_oracle_command_and_evaluate_with_the_regressor(tmp_path, heldout, capsy
     reads; the results name the backend. Ground truth scored with the packaged oracle is near its ceiling."""
     model = tmp_path / "oracle"
     argv = ["synthetic", "oracle", "--data", str(heldout), "--heldout", str(heldout), "--out", str(model)]
-    assert main([*argv, "--steps", "2", "--batch-size", "4", "--quiet"]) == 0
+    assert main([*argv, "--max-steps", "2", "--batch-size", "4", "--quiet"]) == 0
     assert "PCK@0.1" in capsys.readouterr().out
-    assert main([*argv, "--steps", "2", "--quiet"]) == 2  # refuses to replace it without --overwrite
+    assert main([*argv, "--max-steps", "2", "--quiet"]) == 2  # refuses to replace it without --overwrite
     for pose_model, floor in ((model, 0.0), (None, 0.9)):
         out = tmp_path / f"eval-{pose_model is None}.json"
         extra = [] if pose_model is None else ["--pose-model", str(pose_model)]
@@ -89,3 +85,42 @@ def test_oracle_command_and_evaluate_with_the_regressor(tmp_path, heldout, capsy
     bad = ["--pose-backend", "regressor", "--pose-model", str(tmp_path / "missing"), "--quiet"]
     assert main([*evaluate[:-1], str(tmp_path / "bad.json"), *bad]) == 2  # an explicit model must load
     assert "keypoint regressor not found" in capsys.readouterr().err and not (tmp_path / "bad.json").exists()
+
+
+def test_oracle_command_resumes_exactly_and_checks_the_resume_first(tmp_path, heldout, monkeypatch, capsys):
+    """``synthetic oracle --resume`` (``training/small_loop.py``): a run stopped by Ctrl-C during step 4 (its
+    checkpoint: step 2), then resumed, writes the weights of an uninterrupted run bit for bit, and its checkpoints go.
+    Resuming with another --lr is refused in one line naming the checkpoint; resuming a finished run is refused."""
+    from safetensors.torch import load_file
+
+    from animate_anyone.training.small_loop import SmallLoop
+
+    argv = ["synthetic", "oracle", "--data", str(heldout), "--max-steps", "4", "--batch-size", "4", "--quiet"]
+    argv += ["--checkpoint-every", "2", "--out"]
+    assert main([*argv, str(tmp_path / "straight")]) == 0
+    run, steps_run, stop = SmallLoop.run, [], [True]
+
+    def stopped_in_step_4(self, step, *args, **kwargs):  # Ctrl-C during step 4 while ``stop``; the steps run
+        def step_or_stop(i: int):
+            if i == 3 and stop[0]:
+                raise KeyboardInterrupt
+            steps_run.append(i)
+            return step(i)
+
+        return run(self, step_or_stop, *args, **kwargs)
+
+    monkeypatch.setattr(SmallLoop, "run", stopped_in_step_4)
+    assert main([*argv, str(tmp_path / "stopped")]) == 130
+    assert "continue with --resume" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "stopped"), "--resume", "--lr", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stopped.checkpoints/step-000002.pt is another run's checkpoint" in err, err
+    stop[0] = False
+    assert main([*argv, str(tmp_path / "stopped"), "--resume"]) == 0
+    assert steps_run == [0, 1, 2, 2, 3]  # the resume starts after the checkpoint
+    weights = [load_file(tmp_path / name / "diffusion_pytorch_model.safetensors") for name in ("straight", "stopped")]
+    straight, resumed = weights
+    assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert not (tmp_path / "stopped.checkpoints").exists()
+    assert main([*argv, str(tmp_path / "stopped"), "--resume"]) == 2  # finished: nothing is trained again
+    assert "is finished" in capsys.readouterr().err

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from animate_anyone.cli.main import main
+from animate_anyone.evaluation.record import RECORD_FILE, check_ran, claim
 from animate_anyone.model_dir import ModelDirectory
-from animate_anyone.synthetic.record import RECORD_FILE, check_ran, claim
 
 CLIPS = ["heldout_character-00000", "heldout_character-00001"]
 
@@ -159,7 +159,7 @@ def test_a_missing_reference_is_refused_before_any_clip_naming_the_clip_and_the_
     restores it, and nothing is written (the copy-reference run used to write clip 0, then stop on a raw Errno)."""
     import shlex
 
-    from animate_anyone.synthetic import benchmark
+    from animate_anyone_lab import benchmark
 
     data = damaged_copy(split, tmp_path)
     (data / "references" / f"{CLIPS[1]}.png").unlink()
@@ -217,7 +217,7 @@ def test_the_driving_keypoints_are_cut_to_the_clip_and_out_must_be_a_folder(tmp_
     """Keypoints longer than the clip drive exactly the clip's frames; an --out that is a file is refused first."""
     from animate_anyone.data.manifest import read_manifest
     from animate_anyone.pose.keypoints import PoseSequence, load_pose
-    from animate_anyone.synthetic.benchmark import check_inputs
+    from animate_anyone_lab.benchmark import check_inputs
 
     data = damaged_copy(split, tmp_path)
     pose = data / "poses" / f"{CLIPS[0]}.npz"

@@ -56,3 +56,11 @@ def test_readme_pose_commands_run_as_written(tmp_path, monkeypatch):
     for command in commands:
         assert main(shlex.split(command)) == 0, command
     assert probe_frames("pose.mp4").num_frames == 3 and probe_frames("check.mp4").num_frames == 3
+
+
+def test_readme_window_modes_are_the_schedules():
+    """The README's `--window-mode a|b|c` names exactly pipelines.context.WINDOW_MODES."""
+    from animate_anyone.pipelines.context import WINDOW_MODES
+
+    listed = re.findall(r"`--window-mode ([a-z|]+)`", README.read_text())
+    assert listed and all(sorted(modes.split("|")) == sorted(WINDOW_MODES) for modes in listed), listed

@@ -282,7 +282,8 @@ def test_cached_video_stays_close_to_the_uncached_one(mini_pipe):
 
 @pytest.fixture(scope="module")
 def mini_pipe():
-    from animate_anyone.synthetic.demo import demo_clip, packaged_model
+    from animate_anyone.assets import packaged_model
+    from animate_anyone_lab.demo import demo_clip
 
     pipe = AnimateAnyonePipeline.from_pretrained(packaged_model())
     pipe.set_progress_bar_config(disable=True)
@@ -303,10 +304,8 @@ def test_window_batching_gives_way_to_the_cache(pipe):
 
 
 def test_animate_command_takes_a_preset_and_overrides(tmp_path, tiny_model_dir):
-    import argparse
-
-    from animate_anyone.cli.main import main
-    from animate_anyone.cli.synthetic import sampling_request
+    from animate_anyone.cli.flags import sampling_request
+    from animate_anyone.cli.main import main, parse
     from animate_anyone.media import probe_frames, write_video
 
     reference, pose = inputs(frames=3)
@@ -320,15 +319,15 @@ def test_animate_command_takes_a_preset_and_overrides(tmp_path, tiny_model_dir):
     assert main([*argv, "--out", str(tmp_path / "bad.gif"), "guidance_interval=[0.5,0.2]"]) == 2
     assert not (tmp_path / "bad.gif").exists()
 
-    def request(*pairs, **flags):
-        args = argparse.Namespace(**{"preset": None, "steps": None, "guidance": None, "window_mode": None, **flags})
-        return sampling_request(argparse.Namespace(**vars(args), sampling=list(pairs)))
+    def request(*words):  # synthetic predict's request: the same flags and key=value names as animate's
+        return sampling_request(parse(["synthetic", "predict", "--model", "m", "--data", "d", "-o", "o", *words]))
 
-    got = request("cache_interval=1", "guidance_interval=[0, 0.5]", steps=3)
-    assert got == SamplingRequest(steps=3, cache_interval=1, guidance_interval=[0, 0.5])
-    with pytest.raises(ValueError, match="expected key=value"):
+    got = request("--steps", "3", "--guidance-interval", "0,0.5", "cache_interval=1")
+    assert got == SamplingRequest(steps=3, cache_interval=1, guidance_interval=(0, 0.5))
+    assert request("guidance_interval=[0, 0.5]", "--steps=3").guidance_interval == (0, 0.5)
+    with pytest.raises(ValueError, match="'cache_interval' must look like key.sub=value"):
         request("cache_interval")
-    with pytest.raises(ValueError, match="unknown sampling setting"):
+    with pytest.raises(ValueError, match="steps_per_frame"):
         request("steps_per_frame=2")
 
 

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from animate_anyone.synthetic import (
+from animate_anyone_lab import (
     KINDS,
     Character,
     Motion,
@@ -21,9 +21,9 @@ from animate_anyone.synthetic import (
     preview,
     render_clip,
 )
-from animate_anyone.synthetic.character import Style, Texture
-from animate_anyone.synthetic.kinematics import PART_NAMES
-from animate_anyone.synthetic.splits import HELDOUT_TEMPO, SPLITS, TRAIN_TEMPO
+from animate_anyone_lab.character import Style, Texture
+from animate_anyone_lab.kinematics import PART_NAMES
+from animate_anyone_lab.splits import HELDOUT_TEMPO, SPLITS, TRAIN_TEMPO
 
 SIZE, FPS = (128, 128), 12.0
 RIGID = ((2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (11, 12), (12, 13))  # COCO-18 limb segments
@@ -185,7 +185,7 @@ def test_splits_never_overlap():
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A tiny benchmark made through the CLI (2 clips per split, 64 px, 6 frames)."""
-    from animate_anyone.cli import synthetic
+    from animate_anyone_lab.cli import synthetic
 
     out = tmp_path_factory.mktemp("synthetic") / "bench"
     parser = argparse.ArgumentParser()
@@ -249,7 +249,7 @@ def test_small_autoencoder_trains_and_saves_a_stock_vae(tmp_path):
     from diffusers import AutoencoderKL
 
     from animate_anyone.models.sizes import MINI_LATENT_CHANNELS
-    from animate_anyone.synthetic.autoencoder import reconstruction_psnr, train_autoencoder
+    from animate_anyone_lab.autoencoder import reconstruction_psnr, train_autoencoder
     from toy_data import make_toy_dataset
 
     data = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(32, 32))
@@ -268,7 +268,7 @@ def test_decoder_fine_tune_with_perceptual_and_adversarial_losses(tmp_path):
     import torch
     from diffusers import AutoencoderKL
 
-    from animate_anyone.synthetic.autoencoder import train_autoencoder
+    from animate_anyone_lab.autoencoder import train_autoencoder
     from toy_data import make_toy_dataset
 
     data = make_toy_dataset(tmp_path / "toy", clips=2, frames=4, size=(32, 32))
@@ -301,7 +301,7 @@ def test_adversarial_loss_pieces():
     """The hinge loss and the adaptive weight on constructed inputs with known answers."""
     import torch
 
-    from animate_anyone.synthetic.autoencoder import PatchDiscriminator, adaptive_weight, hinge_discriminator_loss
+    from animate_anyone_lab.autoencoder import PatchDiscriminator, adaptive_weight, hinge_discriminator_loss
 
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
     # real: relu(1 - 2) = 0, relu(1 - 0.5) = 0.5 -> 0.25; fake: relu(1 - 2) = 0, relu(1 + 0) = 1 -> 0.5

@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
-from animate_anyone.evaluation import world as W
 from animate_anyone.evaluation.evaluate import ALL_METRICS
 from animate_anyone.evaluation.registry import METRICS, Kind
-from animate_anyone.synthetic import make_dataset
-from animate_anyone.synthetic.render import background
-from animate_anyone.synthetic.splits import GAPS, clip_spec, long_motion, proportion_gap
+from animate_anyone_lab import make_dataset
+from animate_anyone_lab import world_metrics as W
+from animate_anyone_lab.render import background
+from animate_anyone_lab.splits import GAPS, clip_spec, long_motion, proportion_gap
 
 WORLD = {"long": 1, "cross_body_small": 1, "cross_body_large": 1}
 
@@ -95,7 +95,7 @@ def test_aligned_driver_takes_the_reference_proportions(world):
     from animate_anyone.data.manifest import read_manifest
     from animate_anyone.pose.align import limb_lengths
     from animate_anyone.pose.keypoints import load_pose
-    from animate_anyone.synthetic.benchmark import driving_pose
+    from animate_anyone_lab.benchmark import driving_pose
 
     split = world / "cross_body_large"
     clip = read_manifest(split)[0]
@@ -124,11 +124,13 @@ def _video(frames=48, size=16, seed=0):
     return np.clip(base, 0, 1)
 
 
-def test_registry_knows_the_world_metrics_and_evaluate_leaves_them_out():
-    names = [m.name for m in METRICS.values() if m.kind is Kind.WORLD]
+def test_the_lab_declares_the_world_metrics_and_evaluate_leaves_them_out():
+    names = list(W.WORLD_METRICS)
     world_metrics = "window_gap drift_slope seam_ratio char_color_drift bg_color_drift bg_change bg_psnr leakage"
     assert names == world_metrics.split()
-    assert not set(names) & set(ALL_METRICS)
+    assert all(m.kind is Kind.WORLD for m in W.WORLD_METRICS.values())
+    assert {n for n, m in W.WORLD_METRICS.items() if m.higher_is_better} == {"window_gap", "drift_slope", "bg_psnr"}
+    assert not set(names) & (set(ALL_METRICS) | set(METRICS))  # the product's registry has none of them
 
 
 def test_seam_ratio_sees_a_seam():
@@ -195,7 +197,7 @@ def test_leakage_is_zero_for_the_truth_and_one_for_the_copied_body():
 
 def test_measure_split_end_to_end(world):
     """The truth scores as the truth (no leak, a static background that does not move), the copied body as a leak."""
-    from animate_anyone.synthetic.measure import measure_split
+    from animate_anyone_lab.measure import measure_split
 
     split = world / "cross_body_large"
     truth = measure_split(split, split / "videos")["metrics"]
@@ -216,15 +218,15 @@ def test_predict_world_options(world, tmp_path):
     import torch
     from PIL import Image
 
+    from animate_anyone.assets import packaged_model
     from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.evaluation.record import read_record
     from animate_anyone.media import iter_frames
     from animate_anyone.pipelines import AnimateAnyonePipeline
     from animate_anyone.pipelines.settings import SamplingRequest
     from animate_anyone.pose.keypoints import load_pose
-    from animate_anyone.synthetic.benchmark import predict_split
-    from animate_anyone.synthetic.demo import packaged_model
-    from animate_anyone.synthetic.record import read_record
-    from animate_anyone.synthetic.render import pose_images
+    from animate_anyone_lab.benchmark import predict_split
+    from animate_anyone_lab.render import pose_images
 
     def run(name, split="long", **options):
         request = SamplingRequest(steps=2, window_mode=options.pop("window_mode", None))
@@ -258,7 +260,7 @@ def test_predict_world_options(world, tmp_path):
 
     # synthetic measure on these folders: the final step's seams from predict.json, fresh clips checked
     from animate_anyone.pipelines.context import window_seams
-    from animate_anyone.synthetic.measure import measure_split
+    from animate_anyone_lab.measure import measure_split
 
     result = measure_split(world / "long", tmp_path / "shifted", fresh_dir=tmp_path / "chunked")
     assert result["seams"][clip.id] == window_seams("shifted", 48, 24, 4, 1)  # 2 steps: the last is step 1

@@ -89,8 +89,8 @@ class AnimateAnyoneLoadModel:
         }
 
     def load(self, model_dir: str, dtype: str):
+        from animate_anyone.assets import packaged_model
         from animate_anyone.pipelines.loading import load_pipeline
-        from animate_anyone.synthetic.demo import packaged_model
 
         return (load_pipeline(model_dir.strip() or packaged_model(), _device(), dtype, progress=False),)
 

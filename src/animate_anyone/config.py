@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +23,20 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema; the message names the key."""
+
+
+class SettingError(ValueError):
+    """A setting's value that breaks its rule. ``str()``: "<name> <value>: <rule>", the name being the setting's
+    unless a front end gave its own (``named``: a flag, a field of a page, a widget)."""
+
+    def __init__(self, field: str, value: Any, rule: str, name: str | None = None):
+        self.field, self.value, self.rule, self.name = field, value, rule, name or field
+        shown = list(value) if isinstance(value, tuple) else value
+        super().__init__(f"{self.name} {shown}: {rule}")
+
+    def named(self, names: Mapping[str, str]) -> SettingError:
+        """The same error under a front end's name for the setting (e.g. ``{"steps": "--steps"}``)."""
+        return SettingError(self.field, self.value, self.rule, names.get(self.field, self.name))
 
 
 def load_config(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from .config import SettingError
+
 DTYPES = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -31,14 +33,14 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"--device {device}: not a device name; use {DEVICE_HELP}") from None
+        raise SettingError("device", device, f"not a device name; use {DEVICE_HELP}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: this PyTorch sees no CUDA device; use --device cpu or auto")
+            raise SettingError("device", device, "this PyTorch sees no CUDA device; use cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+            raise SettingError("device", device, f"only {torch.cuda.device_count()} CUDA device(s) are visible")
     elif dev.type != "cpu":
-        raise ValueError(f"--device {device}: unsupported device type {dev.type!r}; use {DEVICE_HELP}")
+        raise SettingError("device", device, f"unsupported device type {dev.type!r}; use {DEVICE_HELP}")
     return dev
 
 
@@ -51,5 +53,5 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
             return torch.float32
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if dtype not in DTYPES:
-        raise ValueError(f"--dtype {dtype}: unknown dtype; use {DTYPE_HELP}")
+        raise SettingError("dtype", dtype, f"unknown dtype; use {DTYPE_HELP}")
     return DTYPES[dtype]

@@ -1,7 +1,7 @@
 """Frames in and out: the one module of the project that touches codecs (PyAV) and image files.
 
-Sources (``probe_frames``, ``iter_frames``): a video file (mp4, mov, mkv, webm, avi, gif, ...; a stored
-display rotation is applied), a folder of images (png/jpg/jpeg/webp/bmp, sorted naturally: ``frame2``
+Sources (``probe_frames``, ``iter_frames``): a video file (``VIDEO_SUFFIXES``: mp4, m4v, mov, mkv, webm, avi, gif;
+a stored display rotation is applied), a folder of images (png/jpg/jpeg/webp/bmp, sorted naturally: ``frame2``
 before ``frame10``), or one image (a one-frame video). Frames are HxWx3 uint8 RGB arrays, streamed.
 
 Outputs (``VideoWriter``, ``write_video``), by the path: ``.mp4``/``.mov``/``.mkv`` -> H.264, yuv420p, at
@@ -34,6 +34,9 @@ from PIL import Image, ImageOps
 from .atomic import replace, temporary_sibling
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+# The files a folder listing takes for videos (data preparation, evaluation pairing): the containers read here,
+# including every one VideoWriter writes (H264_FORMATS and .gif).
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif")
 H264_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # output suffix -> muxer
 DEFAULT_FPS = 30.0  # the frame rate of image folders and still images
 _FRAME_NAME = re.compile(r"[0-9]{6}\.png")  # what a PNG-folder output holds

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 
 from .atomic import atomic_directory, write_text
-from .models import AnimateAnyone, AnimateAnyoneUNet, PoseGuider, ReferenceNet
+from .models import NETWORKS, AnimateAnyone
+from .weights import PRETRAINED_SUFFIXES
 
-NETWORKS = {"reference_net": ReferenceNet, "denoising_unet": AnimateAnyoneUNet, "pose_guider": PoseGuider}
 AUXILIARY = ("vae", "image_encoder", "feature_extractor", "scheduler")
 COMPONENTS = (
     "vae",
@@ -49,7 +49,6 @@ LIBRARY = {  # the default (library, class) of each component in model_index.jso
     "light_decoder": ("animate_anyone.models", "LightDecoder"),
 }
 WEIGHTED = ("vae", "image_encoder", "reference_net", "denoising_unet", "pose_guider", "light_decoder")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
 FIX = "create one with `animate-anyone convert moore --vae ... --image-encoder ...` or `animate-anyone init-model`"
 
 
@@ -81,7 +80,7 @@ def default_short_side(unet_config: Mapping[str, Any], vae_config: Mapping[str, 
 
 
 def _check_weights(folder: Path) -> None:
-    files = [f for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES]
+    files = [f for f in folder.iterdir() if f.suffix in PRETRAINED_SUFFIXES]
     if not files:
         raise FileNotFoundError(
             f"{folder} has no weights file (diffusion_pytorch_model.safetensors or model.safetensors): an incomplete "
@@ -134,7 +133,7 @@ class ModelDirectory:
         path order. Where the directory lives, file times, notes beside the model (PROVENANCE.txt, a README) and
         hidden entries (``.name``: partial writes, OS litter) do not count, so a copy has the same fingerprint."""
         digest = hashlib.sha256()
-        kinds = (".json", *WEIGHT_SUFFIXES)
+        kinds = (".json", *PRETRAINED_SUFFIXES)
         files = {p.relative_to(self.path).as_posix(): p for p in self.path.rglob("*") if p.is_file()}
         for rel in sorted(files):
             if any(part.startswith(".") for part in rel.split("/")) or not rel.endswith(kinds):
@@ -167,7 +166,8 @@ class ModelDirectory:
     def load_networks(
         self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> AnimateAnyone:
-        """ReferenceNet, denoising UNet and Pose Guider."""
+        """The model's networks (``models.NETWORKS``: ReferenceNet, denoising UNet, Pose Guider) as one
+        ``AnimateAnyone``."""
         for name in NETWORKS:
             self.config(name)  # names the missing network before any weights load
         parts = {name: cls.from_pretrained(self.path / name, dtype=dtype) for name, cls in NETWORKS.items()}

@@ -16,7 +16,10 @@ import torch
 from torch import Tensor, nn
 
 TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
-WEIGHT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)
+WEIGHT_SUFFIXES = (".safetensors", *TORCH_SUFFIXES)  # every weight file read_state_dict reads
+# The weight files of a component folder: what diffusers' / transformers' save_pretrained write and from_pretrained
+# read (diffusion_pytorch_model.safetensors, model.safetensors, pytorch_model.bin, ...); a lone .pt is no component.
+PRETRAINED_SUFFIXES = tuple(s for s in WEIGHT_SUFFIXES if s in (".safetensors", ".bin"))
 
 
 class WeightsError(ValueError):

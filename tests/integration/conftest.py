@@ -54,7 +54,7 @@ def demo_inputs(tmp_path_factory) -> dict[str, Path]:
     from PIL import Image
 
     from animate_anyone.media import write_video
-    from animate_anyone.synthetic.demo import demo_clip
+    from animate_anyone_lab.demo import demo_clip
 
     folder = tmp_path_factory.mktemp("inputs")
     reference, _, poses = demo_clip(index=1, frames=12, size=64)

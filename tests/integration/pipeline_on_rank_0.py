@@ -13,9 +13,10 @@ import numpy as np
 import PIL.Image
 import torch
 
+from animate_anyone.assets import packaged_model
 from animate_anyone.distributed import Launch
 from animate_anyone.pipelines import AnimateAnyonePipeline
-from animate_anyone.synthetic.demo import demo_clip, packaged_model
+from animate_anyone_lab.demo import demo_clip
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def frames(path: Path) -> np.ndarray:
 
 
 def test_a_killed_worker_has_its_job_retried_and_a_rerun_does_nothing(ray_cluster, demo_inputs, tmp_path):
-    from animate_anyone.synthetic.demo import packaged_model
+    from animate_anyone.assets import packaged_model
 
     shutil.copy(demo_inputs["reference"], tmp_path / "reference.png")
     shutil.copy(demo_inputs["pose"], tmp_path / "pose.mp4")

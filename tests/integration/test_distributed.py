@@ -32,7 +32,7 @@ def test_one_video_across_two_processes_equals_one(tmp_path, preset):
     weight or reused feature changes frames), 30 frames in windows of 12 overlapping by 4 (3 or 4 windows a
     step), each preset: two processes write the one-process video within 2 levels, and share every step's
     windows within one."""
-    from animate_anyone.synthetic.demo import packaged_model
+    from animate_anyone.assets import packaged_model
 
     model, frames = str(packaged_model()), "30"
     run([sys.executable, str(HELPER), model, str(tmp_path / "one"), frames, preset])
@@ -61,8 +61,9 @@ def test_animate_command_under_torchrun_writes_one_equal_file(tmp_path):
     """The command itself, with the fast preset (its feature cache split between the processes)."""
     from PIL import Image
 
+    from animate_anyone.assets import packaged_model
     from animate_anyone.media import iter_frames, write_video
-    from animate_anyone.synthetic.demo import demo_clip, packaged_model
+    from animate_anyone_lab.demo import demo_clip
 
     reference, _, poses = demo_clip(1, 30, 64)
     Image.fromarray(reference[:, 8:56]).save(tmp_path / "ref.png")  # 48x64: another aspect ratio

@@ -25,7 +25,7 @@ def clips(tmp_path_factory):
     from PIL import Image
 
     from animate_anyone.media import write_video
-    from animate_anyone.synthetic.demo import demo_clip
+    from animate_anyone_lab.demo import demo_clip
 
     folder = tmp_path_factory.mktemp("clips")
     reference, _, poses = demo_clip(0, 48, 64)
@@ -36,7 +36,7 @@ def clips(tmp_path_factory):
 
 
 def peak_mib(clips, out, frames: int, preset: str) -> float:
-    from animate_anyone.synthetic.demo import packaged_model
+    from animate_anyone.assets import packaged_model
 
     argv = ["animate", "--model", str(packaged_model()), "--reference", str(clips / "ref.png"), "--quiet"]
     argv += ["--pose", str(clips / f"pose{frames}.mp4"), "--out", str(out), "--preset", preset]
@@ -53,11 +53,11 @@ def peak_mib(clips, out, frames: int, preset: str) -> float:
 
 @pytest.mark.parametrize("preset", ["quality", "fast", "student"])
 def test_peak_memory_is_flat_in_the_length_of_the_video(clips, tmp_path, preset):
+    from animate_anyone.assets import packaged_model
     from animate_anyone.model_dir import ModelDirectory
     from animate_anyone.pipelines.memory import per_frame_bytes, window_frames_per_frame
     from animate_anyone.pipelines.sampling import step_schedules
     from animate_anyone.pipelines.settings import SamplingRequest
-    from animate_anyone.synthetic.demo import packaged_model
 
     short = peak_mib(clips, tmp_path / "short.mp4", SHORT, preset)
     long = peak_mib(clips, tmp_path / "long.mp4", LONG, preset)

@@ -169,7 +169,7 @@ def motion(tmp_path_factory) -> dict[str, Path]:
     from PIL import Image
 
     from animate_anyone.media import write_video
-    from animate_anyone.synthetic.demo import demo_clip
+    from animate_anyone_lab.demo import demo_clip
 
     folder = tmp_path_factory.mktemp("motion")
     reference, _, poses = demo_clip(1, 30, 64)
@@ -182,8 +182,8 @@ def motion(tmp_path_factory) -> dict[str, Path]:
 def test_every_animate_config_under_torchrun_in_animate_and_batch(path, tmp_path, motion):
     """The packaged miniature model (trained temporal layers: a window split shows), 30 frames, 4 steps: two processes
     write what one writes (PNG frames, within 2 levels), and ``batch`` shares its jobs between them."""
+    from animate_anyone.assets import packaged_model
     from animate_anyone.media import iter_frames
-    from animate_anyone.synthetic.demo import packaged_model
 
     config = load_config(AnimateConfig, path)
     model = str(packaged_model())

@@ -16,7 +16,7 @@ import torch
 from animate_anyone import distributed
 from animate_anyone.pipelines import AnimateAnyonePipeline
 from animate_anyone.pipelines.settings import SettingsWarning
-from animate_anyone.synthetic.demo import demo_clip
+from animate_anyone_lab.demo import demo_clip
 
 model, out, frames, preset = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 torch.set_num_threads(1)

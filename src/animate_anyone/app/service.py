@@ -65,8 +65,8 @@ class AnimateService:
     sub-folder each."""
 
     def __init__(self, model=None, device: str = "auto", dtype: str = "auto", workdir=None):
+        from ..assets import packaged_model
         from ..model_dir import ModelDirectory
-        from ..synthetic.demo import packaged_model
 
         self.model = Path(model) if model else packaged_model()
         self.directory = ModelDirectory(self.model).check()  # a wrong path fails at start-up, not at first use

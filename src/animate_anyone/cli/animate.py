@@ -8,21 +8,14 @@ from __future__ import annotations
 
 from ..devices import DEVICE_HELP, DTYPE_HELP
 
-# flag destination -> AnimateConfig key (flags left out keep the config's value)
+# flag destination -> AnimateConfig key (flags left out keep the config's value); the sampling flags are
+# generated from the settings' fields (cli/flags.py) and --size is the output size of every command
 SHORTCUTS = {
     "model": "model",
     "seed": "seed",
-    "preset": "preset",
-    "steps": "steps",
-    "guidance": "guidance",
     "frames": "frames",
-    "size": "size",
     "device": "device",
     "dtype": "dtype",
-    "scheduler": "scheduler",
-    "context_frames": "context_frames",
-    "context_overlap": "context_overlap",
-    "window_mode": "window_mode",
     "fps": "fps",
     "decoder": "decoder",
     "pose_backend": "pose.backend",
@@ -32,14 +25,14 @@ SHORTCUTS = {
     "fit": "pose.fit",
 }
 # AnimateConfig key -> the flag that sets it, for messages (keys without a flag are named "key=")
-FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in SHORTCUTS.items()}
+FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in SHORTCUTS.items()} | {"size": "--size"}
+MEMORY_ADVICE = "out of memory; use a smaller --size, fewer --frames or a shorter --context-frames"
 
 
 def register(subparsers) -> None:
     from ..media import FIT_HELP, FITS
-    from ..pipelines.context import WINDOW_MODES
-    from ..pipelines.settings import PRESETS, SCHEDULERS
     from ..pose.track import PERSON_HELP
+    from .flags import add_overrides_argument, add_sampling_arguments, add_size_argument
 
     p = subparsers.add_parser(
         "animate",
@@ -59,31 +52,11 @@ def register(subparsers) -> None:
     p.add_argument(
         "--seed", type=int, help="random seed of the initial noise (default 0); the same seed, the same video"
     )
-    p.add_argument(
-        "--preset",
-        help=f"sampling preset ({', '.join(PRESETS)}): quality (25 guided DDIM steps), fast (fewer, cheaper "
-        "UNet passes), student (a distilled model); default: the model's own (quality). Its settings are "
-        "overridable one by one: --steps, --guidance, --scheduler, guidance_interval=[0,0.5], cache_interval=2, "
-        "cache_depth=1",
-    )
-    p.add_argument("--steps", type=int, help="denoising steps (default: the preset's; quality 25)")
-    p.add_argument(
-        "--guidance", type=float, help="classifier-free guidance scale (default: the preset's, 3.5; <= 1 disables)"
-    )
     p.add_argument("--frames", type=int, help="number of frames (default: all pose frames)")
-    p.add_argument("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the reference's aspect ratio)")
+    add_size_argument(p, note="multiples of 8 (default: the reference's aspect ratio at the model's resolution)")
     p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--dtype", help=DTYPE_HELP)
     p.add_argument("--side-by-side", metavar="PATH", help="also write reference | pose | result to PATH")
-    p.add_argument("--context-frames", type=int, help="temporal window length (default 24)")
-    p.add_argument("--context-overlap", type=int, help="overlap between windows (default 4)")
-    p.add_argument(
-        "--window-mode", help=f"long-video window schedule: {', '.join(WINDOW_MODES)} (default {WINDOW_MODES[0]})"
-    )
-    p.add_argument(
-        "--scheduler",
-        help=f"solver: {', '.join(SCHEDULERS)} (default: the preset's; model = the directory's own)",
-    )
     p.add_argument("--fps", type=float, help="output frame rate (default: the pose video's)")
     p.add_argument(
         "--decoder",
@@ -99,8 +72,9 @@ def register(subparsers) -> None:
     p.add_argument("--fit", choices=FITS, help="rendered skeletons (--pose video or images) of " + FIT_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out / --side-by-side")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="AnimateConfig overrides, e.g. steps=30")
-    p.set_defaults(run=run)
+    add_sampling_arguments(p)
+    add_overrides_argument(p, "AnimateConfig keys")
+    p.set_defaults(run=run, memory_advice=MEMORY_ADVICE)
 
 
 def run(args) -> None:
@@ -109,8 +83,12 @@ def run(args) -> None:
     from ..jobs.animate import animate
     from ..jobs.animate_config import AnimateConfig
     from ..pipelines.settings import SettingError
+    from .flags import renamed, sampling_values
 
     values = {key: getattr(args, dest) for dest, key in SHORTCUTS.items() if getattr(args, dest) is not None}
+    values |= sampling_values(args)
+    if args.size is not None:
+        values["size"] = "{}x{}".format(*args.size)
     if args.no_align:
         values["pose.align"] = False
     config = load_config(AnimateConfig, args.config, args.overrides, values)
@@ -128,6 +106,6 @@ def run(args) -> None:
             launch=launch,
         )
     except SettingError as error:  # the rule's own words, under this command's name for the value
-        raise error.named({error.field: FLAGS.get(error.field, f"{error.field}=")}) from None
+        raise renamed(error, FLAGS) from None
     if launch.main:  # under torchrun the main process alone writes, and says so
         print(f"wrote {out}")

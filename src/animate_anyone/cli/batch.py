@@ -7,6 +7,8 @@ RAY_FLAGS = ("address", "workers", "cpus_per_job", "gpus_per_job", "max_attempts
 
 
 def register(subparsers) -> None:
+    from .flags import add_overrides_argument, add_sampling_arguments
+
     p = subparsers.add_parser(
         "batch",
         help="run a file of animation jobs (resumable; on torchrun/accelerate processes or a Ray cluster)",
@@ -37,15 +39,23 @@ def register(subparsers) -> None:
     ray.add_argument("--cpus-per-job", type=float, help="CPUs each worker reserves (default 1)")
     ray.add_argument("--gpus-per-job", type=float, help="GPUs each worker reserves (default 0)")
     ray.add_argument("--max-attempts", type=int, help="tries per job when its worker dies (default 3)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="AnimateConfig overrides for every job")
-    p.set_defaults(run=run)
+    add_sampling_arguments(p)
+    add_overrides_argument(p, "AnimateConfig keys for every job (a job line's own keys win)")
+    p.set_defaults(run=run, memory_advice=MEMORY_ADVICE)
+
+
+MEMORY_ADVICE = (
+    "out of memory; give the jobs a smaller size, fewer frames or a shorter context_frames (job lines, or key=value "
+    "for every job)"
+)
 
 
 def run(args) -> int:
     from ..config import load_config
     from ..jobs.animate_config import AnimateConfig
+    from .flags import sampling_values
 
-    values = {"model": args.model} if args.model else {}
+    values = ({"model": args.model} if args.model else {}) | sampling_values(args)
     config = load_config(AnimateConfig, args.config, args.overrides, values)
     given = {name: getattr(args, name) for name in RAY_FLAGS if getattr(args, name) is not None}
     if args.engine != "ray":

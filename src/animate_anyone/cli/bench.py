@@ -17,40 +17,43 @@ SWITCH_FLAGS = {
 
 
 def register(subparsers) -> None:
-    from ..models.sizes import SIZES
-    from ..pipelines.context import WINDOW_MODES
     from ..pipelines.optimisations import SWITCHES, Optimisations
+    from .flags import (
+        add_architecture_argument,
+        add_overrides_argument,
+        add_sampling_arguments,
+        add_size_argument,
+        retire,
+    )
 
     p = subparsers.add_parser(
         "bench",
         help="benchmark inference (random weights): s/step, s/frame by stage, memory, FLOPs, MFU",
-        description="Build a model of the given size with random weights and time the whole pipeline. "
-        "The optimisations are the pipeline's defaults unless switched; --compare also runs each one toggled.",
+        description="Build a model of the given architecture with random weights and time the whole pipeline. "
+        "The optimisations are the pipeline's defaults unless switched; --compare also runs each one toggled. "
+        "Without a preset or --steps, the steps are the architecture's benchmark workload (tiny 4, mini 20, sd15 20).",
     )
-    p.add_argument("--size", default="tiny", choices=sorted(SIZES), help="model size (default tiny)")
+    add_architecture_argument(p)
+    add_size_argument(p, note="multiples of 8 (default: the architecture's, tiny 128x128, mini 64x64, sd15 512x768)")
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON")
-    p.add_argument("--width", type=int, help="output width, multiple of 8 (tiny 128, mini 64, sd15 512)")
-    p.add_argument("--height", type=int, help="output height, multiple of 8 (tiny 128, mini 64, sd15 768)")
     p.add_argument("--frames", type=int, help="video length in frames (tiny 16, mini 24, sd15 24)")
-    p.add_argument("--steps", type=int, help="denoising steps (tiny 4, mini 20, sd15 20; with --preset: its own)")
-    p.add_argument("--preset", help="sampling preset of the pipeline (quality, fast, student; pipelines/settings.py)")
-    p.add_argument(
+    runs = p.add_mutually_exclusive_group()
+    runs.add_argument(
+        "--compare", action="store_true", help="run the default and each optimisation toggled; report speed ratios"
+    )
+    runs.add_argument(
         "--compare-presets",
         action="store_true",
         help="run quality and each speed preset round-robin; report seconds per video and speed-ups",
     )
-    p.add_argument(
+    runs.add_argument(
         "--work",
         action="store_true",
         help="count the per-video work of each preset (or --preset) on the meta device, by stage; nothing runs",
     )
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the preset's, quality 3.5)")
-    p.add_argument(
-        "--no-guidance", dest="guidance", action="store_const", const=1.0, help="no unconditional rows (guidance 1)"
-    )
-    p.add_argument("--context-frames", type=int, help="temporal window length (default 24)")
-    p.add_argument("--context-overlap", type=int, help="overlap between windows (default 4)")
-    p.add_argument("--window-mode", help=f"long-video window schedule: {', '.join(WINDOW_MODES)} (default shifted)")
+    retire(p, "--width", "give the output size as --size WIDTHxHEIGHT")
+    retire(p, "--height", "give the output size as --size WIDTHxHEIGHT")
+    retire(p, "--no-guidance", "give --guidance 1")
     p.add_argument("--window-batch", type=int, default=1, help="windows per UNet call (default 1)")
     p.add_argument("--decode-chunk-size", type=int, default=8, help="frames per VAE decode call (default 8)")
     p.add_argument(
@@ -74,18 +77,15 @@ def register(subparsers) -> None:
         p.add_argument(
             flag, dest=name, action=argparse.BooleanOptionalAction, help=f"{SWITCHES[name]} (default {state})"
         )
-    p.add_argument(
-        "--compare", action="store_true", help="run the default and each optimisation toggled; report speed ratios"
-    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(run=run)
+    add_sampling_arguments(p)
+    add_overrides_argument(p, "sampling settings")
+    p.set_defaults(run=run, memory_advice="out of memory; use a smaller --size, fewer --frames or --architecture tiny")
 
 
-# the smallest value of each numeric flag (None: the size's default)
+# the smallest value of each numeric flag that is not a sampling setting (None: the architecture's default)
 BOUNDS = {
-    "--width": 8,
-    "--height": 8,
     "--frames": 1,
     "--window-batch": 1,
     "--decode-chunk-size": 1,
@@ -116,6 +116,7 @@ def run(args) -> None:
 
     from ..pipelines.optimisations import Optimisations
     from ..speed import format_comparison, format_result, run_benchmark, run_comparison
+    from .flags import SAMPLING_FIELDS, sampling_request
 
     for flag, low in BOUNDS.items():
         check_at_least(flag, getattr(args, flag[2:].replace("-", "_")), low)
@@ -127,16 +128,13 @@ def run(args) -> None:
         refuse_existing(args.json, args.overwrite, "--json")
     log = None if args.quiet else (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     options = Optimisations(window_batch=args.window_batch, decode_chunk_size=args.decode_chunk_size)
+    request = sampling_request(args)
+    width, height = args.size or (None, None)
     kwargs = dict(
-        width=args.width,
-        height=args.height,
+        width=width,
+        height=height,
         frames=args.frames,
-        steps=args.steps,
-        guidance=args.guidance,
-        preset=args.preset,
-        context_frames=args.context_frames,
-        context_overlap=args.context_overlap,
-        window_mode=args.window_mode,
+        **{name: getattr(request, name) for name in SAMPLING_FIELDS},
         optimisations=dataclasses.replace(options, compile=args.compile).with_switches(switches_from_args(args)),
         dtype=args.dtype,
         device=args.device,
@@ -144,29 +142,31 @@ def run(args) -> None:
         repeats=args.repeats,
         seed=args.seed,
     )
-    if sum(map(bool, (args.compare, args.compare_presets, args.work))) > 1:
-        raise ValueError("--compare, --compare-presets and --work are separate runs; choose one")
     if args.decoder != "vae" and not args.work:
         raise ValueError("--decoder light is counted with --work only (the timed runs decode with the VAE)")
     if args.work:
         from ..speed.compare import count_presets_work
         from ..speed.report import format_work
+        from .flags import SAMPLING_FLAGS
 
-        for flag, given in (("--steps", args.steps), ("--guidance / --no-guidance", args.guidance)):
-            if given is not None and not args.preset:
-                raise ValueError(f"--work counts each preset with its own settings; drop {flag} (or give --preset)")
+        for name in ("steps", "guidance", "scheduler", "guidance_interval", "cache_interval", "cache_depth"):
+            if getattr(request, name) is not None and (not request.preset or name not in ("steps", "guidance")):
+                raise ValueError(
+                    f"--work counts each preset with its own settings (a named preset's steps and guidance may "
+                    f"change); drop {SAMPLING_FLAGS[name]}"
+                )
         result = count_presets_work(
-            args.size,
-            args.width,
-            args.height,
+            args.architecture,
+            width,
+            height,
             args.frames,
-            [args.preset] if args.preset else None,
-            args.context_frames,
-            args.context_overlap,
-            args.window_mode,
+            [request.preset] if request.preset else None,
+            request.context_frames,
+            request.context_overlap,
+            request.window_mode,
             ref_kv_cache=switches_from_args(args).get("ref_kv_cache", True),
-            steps=args.steps,
-            guidance=args.guidance,
+            steps=request.steps,
+            guidance=request.guidance,
             decoder=args.decoder,
         )
         text = format_work(result)
@@ -174,13 +174,13 @@ def run(args) -> None:
         from ..speed.compare import run_preset_comparison
         from ..speed.report import format_preset_comparison
 
-        result = run_preset_comparison(args.size, log=log, threads=args.threads, **kwargs)
+        result = run_preset_comparison(args.architecture, log=log, threads=args.threads, **kwargs)
         text = format_preset_comparison(result)
     elif args.compare:
-        result = run_comparison(args.size, log=log, threads=args.threads, **kwargs)
+        result = run_comparison(args.architecture, log=log, threads=args.threads, **kwargs)
         text = format_comparison(result)
     else:
-        result = run_benchmark(args.size, threads=args.threads, log=log, **kwargs)
+        result = run_benchmark(args.architecture, threads=args.threads, log=log, **kwargs)
         text = format_result(result)
     print(text)
     if args.json:
@@ -188,22 +188,3 @@ def run(args) -> None:
 
         write_text(args.json, json.dumps(result, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m animate_anyone.cli.bench ...``: the subcommand on its own (same flags)."""
-    import sys
-
-    parser = argparse.ArgumentParser(prog="animate-anyone")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        args.run(args)
-    except (ValueError, OSError) as exc:
-        print(f"animate-anyone bench: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,6 +7,7 @@ import argparse
 
 def register(subparsers) -> None:
     from ..pose.track import PERSON_HELP
+    from .flags import add_size_argument
 
     p = subparsers.add_parser("data", help="prepare and inspect training datasets (videos + keypoints)")
     jobs = p.add_subparsers(dest="job", required=True)
@@ -63,7 +64,7 @@ def register(subparsers) -> None:
     pv.add_argument("data_dir", help="dataset directory (or its manifest.jsonl)")
     pv.add_argument("--out", "-o", required=True, help="image to write (.png / .jpg)")
     pv.add_argument("--count", type=int, default=4, help="samples (rows), default 4")
-    pv.add_argument("--size", default="256x384", help="WIDTHxHEIGHT of a sample (default 256x384)")
+    add_size_argument(pv, default="256x384", note="of a sample")
     pv.add_argument("--seed", type=int, default=0, help="seed of the sampled clips (default 0)")
     pv.add_argument("--no-augment", action="store_true", help="centred largest crop instead of random crops")
     pv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -114,7 +115,6 @@ def run_preview(args) -> None:
     from ..data.inspect import preview
 
     refuse_existing(args.out, args.overwrite)
-    from ..shapes import parse_size
 
-    out = preview(args.data_dir, args.out, args.count, parse_size(args.size), args.seed, augment=not args.no_augment)
+    out = preview(args.data_dir, args.out, args.count, args.size, args.seed, augment=not args.no_augment)
     print(f"wrote {out} ({args.count} samples: frame | pose | overlay | reference)")

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
-    from ..models.sizes import SIZES
+    from .flags import add_architecture_argument, retire
 
     p = subparsers.add_parser("init-model", help="write a randomly initialised model directory (tiny, mini or sd15)")
-    p.add_argument(
-        "--size",
-        choices=SIZES,
-        default="tiny",
-        help="tiny (tests), mini (the synthetic benchmark's 64 px model, 4x VAE) or sd15",
-    )
+    add_architecture_argument(p)
+    retire(p, "--size", "a model's shape is --architecture (tiny, mini, sd15)")
     p.add_argument("--vae", help="a trained VAE folder to use instead of a random one (e.g. synthetic autoencoder's)")
     p.add_argument("--out", "-o", required=True, help="model directory to create")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
@@ -26,6 +22,6 @@ def run(args) -> None:
     from ..jobs.init_model import init_model
 
     path = init_model(
-        args.size, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae
+        args.architecture, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae
     )
-    print(f"wrote {args.size} model to {path}")
+    print(f"wrote {args.architecture} model to {path}")

@@ -14,8 +14,12 @@ import signal
 import sys
 import warnings
 
-from . import animate, app, batch, bench, convert, data, demo, evaluate, init_model, pose, synthetic, train
+from animate_anyone_lab.cli import demo, synthetic
 
+from . import animate, app, batch, bench, convert, data, evaluate, init_model, pose, train
+
+# The front door: the product's commands and the benchmark lab's (demo, synthetic). This module is the one place the
+# product names the lab (tests/test_layering.py); no library module under it imports the lab.
 SUBCOMMANDS = (demo, animate, batch, app, pose, data, train, evaluate, synthetic, bench, init_model, convert)
 EXPECTED = (ValueError, OSError, EOFError, MemoryError)  # bad values, files, devices; out of memory
 
@@ -51,9 +55,10 @@ def _close_progress_bars() -> None:
         bar.close()  # a live bar ends its line (where it stopped) before the message
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, advice: str | None = None) -> str:
+    """The error in one line; out of memory with the command's own advice (``memory_advice``) when it has one."""
     if isinstance(exc, MemoryError):
-        return "out of memory; use a smaller --size, fewer --frames or a shorter --context-frames"
+        return advice or "out of memory"
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
         text = f"{exc.filename}: {text}"
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(name, "terminated (SIGTERM); partial outputs were removed")
         return 143
     except EXPECTED as exc:
-        _say(name, f"error: {_one_line(exc)}")
+        _say(name, f"error: {_one_line(exc, getattr(args, 'memory_advice', None))}")
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)

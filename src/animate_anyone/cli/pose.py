@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def register(subparsers) -> None:
     from ..pose.track import PERSON_HELP
+    from .flags import add_size_argument
 
     p = subparsers.add_parser("pose", help="extract, render and retarget pose keypoints")
     jobs = p.add_subparsers(dest="job", required=True)
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
     r = jobs.add_parser("render", help="keypoint file -> OpenPose-style skeleton video (.mp4, .gif, PNG folder)")
     r.add_argument("poses", help="keypoint file (.npz or .json)")
     r.add_argument("-o", "--out", required=True, help="skeleton video to write: .mp4, .gif, or a folder of PNG frames")
-    r.add_argument("--size", help="WIDTHxHEIGHT (default: the keypoints' image size)")
+    add_size_argument(r, note="default: the keypoints' image size")
     r.add_argument("--fps", type=float, help="default: the keypoint file's")
     r.add_argument("--no-hands", action="store_true", help="leave the hand keypoints out")
     r.add_argument("--no-face", action="store_true", help="leave the face keypoints out")
@@ -71,12 +72,11 @@ def run_extract(args) -> None:
 
 def run_render(args) -> None:
     from ..pose.sequences import render_file
-    from ..shapes import parse_size
 
     out = render_file(
         args.poses,
         args.out,
-        size=parse_size(args.size),
+        size=args.size,
         fps=args.fps,
         hands=not args.no_hands,
         face=not args.no_face,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(subparsers) -> None:
+    from .flags import add_size_argument, retire
+
     p = subparsers.add_parser(
         "train", help="train stage 1 (image level), stage 2 (temporal layers) or distil a few-step student"
     )
@@ -41,14 +43,23 @@ def register(subparsers) -> None:
     light.add_argument(
         "--data", nargs="+", required=True, help="dataset directories (manifest.jsonl) to take frames from"
     )
-    light.add_argument("--size", type=int, help="side of the square training frames (default: the model's, <= 256)")
-    light.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
+    add_size_argument(light, square=True, note="of the training frames (default: the model's resolution, <= 256)")
+    light.add_argument("--max-steps", type=int, default=3000, help="optimizer steps (default 3000; TrainConfig's word)")
+    retire(light, "--steps", "a trainer's optimizer steps are --max-steps (--steps: denoising steps)")
     light.add_argument("--batch-size", type=int, default=8, help="frames per step (default 8)")
     light.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, one-cycle (default 1e-3)")
     light.add_argument("--channels", type=int, default=64, help="channels of every level (default 64, TAESD's)")
     light.add_argument("--blocks", type=int, default=3, help="residual blocks per level (default 3, TAESD's)")
     light.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the frame draws (default 0)")
     light.add_argument("--overwrite", action="store_true", help="replace the model's light decoder")
+    light.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run from its checkpoint in MODEL/light_decoder.checkpoints (same settings)",
+    )
+    light.add_argument(
+        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500; 0: off)"
+    )
     light.add_argument("--quiet", action="store_true", help="no progress bar")
     light.set_defaults(run=run_light_decoder)
 
@@ -60,7 +71,7 @@ def run_light_decoder(args) -> None:
         args.model,
         args.data,
         size=args.size,
-        steps=args.steps,
+        steps=args.max_steps,
         batch_size=args.batch_size,
         lr=args.lr,
         channels=args.channels,
@@ -68,6 +79,8 @@ def run_light_decoder(args) -> None:
         seed=args.seed,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
     )
     print(
         f"wrote {report['light_decoder']} ({report['parameters'] / 1e6:.2f} M parameters): "

@@ -20,8 +20,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from ..model_dir import NETWORKS, read_json
-from ..models import AnimateAnyone
+from ..model_dir import read_json
+from ..models import NETWORKS, AnimateAnyone
 from ..models.sizes import SIZES, build_image_processor, image_processor_class
 from ..weights import WEIGHT_SUFFIXES, load_strict, read_state_dict
 

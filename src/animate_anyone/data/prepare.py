@@ -1,7 +1,7 @@
 """``prepare_dataset``: a folder of raw videos -> a dataset directory (see :mod:`.manifest`).
 
-For every video under ``video_dir`` (recursive, sorted by path; suffixes ``VIDEO_SUFFIXES``, hidden files and
-folders skipped, as is anything inside the output directory):
+For every video under ``video_dir`` (recursive, sorted by path; suffixes ``DATASET_VIDEO_SUFFIXES``, hidden files
+and folders skipped, as is anything inside the output directory):
 
 1. probe it (``media.probe_frames``); a ``MediaError`` -> quarantined ``unreadable``;
 2. fewer than ``min_frames`` frames -> ``too_short``; shorter side below ``min_size`` -> ``low_resolution``;
@@ -36,11 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..jsonl import write_jsonl
-from ..media import MediaError, probe_frames
+from ..media import VIDEO_SUFFIXES, MediaError, probe_frames
 from ..pose.keypoints import PoseSequence, load_pose
 from .manifest import MANIFEST_NAME, POSES_DIR, QUARANTINE_NAME, Clip, write_manifest
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".mkv", ".avi")
+# Training footage: every video media reads but GIFs (256 dithered colours a frame, frame times in 1/100 s, and in
+# a folder of clips more often a preview than a take).
+DATASET_VIDEO_SUFFIXES = tuple(s for s in VIDEO_SUFFIXES if s != ".gif")
 REASONS = ("unreadable", "too_short", "low_resolution", "bad_fps", "no_person", "person_switch", "several_people")
 NO_PERSON_SUFFIX = ".noperson"
 PEOPLE_SUFFIX = ".people.jsonl"  # beside poses/<key>.npz: the followed person's switches and the most people seen
@@ -94,7 +96,7 @@ def find_videos(video_dir: PathLike, exclude: PathLike | None = None) -> list[Pa
     for folder, dirs, files in os.walk(root):
         here = Path(folder)
         dirs[:] = [d for d in dirs if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)]
-        found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in VIDEO_SUFFIXES]
+        found += [here / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in DATASET_VIDEO_SUFFIXES]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -159,7 +161,7 @@ def prepare_dataset(
         raise FileExistsError(f"{out}: exists and is not a folder")
     videos = find_videos(root, exclude=out)
     if not videos:
-        raise ValueError(f"{root}: no videos ({', '.join(VIDEO_SUFFIXES)}) in it or its subfolders")
+        raise ValueError(f"{root}: no videos ({', '.join(DATASET_VIDEO_SUFFIXES)}) in it or its subfolders")
     poses = out / POSES_DIR
     poses.mkdir(parents=True, exist_ok=True)
     report = PrepareReport(out)

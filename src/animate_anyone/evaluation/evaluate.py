@@ -12,7 +12,7 @@ and both values: nothing is cropped or resized), streams the frames in small chu
 * ``skipped``: ``{metric: reason}`` for every requested metric that could not be computed (missing weights,
   missing pose extractor, too few samples, ...).
 * ``predictions``: how ``pred_dir`` was made, copied from its ``predict.json`` (written by ``synthetic predict``:
-  model and fingerprint, sampling settings, seeds; ``synthetic.record``), None when it has none.
+  model and fingerprint, sampling settings, seeds; ``.record``), None when it has none.
 * ``metrics``, ``conventions`` (one line per metric), ``pred_dir``, ``gt_dir``, ``pose_dir``, ``pose_backend``
   (the extractor of the PCK metrics, None without them), ``num_videos``,
   ``missing_predictions`` (ground-truth videos without a prediction; a prediction without ground truth is an
@@ -33,17 +33,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..devices import resolve_device
-from ..synthetic.record import read_record
-from .learned import LearnedMetrics, load_networks
+from .learned import LearnedMetrics, load_feature_networks
 from .output import format_table, from_json_value, results_csv, to_json_value, write_results
-from .pairing import VIDEO_SUFFIXES, VideoPair, find_videos, pair_videos
+from .pairing import VideoPair, find_videos, pair_videos
+from .record import read_record
 from .registry import CLIP_LENGTH, FVD_SAMPLING, METRICS, Kind, Settings
 from .scoring import PoseSource, aggregate, pose_files, score_videos, usable_keypoint_metrics
 
 __all__ = [
     "ALL_METRICS",
     "CLIP_LENGTH",
-    "VIDEO_SUFFIXES",
     "VideoPair",
     "evaluate",
     "find_videos",
@@ -117,7 +116,7 @@ def evaluate(
         "i3d_weights": i3d_weights,
         "resnet3d_weights": resnet3d_weights,
     }
-    learned = LearnedMetrics(load_networks(names, weights, settings, device, skipped), settings, device)
+    learned = LearnedMetrics(load_feature_networks(names, weights, settings, device, skipped), settings, device)
     pose_source = PoseSource(pose_backend, None if pose_model is None else str(pose_model))
     keypoint_names = usable_keypoint_metrics(names, pose_source, skipped)
     poses = pose_files(pose_dir, [pair.name for pair in pairs]) if keypoint_names else {}

@@ -13,7 +13,9 @@ import torch
 from .registry import METRICS, Kind, Metric, Settings, of_kind
 
 
-def load_networks(names, weights: dict, settings: Settings, device: torch.device, skipped: dict[str, str]) -> dict:
+def load_feature_networks(
+    names, weights: dict, settings: Settings, device: torch.device, skipped: dict[str, str]
+) -> dict:
     """``{metric name: network}`` for the requested metrics that need one; what cannot be had goes to ``skipped``.
 
     ``weights``: ``evaluate()``'s weight keywords (``{"i3d_weights": path or None, ...}``). A path given that

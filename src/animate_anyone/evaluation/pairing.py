@@ -15,9 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..media import IMAGE_SUFFIXES, iter_frames, probe_frames
+from ..media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, iter_frames, probe_frames
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".m4v")
 CHUNK = 8  # frames decoded and scored at a time (bounded memory for any video length)
 
 

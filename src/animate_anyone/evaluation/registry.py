@@ -13,9 +13,10 @@ The kind (:class:`Kind`) says how ``evaluate`` computes a metric:
 * ``KEYPOINT``: PCK at ``alpha`` of the poses re-extracted from the prediction against the driving pose.
 * ``DISTRIBUTION``: one Fréchet distance between the network features of all predictions and of all ground
   truths, a feature per frame or per clip (``samples``).
-* ``WORLD``: ``compute(**inputs) -> float`` per video from what only the synthetic world knows exactly (masks,
-  window seams, fresh short clips, both bodies; :mod:`.world`). ``evaluate`` leaves them out; ``synthetic
-  measure`` computes them, feeding each metric the ``inputs`` it names (a clip without one of them gets NaN).
+* ``WORLD``: ``compute(**inputs) -> float`` per video from inputs only a world with exact truth has (masks,
+  window seams, fresh short clips, both bodies). None is registered here: the benchmark lab
+  (``animate_anyone_lab.world_metrics.WORLD_METRICS``) declares its own with this type, and ``evaluate`` leaves
+  the kind out.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from enum import Enum
 import numpy as np
 
 from . import metrics as M
-from . import world as W
 
 CLIP_LENGTH = 16  # frames per clip of FVD and FID-VID, by default
 FVD_SAMPLING = {
@@ -302,81 +302,7 @@ _ENTRIES = (
     ),
 )
 
-_WORLD_ENTRIES = (
-    Metric(
-        "window_gap",
-        Kind.WORLD,
-        higher_is_better=True,
-        convention="mean PSNR (per frame, capped at 100 dB) of the long video's last window minus that of the same "
-        "frames generated as a fresh short clip (same reference, poses, seed), dB; 0 = windowing costs nothing",
-        compute=W.last_window_gap,
-        inputs=("pred", "gt", "fresh", "window"),
-    ),
-    Metric(
-        "drift_slope",
-        Kind.WORLD,
-        higher_is_better=True,
-        convention="least-squares slope over the frame index of per-frame PSNR(long) - PSNR(fresh short clips), "
-        "dB per 100 frames; negative = drifting",
-        compute=W.drift_slope,
-        inputs=("pred", "gt", "fresh"),
-    ),
-    Metric(
-        "seam_ratio",
-        Kind.WORLD,
-        higher_is_better=False,
-        convention="mean flicker (|Δpred - Δgt|, [0,1]) of the frame pairs where the final step's windows meet over "
-        "that of the other pairs; 1 = seams invisible",
-        compute=W.seam_ratio,
-        inputs=("pred", "gt", "seams"),
-    ),
-    Metric(
-        "char_color_drift",
-        Kind.WORLD,
-        higher_is_better=False,
-        convention="max over RGB of |(pred last - first window) - (gt last - first window)| of the mean colour inside "
-        "the character's exact per-frame mask, 0..255",
-        compute=W.character_color_drift,
-        inputs=("pred", "gt", "character_mask", "window"),
-    ),
-    Metric(
-        "bg_color_drift",
-        Kind.WORLD,
-        higher_is_better=False,
-        convention="the same inside the static-background mask, 0..255",
-        compute=W.background_color_drift,
-        inputs=("pred", "gt", "static_mask", "window"),
-    ),
-    Metric(
-        "bg_change",
-        Kind.WORLD,
-        higher_is_better=False,
-        convention="mean over consecutive pairs of mean |pred_t - pred_t-1| inside the static-background mask, "
-        "0..255 (the truth's own value is its encoding noise)",
-        compute=W.background_change,
-        inputs=("pred", "static_mask"),
-    ),
-    Metric(
-        "bg_psnr",
-        Kind.WORLD,
-        higher_is_better=True,
-        convention="per-frame PSNR inside the static-background mask ([0,1], capped at 100 dB), mean over frames",
-        compute=W.background_psnr,
-        inputs=("pred", "gt", "static_mask"),
-    ),
-    Metric(
-        "leakage",
-        Kind.WORLD,
-        higher_is_better=False,
-        convention="least-squares l of pred ~ (1 - l) gt + l copied over the pixels where gt and copied (the reference "
-        "character with the driver's proportions, size and place) differ by > 2/255; 0 = the reference's "
-        "proportions kept, 1 = the driver's copied",
-        compute=W.leakage,
-        inputs=("pred", "gt", "copied"),
-    ),
-)
-
-METRICS: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES + _WORLD_ENTRIES}
+METRICS: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES}
 """Every metric by its name in the output files, in the order of ``evaluate``'s output."""
 
 

@@ -90,7 +90,7 @@ def check_job(config: AnimateConfig, reference, pose, driver) -> CheckedJob:
     width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
     available = _frame_count(pose, driver)
     if config.frames is not None and config.frames > available:  # before any count that grows with the frames
-        raise ValueError(frames_range(config.frames, driver if driver is not None else pose, available))
+        raise frames_range(config.frames, driver if driver is not None else pose, available)
     return CheckedJob(directory, settings, image, width, height, config.frames or available)
 
 
@@ -217,7 +217,7 @@ def _pose_frames(pose, driver, image, size, frames, options: PoseOptions, progre
     info = probe_frames(pose)
     count = info.num_frames if frames is None else frames
     if not 1 <= count <= info.num_frames:
-        raise ValueError(frames_range(frames, pose, info.num_frames))
+        raise frames_range(frames, pose, info.num_frames)
     out = np.empty((count, size[1], size[0], 3), dtype=np.uint8)  # (F, H, W, 3), filled without a second copy
     for i, frame in enumerate(iter_frames(pose, size=size, count=count, fit=options.fit)):
         out[i] = frame
@@ -259,8 +259,8 @@ def _check_memory(
     # Under torchrun the ``local_world`` processes of a machine each hold the pose frames, and each its own windows'
     # features.
     host = (each.pose * local_world + each.cache) * frames
-    what = f"--size {width}x{height} with {frames} frames"
-    fix = "use a smaller --size (e.g. 512x768) or fewer --frames (animate a long video in parts)"
+    what = f"size {width}x{height} with {frames} frames"
+    fix = "use a smaller size (e.g. 512x768) or fewer frames (animate a long video in parts)"
     if device.type == "cpu":  # one memory
         check_memory(each.device * frames + host + decoder, what, fix, device)
     else:

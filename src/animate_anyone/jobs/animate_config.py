@@ -53,7 +53,7 @@ class AnimateConfig(SamplingRequest):
         """``SettingError`` naming the field, the value and the rule, for a job value that cannot work: called
         before any file is read or any model loads (the sampling fields are checked when resolved)."""
         if self.frames is not None and self.frames < 1:
-            raise SettingError("frames", self.frames, "must be at least 1 (leave --frames out for every pose frame)")
+            raise SettingError("frames", self.frames, "must be at least 1 (leave it unset for every pose frame)")
         if not 0 <= self.seed < 2**63:
             raise SettingError("seed", self.seed, "must be between 0 and 2**63 - 1")
         if not (math.isfinite(self.collective_timeout) and self.collective_timeout > 0):

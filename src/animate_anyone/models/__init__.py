@@ -4,7 +4,7 @@
 # ("animate_anyone.models"), so the base class is exported here too.
 from diffusers import ModelMixin
 
-from .animate_anyone import AnimateAnyone
+from .animate_anyone import NETWORKS, AnimateAnyone
 from .denoising_unet import AnimateAnyoneUNet, zero_init_motion_modules
 from .light_decoder import LightDecoder
 from .pose_guider import PoseGuider
@@ -16,6 +16,7 @@ __all__ = [
     "ModelMixin",
     "AnimateAnyoneUNet",
     "LightDecoder",
+    "NETWORKS",
     "PoseGuider",
     "ReferenceBank",
     "ReferenceNet",

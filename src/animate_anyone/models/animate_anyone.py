@@ -19,6 +19,10 @@ from .pose_guider import PoseGuider
 from .reference_attention import ReferenceBank
 from .reference_net import ReferenceNet
 
+# The model's three networks, by attribute name (also their folder in a model directory and their key in a size's
+# constructor arguments), in constructor order: the one list of them (model_dir, models.sizes, convert use it).
+NETWORKS = {"reference_net": ReferenceNet, "denoising_unet": AnimateAnyoneUNet, "pose_guider": PoseGuider}
+
 
 class AnimateAnyone(nn.Module):
     def __init__(self, reference_net: ReferenceNet, denoising_unet: AnimateAnyoneUNet, pose_guider: PoseGuider):

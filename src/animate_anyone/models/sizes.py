@@ -18,12 +18,10 @@ from typing import Any
 
 import torch
 
-from .animate_anyone import AnimateAnyone
+from .animate_anyone import NETWORKS, AnimateAnyone
 from .denoising_unet import AnimateAnyoneUNet, zero_init_motion_modules
 from .pose_guider import PoseGuider
 from .reference_net import ReferenceNet
-
-NETWORKS = ("reference_net", "denoising_unet", "pose_guider")
 
 # -- Stable Diffusion 1.5 ------------------------------------------------------------------------------------
 

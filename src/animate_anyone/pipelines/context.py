@@ -16,24 +16,16 @@ the windows that cover it with those weights.
 
 from __future__ import annotations
 
-import math
-
 WINDOW_MODES = ("shifted", "moore", "anchored")
 
 
-def moore_windows(
-    num_frames: int, context_frames: int, context_overlap: int, context_stride: int = 1
-) -> list[list[int]]:
-    """Moore-AnimateAnyone's ``uniform`` schedule at step 0 (the only step it uses), closed loop."""
+def moore_windows(num_frames: int, context_frames: int, context_overlap: int) -> list[list[int]]:
+    """Moore-AnimateAnyone's ``uniform`` schedule at step 0 (the only step it uses), closed loop, with its
+    default ``context_stride`` 1 (the recorded reference run's too): windows of consecutive frames only."""
     if num_frames <= context_frames:
         return [list(range(num_frames))]
-    stride_levels = min(context_stride, int(math.ceil(math.log2(num_frames / context_frames))) + 1)
-    windows = []
-    for level in range(stride_levels):
-        step = 1 << level
-        for start in range(0, num_frames, context_frames * step - context_overlap):
-            windows.append([i % num_frames for i in range(start, start + context_frames * step, step)])
-    return windows
+    starts = range(0, num_frames, context_frames - context_overlap)
+    return [[i % num_frames for i in range(start, start + context_frames)] for start in starts]
 
 
 def shifted_windows(num_frames: int, context_frames: int, context_overlap: int, step_index: int) -> list[list[int]]:
@@ -71,11 +63,11 @@ def blend_weights(length: int, ramp: int) -> list[float]:
 
 
 def window_schedule(
-    mode: str, num_frames: int, context_frames: int, context_overlap: int, step_index: int, context_stride: int = 1
+    mode: str, num_frames: int, context_frames: int, context_overlap: int, step_index: int
 ) -> list[tuple[list[int], list[float]]]:
     """(frames, weights) for every window of one denoising step."""
     if mode == "moore":
-        return [(w, [1.0] * len(w)) for w in moore_windows(num_frames, context_frames, context_overlap, context_stride)]
+        return [(w, [1.0] * len(w)) for w in moore_windows(num_frames, context_frames, context_overlap)]
     if mode == "shifted":
         windows = shifted_windows(num_frames, context_frames, context_overlap, step_index)
         return [(w, blend_weights(len(w), context_overlap)) for w in windows]
@@ -91,13 +83,11 @@ def window_schedule(
     raise ValueError(f"unknown window mode {mode!r}; choose one of {WINDOW_MODES}")
 
 
-def window_seams(
-    mode: str, num_frames: int, context_frames: int, context_overlap: int, step_index: int, context_stride: int = 1
-) -> list[int]:
+def window_seams(mode: str, num_frames: int, context_frames: int, context_overlap: int, step_index: int) -> list[int]:
     """The frames ``t`` (1 <= t < num_frames) where the set of windows that predict a frame (weight > 0) differs
     from frame ``t - 1``'s at step ``step_index``: where windows meet."""
     covering: list[set[int]] = [set() for _ in range(num_frames)]
-    schedule = window_schedule(mode, num_frames, context_frames, context_overlap, step_index, context_stride)
+    schedule = window_schedule(mode, num_frames, context_frames, context_overlap, step_index)
     for k, (frames, weights) in enumerate(schedule):
         for frame, weight in zip(frames, weights):
             if weight > 0:

@@ -26,7 +26,6 @@ def sample_video(
     reference: ReferenceBank | None,
     settings: SamplingSettings,
     *,
-    context_stride: int = 1,
     generator: torch.Generator | None = None,
     eta: float = 0.0,
     callback: Callable[[int, int], None] | None = None,
@@ -79,7 +78,7 @@ def sample_video(
     latents = noise * scheduler.init_noise_sigma  # (b, 4, F, h, w)
     accepted = _step_parameters(scheduler)
     step_kwargs = {k: v for k, v in {"eta": eta, "generator": generator}.items() if k in accepted}
-    schedules = step_schedules(plan, settings, num_frames, context_stride)
+    schedules = step_schedules(plan, settings, num_frames)
     total = torch.empty_like(latents, dtype=torch.float32)  # (b, 4, F, h, w): the weighted sum of the predictions
     weight = torch.empty(num_frames, device=latents.device, dtype=torch.float32)  # (F,): their weights
     for step_index, (t, step, schedule) in enumerate(zip(scheduler.timesteps, plan, schedules)):
@@ -123,13 +122,11 @@ def sample_video(
     return latents
 
 
-def step_schedules(
-    plan, settings: SamplingSettings, num_frames: int, context_stride: int = 1
-) -> list[list[tuple[list[int], list[float]]]]:
+def step_schedules(plan, settings: SamplingSettings, num_frames: int) -> list[list[tuple[list[int], list[float]]]]:
     """The windows (frames, blend weights) of every step of ``plan`` (``settings.plan``) under the windows of
     ``settings``: each step uses the grid of its refresh step (``StepPlan.grid``)."""
     mode, size, overlap = settings.window_mode, settings.context_frames, settings.context_overlap
-    return [window_schedule(mode, num_frames, size, overlap, step.grid, context_stride) for step in plan]
+    return [window_schedule(mode, num_frames, size, overlap, step.grid) for step in plan]
 
 
 def _window_groups(schedule, window_batch: int, indices: list[int] | None = None) -> list[list[int]]:

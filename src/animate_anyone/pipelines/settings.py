@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import SettingError
 from .context import WINDOW_MODES
 
 ROW_KINDS = ("uncond", "cond")  # the UNet rows of a guided call, in batch order
@@ -54,20 +55,6 @@ SCHEDULERS: dict[str, str | None] = {  # name -> diffusers class; "model": the m
 }
 STEP_FIELDS = ("steps", "guidance", "scheduler", "guidance_interval", "cache_interval", "cache_depth")
 WINDOW_FIELDS = ("context_frames", "context_overlap", "window_mode")
-
-
-class SettingError(ValueError):
-    """A sampling value that breaks its rule. ``str()``: "<name> <value>: <rule>", the name being the field's
-    unless a front end gave its own (``named``)."""
-
-    def __init__(self, field: str, value: Any, rule: str, name: str | None = None):
-        self.field, self.value, self.rule, self.name = field, value, rule, name or field
-        shown = list(value) if isinstance(value, tuple) else value
-        super().__init__(f"{self.name} {shown}: {rule}")
-
-    def named(self, names: Mapping[str, str]) -> SettingError:
-        """The same error under a front end's name for the field (e.g. ``{"steps": "--steps"}``)."""
-        return SettingError(self.field, self.value, self.rule, names.get(self.field, self.name))
 
 
 def _whole(low: int) -> Callable[[Any], bool]:
@@ -239,21 +226,34 @@ class ModelDefaults:
         return self.preset == "student"
 
 
+def _field(help: str):
+    """A request field: None (the preset's value) by default, with the help every front end shows for it (read from
+    the field's metadata, as ``transformers.HfArgumentParser`` does)."""
+    return field(default=None, metadata={"help": help})
+
+
 @dataclass
 class SamplingRequest:
     """What a front end asks for: a preset (None: the model's own) and the fields that differ from it (None: the
     preset's value, or the default window). Plain data: checked when resolved."""
 
-    preset: str | None = None  # a name of PRESETS; None: the model's default preset
-    steps: int | None = None  # denoising steps (quality: 25)
-    guidance: float | None = None  # classifier-free guidance scale (<= 1: off; quality: 3.5)
-    scheduler: str | None = None  # a name of SCHEDULERS ("model": the model directory's own)
-    guidance_interval: tuple[float, float] | None = None  # (start, end) fractions of the steps that are guided
-    cache_interval: int | None = None  # deep UNet features recomputed every N steps (1: no caching)
-    cache_depth: int | None = None  # outer UNet levels recomputed at every step when caching
-    context_frames: int | None = None  # temporal window length (default 24; at most the model's max_window)
-    context_overlap: int | None = None  # frames shared by neighbouring windows (default 4)
-    window_mode: str | None = None  # pipelines.context.WINDOW_MODES (default shifted)
+    preset: str | None = _field(
+        f"sampling preset ({', '.join(PRESETS)}): quality (25 guided DDIM steps), fast (fewer, cheaper UNet passes), "
+        "student (a distilled model); default: the model's own. The fields below override it one by one"
+    )
+    steps: int | None = _field("denoising steps (default: the preset's; quality 25)")
+    guidance: float | None = _field("classifier-free guidance scale (default: the preset's, quality 3.5; <= 1: off)")
+    scheduler: str | None = _field(
+        f"solver: {', '.join(SCHEDULERS)} (default: the preset's; model: the directory's own)"
+    )
+    guidance_interval: tuple[float, float] | None = _field(
+        "(start, end): the fractions of the steps that are guided (default: the preset's; quality 0,1)"
+    )
+    cache_interval: int | None = _field("deep UNet features recomputed every N steps (default: the preset's; 1: off)")
+    cache_depth: int | None = _field("outer UNet levels recomputed at every step when caching (default: the preset's)")
+    context_frames: int | None = _field("temporal window length in frames (default 24; at most the model's limit)")
+    context_overlap: int | None = _field("frames shared by neighbouring windows (default 4)")
+    window_mode: str | None = _field(f"long-video window schedule: {', '.join(WINDOW_MODES)} (default shifted)")
 
     @classmethod
     def of(cls, value: SamplingRequest | str | Mapping[str, Any] | None) -> SamplingRequest:
@@ -335,12 +335,12 @@ def mismatch(settings: SamplingSettings, distilled: bool, name: str | None = Non
         if name == "student" or (name is None and settings == PRESETS["student"]):
             return (
                 "preset student is for a model distilled with `train distill`; this model was not distilled, so "
-                "4 unguided steps leave the video blurred: use --preset quality or fast"
+                "4 unguided steps leave the video blurred: use preset quality or fast"
             )
         return None
     reasons = []
     if settings.guidance > 1:
-        reasons.append(f"guidance {settings.guidance:g} applies guidance twice (use --guidance 1)")
+        reasons.append(f"guidance {settings.guidance:g} applies guidance twice (set guidance to 1)")
     if settings.scheduler not in ("model", "lcm"):
         reasons.append(f"scheduler {settings.scheduler} is not the LCM schedule it was trained for")
     if settings.cache_interval > 1:
@@ -351,7 +351,7 @@ def mismatch(settings: SamplingSettings, distilled: bool, name: str | None = Non
     return (
         f"{what} on a distilled student (its guidance is in its weights): "
         + "; ".join(reasons)
-        + ("; use --preset student")
+        + "; use preset student"
     )
 
 

@@ -76,97 +76,16 @@ def keypoint_loss(pred: Tensor, target: Tensor, size: int) -> Tensor:
     return (pred - target).abs().mean() / size
 
 
-def load_keypoint_data(data_dirs: list[str | Path], size: int) -> tuple[Tensor, Tensor]:
-    """Every frame of every clip of the datasets with its first person's body keypoints: frames
-    (N, 3, size, size) uint8, keypoints (N, 18, 2) in pixels of ``size``. Clips without a pose file are an error."""
-    from ..data.manifest import read_manifest
-    from ..media import iter_frames
-    from .keypoints import load_pose
-
-    frames, points = [], []
-    for d in data_dirs:
-        for clip in read_manifest(d):
-            if clip.pose is None:
-                raise ValueError(f"{d}: clip {clip.id!r} has no pose file; the regressor trains on exact keypoints")
-            pose = load_pose(clip.pose)
-            video = list(iter_frames(clip.video, size=(size, size)))
-            if len(video) != pose.num_frames:
-                raise ValueError(f"{clip.video}: {len(video)} frames but {pose.num_frames} of keypoints")
-            xy = pose.body[:, 0, :, :2] * np.array([size / pose.width, size / pose.height], np.float32)
-            frames.extend(video)
-            points.extend(xy)
-    if not frames:
-        raise ValueError(f"no frames found in {', '.join(map(str, data_dirs))}")
-    return (
-        torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous(),
-        torch.from_numpy(np.stack(points).astype(np.float32)),
-    )
-
-
-def augment(images: Tensor, points: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """Random horizontal flips (left and right keypoints swap) and, on half the samples, a blur by down- and
-    up-sampling plus pixel noise, so that soft or noisy renderings of a pose are still read. images (b, 3, s, s)
-    in [0, 1]; points (b, K, 2) in pixels."""
-    b, _, _, s = images.shape
-    flip = torch.rand(b, generator=generator) < 0.5
-    flipped_points = points[:, list(FLIP_ORDER)].clone()
-    flipped_points[..., 0] = s - flipped_points[..., 0]
-    images = torch.where(flip.view(b, 1, 1, 1), images.flip(-1), images)
-    points = torch.where(flip.view(b, 1, 1), flipped_points, points)
-    degrade = (torch.rand(b, generator=generator) < 0.5).view(b, 1, 1, 1)
-    factor = int(torch.randint(2, 5, (), generator=generator))
-    soft = F.interpolate(F.avg_pool2d(images, factor, ceil_mode=True), size=(s, s), mode="bilinear")
-    noise = torch.randn(images.shape, generator=generator) * 0.05
-    images = torch.where(degrade, (soft + noise).clamp(0, 1), images)
-    return images, points
-
-
-def train_regressor(
-    data_dirs: list[str | Path],
-    out: str | Path,
-    *,
-    size: int = 64,
-    steps: int = 3000,
-    batch_size: int = 64,
-    lr: float = 2e-3,
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path:
-    """Train a ``KeypointRegressor`` on the frames and exact keypoints of ``data_dirs``; save it at ``out``."""
-    from tqdm.auto import tqdm
-
-    from ..atomic import atomic_directory, refuse_existing
-
-    refuse_existing(out, overwrite)
-    torch.manual_seed(seed)
-    frames, points = load_keypoint_data(data_dirs, size)
-    generator = torch.Generator().manual_seed(seed)
-    model = KeypointRegressor(size=size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=steps, pct_start=0.05)
-    bar = tqdm(range(steps), desc="keypoint regressor", disable=not progress)
-    for _ in bar:
-        index = torch.randint(len(frames), (batch_size,), generator=generator)
-        images, target = augment(frames[index].float() / 255, points[index], generator)
-        loss = keypoint_loss(model(images), target, size)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-    model.eval()
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        model.save_pretrained(tmp)
-    return Path(out)
-
-
 class RegressorExtractor:
     """The pose-backend interface over a trained regressor: ``(rgb (H, W, 3) uint8) -> (body (1, 18, 3),
     hands (1, 2, 21, 3), face (1, 68, 3))``, one person per frame, every keypoint with confidence 1."""
 
     def __init__(self, model: str | Path | None = None, device: str = "cpu"):
-        path = Path(model) if model is not None else default_regressor()
+        if model is None:
+            from ..assets import packaged_pose_oracle
+
+            model = packaged_pose_oracle()
+        path = Path(model)
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"keypoint regressor not found at {path} (a folder with config.json; "
@@ -193,8 +112,3 @@ class RegressorExtractor:
 
     def close(self) -> None:
         pass
-
-
-def default_regressor() -> Path:
-    """The packaged regressor of the synthetic world (``animate_anyone/assets/pose_oracle``)."""
-    return Path(__file__).resolve().parent.parent / "assets" / "pose_oracle"

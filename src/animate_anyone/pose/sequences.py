@@ -187,7 +187,7 @@ def animation_sequence(
         )
     if frames is not None:
         if not 1 <= frames <= pose.num_frames:
-            raise ValueError(frames_range(frames, source, pose.num_frames))
+            raise frames_range(frames, source, pose.num_frames)
         pose = pose.select(slice(0, frames))
     if target is not None:
         from .align import retarget

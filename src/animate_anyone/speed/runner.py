@@ -113,6 +113,7 @@ class Bench:
         self, size: str = "tiny", device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", seed: int = 0
     ):
         from ..devices import resolve_device, resolve_dtype
+        from ..models import NETWORKS
         from ..models.sizes import build_components, build_networks, get_size
         from ..pipelines.loading import load_pipeline
 
@@ -131,7 +132,7 @@ class Bench:
                 component.to(self.device).eval()
                 if component.dtype != self.dtype:
                     component.to(self.dtype)
-        networks = {name: getattr(model, name) for name in ("reference_net", "denoising_unet", "pose_guider")}
+        networks = {name: getattr(model, name) for name in NETWORKS}
         self.pipe = load_pipeline({**networks, **components}, self.device, self.dtype, progress=False)
         self.build_seconds = time.perf_counter() - t0
         self._work: dict[tuple, dict[str, Any]] = {}

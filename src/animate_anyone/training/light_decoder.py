@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+
+from .small_loop import CHECKPOINT_EVERY, SmallLoop
 
 
 def train_light_decoder(
@@ -28,28 +29,35 @@ def train_light_decoder(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    resume: bool = False,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> dict:
     """Train a light decoder for the model directory ``model`` on the frames of the datasets ``data_dirs`` and
     write it to ``model/light_decoder`` (model_index.json lists it). ``size``: the square training frames' side
     (default: the model's resolution, at most 256; the decoder is convolutional, any output size works).
-    Returns a report: the final loss and the PSNR of the light decoder against the VAE's decode on a held batch."""
+    ``resume``: continue from the checkpoint in ``model/light_decoder.checkpoints`` (written every
+    ``checkpoint_every`` steps, ``small_loop.SmallLoop``). Returns a report: the final loss and the PSNR of the light
+    decoder against the VAE's decode on a held batch."""
     import json
 
     from ..atomic import atomic_directory, check_writable, write_text
+    from ..data.frames import load_frames, random_frames
     from ..model_dir import ModelDirectory, read_json, vae_scale_factor
     from ..models import LightDecoder
-    from ..synthetic.autoencoder import load_frames, random_frames
 
     directory = ModelDirectory(model).check()
     out = directory.path / "light_decoder"
+    if steps < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"steps={steps}, batch_size={batch_size} must be >= 1 and lr={lr} > 0")
+    size = size or min(256, directory.default_short_side())
+    data = [str(Path(d).resolve()) for d in data_dirs]
+    settings = dict(data=data, size=size, batch_size=batch_size, lr=lr, channels=channels, blocks=blocks, seed=seed)
+    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; add --overwrite to train a new one in its place")
     check_writable(directory.path, f"--model {directory.path}", "copy the model directory where you may write")
-    if steps < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"steps={steps}, batch_size={batch_size} must be >= 1 and lr={lr} > 0")
     vae = directory.load_component("vae").eval().requires_grad_(False)
     factor, scale = vae_scale_factor(vae.config), vae.config.scaling_factor
-    size = size or min(256, directory.default_short_side())
     if size % factor:
         raise ValueError(f"size={size} must be a multiple of the VAE's downsampling factor {factor}")
     torch.manual_seed(seed)
@@ -64,17 +72,14 @@ def train_light_decoder(
         latents = vae.encode(random_frames(pool, batch_size, generator)).latent_dist.mean * scale
         return latents, vae.decode(latents / scale).sample.clamp(-1, 1)
 
-    held = batch()  # drawn first, never trained on
-    bar = tqdm(range(steps), desc="light decoder", disable=not progress)
-    for _ in bar:
+    def step(_: int) -> torch.Tensor:
         latents, target = batch()
         error = decoder(latents) - target
-        loss = error.abs().mean() + error.pow(2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        return error.abs().mean() + error.pow(2).mean()
+
+    held = batch()  # drawn first, never trained on
+    modules, generators = {"decoder": decoder}, {"frames": generator}
+    loss = loop.run(step, [(optimizer, schedule)], modules, generators, desc="light decoder", progress=progress)
     decoder.eval()
     with torch.no_grad():
         mse = ((decoder(held[0]).clamp(-1, 1) - held[1]) / 2).pow(2).mean()  # on [0, 1]
@@ -83,10 +88,11 @@ def train_light_decoder(
     index = read_json(directory.path / "model_index.json")
     index["light_decoder"] = ["animate_anyone.models", "LightDecoder"]
     write_text(directory.path / "model_index.json", json.dumps(index, indent=2) + "\n")
+    loop.finish()
     return {
         "light_decoder": str(out),
         "steps": steps,
-        "final_loss": float(loss.detach()),
+        "final_loss": loss,
         "psnr_vs_vae_decode": float(10 * torch.log10(1 / mse)),
         "parameters": sum(p.numel() for p in decoder.parameters()),
     }

@@ -1,8 +1,8 @@
 """Metrics that need what only the synthetic world knows exactly: masks, the windows' seams, both bodies.
 
 Pure functions of frame arrays (``(T, H, W, 3)`` uint8, or float in [0, 1]) and the world's exact extras; the
-registry (:mod:`.registry`, kind ``WORLD``) names them, gives their direction and the inputs each one reads, and
-``synthetic measure`` (:mod:`animate_anyone.synthetic.measure`) feeds them per clip.
+entries of :data:`WORLD_METRICS` (the product's ``Metric`` type, kind ``WORLD``) name them, give their direction and
+the inputs each one reads, and ``synthetic measure`` (:mod:`animate_anyone_lab.measure`) feeds them per clip.
 
 * long videos: ``window_gap`` (PSNR of a window of the long video minus that of the same frames generated as a
   fresh short clip: what windowing costs, free of the poses' own difficulty), ``drift_slope`` (the trend of that
@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-from .metrics import _as_float, _pair, flicker_pairs, psnr_frames
+from animate_anyone.evaluation.metrics import _as_float, _pair, flicker_pairs, psnr_frames
+from animate_anyone.evaluation.registry import Kind, Metric
 
 PSNR_CAP = 100.0  # dB: an identical frame counts as this, so differences stay finite
 
@@ -136,3 +137,81 @@ def background_change(pred, static_mask) -> float:
 def background_psnr(pred, gt, static_mask) -> float:
     """Mean ``region_psnr_frames`` inside the static-background mask."""
     return float(region_psnr_frames(pred, gt, static_mask).mean())
+
+
+_ENTRIES = (
+    Metric(
+        "window_gap",
+        Kind.WORLD,
+        higher_is_better=True,
+        convention="mean PSNR (per frame, capped at 100 dB) of the long video's last window minus that of the same "
+        "frames generated as a fresh short clip (same reference, poses, seed), dB; 0 = windowing costs nothing",
+        compute=last_window_gap,
+        inputs=("pred", "gt", "fresh", "window"),
+    ),
+    Metric(
+        "drift_slope",
+        Kind.WORLD,
+        higher_is_better=True,
+        convention="least-squares slope over the frame index of per-frame PSNR(long) - PSNR(fresh short clips), "
+        "dB per 100 frames; negative = drifting",
+        compute=drift_slope,
+        inputs=("pred", "gt", "fresh"),
+    ),
+    Metric(
+        "seam_ratio",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="mean flicker (|Δpred - Δgt|, [0,1]) of the frame pairs where the final step's windows meet over "
+        "that of the other pairs; 1 = seams invisible",
+        compute=seam_ratio,
+        inputs=("pred", "gt", "seams"),
+    ),
+    Metric(
+        "char_color_drift",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="max over RGB of |(pred last - first window) - (gt last - first window)| of the mean colour inside "
+        "the character's exact per-frame mask, 0..255",
+        compute=character_color_drift,
+        inputs=("pred", "gt", "character_mask", "window"),
+    ),
+    Metric(
+        "bg_color_drift",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="the same inside the static-background mask, 0..255",
+        compute=background_color_drift,
+        inputs=("pred", "gt", "static_mask", "window"),
+    ),
+    Metric(
+        "bg_change",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="mean over consecutive pairs of mean |pred_t - pred_t-1| inside the static-background mask, "
+        "0..255 (the truth's own value is its encoding noise)",
+        compute=background_change,
+        inputs=("pred", "static_mask"),
+    ),
+    Metric(
+        "bg_psnr",
+        Kind.WORLD,
+        higher_is_better=True,
+        convention="per-frame PSNR inside the static-background mask ([0,1], capped at 100 dB), mean over frames",
+        compute=background_psnr,
+        inputs=("pred", "gt", "static_mask"),
+    ),
+    Metric(
+        "leakage",
+        Kind.WORLD,
+        higher_is_better=False,
+        convention="least-squares l of pred ~ (1 - l) gt + l copied over the pixels where gt and copied (the reference "
+        "character with the driver's proportions, size and place) differ by > 2/255; 0 = the reference's "
+        "proportions kept, 1 = the driver's copied",
+        compute=leakage,
+        inputs=("pred", "gt", "copied"),
+    ),
+)
+
+WORLD_METRICS: dict[str, Metric] = {metric.name: metric for metric in _ENTRIES}
+"""The world's metrics by name, in the order of ``synthetic measure``'s output."""

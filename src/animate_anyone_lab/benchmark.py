@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import check_writable
-from ..evaluation.registry import METRICS
-from ..pipelines.settings import SamplingRequest
+from animate_anyone.atomic import check_writable
+from animate_anyone.evaluation.registry import METRICS as PRODUCT_METRICS
+from animate_anyone.pipelines.settings import SamplingRequest
+
+from .world_metrics import WORLD_METRICS
 
 PathLike = str | os.PathLike[str]
-
+METRICS = {**PRODUCT_METRICS, **WORLD_METRICS}  # every column's direction
 TABLE_METRICS = (
     "l1",
     "psnr",
@@ -38,6 +40,16 @@ TABLE_METRICS = (
 # The benchmark's own sampling (docs/benchmark.md) for a model that is not a distilled student
 BENCHMARK_SAMPLING = SamplingRequest(steps=20, guidance=2.0, context_frames=24, context_overlap=4)
 DRIVERS = ("truth", "raw", "aligned")  # which skeleton drives a cross-body clip (see predict_split)
+
+
+def benchmark_request(request: SamplingRequest | None, distilled: bool) -> SamplingRequest:
+    """The request the benchmark and the demo sample with: without a preset, ``BENCHMARK_SAMPLING`` with the
+    request's fields over it, unless the model is a distilled student (its own default preset); with a preset,
+    the request as it is."""
+    request = request or SamplingRequest()
+    if request.preset is None and not distilled:
+        return dataclasses.replace(BENCHMARK_SAMPLING, **request.given())
+    return request
 
 
 def predict_split(
@@ -64,7 +76,7 @@ def predict_split(
     ``vae_roundtrip``: instead of animating, ``model_dir``'s VAE encodes and decodes the true frames (posterior
     mean): the ceiling of any model that works in that VAE's latent space. ``decoder``: the pipeline's (``"vae"``
     or ``"light"``, the model's light decoder), recorded.
-    ``out/predict.json`` records the settings (``synthetic.record``); a rerun with other settings is refused
+    ``out/predict.json`` records the settings (``evaluation.record``); a rerun with other settings is refused
     unless ``overwrite``, which redoes every clip.
 
     Sampling (a ``SamplingRequest``): without a preset, the benchmark's own settings (20 steps, guidance 2, windows
@@ -91,11 +103,12 @@ def predict_split(
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from ..data.manifest import read_manifest
-    from ..media import iter_frames, write_video
-    from ..pipelines.loading import load_pipeline
-    from ..pipelines.settings import WINDOW_FIELDS
-    from .record import check_ran, claim, prediction_record, sampling_record
+    from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.evaluation.record import check_ran, claim, prediction_record, sampling_record
+    from animate_anyone.media import iter_frames, write_video
+    from animate_anyone.pipelines.loading import load_pipeline
+    from animate_anyone.pipelines.settings import WINDOW_FIELDS
+
     from .render import pose_images
 
     if driver not in DRIVERS or (chunk is not None and chunk < 1):
@@ -124,9 +137,7 @@ def predict_split(
         record = prediction_record(split_dir, clips, model_dir=model_dir, baseline=ROUNDTRIP)
     else:
         pipe = load_pipeline(model_dir, device, dtype, progress=False)
-        request = sampling or SamplingRequest()
-        if request.preset is None and not pipe.model_defaults.distilled:  # the benchmark's own settings
-            request = dataclasses.replace(BENCHMARK_SAMPLING, **request.given())
+        request = benchmark_request(sampling, pipe.model_defaults.distilled)
         settings = pipe.sampling_settings(request)  # resolved and checked once, then passed whole
         record = prediction_record(
             split_dir,
@@ -204,8 +215,8 @@ def check_inputs(split_dir: Path, clips: list, out: Path, *, mode: str, driver: 
     """
     from PIL import Image
 
-    from ..media import probe_frames
-    from ..pose.keypoints import load_pose
+    from animate_anyone.media import probe_frames
+    from animate_anyone.pose.keypoints import load_pose
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -279,7 +290,8 @@ def restore_hint(split_dir: Path, damaged: bool = True) -> str:
     """How to restore a split's missing (and, when ``damaged``, damaged or short) clip files: ``synthetic make`` with
     the dataset's settings rewrites a clip that lacks a file (the command itself when ``synthetic.json`` is one the
     CLI can repeat)."""
-    from ..data.manifest import manifest_path
+    from animate_anyone.data.manifest import manifest_path
+
     from .dataset import CONFIG_NAME
 
     config = split_dir.parent / CONFIG_NAME
@@ -334,8 +346,8 @@ def roundtrip(vae, frames: np.ndarray, batch: int = 8) -> np.ndarray:
 
 def driving_pose(split_dir: Path, clip, driver: str):
     """The skeleton that drives ``clip`` (see ``predict_split``), in the clip's image."""
-    from ..pose.align import retarget
-    from ..pose.keypoints import load_pose
+    from animate_anyone.pose.align import retarget
+    from animate_anyone.pose.keypoints import load_pose
 
     if driver == "truth":
         return load_pose(clip.pose)
@@ -400,9 +412,9 @@ def results_sheet(
     ``predictions`` (name -> prediction folder), each row = the reference, then ``frames`` of the clip."""
     from PIL import Image, ImageDraw
 
-    from ..atomic import atomic_path
-    from ..data.manifest import read_manifest
-    from ..media import iter_frames
+    from animate_anyone.atomic import atomic_path
+    from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.media import iter_frames
 
     split_dir = Path(split_dir)
     rows: list[tuple[str, list[np.ndarray]]] = []

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..pose.draw import draw_pose
-from ..pose.keypoints import FACE_POINTS, HAND_POINTS, PoseSequence
+from animate_anyone.pose.draw import draw_pose
+from animate_anyone.pose.keypoints import FACE_POINTS, HAND_POINTS, PoseSequence
+
 from .character import Character, make_palette
 from .kinematics import PART_NAMES, Rig, pose
 from .motion import Motion

@@ -16,7 +16,7 @@ Layout under ``out``::
                                     video); ``poses/`` holds the truth's (the reference character's own)
     <split>/reference_poses/<id>.npz  cross-body splits: the reference image's keypoints (one frame)
     <split>/copied/<id>.mp4         cross-body splits: the reference character with the driver's proportions, size
-                                    and place (a full copy of the driver's skeleton; ``evaluation.world.leakage``)
+                                    and place (a full copy of the driver's skeleton; ``world_metrics.leakage``)
 
 Every file is written to a temporary sibling and renamed into place, the manifest after everything else, so
 an interrupted run leaves no half-written file and no manifest naming missing files. Rerunning with the same
@@ -35,11 +35,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..atomic import atomic_path, write_text
-from ..data.manifest import QUARANTINE_NAME, Clip, write_manifest
-from ..jsonl import write_jsonl
-from ..media import write_video
-from ..pose.keypoints import PoseSequence, write_npz
+from animate_anyone.atomic import atomic_path, write_text
+from animate_anyone.data.manifest import QUARANTINE_NAME, Clip, write_manifest
+from animate_anyone.jsonl import write_jsonl
+from animate_anyone.media import write_video
+from animate_anyone.pose.keypoints import PoseSequence, write_npz
+
 from .motion import Motion
 from .render import Stage, background, clip_keypoints, clip_masks, pose_images, reference_image, render_clip
 from .splits import (

@@ -10,24 +10,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from animate_anyone.assets import packaged_model
+from animate_anyone.pipelines.settings import SamplingRequest
+
 PathLike = str | os.PathLike[str]
 DEMO_SEED = 0  # the benchmark's dataset seed: held-out pools of that seed were never trained on
-
-
-def packaged_model() -> Path:
-    """The miniature model directory shipped with the package."""
-    path = Path(str(resources.files("animate_anyone") / "assets" / "mini"))
-    if not (path / "model_index.json").is_file():
-        raise FileNotFoundError(
-            f"the packaged demo model is missing ({path}); reinstall animate-anyone or pass --model"
-        )
-    return path
 
 
 @dataclass
@@ -61,8 +53,7 @@ def run_demo(
     model: PathLike | None = None,
     index: int = 0,
     frames: int = 24,
-    steps: int = 20,
-    guidance: float = 2.0,
+    sampling: SamplingRequest | None = None,
     seed: int = 0,
     scale: int = 4,
     device: str = "auto",
@@ -72,25 +63,27 @@ def run_demo(
 ) -> DemoResult:
     """Animate the demo clip and write ``reference | pose | result | ground truth`` (each panel upscaled
     ``scale`` times, nearest neighbour) to ``out`` (.mp4, .gif or a folder), atomically; an existing ``out`` is
-    replaced only with ``overwrite``."""
+    replaced only with ``overwrite``. ``sampling``: as the benchmark samples (``benchmark.benchmark_request``: without
+    a preset, 20 steps at guidance 2 with the request's fields over them)."""
     from PIL import Image
 
-    from ..evaluation.metrics import psnr
-    from ..media import check_video_output, write_video
-    from ..model_dir import ModelDirectory, default_short_side
-    from ..pipelines.loading import load_pipeline
-    from ..pipelines.settings import ModelDefaults, SamplingRequest
+    from animate_anyone.evaluation.metrics import psnr
+    from animate_anyone.media import check_video_output, write_video
+    from animate_anyone.model_dir import ModelDirectory, default_short_side
+    from animate_anyone.pipelines.loading import load_pipeline
+    from animate_anyone.pipelines.settings import ModelDefaults, SettingError
 
-    for flag, value, high in (("--frames", frames, 240), ("--scale", scale, 16)):
+    from .benchmark import benchmark_request
+
+    for name, value, high in (("frames", frames, 240), ("scale", scale, 16)):
         if not 1 <= value <= high:
-            raise ValueError(f"{flag} {value}: must be between 1 and {high}")
+            raise SettingError(name, value, f"must be between 1 and {high}")
     if index < 0:
-        raise ValueError(f"--character {index}: must be 0 or more")
+        raise SettingError("index", index, "must be 0 or more")
     check_video_output(out, "--out", overwrite)
     directory = ModelDirectory(model or packaged_model()).check()
-    settings = SamplingRequest(steps=steps, guidance=guidance).resolve(
-        ModelDefaults.of_directory(directory)
-    )  # checked before the model loads
+    defaults = ModelDefaults.of_directory(directory)
+    settings = benchmark_request(sampling, defaults.distilled).resolve(defaults)  # checked before the model loads
     start = time.perf_counter()
     pipe = load_pipeline(directory.path, device, dtype, progress=progress)
     size = default_short_side(pipe.denoising_unet.config, pipe.vae.config)  # the model's own resolution, square

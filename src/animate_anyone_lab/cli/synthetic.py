@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-
-from ..devices import DEVICE_HELP, DTYPE_HELP
+from animate_anyone.cli.flags import add_overrides_argument, add_sampling_arguments, add_size_argument, retire
+from animate_anyone.devices import DEVICE_HELP, DTYPE_HELP
 
 
 def register(subparsers) -> None:
@@ -22,7 +21,7 @@ def register(subparsers) -> None:
     mk.add_argument("--out", "-o", required=True, help="output folder")
     mk.add_argument("--clips", type=int, required=True, help="clips per split (train: also the size of the train pool)")
     mk.add_argument("--heldout-clips", type=int, help="clips of each heldout split (default: --clips)")
-    mk.add_argument("--size", type=_size, default=(128, 128), help="SIZE or WIDTHxHEIGHT in pixels (default 128)")
+    add_size_argument(mk, default="128", note="of every clip")
     mk.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
     mk.add_argument("--fps", type=float, default=12.0, help="frame rate (default 12)")
     mk.add_argument("--seed", type=int, default=0, help="seed of everything (default 0)")
@@ -46,7 +45,7 @@ def register(subparsers) -> None:
     pv.add_argument("--seed", type=int, default=0, help="seed of the drawn characters (default 0)")
     pv.add_argument("--characters", type=int, default=4, help="rows (default 4)")
     pv.add_argument("--frames", type=int, default=4, help="frames per row (default 4)")
-    pv.add_argument("--size", type=int, default=128, help="tile size in pixels (default 128)")
+    add_size_argument(pv, default="128", square=True, note="of each tile")
     pv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     pv.set_defaults(run=run_preview)
 
@@ -69,18 +68,7 @@ def register(subparsers) -> None:
     )
     pr.add_argument("--data", required=True, help="a split folder of a synthetic dataset (e.g. DIR/heldout_character)")
     pr.add_argument("--out", "-o", required=True, help="folder for the predictions")
-    pr.add_argument("--steps", type=int, help="denoising steps (default 20, or the preset's)")
-    pr.add_argument("--guidance", type=float, help="guidance scale (default 2, or the preset's)")
-    pr.add_argument("--preset", help="a sampling preset (quality, fast, student); default: the benchmark's settings")
-    pr.add_argument(
-        "--sampling",
-        nargs="*",
-        default=[],
-        metavar="key=value",
-        help="other preset fields, e.g. cache_interval=1 guidance_interval=[0,0.5] scheduler=ddim",
-    )
     pr.add_argument("--seed", type=int, default=0, help="clip k uses seed + k")
-    pr.add_argument("--window-mode", help="long-clip windows: shifted (default), moore, anchored")
     pr.add_argument(
         "--driver",
         default="truth",
@@ -103,14 +91,19 @@ def register(subparsers) -> None:
         "--overwrite", action="store_true", help="redo clips already predicted (also those made with other settings)"
     )
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampling_arguments(pr)
+    retire(
+        pr, "--sampling", "give the sampling settings as flags or key=value after the options, e.g. cache_interval=1"
+    )
+    add_overrides_argument(pr, "sampling settings (without a preset: the benchmark's, 20 steps at guidance 2)")
     pr.set_defaults(run=run_predict)
 
     ms = jobs.add_parser(
         "measure",
         help="the world metrics (long videos, background, body shape) of predictions on a world split",
         description="Score OUT of synthetic predict on a world split with the metrics only the world can "
-        "measure exactly (evaluation.world): window_gap and drift_slope (with --fresh, a prediction folder made "
-        "with --chunk 24), seam_ratio, colour drift, background change and PSNR inside the static mask, "
+        "measure exactly (animate_anyone_lab.world_metrics): window_gap and drift_slope (with --fresh, a prediction "
+        "folder made with --chunk 24), seam_ratio, colour drift, background change and PSNR inside the static mask, "
         "and leakage of the driver's proportions (cross-body splits). Writes a JSON file.",
     )
     ms.add_argument("--data", required=True, help="a world split folder (e.g. DIR/long)")
@@ -155,8 +148,9 @@ def register(subparsers) -> None:
     )
     ae.add_argument("--data", required=True, nargs="+", help="dataset folder(s) with manifest.jsonl (e.g. DIR/train)")
     ae.add_argument("--out", "-o", required=True, help="folder to write the VAE to")
-    ae.add_argument("--size", type=int, default=64, help="training resolution in pixels (default 64)")
-    ae.add_argument("--steps", type=int, default=6000, help="optimizer steps (default 6000)")
+    add_size_argument(ae, default="64", square=True, note="of the training frames")
+    ae.add_argument("--max-steps", type=int, default=6000, help="optimizer steps (default 6000; TrainConfig's word)")
+    retire(ae, "--steps", "a trainer's optimizer steps are --max-steps (--steps: denoising steps)")
     ae.add_argument("--batch-size", type=int, default=8, help="frames per step (default 8)")
     ae.add_argument(
         "--lr", type=float, default=5e-4, help="peak learning rate of the one-cycle schedule (default 5e-4)"
@@ -193,6 +187,14 @@ def register(subparsers) -> None:
         help="step from which the adversarial loss reaches the VAE; the discriminator trains from step 0 (default 500)",
     )
     ae.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ae.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run from its checkpoint in OUT.checkpoints (same settings)",
+    )
+    ae.add_argument(
+        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500; 0: off)"
+    )
     ae.add_argument("--quiet", action="store_true", help="no progress bar")
     ae.set_defaults(run=run_autoencoder)
 
@@ -208,29 +210,28 @@ def register(subparsers) -> None:
         "--heldout", nargs="*", default=[], help="dataset folder(s) to report PCK on (e.g. DIR/heldout_character)"
     )
     oc.add_argument("--out", "-o", required=True, help="folder to write the regressor to")
-    oc.add_argument("--size", type=int, default=64, help="input resolution in pixels (default 64)")
-    oc.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
+    add_size_argument(oc, default="64", square=True, note="of the regressor's input")
+    oc.add_argument("--max-steps", type=int, default=3000, help="optimizer steps (default 3000; TrainConfig's word)")
+    retire(oc, "--steps", "a trainer's optimizer steps are --max-steps (--steps: denoising steps)")
     oc.add_argument("--batch-size", type=int, default=64, help="frames per step (default 64)")
     oc.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     oc.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
     oc.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    oc.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run from its checkpoint in OUT.checkpoints (same settings)",
+    )
+    oc.add_argument(
+        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500; 0: off)"
+    )
     oc.add_argument("--quiet", action="store_true", help="no progress bar")
     oc.set_defaults(run=run_oracle)
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 16:
-        raise argparse.ArgumentTypeError(f"expected SIZE or WIDTHxHEIGHT (>= 16), got {text!r}")
-    return (parts[0], parts[-1])
-
-
 def run_make(args) -> None:
-    from ..synthetic import make_dataset
-    from ..synthetic.splits import ALL_SPLITS
+    from animate_anyone_lab import make_dataset
+    from animate_anyone_lab.splits import ALL_SPLITS
 
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
     if not splits or set(splits) - set(ALL_SPLITS):
@@ -262,8 +263,8 @@ def run_make(args) -> None:
 
 
 def run_preview(args) -> None:
-    from ..atomic import refuse_existing
-    from ..synthetic import preview
+    from animate_anyone.atomic import refuse_existing
+    from animate_anyone_lab import preview
 
     refuse_existing(args.out, args.overwrite)
 
@@ -272,8 +273,8 @@ def run_preview(args) -> None:
 
 
 def run_sheet(args) -> None:
-    from ..atomic import refuse_existing
-    from ..synthetic.benchmark import results_sheet
+    from animate_anyone.atomic import refuse_existing
+    from animate_anyone_lab.benchmark import results_sheet
 
     refuse_existing(args.out, args.overwrite)
     predictions = {}
@@ -293,13 +294,13 @@ def run_sheet(args) -> None:
 
 
 def run_autoencoder(args) -> None:
-    from ..synthetic.autoencoder import train_and_report
+    from animate_anyone_lab.autoencoder import train_and_report
 
     out, report = train_and_report(
         args.data,
         args.out,
         size=args.size,
-        steps=args.steps,
+        steps=args.max_steps,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
@@ -311,70 +312,63 @@ def run_autoencoder(args) -> None:
         perceptual_net=args.perceptual_net,
         adversarial_weight=args.adversarial_weight,
         adversarial_start=args.adversarial_start,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
     )
     print(f"wrote {out}: {report}")
 
 
 def run_oracle(args) -> None:
-    from ..synthetic.oracle import train_and_report
+    from animate_anyone_lab.oracle import train_and_report
 
     out, report = train_and_report(
         args.data,
         args.out,
         args.heldout,
         size=args.size,
-        steps=args.steps,
+        steps=args.max_steps,
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        resume=args.resume,
+        checkpoint_every=args.checkpoint_every,
     )
     print(f"wrote {out}: {report}")
 
 
-def sampling_request(args):
-    """The ``SamplingRequest`` of ``synthetic predict``: its flags, then ``--sampling key=value`` fields (YAML
-    values); unknown names are refused now, values when the request is resolved."""
-    import yaml
-
-    from ..pipelines.settings import SamplingRequest
-
-    values = {"preset": args.preset, "steps": args.steps, "guidance": args.guidance, "window_mode": args.window_mode}
-    for pair in args.sampling:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--sampling {pair!r}: expected key=value, e.g. cache_interval=1")
-        values[key] = yaml.safe_load(value)
-    return SamplingRequest.of(values)
-
-
 def run_predict(args) -> None:
-    from ..synthetic.benchmark import predict_split
+    from animate_anyone.cli.flags import renamed, sampling_request
+    from animate_anyone.pipelines.settings import SettingError
+    from animate_anyone_lab.benchmark import predict_split
 
-    out = predict_split(
-        args.model or args.vae_roundtrip,
-        args.data,
-        args.out,
-        sampling=sampling_request(args),
-        seed=args.seed,
-        device=args.device,
-        dtype=args.dtype,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        driver=args.driver,
-        vae_roundtrip=args.vae_roundtrip is not None,
-        chunk=args.chunk,
-        decoder=args.decoder,
-    )
+    try:
+        out = predict_split(
+            args.model or args.vae_roundtrip,
+            args.data,
+            args.out,
+            sampling=sampling_request(args),
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            driver=args.driver,
+            vae_roundtrip=args.vae_roundtrip is not None,
+            chunk=args.chunk,
+            decoder=args.decoder,
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error) from None
     print(f"wrote predictions to {out}")
 
 
 def run_measure(args) -> None:
     import json
 
-    from ..atomic import refuse_existing, write_text
-    from ..synthetic.measure import measure_split
+    from animate_anyone.atomic import refuse_existing, write_text
+    from animate_anyone_lab.measure import measure_split
 
     refuse_existing(args.out, args.overwrite)
     result = measure_split(args.data, args.pred, fresh_dir=args.fresh, progress=not args.quiet)
@@ -385,11 +379,11 @@ def run_measure(args) -> None:
 
 def run_report(args) -> None:
     if args.out:
-        from ..atomic import refuse_existing
+        from animate_anyone.atomic import refuse_existing
 
         refuse_existing(args.out, args.overwrite)
-    from ..atomic import write_text
-    from ..synthetic.benchmark import markdown_table, summarize
+    from animate_anyone.atomic import write_text
+    from animate_anyone_lab.benchmark import markdown_table, summarize
 
     results: dict = {}
     for entry in args.results:

@@ -20,7 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+
+from animate_anyone.data.frames import load_frames, random_frames
+from animate_anyone.training.small_loop import CHECKPOINT_EVERY, SmallLoop
 
 LOGVAR_INIT = -8.0  # posterior log-variance at the start (std 0.02): sampled latents carry the image from step 1
 
@@ -43,6 +45,8 @@ def train_autoencoder(
     perceptual_net: str = "vgg",
     adversarial_weight: float = 0.0,
     adversarial_start: int = 500,
+    resume: bool = False,
+    checkpoint_every: int = CHECKPOINT_EVERY,
 ) -> Path:
     """Train the ``mini`` preset's VAE on frames of the datasets in ``data_dirs``; save it (diffusers folder) at
     ``out``. ``init``: continue from this VAE instead of a fresh one. ``decoder_only`` (needs ``init``): train
@@ -50,11 +54,13 @@ def train_autoencoder(
     a model already trained on ``init``'s latents can use the result (SD's ft-MSE VAE was made this way).
     ``perceptual_weight``: weight of LPIPS (``perceptual_net``) in the loss; ``adversarial_weight``: weight of the
     patch adversarial loss (scaled adaptively, see the module), which reaches the VAE from step
-    ``adversarial_start`` on (the discriminator trains from step 0). Both 0: L1 + MSE only, as before."""
+    ``adversarial_start`` on (the discriminator trains from step 0). Both 0: L1 + MSE only, as before.
+    ``resume``: continue from the checkpoint in ``OUT.checkpoints`` (written every ``checkpoint_every`` steps,
+    ``animate_anyone.training.small_loop``)."""
     from diffusers import AutoencoderKL
 
-    from ..atomic import atomic_directory, refuse_existing
-    from ..models.sizes import SIZES
+    from animate_anyone.atomic import atomic_directory, refuse_existing
+    from animate_anyone.models.sizes import SIZES
 
     if decoder_only and init is None:
         raise ValueError("decoder_only fine-tunes an existing VAE's decoder; give the VAE to start from (init)")
@@ -63,6 +69,21 @@ def train_autoencoder(
             f"perceptual_weight={perceptual_weight}, adversarial_weight={adversarial_weight} and "
             f"adversarial_start={adversarial_start} must be >= 0"
         )
+    settings = dict(
+        data=[str(Path(d).resolve()) for d in data_dirs],
+        size=size,
+        batch_size=batch_size,
+        lr=lr,
+        kl_weight=kl_weight,
+        seed=seed,
+        init=None if init is None else str(Path(init).resolve()),
+        decoder_only=decoder_only,
+        perceptual_weight=perceptual_weight,
+        perceptual_net=perceptual_net,
+        adversarial_weight=adversarial_weight,
+        adversarial_start=adversarial_start,
+    )
+    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite)
     refuse_existing(out, overwrite)  # say so before training, not after
     torch.manual_seed(seed)
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
@@ -86,17 +107,17 @@ def train_autoencoder(
     perceptual = discriminator = d_optimizer = None
     with torch.random.fork_rng(devices=[]):  # the extra networks leave the latent noise stream as it was
         if perceptual_weight > 0:
-            from ..evaluation.lpips import load_lpips
+            from animate_anyone.evaluation.lpips import load_lpips
 
             perceptual = load_lpips(net=perceptual_net)  # frozen, eval mode
         if adversarial_weight > 0:
             torch.manual_seed(seed + 1)
             discriminator = PatchDiscriminator()
             d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
+
     # 1. Training: reconstruction (+ perceptual) (+ adversarial, with the discriminator's own step).
-    bar = tqdm(range(steps), desc="autoencoder", disable=not progress)
-    for step in bar:
-        images = batch(step)
+    def step(i: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        images = batch(i)
         with torch.set_grad_enabled(not decoder_only):
             posterior = vae.encode(images).latent_dist
         reconstruction = vae.decode(posterior.sample()).sample
@@ -106,20 +127,19 @@ def train_autoencoder(
             loss = loss + kl_weight * posterior.kl().mean()
         if perceptual is not None:
             loss = loss + perceptual_weight * perceptual(reconstruction, images).mean()
-        if discriminator is not None and step >= adversarial_start:
+        if discriminator is None:
+            return loss
+        if i >= adversarial_start:
             fooling = -discriminator(reconstruction).mean()  # the hinge loss's generator side
             weight = adaptive_weight(loss, fooling, vae.decoder.conv_out.weight)
             loss = loss + adversarial_weight * weight * fooling
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if discriminator is not None:
-            d_loss = hinge_discriminator_loss(discriminator(images), discriminator(reconstruction.detach()))
-            d_optimizer.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_optimizer.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
+        # The discriminator's loss, for its own step after the VAE's (the VAE's step leaves its weights as they are).
+        return loss, hinge_discriminator_loss(discriminator(images), discriminator(reconstruction.detach()))
+
+    updates, modules = [(optimizer, schedule)], {"vae": vae}
+    if discriminator is not None:
+        updates, modules = [*updates, (d_optimizer, None)], {**modules, "discriminator": discriminator}
+    loop.run(step, updates, modules, {"frames": generator}, desc="autoencoder", progress=progress)
     # 2. Latent scale: 1 / std over fresh batches, so the diffusion model sees unit variance (kept when the
     #    encoder did not train).
     vae.eval()
@@ -129,6 +149,7 @@ def train_autoencoder(
         vae.register_to_config(scaling_factor=float(1.0 / torch.cat(latents).std()))
     with atomic_directory(out, overwrite=overwrite) as tmp:
         vae.save_pretrained(tmp)
+    loop.finish()
     return Path(out)
 
 
@@ -193,26 +214,3 @@ def reconstruction_psnr(vae, images: torch.Tensor) -> float:
     reconstruction = vae.decode(vae.encode(images).latent_dist.mean).sample.clamp(-1, 1)
     mse = ((reconstruction - images) / 2).pow(2).mean()
     return float(10 * torch.log10(1 / mse))
-
-
-def random_frames(pool: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-    """``batch_size`` random frames of ``pool`` (N, 3, H, W) uint8, each flipped left-right with probability 1/2:
-    (b, 3, H, W) in [-1, 1]."""
-    images = pool[torch.randint(len(pool), (batch_size,), generator=generator)].float() / 127.5 - 1
-    flip = torch.rand(batch_size, generator=generator) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
-
-
-def load_frames(data_dirs: list[str | Path], size: int) -> torch.Tensor:
-    """Every frame of every clip in the datasets' manifests, resized to size x size: (N, 3, size, size) uint8."""
-    import numpy as np
-
-    from ..data.manifest import read_manifest
-    from ..media import iter_frames
-
-    frames = [
-        frame for d in data_dirs for clip in read_manifest(d) for frame in iter_frames(clip.video, size=(size, size))
-    ]
-    if not frames:
-        raise ValueError(f"no frames found in {', '.join(map(str, data_dirs))}")
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()

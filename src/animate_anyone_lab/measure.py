@@ -24,20 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.registry import METRICS, Kind
+from .world_metrics import WORLD_METRICS
 
 PathLike = str | os.PathLike[str]
 
 
 def world_metrics() -> list:
-    """The registry's ``WORLD`` metrics, in order."""
-    return [m for m in METRICS.values() if m.kind is Kind.WORLD]
+    """The world's metrics (``WORLD_METRICS``), in order."""
+    return list(WORLD_METRICS.values())
 
 
 def final_seams(record: dict | None, num_frames: int) -> list[int] | None:
     """The seams of the final denoising step for the settings a ``predict.json`` records (None without one)."""
-    from ..pipelines.context import window_seams
-    from ..pipelines.settings import STEP_FIELDS, WINDOW_FIELDS, SamplingSettings
+    from animate_anyone.pipelines.context import window_seams
+    from animate_anyone.pipelines.settings import STEP_FIELDS, WINDOW_FIELDS, SamplingSettings
 
     if record is None or record.get("sampling") is None or record.get("window") is None:
         return None
@@ -59,9 +59,9 @@ def measure_split(
     """The world metrics of the predictions in ``pred_dir`` on ``split_dir`` (see the module doc)."""
     from tqdm.auto import tqdm
 
-    from ..data.manifest import read_manifest
-    from ..evaluation.pairing import find_videos
-    from .record import read_record
+    from animate_anyone.data.manifest import read_manifest
+    from animate_anyone.evaluation.pairing import find_videos
+    from animate_anyone.evaluation.record import read_record
 
     split_dir, pred_dir = Path(split_dir), Path(pred_dir)
     record = read_record(pred_dir)
@@ -148,7 +148,7 @@ def check_fresh(record: dict | None, fresh: dict | None, fresh_dir: PathLike) ->
 
 
 def _frames(path: Path) -> np.ndarray:
-    from ..media import iter_frames
+    from animate_anyone.media import iter_frames
 
     return np.stack(list(iter_frames(path)))
 
@@ -161,7 +161,7 @@ def _clip(videos: dict[str, dict[str, Path]], folders: dict[str, Path], kind: st
 
 
 def _curves(inputs: dict) -> dict:
-    from ..evaluation.world import _capped_psnr
+    from .world_metrics import _capped_psnr
 
     out = {"psnr": _capped_psnr(inputs["pred"], inputs["gt"]).round(3).tolist()}
     if "fresh" in inputs:

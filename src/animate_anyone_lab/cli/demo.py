@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..devices import DEVICE_HELP, DTYPE_HELP
+from animate_anyone.cli.flags import add_overrides_argument, add_sampling_arguments
+from animate_anyone.devices import DEVICE_HELP, DTYPE_HELP
+
+FLAGS = {"frames": "--frames", "scale": "--scale", "index": "--character"}  # run_demo's settings -> flags
 
 
 def register(subparsers) -> None:
@@ -19,8 +22,6 @@ def register(subparsers) -> None:
     p.add_argument("--model", help="a model directory to use instead of the packaged one")
     p.add_argument("--character", type=int, default=0, help="held-out character / motion index (default 0)")
     p.add_argument("--frames", type=int, default=24, help="frames (default 24, two seconds)")
-    p.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
-    p.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial noise (default 0)")
     p.add_argument(
         "--scale", type=int, default=4, help="panel upscaling for viewing, nearest neighbour (default 4: 256 px panels)"
@@ -29,12 +30,15 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_sampling_arguments(p)
+    add_overrides_argument(p, "sampling settings (without a preset: the benchmark's, 20 steps at guidance 2)")
     p.set_defaults(run=run)
 
 
 def run(args) -> None:
-    from ..pipelines.settings import SettingError
-    from ..synthetic.demo import run_demo
+    from animate_anyone.cli.flags import renamed, sampling_request
+    from animate_anyone.pipelines.settings import SettingError
+    from animate_anyone_lab.demo import run_demo
 
     try:
         result = run_demo(
@@ -42,8 +46,7 @@ def run(args) -> None:
             model=args.model,
             index=args.character,
             frames=args.frames,
-            steps=args.steps,
-            guidance=args.guidance,
+            sampling=sampling_request(args),
             seed=args.seed,
             scale=args.scale,
             device=args.device,
@@ -52,7 +55,7 @@ def run(args) -> None:
             overwrite=args.overwrite,
         )
     except SettingError as error:  # the rule's own words, under this command's flag
-        raise error.named({"steps": "--steps", "guidance": "--guidance"}) from None
+        raise renamed(error, FLAGS) from None
     print(
         f"wrote {result.path} (reference | pose | result | ground truth, {result.frames} frames) in "
         f"{result.seconds:.1f} s; PSNR of the result against the ground truth: {result.psnr:.2f} dB "
