@@ -138,9 +138,13 @@ def dump_parser() -> None:
                     walk(sub, [*words, word])
         if subs:
             return
-        options = [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
-        names = [next((s for s in a.option_strings if s.startswith("--")), a.option_strings[0]) for a in options]
-        leaf = {"flags": names}
+        every = [a for a in parser._actions if a.option_strings and not isinstance(a, argparse._HelpAction)]
+        options = [a for a in every if a.help != argparse.SUPPRESS]  # a hidden option: a retired spelling
+
+        def name(a):
+            return next((s for s in a.option_strings if s.startswith("--")), a.option_strings[0])
+
+        leaf = {"flags": [name(a) for a in options], "retired": [name(a) for a in every if a not in options]}
         for a in options:
             if "--size" in a.option_strings:
                 kind = getattr(a.type, "__name__", None) if a.type else None
@@ -154,7 +158,7 @@ def dump_parser() -> None:
 def size_grammar(size: dict) -> str:
     """``model shape``, ``WIDTHxHEIGHT``, ``one side`` (of a square, in pixels) or ``either`` (side or WxH)."""
     text = size["help"] or ""
-    if size["choices"] or re.search(r"\b(tiny|mini|sd15)\b", text):
+    if size["choices"] or (re.search(r"\b(tiny|mini|sd15)\b", text) and "output size" not in text):
         return "model shape"
     pair = "widthxheight" in text.lower()
     side = size["type"] == "int" or bool(re.search(r"\b(SIZE|side|square)\b", text)) or (not pair and "pixel" in text)
@@ -201,6 +205,7 @@ def measure(src: Path) -> dict:
 
     sizes = {w: {**leaf["size"], "grammar": size_grammar(leaf["size"])} for w, leaf in leaves.items() if "size" in leaf}
     grammars = sorted({s["grammar"] for s in sizes.values()})
+    meanings = sorted({"model shape" if s["grammar"] == "model shape" else "output resolution" for s in sizes.values()})
     sampling = {w: sorted(SAMPLING & set(leaves[w]["flags"])) if w in leaves else None for w in SAMPLERS}
     present = [tuple(v) for v in sampling.values() if v is not None]
     all_mentions = mentions["product"] + mentions["lab"]
@@ -213,10 +218,16 @@ def measure(src: Path) -> dict:
         "flags": {
             "leaf_commands": len(leaves),
             "flags_total": sum(len(leaf["flags"]) for leaf in leaves.values()),
-            "note": "each option once per leaf (aliases folded), -h/--help not counted",
+            "retired_total": sum(len(leaf.get("retired", ())) for leaf in leaves.values()),
+            "note": "each option once per leaf (aliases folded), -h/--help and hidden retired spellings not counted",
             "per_leaf": {w: leaf["flags"] for w, leaf in sorted(leaves.items())},
         },
-        "size_grammars": {"count": len(grammars), "grammars": grammars, "per_leaf": dict(sorted(sizes.items()))},
+        "size_grammars": {
+            "count": len(grammars),
+            "grammars": grammars,
+            "meanings": meanings,
+            "per_leaf": dict(sorted(sizes.items())),
+        },
         "library_flag_mentions": {
             "count": len(all_mentions),
             "in_product": len(mentions["product"]),

@@ -158,7 +158,8 @@ def test_settings_come_from_config_then_flags_then_overrides(tmp_path, tiny_mode
     ]
     assert main(argv) == 0
     c = seen["config"]
-    assert (c.model, c.steps, c.guidance, c.pose.align, c.seed) == (str(tiny_model_dir), 9, 1.5, False, 0)
+    assert (c.model, c.pose.align, c.seed) == (str(tiny_model_dir), False, 0)
+    assert (c.sampling.steps, c.sampling.guidance) == (9, 1.5)
     assert c.optimisations == Optimisations(window_batch=3, fused_qkv=True)
 
 

@@ -82,6 +82,18 @@ def test_bad_settings_are_named(service, inputs):
         service.animate(inputs / "ref.png", inputs / "pose", "pose video", preset="turbo")
 
 
+def test_the_page_shows_a_bad_setting_under_its_own_label(service, inputs):
+    """The service names the setting (context_frames); the page says it as its field is labelled (one table)."""
+    from animate_anyone.app.ui import LABELS, _message
+
+    with pytest.raises(ValueError) as refused:
+        service.animate(inputs / "ref.png", inputs / "pose", "pose video", context_frames=40)
+    assert str(refused.value).startswith("context_frames 40: exceeds")
+    assert _message(refused.value).startswith("Window length 40: exceeds the temporal layers'")
+    assert LABELS["context_frames"] == "Window length"
+    assert _message(ValueError("plain")) == "plain"  # not a setting: its own words
+
+
 def test_cancel_stops_a_running_job(service, inputs):
     done = threading.Event()
 

@@ -12,6 +12,7 @@ import torch
 from animate_anyone.cli import bench as bench_cli
 from animate_anyone.cli.main import main
 from animate_anyone.pipelines.optimisations import Optimisations
+from animate_anyone.pipelines.settings import SamplingRequest
 from animate_anyone.speed import (
     SWITCHES,
     Bench,
@@ -23,7 +24,7 @@ from animate_anyone.speed import (
     run_comparison,
 )
 
-SMALL = dict(width=64, height=48, frames=4, steps=2, warmup=0, repeats=1)
+SMALL = dict(width=64, height=48, frames=4, sampling=SamplingRequest(steps=2), warmup=0, repeats=1)
 
 TOP_FIELDS = {
     "schema",
@@ -155,7 +156,10 @@ def test_meta_count_equals_a_real_call():
 def test_windows_multiply_the_step_flops():
     batched = Optimisations(window_batch=2)
     result = run_benchmark(
-        "tiny", device="cpu", **{**SMALL, "frames": 10}, context_frames=4, context_overlap=1, optimisations=batched
+        "tiny",
+        device="cpu",
+        **{**SMALL, "frames": 10, "sampling": SamplingRequest(steps=2, context_frames=4, context_overlap=1)},
+        optimisations=batched,
     )
     assert result["window_frames"] == 4
     assert result["windows_per_step"] == 3.5  # shifted windows: 3 at step 0, 4 at step 1
@@ -183,7 +187,7 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="unknown optimisation switch"):
         Optimisations().with_switches({"turbo": True})
     with pytest.raises(ValueError, match="context_overlap 8: .* less than context_frames"):
-        run_benchmark("tiny", context_frames=8, context_overlap=8)  # the sampling rules every front end shares
+        run_benchmark("tiny", sampling=SamplingRequest(context_frames=8, context_overlap=8))  # the shared rules
     with pytest.raises(ValueError, match="unknown model size"):
         run_benchmark("huge")
     with pytest.raises(ValueError, match="multiple of 8"):
@@ -216,7 +220,8 @@ def test_cli_writes_json(tmp_path, capsys):
 
 
 def test_compare_reports_every_switch():
-    report = run_comparison("tiny", device="cpu", **{**SMALL, "frames": 6}, context_frames=4, context_overlap=2)
+    windows = SamplingRequest(steps=2, context_frames=4, context_overlap=2)
+    report = run_comparison("tiny", device="cpu", **{**SMALL, "frames": 6, "sampling": windows})
     names = [v["name"] for v in report["variants"]]
     assert names == [*SWITCHES, "window_batch"]
     for v in report["variants"]:
@@ -238,7 +243,7 @@ def test_compare_presets_counts_unet_rows_and_speed():
     from animate_anyone.speed.compare import run_preset_comparison
     from animate_anyone.speed.report import format_preset_comparison
 
-    small = {k: v for k, v in SMALL.items() if k != "steps"}
+    small = {k: v for k, v in SMALL.items() if k != "sampling"}
     rows = []  # the batch rows of every denoising-UNet call
 
     def count(module, args):
@@ -274,10 +279,10 @@ def test_compare_presets_counts_unet_rows_and_speed():
     assert student["speedup_per_video"] > fast["speedup_per_video"]
     assert "speedup/video" in format_preset_comparison(report)
     json.dumps(report)
-    with pytest.raises(ValueError, match="drop --steps"):
+    with pytest.raises(ValueError, match="steps 2: the preset comparison runs each preset with its own"):
         run_preset_comparison("tiny", device="cpu", **SMALL)
     with pytest.raises(ValueError, match="preset turbo: must be one of quality, fast, student"):
-        run_benchmark("tiny", preset="turbo")
+        run_benchmark("tiny", sampling=SamplingRequest(preset="turbo"))
 
 
 @torch.no_grad()
@@ -318,7 +323,10 @@ def test_bench_on_cuda_reports_memory_and_mfu():
 @pytest.mark.gpu
 def test_compare_on_cuda_keeps_the_outputs():
     report = run_comparison(
-        "tiny", device="cuda", dtype="float32", **{**SMALL, "frames": 6}, context_frames=4, context_overlap=2
+        "tiny",
+        device="cuda",
+        dtype="float32",
+        **{**SMALL, "frames": 6, "sampling": SamplingRequest(steps=2, context_frames=4, context_overlap=2)},
     )
     for v in report["variants"]:
         assert v["max_abs_diff_latents"] <= 1e-3, v["name"]  # TF32 may be on

@@ -57,7 +57,7 @@ def test_shipped_inference_configs_load(path):
     from animate_anyone.jobs.animate_config import AnimateConfig
 
     config = load_config(AnimateConfig, path)
-    settings = config.resolve()  # every sampling value checked
+    settings = config.sampling.resolve()  # every sampling value checked
     assert settings.context_overlap < settings.context_frames and config.optimisations.window_batch >= 1
 
 
@@ -66,3 +66,28 @@ def test_default_inference_yaml_lists_every_default():
     from animate_anyone.jobs.animate_config import AnimateConfig
 
     assert to_dict(load_config(AnimateConfig, CONFIGS.parent / "animate" / "default.yaml")) == to_dict(AnimateConfig())
+
+
+def test_an_inline_section_is_held_whole_and_written_at_its_holders_level(tmp_path):
+    """``AnimateConfig.sampling`` is a ``SamplingRequest`` object; its keys stay top-level in YAML, overrides and
+    dotted form, and the section's own name is no key."""
+    from animate_anyone.config import dotted, keys
+    from animate_anyone.jobs.animate_config import AnimateConfig
+    from animate_anyone.pipelines.settings import SamplingRequest
+
+    path = tmp_path / "job.yaml"
+    path.write_text("steps: 7\nguidance_interval: [0, 0.5]\nseed: 3\npose:\n  align: false\n")
+    config = load_config(AnimateConfig, path, ["window_mode=anchored"], {"preset": "fast"})
+    assert config.sampling == SamplingRequest(
+        preset="fast", steps=7, guidance_interval=(0.0, 0.5), window_mode="anchored"
+    )
+    assert (config.seed, config.pose.align) == (3, False)
+    flat = dotted(config)
+    assert flat["steps"] == 7 and flat["guidance_interval"] == [0.0, 0.5] and "sampling" not in to_dict(config)
+    assert "sampling.steps" not in flat and set(flat) >= {"preset", "cache_depth", "pose.align", "optimisations.sdpa"}
+    assert load_config(AnimateConfig, None, [], flat) == config  # the written keys read back to the same config
+    assert keys(AnimateConfig)[:3] == ["model", "preset", "steps"]
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) sampling; valid keys: model, preset, steps"):
+        load_config(AnimateConfig, None, ["sampling={steps: 3}"])
+    with pytest.raises(ConfigError, match="^steps: expected int, got 'many'$"):
+        load_config(AnimateConfig, None, ["steps=many"])

@@ -5,6 +5,10 @@
 Values are checked against the dataclass field types (bool, int, float, str, optional, tuples and lists of
 those, nested dataclasses). An override's value is parsed as YAML, so ``a.b=1e-5``, ``a.c=[512, 768]`` and
 ``a.d=null`` work.
+
+A config may hold another type whole and still keep its keys at its own level (``inline``): ``AnimateConfig.sampling``
+is a ``SamplingRequest``, written ``steps: 30`` (not ``sampling: {steps: 30}``), so the request travels as one object
+while the YAML keys, job lines and ``key=value`` words stay those of the settings.
 """
 
 from __future__ import annotations
@@ -65,25 +69,66 @@ def load_config(
     return build(schema, data)
 
 
+def inline(schema: type) -> Any:
+    """A field holding a ``schema`` whose keys are written at the level of the config that holds it (see the module
+    doc); its default is ``schema()``."""
+    return dataclasses.field(default_factory=schema, metadata={"inline": True})
+
+
+def _inlined(schema) -> dict[str, str]:
+    """Key -> the inline field of ``schema`` that holds it."""
+    return {
+        key.name: f.name
+        for f in dataclasses.fields(schema)
+        if f.metadata.get("inline")
+        for key in dataclasses.fields(typing.get_type_hints(schema)[f.name])
+    }
+
+
+def keys(schema) -> list[str]:
+    """The keys ``schema`` is written with: its fields, an inline field's own keys in its place."""
+    inlined = _inlined(schema)
+    out = []
+    for f in dataclasses.fields(schema):
+        out += [k for k, owner in inlined.items() if owner == f.name] if f.metadata.get("inline") else [f.name]
+    return out
+
+
 def build(schema: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Instantiate ``schema`` from a nested mapping, checking keys and types."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(schema)
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    unknown = sorted(set(data) - set(fields))
+    inlined = _inlined(schema)
+    valid = keys(schema)
+    unknown = sorted(set(data) - set(valid))
     if unknown:
         raise ConfigError(
             f"unknown key(s) {', '.join(prefix + k for k in unknown)}; "
-            f"valid keys: {', '.join(prefix + k for k in fields)}"
+            f"valid keys: {', '.join(prefix + k for k in valid)}"
         )
-    values = {name: _convert(hints[name], value, prefix + name) for name, value in data.items()}
+    values = {name: _convert(hints[name], value, prefix + name) for name, value in data.items() if name not in inlined}
+    for owner in dict.fromkeys(inlined.values()):  # each inline section from its keys at this level
+        given = {k: v for k, v in data.items() if inlined.get(k) == owner}
+        values[owner] = build(hints[owner], given, prefix)
     return schema(**values)
 
 
 def to_dict(config) -> dict[str, Any]:
-    """Plain nested dict (tuples as lists), e.g. to save beside a checkpoint."""
-    return yaml.safe_load(yaml.safe_dump(_plain(dataclasses.asdict(config))))
+    """Plain nested dict (tuples as lists), in the keys the config is written with (inline sections at their
+    holder's level), e.g. to save beside a checkpoint."""
+    return yaml.safe_load(yaml.safe_dump(_plain(_tree(config))))
+
+
+def _tree(config) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("inline"):
+            out.update(_tree(value))
+        else:
+            out[f.name] = _tree(value) if dataclasses.is_dataclass(value) else value
+    return out
 
 
 def dotted(config) -> dict[str, Any]:

@@ -43,6 +43,20 @@ class AppSettings:
             raise ValueError(f"--keep-results {self.keep_results}: give at least 1 second")
 
 
+# The page's name for each setting it shows (its field's label): the one place the page renames the library's
+# settings, in the widgets and in the messages (``_message``).
+LABELS = {
+    "preset": "Speed preset",
+    "steps": "Steps",
+    "guidance": "Guidance scale",
+    "seed": "Seed",
+    "frames": "Frames",
+    "size": "Size",
+    "context_frames": "Window length",
+    "context_overlap": "Window overlap",
+}
+
+
 def _settings(preset, steps, guidance, seed, frames, size, context_frames, context_overlap) -> dict:
     """Page values -> AnimateConfig fields (``UNSET`` and empty widgets -> None)."""
     from ..pipelines.settings import unset_markers
@@ -141,14 +155,14 @@ def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  
                 motion = gr.File(label="Motion file (video, image or keypoints)", type="filepath", elem_id="motion")
                 with gr.Accordion("Settings", open=False, elem_id="settings-accordion"):
                     choices = [UNSET["preset"], *PRESETS]
-                    preset = gr.Dropdown(choices, value=UNSET["preset"], label="Speed preset")
-                    steps = gr.Number(0, precision=0, label="Steps (0: the preset's)", elem_id="steps")
-                    guidance = gr.Number(-1, label="Guidance scale (-1: the preset's; 1 or less: off)")
-                    seed = gr.Number(0, precision=0, label="Seed")
-                    frames = gr.Number(0, precision=0, label="Frames (0: all)")
-                    size = gr.Textbox("", label="Size WIDTHxHEIGHT (empty: the reference's aspect ratio)")
-                    context = gr.Number(24, precision=0, label="Window length (frames)")
-                    overlap = gr.Number(4, precision=0, label="Window overlap (frames)")
+                    preset = gr.Dropdown(choices, value=UNSET["preset"], label=LABELS["preset"])
+                    steps = gr.Number(0, precision=0, label=f"{LABELS['steps']} (0: the preset's)", elem_id="steps")
+                    guidance = gr.Number(-1, label=f"{LABELS['guidance']} (-1: the preset's; 1 or less: off)")
+                    seed = gr.Number(0, precision=0, label=LABELS["seed"])
+                    frames = gr.Number(0, precision=0, label=f"{LABELS['frames']} (0: all)")
+                    size = gr.Textbox("", label=f"{LABELS['size']} WIDTHxHEIGHT (empty: the reference's aspect ratio)")
+                    context = gr.Number(24, precision=0, label=f"{LABELS['context_frames']} (frames)")
+                    overlap = gr.Number(4, precision=0, label=f"{LABELS['context_overlap']} (frames)")
                     side_by_side = gr.Checkbox(True, label="Also write reference | pose | result")
                 with gr.Row():
                     show = gr.Button("Preview skeleton", elem_id="preview-button")
@@ -180,7 +194,12 @@ def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  
 
 
 def _message(exc: BaseException) -> str:
-    """One line for the page: the error's own message (ours name the bad value and the fix)."""
+    """One line for the page: the error's own message (ours name the bad value and the fix), a setting under the
+    page's label for it (``LABELS``)."""
+    from ..config import SettingError
+
+    if isinstance(exc, SettingError):
+        exc = exc.named(LABELS)
     text = str(exc).strip() or type(exc).__name__
     return text if isinstance(exc, (ValueError, FileNotFoundError)) else f"{type(exc).__name__}: {text}"
 

@@ -116,7 +116,7 @@ def run(args) -> None:
 
     from ..pipelines.optimisations import Optimisations
     from ..speed import format_comparison, format_result, run_benchmark, run_comparison
-    from .flags import SAMPLING_FIELDS, sampling_request
+    from .flags import sampling_request
 
     for flag, low in BOUNDS.items():
         check_at_least(flag, getattr(args, flag[2:].replace("-", "_")), low)
@@ -134,7 +134,7 @@ def run(args) -> None:
         width=width,
         height=height,
         frames=args.frames,
-        **{name: getattr(request, name) for name in SAMPLING_FIELDS},
+        sampling=request,
         optimisations=dataclasses.replace(options, compile=args.compile).with_switches(switches_from_args(args)),
         dtype=args.dtype,
         device=args.device,

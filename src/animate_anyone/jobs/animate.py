@@ -86,7 +86,7 @@ def check_job(config: AnimateConfig, reference, pose, driver) -> CheckedJob:
             "`animate-anyone train light-decoder --model DIR --data DATASET`, or use decoder=vae"
         )
     # The sampling settings, resolved and checked once, before the model loads; they go whole to the pipeline.
-    settings = config.resolve(ModelDefaults.of_directory(directory))
+    settings = config.sampling.resolve(ModelDefaults.of_directory(directory))
     width, height = parse_size(config.size) or default_size(image, directory.default_short_side())
     available = _frame_count(pose, driver)
     if config.frames is not None and config.frames > available:  # before any count that grows with the frames

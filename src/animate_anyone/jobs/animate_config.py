@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..config import inline
 from ..distributed import DEFAULT_TIMEOUT_S
 from ..pipelines.optimisations import Optimisations
 from ..pipelines.settings import SamplingRequest, SettingError
@@ -30,12 +31,14 @@ class PoseOptions:
 
 
 @dataclass
-class AnimateConfig(SamplingRequest):
-    """The sampling fields (preset, steps, guidance, scheduler, guidance_interval, cache_interval, cache_depth,
-    context_frames, context_overlap, window_mode) are ``SamplingRequest``'s, declared and checked there; these
-    are the job's own."""
+class AnimateConfig:
+    """One animation job: the sampling request, held whole (``sampling``: a ``SamplingRequest``, declared and
+    checked in its own type; its keys, preset, steps, guidance, scheduler, guidance_interval, cache_interval,
+    cache_depth, context_frames, context_overlap and window_mode, are written at this level: ``steps: 30``), then
+    the job's own fields."""
 
     model: str = ""  # model directory (convert moore, init-model, a training export)
+    sampling: SamplingRequest = inline(SamplingRequest)
     seed: int = 0
     frames: int | None = None  # None: every pose frame
     size: str | None = None  # WIDTHxHEIGHT; None: the reference's aspect ratio, shorter side = the model's resolution

@@ -279,7 +279,7 @@ class SamplingRequest:
         """The fields this request sets (not None), the preset left out."""
         return {
             f.name: getattr(self, f.name)
-            for f in dataclasses.fields(SamplingRequest)
+            for f in dataclasses.fields(self)
             if f.name != "preset" and getattr(self, f.name) is not None
         }
 

@@ -108,23 +108,24 @@ def run_preset_comparison(
     measured round-robin on one pipeline. Each reports ``speedup_per_video`` = quality's seconds end to end / the
     preset's, and its UNet rows. With random weights the ``student`` row prices a distilled model's sampling (4
     unguided steps cost the same whatever the weights); its quality is measured in docs/benchmark.md.
-    ``steps`` and ``guidance`` in ``kwargs`` would override every preset alike, so they are refused."""
-    from ..pipelines.settings import PRESETS
+    A preset, ``steps`` or ``guidance`` in the request (``kwargs["sampling"]``) would override every preset alike,
+    so they are refused; its windows apply to all."""
+    from ..pipelines.settings import PRESETS, SamplingRequest, SettingError
 
     if threads:
         torch.set_num_threads(threads)
     log = log or (lambda msg: None)
+    request = kwargs.pop("sampling", None) or SamplingRequest()
     for key in ("steps", "guidance", "preset"):
-        if kwargs.get(key) is not None:
-            raise ValueError(f"--compare-presets runs each preset with its own settings; drop --{key}")
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("steps", "guidance", "preset")}
+        if getattr(request, key) is not None:
+            raise SettingError(key, getattr(request, key), "the preset comparison runs each preset with its own")
     names = presets if presets is not None else [p for p in PRESETS if p != "quality"]
     unknown = sorted(set(names) - set(PRESETS))
     if unknown:
         raise ValueError(f"unknown preset(s) {unknown}; known: {', '.join(PRESETS)}")
-    cfg = BenchConfig(size=size, preset="quality", **kwargs).resolved()
+    cfg = BenchConfig(size=size, sampling=dataclasses.replace(request, preset="quality"), **kwargs).resolved()
     bench = Bench(size, cfg.device, cfg.dtype, cfg.seed)
-    plan = [BenchConfig(size=size, preset=name, **kwargs).resolved() for name in names]
+    plan = [BenchConfig(size, dataclasses.replace(request, preset=name), **kwargs).resolved() for name in names]
     results = bench.run_interleaved([cfg, *plan], log=log)
     default = results[0]
     entries = [
@@ -163,19 +164,12 @@ def count_presets_work(
     from ..pipelines.settings import PRESETS, SamplingRequest
     from .flops import count_video_work_meta
 
-    cfg = BenchConfig(
-        size=size,
-        width=width,
-        height=height,
-        frames=frames,
-        context_frames=context_frames,
-        context_overlap=context_overlap,
-        window_mode=window_mode,
-    ).resolved()
+    windows = dict(context_frames=context_frames, context_overlap=context_overlap, window_mode=window_mode)
+    cfg = BenchConfig(size=size, sampling=SamplingRequest(**windows), width=width, height=height, frames=frames)
+    cfg = cfg.resolved()
     names = presets or list(PRESETS)
     if (steps is not None or guidance is not None) and len(names) != 1:
         raise ValueError("steps / guidance replace one preset's; name that preset")
-    windows = dict(context_frames=context_frames, context_overlap=context_overlap, window_mode=window_mode)
     asked = {names[0]: dict(steps=steps, guidance=guidance)} if len(names) == 1 else {}
     work = {
         name: count_video_work_meta(

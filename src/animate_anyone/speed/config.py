@@ -1,7 +1,7 @@
 """One benchmark configuration: the sampling request, the workload (size, frames) and the pipeline optimisations.
 
-The sampling fields are ``SamplingRequest``'s and the optimisations an ``Optimisations``: declared, and checked,
-in the types that own them; the benchmark adds only its workload and its repeats.
+The sampling request is a ``SamplingRequest`` and the optimisations an ``Optimisations``, each held whole and
+declared, and checked, in the type that owns it; the benchmark adds only its workload and its repeats.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from ..pipelines.settings import STEP_FIELDS, WINDOW_FIELDS, SamplingRequest
 
 
 @dataclass
-class BenchConfig(SamplingRequest):
-    """``SamplingRequest``'s fields (preset, steps, guidance, ..., context_frames, context_overlap, window_mode;
-    None: the preset's, or the default window), then the workload: ``width``, ``height``, ``frames`` (None: the
-    size's benchmark workload, ``models.sizes``, ``ModelSize.bench``; so is ``steps`` when no preset is named)."""
+class BenchConfig:
+    """The model's architecture (``size``: a name of ``models.sizes.SIZES``), the sampling request (None fields:
+    the preset's, or the default window), then the workload: ``width``, ``height``, ``frames`` (None: the
+    architecture's benchmark workload, ``ModelSize.bench``; so are the steps when no preset is named)."""
 
     size: str = "tiny"
+    sampling: SamplingRequest = field(default_factory=SamplingRequest)
     width: int | None = None
     height: int | None = None
     frames: int | None = None
@@ -34,10 +35,6 @@ class BenchConfig(SamplingRequest):
     def replace(self, **changes) -> BenchConfig:
         return dataclasses.replace(self, **changes)
 
-    def request(self) -> SamplingRequest:
-        """The sampling settings this configuration asks the pipeline for."""
-        return SamplingRequest(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SamplingRequest)})
-
     def resolved(self) -> BenchConfig:
         """A copy with the workload's defaults and the resolved sampling settings filled in, every value checked
         (ValueError naming it; the sampling values by ``SamplingRequest.resolve``, the rules every front end
@@ -48,13 +45,14 @@ class BenchConfig(SamplingRequest):
 
         size = get_size(self.size)
         d = size.bench
-        steps = self.steps if self.steps is not None or self.preset else d["steps"]
-        settings = dataclasses.replace(self.request(), steps=steps).resolve()
+        request = self.sampling
+        steps = request.steps if request.steps is not None or request.preset else d["steps"]
+        settings = dataclasses.replace(request, steps=steps).resolve()
         cfg = self.replace(
             width=self.width or d["width"],
             height=self.height or d["height"],
             frames=self.frames if self.frames is not None else d["frames"],
-            **settings.part(STEP_FIELDS + WINDOW_FIELDS),
+            sampling=dataclasses.replace(request, **settings.part(STEP_FIELDS + WINDOW_FIELDS)),
         )
         check_size(cfg.width, cfg.height, "bench size", vae_scale_factor(size.vae))
         for name in ("frames", "repeats"):
@@ -65,12 +63,14 @@ class BenchConfig(SamplingRequest):
         return cfg
 
     def record(self) -> dict[str, Any]:
-        """JSON-ready: every field, the optimisations as their on/off switches plus the window batch, decode chunk
-        size and compile flag."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "optimisations"}
+        """JSON-ready: the sampling request's fields and every other field, the optimisations as their on/off
+        switches plus the window batch, decode chunk size and compile flag."""
+        held = ("sampling", "optimisations")
+        own = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in held}
         opts = self.optimisations
         return {
-            **out,
+            **dataclasses.asdict(self.sampling),
+            **own,
             "switches": opts.switches(),
             "window_batch": opts.window_batch,
             "decode_chunk_size": opts.decode_chunk_size,

@@ -7,6 +7,7 @@ pipeline's hooks (``StageTimer``), so there is no second copy of the pipeline to
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 import warnings
@@ -142,7 +143,7 @@ class Bench:
         """The sampling settings of a run of ``cfg`` on this model, passed whole to the pipeline."""
         with warnings.catch_warnings():  # random weights: the student preset is priced, not judged (SettingsWarning)
             warnings.simplefilter("ignore", SettingsWarning)
-            return self.pipe.sampling_settings(cfg.request())
+            return self.pipe.sampling_settings(cfg.sampling)
 
     def windows_per_step(self, cfg: BenchConfig) -> tuple[float, float, int]:
         """(windows per step, UNet calls per step, window length), averaged over the steps of the schedule."""
@@ -154,7 +155,7 @@ class Bench:
         schedules = step_schedules(settings.plan, settings, cfg.frames)
         windows = sum(len(schedule) for schedule in schedules)
         calls = sum(len(_window_groups(schedule, batch)) for schedule in schedules)
-        return windows / cfg.steps, calls / cfg.steps, len(schedules[0][0][0])
+        return windows / cfg.sampling.steps, calls / cfg.sampling.steps, len(schedules[0][0][0])
 
     def video_work(self, cfg: BenchConfig) -> dict[str, Any]:
         """FLOPs of one video of ``cfg`` by stage, from the rows its sampling settings run, counted on the meta
@@ -217,7 +218,8 @@ class Bench:
         compile_seconds = None
         if cfg.optimisations.compile and not self.pipe.optimisations.compile:
             log("compiling the denoising UNet (first call)")
-            compile_seconds = self.run_once(cfg.replace(steps=1))["denoising"]  # minus one step, later
+            one_step = cfg.replace(sampling=dataclasses.replace(cfg.sampling, steps=1))
+            compile_seconds = self.run_once(one_step)["denoising"]  # minus one step, later
         return dict(
             windows_per_step=windows_per_step,
             calls_per_step=calls_per_step,
@@ -272,7 +274,7 @@ class Bench:
         results = []
         for c, prep, rs, mem in zip(cfgs, preps, runs, memory):
             if prep["compile_seconds"] is not None:
-                step = statistics.median(x["denoising"] for x in rs) / c.steps
+                step = statistics.median(x["denoising"] for x in rs) / c.sampling.steps
                 prep["compile_seconds"] = max(0.0, prep["compile_seconds"] - step)
             result = self.summary(c, rs, mem, **prep)
             if keep_outputs:
@@ -302,9 +304,9 @@ class Bench:
         step_times = [s for r in runs for s in r["steps"]]
         sec_step = statistics.median(step_times)
         # The UNet rows this run's settings ran (whole and shallow, guided or not), per step on average.
-        flops_step = (work["flops"]["unet_whole"] + work["flops"]["unet_shallow"]) / cfg.steps
+        flops_step = (work["flops"]["unet_whole"] + work["flops"]["unet_shallow"]) / cfg.sampling.steps
         even = len({(s.kinds, s.refresh) for s in self.sampling(cfg).plan}) == 1  # every step costs the same
-        seconds = sec_step if even else statistics.median(r["denoising"] for r in runs) / cfg.steps
+        seconds = sec_step if even else statistics.median(r["denoising"] for r in runs) / cfg.sampling.steps
         achieved = flops_step / seconds / 1e12 if seconds > 0 else None
         env = environment(self.device)
         peak = peak_tflops(env["device_name"], self.dtype) if self.device.type == "cuda" else None
