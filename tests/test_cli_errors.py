@@ -173,6 +173,18 @@ CASES = {
         ["exists.json", "file"],
     ),
     "animate: decoder=light without one": ([*ANIMATE, "decoder=light"], ["decoder=light", "no light_decoder"]),
+    # the library names its settings (fps, stride, clip_length, steps, out); each command renames them to its flags
+    "pose render: --fps 0": (["pose", "render", "pose.npz", "-o", "r.mp4", "--fps", "0"], ["--fps 0.0", "positive"]),
+    "data check: --stride 0": (["data", "check", "no_clips", "--stride", "0"], ["--stride 0", "at least 1"]),
+    "evaluate: --clip-length 0": (
+        ["evaluate", "--pred", "pose.mp4", "--gt", "pose.mp4", "-o", "r.json", "--metrics", "fvd", "--clip-length=0"],
+        ["--clip-length 0", "fvd", "at least 9 frames"],
+    ),
+    "train light-decoder: --max-steps 0": (
+        ["train", "light-decoder", "--model", "model", "--data", "no_clips", "--max-steps", "0", "--quiet"],
+        ["--max-steps 0", "at least 1"],
+    ),
+    "init-model: existing --out": (["init-model", "--out", "model"], ["model already exists", "--out", "--overwrite"]),
 }
 if not torch.cuda.is_available():
     CASES["animate: --device cuda without CUDA"] = ([*ANIMATE, "--device", "cuda"], ["--device cuda"])

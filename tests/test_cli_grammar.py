@@ -122,3 +122,24 @@ def test_a_library_setting_error_is_renamed_to_the_flag_in_one_place():
     assert str(flags.renamed(error)) == "--context-frames 0: must be a whole number >= 1"
     assert str(flags.renamed(SettingError("fit", "x", "no"))) == "fit= x: no"  # a key without a flag
     assert str(flags.renamed(SettingError("index", 1, "no"), {"index": "--character"})) == "--character 1: no"
+
+
+def test_the_pose_command_renames_every_setting_its_jobs_name():
+    """The pose jobs (``pose/sequences.py``, ``pose/track.py``) name their settings (``SettingError("fps", ...)``); the
+    ``pose`` command renames each to one of its own flags in its one table (``cli/pose.py`` ``FLAGS``)."""
+    import ast
+    import inspect
+
+    from animate_anyone.cli import pose as command
+    from animate_anyone.pose import sequences, track
+
+    named = {
+        node.args[0].value
+        for module in (sequences, track)
+        for node in ast.walk(ast.parse(inspect.getsource(module)))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "SettingError"
+    }
+    assert {"fps", "size", "smoothing", "video", "person"} <= named
+    assert named <= set(command.FLAGS), named - set(command.FLAGS)
+    spelled = {o for words, leaf in LEAVES.items() if words.startswith("pose ") for o in leaf._option_string_actions}
+    assert set(command.FLAGS.values()) <= spelled, set(command.FLAGS.values()) - spelled

@@ -76,7 +76,7 @@ def test_registry_conventions_and_entries_are_checked():
     assert METRICS["fvd"].describe(settings).endswith("one sample per whole clip (partial clips dropped)")
     assert "{" not in "".join(m.describe(Settings()) for m in METRICS.values())
     assert METRICS["lpips"].network.describe(settings) == "LPIPS (vgg)"
-    assert METRICS["fid"].network.flag == "--inception-weights"
+    assert METRICS["fid"].network.weights == "inception_weights"  # evaluate()'s keyword (the CLI names its flag)
     assert METRICS["fvd"].per_clip(settings) and not METRICS["fid_vid"].per_clip(settings)
     with pytest.raises(ValueError, match="incomplete PIXEL entry"):
         Metric("x", Kind.PIXEL, higher_is_better=True, convention="no per-frame function")

@@ -48,7 +48,7 @@ def test_training_writes_a_listed_component_that_learns_the_vae_decode(model_wit
         progress=False,
     )
     assert report["psnr_vs_vae_decode"] > untrained["psnr_vs_vae_decode"] + 3, (report, untrained)
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="pass overwrite to train a new one"):
         train_light_decoder(model, [data], steps=1, progress=False)
 
 

@@ -458,5 +458,5 @@ def test_fit_pads_crops_or_stretches_another_aspect_ratio(tmp_path):
     assert crop[:, :].max() < 60  # the centre half of the frame: no white quarter left
     assert stretch[10, :4].min() > 200 and stretch[10, 6:].max() < 60
     assert fit_image(Image.new("RGB", (20, 20)), (20, 20), "pad").size == (20, 20)
-    with pytest.raises(ValueError, match="--fit squash"):
+    with pytest.raises(ValueError, match="^fit squash: choose one of"):
         iter_frames(tmp_path / "wide", size=(20, 20), fit="squash")

@@ -33,7 +33,7 @@ def test_atomic_directory_replaces_or_keeps(tmp_path):
     out = tmp_path / "model"
     with atomic_directory(out) as tmp:
         (tmp / "a").write_text("1")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(FileExistsError, match="pass overwrite"):
         with atomic_directory(out):
             pass
     with pytest.raises(RuntimeError):
@@ -44,8 +44,10 @@ def test_atomic_directory_replaces_or_keeps(tmp_path):
     with atomic_directory(out, overwrite=True) as tmp:
         (tmp / "b").write_text("2")
     assert [p.name for p in out.iterdir()] == ["b"] and not leftovers(tmp_path)
-    with pytest.raises(FileExistsError, match="another --out"):
+    with pytest.raises(FileExistsError, match="choose another out or pass overwrite$"):  # the library's names
         refuse_existing(out, overwrite=False)
+    with pytest.raises(FileExistsError, match="choose another --out or pass --overwrite$"):  # a command's flags
+        refuse_existing(out, overwrite=False, what="--out")
 
 
 def test_read_state_dict_formats_and_errors(tmp_path):
@@ -114,9 +116,9 @@ def test_an_output_whose_folder_cannot_be_written_is_refused_before_any_work(tmp
     """Issue 40: a file where the output's folder would be, or a place no process may write (here /proc, where even
     root cannot make a folder), is one line before the work, not an error when the result is written."""
     (tmp_path / "file").write_text("x")
-    with pytest.raises(NotADirectoryError, match=r"--out .*file/deeper/clip.mp4: .*file is a file, not a folder"):
+    with pytest.raises(NotADirectoryError, match=r"^out .*file/deeper/clip.mp4: .*file is a file, not a folder"):
         refuse_existing(tmp_path / "file" / "deeper" / "clip.mp4", overwrite=False)
     with pytest.raises(PermissionError, match=r"--json /proc/nowhere/x.json: cannot write in /proc"):
-        refuse_existing("/proc/nowhere/x.json", overwrite=False, flag="--json")
+        refuse_existing("/proc/nowhere/x.json", overwrite=False, what="--json")
     refuse_existing(tmp_path / "new" / "folder" / "clip.mp4", overwrite=False)  # made when written: fine
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the check left nothing behind

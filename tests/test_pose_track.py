@@ -86,9 +86,9 @@ def test_person_values():
     assert parse_person(None) == "largest" and parse_person("center") == "center" and parse_person("2") == 2
     assert parse_person("1,2,30,40") == (1.0, 2.0, 30.0, 40.0)
     for bad in ("tallest", "1,2,3", "5,5,1,1"):
-        with pytest.raises(ValueError, match=f"--person {bad}"):
+        with pytest.raises(ValueError, match=f"^person {bad}: "):
             parse_person(bad)
-    with pytest.raises(ValueError, match="--person 3: the first frame with people shows 2"):
+    with pytest.raises(ValueError, match="^person 3: the first frame with people shows 2"):
         PersonTracker(3, (WIDTH, HEIGHT)).select(np.stack([A[0], B[0]]))
 
 

@@ -43,7 +43,7 @@ def test_a_stopped_then_resumed_run_equals_an_uninterrupted_one_bit_for_bit(tmp_
         run(tmp_path / "stopped", stop_at=7)
     folder = checkpoints_beside(tmp_path / "stopped")
     assert [p.name for p in folder.iterdir()] == ["step-000006.pt"]  # the newest alone
-    assert "step-000006.pt keeps the run, continue with --resume" in capsys.readouterr().err
+    assert "step-000006.pt keeps the run, continue with resume" in capsys.readouterr().err
     resumed, resumed_loss, loop = run(tmp_path / "stopped", resume=True)
     assert loop.start == 6 and resumed_loss == straight_loss
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
@@ -63,8 +63,11 @@ def test_checks_before_work(tmp_path):
     assert "\n" not in str(refused.value)
     with pytest.raises(ValueError, match="steps=10 there, 12 here"):
         SmallLoop(tmp_path / "out", {"lr": 1e-2, "seed": 0}, 12, resume=True)
-    with pytest.raises(FileExistsError, match="holds an unfinished run; continue it with --resume"):
+    with pytest.raises(FileExistsError, match="holds an unfinished run; pass resume to continue it or overwrite"):
         SmallLoop(tmp_path / "out", {"lr": 1e-2, "seed": 0}, STEPS)
+    names = {"resume": "--resume", "overwrite": "--overwrite"}  # a command's flags, as it passes them
+    with pytest.raises(FileExistsError, match="pass --resume to continue it or --overwrite to start over$"):
+        SmallLoop(tmp_path / "out", {"lr": 1e-2, "seed": 0}, STEPS, names=names)
     assert SmallLoop(tmp_path / "out", {"lr": 1e-2, "seed": 0}, STEPS, resume=True).start == 3
     _, _, loop = run(tmp_path / "out", overwrite=True)  # starts over: the unfinished run's checkpoints go first
     assert loop.start == 0 and [p.name for p in loop.folder.iterdir()] == ["step-000010.pt"]

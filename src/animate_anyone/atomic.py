@@ -24,12 +24,16 @@ from pathlib import Path
 PathLike = str | os.PathLike[str]
 
 
-def refuse_existing(path: PathLike, overwrite: bool, flag: str = "--out") -> None:
-    """Before any work, one wording for every command: FileExistsError when ``path`` exists and ``overwrite`` is
-    false, and an ``OSError`` when its folder cannot be written (``check_writable``)."""
+def refuse_existing(path: PathLike, overwrite: bool, what: str = "out", switch: str | None = None) -> None:
+    """Before any work, one wording for every caller: FileExistsError when ``path`` exists and ``overwrite`` is
+    false, and an ``OSError`` when its folder cannot be written (``check_writable``). ``what``: the caller's name for
+    the path (a parameter's, or a command's flag: ``--out``); ``switch``: its name for ``overwrite``, by default
+    spelled as ``what`` is (``out`` -> ``overwrite``, ``--json`` -> ``--overwrite``)."""
+    if switch is None:
+        switch = what[: len(what) - len(what.lstrip("-"))] + "overwrite"
     if Path(path).exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; choose another {flag} or pass --overwrite")
-    check_writable(Path(path).parent, f"{flag} {path}", f"choose another {flag}")
+        raise FileExistsError(f"{path} already exists; choose another {what} or pass {switch}")
+    check_writable(Path(path).parent, f"{what} {path}", f"choose another {what}")
 
 
 def check_writable(folder: PathLike, what: str, fix: str) -> None:

@@ -21,13 +21,21 @@ def available_memory(device: torch.device | None = None) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def memory_shortfall(needed: int, device: torch.device | None = None) -> str | None:
+    """None when ``needed`` bytes fit in the memory available on ``device``, else the shortfall in words ("needs at
+    least ... GiB of memory, and ... GiB of system memory is available"), e.g. for a ``SettingError``'s rule."""
+    free = available_memory(device)
+    if needed <= free:
+        return None
+    where = "GPU" if device is not None and device.type == "cuda" else "system"
+    return (
+        f"needs at least {needed / 2**30:.1f} GiB of memory, and {free / 2**30:.1f} GiB of {where} memory is available"
+    )
+
+
 def check_memory(needed: int, what: str, fix: str, device: torch.device | None = None) -> None:
     """ValueError before any work when ``needed`` bytes (a lower bound of what the job will allocate) exceed the
     memory available on ``device``."""
-    free = available_memory(device)
-    if needed > free:
-        where = "GPU" if device is not None and device.type == "cuda" else "system"
-        raise ValueError(
-            f"{what} needs at least {needed / 2**30:.1f} GiB of memory, and {free / 2**30:.1f} GiB of {where} memory "
-            f"is available; {fix}"
-        )
+    shortfall = memory_shortfall(needed, device)
+    if shortfall is not None:
+        raise ValueError(f"{what} {shortfall}; {fix}")

@@ -32,6 +32,7 @@ from av.video.reformatter import Interpolation
 from PIL import Image, ImageOps
 
 from .atomic import replace, temporary_sibling
+from .config import SettingError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 # The files a folder listing takes for videos (data preparation, evaluation pairing): the containers read here,
@@ -105,7 +106,7 @@ def iter_frames(
     if start < 0 or (count or 0) < 0 or (size and min(size) < 1):
         raise ValueError(f"need start >= 0, count >= 0, size=(width, height) >= 1; got {start}, {count}, {size}")
     if fit not in FITS:
-        raise ValueError(f"--fit {fit}: choose one of {', '.join(FITS)}")
+        raise SettingError("fit", fit, f"choose one of {', '.join(FITS)}")
     path = _existing(path)
     return _frames(path, _images_of(path), size, start, None if count is None else start + count, fit)
 
@@ -191,9 +192,10 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, P, CMYK, YCbCr, ...; raises ValueError for modes PIL cannot convert
 
 
-def video_kind(path: PathLike, flag: str | None = None) -> str:
+def video_kind(path: PathLike, what: str | None = None) -> str:
     """What a video output path asks for: ``"png"`` (a folder of frames: a path ending in / or without a
-    suffix, or an existing folder), ``".gif"`` or an H.264 container suffix; ValueError for anything else."""
+    suffix, or an existing folder), ``".gif"`` or an H.264 container suffix; ValueError for anything else (naming
+    the path as ``what``, the caller's name for it, when given)."""
     raw = os.fspath(path)
     path = Path(raw)
     suffix = path.suffix.lower()
@@ -202,17 +204,18 @@ def video_kind(path: PathLike, flag: str | None = None) -> str:
     if suffix == ".gif" or suffix in H264_FORMATS:
         return suffix
     raise ValueError(
-        f"{flag + ' ' if flag else ''}{path}: unsupported output suffix {path.suffix!r}; use .mp4, .mov, "
+        f"{what + ' ' if what else ''}{path}: unsupported output suffix {path.suffix!r}; use .mp4, .mov, "
         ".mkv (H.264), .gif, or a path without suffix for a folder of PNG frames"
     )
 
 
-def check_video_output(path: PathLike, flag: str = "--out", overwrite: bool = False) -> None:
-    """Before any work: the suffix is one we write, and an existing output is replaced only with --overwrite."""
+def check_video_output(path: PathLike, what: str = "out", overwrite: bool = False, switch: str | None = None) -> None:
+    """Before any work: the suffix is one we write, and an existing output is replaced only with ``overwrite``.
+    ``what`` / ``switch``: the caller's names for the path and for ``overwrite`` (``atomic.refuse_existing``)."""
     from .atomic import refuse_existing
 
-    video_kind(path, flag)
-    refuse_existing(path, overwrite, flag)
+    video_kind(path, what)
+    refuse_existing(path, overwrite, what, switch)
 
 
 class VideoWriter:

@@ -49,7 +49,10 @@ LIBRARY = {  # the default (library, class) of each component in model_index.jso
     "light_decoder": ("animate_anyone.models", "LightDecoder"),
 }
 WEIGHTED = ("vae", "image_encoder", "reference_net", "denoising_unet", "pose_guider", "light_decoder")
-FIX = "create one with `animate-anyone convert moore --vae ... --image-encoder ...` or `animate-anyone init-model`"
+FIX = (
+    "create one with `animate-anyone convert moore` (the public weights, with a VAE and an image encoder) or "
+    "`animate-anyone init-model`"
+)
 
 
 def read_json(path: Path) -> dict[str, Any]:

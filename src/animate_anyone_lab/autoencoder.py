@@ -17,6 +17,7 @@ blur; these two make the decoder commit to one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -47,6 +48,7 @@ def train_autoencoder(
     adversarial_start: int = 500,
     resume: bool = False,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Train the ``mini`` preset's VAE on frames of the datasets in ``data_dirs``; save it (diffusers folder) at
     ``out``. ``init``: continue from this VAE instead of a fresh one. ``decoder_only`` (needs ``init``): train
@@ -56,7 +58,8 @@ def train_autoencoder(
     patch adversarial loss (scaled adaptively, see the module), which reaches the VAE from step
     ``adversarial_start`` on (the discriminator trains from step 0). Both 0: L1 + MSE only, as before.
     ``resume``: continue from the checkpoint in ``OUT.checkpoints`` (written every ``checkpoint_every`` steps,
-    ``animate_anyone.training.small_loop``)."""
+    ``animate_anyone.training.small_loop``). ``names``: the caller's names for ``out``, ``resume`` and ``overwrite``
+    in messages (a command's flags)."""
     from diffusers import AutoencoderKL
 
     from animate_anyone.atomic import atomic_directory, refuse_existing
@@ -83,8 +86,9 @@ def train_autoencoder(
         adversarial_weight=adversarial_weight,
         adversarial_start=adversarial_start,
     )
-    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite)
-    refuse_existing(out, overwrite)  # say so before training, not after
+    names = names or {}
+    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite, names=names)
+    refuse_existing(out, overwrite, names.get("out", "out"), names.get("overwrite"))  # before training, not after
     torch.manual_seed(seed)
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8, every frame of every clip
     generator = torch.Generator().manual_seed(seed)

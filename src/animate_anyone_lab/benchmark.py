@@ -15,12 +15,14 @@ import json
 import math
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from animate_anyone.atomic import check_writable
+from animate_anyone.config import SettingError
 from animate_anyone.evaluation.registry import METRICS as PRODUCT_METRICS
 from animate_anyone.pipelines.settings import SamplingRequest
 
@@ -67,6 +69,7 @@ def predict_split(
     chunk: int | None = None,
     vae_roundtrip: bool = False,
     decoder: str = "vae",
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Animate every clip of ``split_dir`` with the model at ``model_dir``; frames go to ``out/<clip id>/``.
 
@@ -118,13 +121,15 @@ def predict_split(
     if vae_roundtrip and model_dir is None:
         raise ValueError("vae_roundtrip needs the model directory whose VAE encodes and decodes the frames")
     if decoder not in ("vae", "light"):
-        raise ValueError(f"--decoder {decoder}: choose vae or light")
+        raise SettingError("decoder", decoder, "choose vae or light")
     if decoder == "light" and model_dir is not None and not (Path(model_dir) / "light_decoder").is_dir():
-        raise ValueError(f"--decoder light: {model_dir} has no light_decoder; train one (train light-decoder) first")
-    split_dir, out = Path(split_dir), Path(out)
+        why = f"{model_dir} has no light_decoder; train one (train light-decoder) first"
+        raise SettingError("decoder", decoder, why)
+    split_dir, out, names = Path(split_dir), Path(out), names or {}
     clips = read_manifest(split_dir, check_files=False)  # check_inputs names every clip with a missing file
     mode = "reference" if model_dir is None else "frames" if vae_roundtrip else "poses"
-    skeletons = check_inputs(split_dir, clips, out, mode=mode, driver=driver)  # the driving keypoints ("poses")
+    # the driving keypoints ("poses")
+    skeletons = check_inputs(split_dir, clips, out, mode=mode, driver=driver, what=names.get("out", "out"))
     driving = {"driver": driver, "chunk": chunk}
     driving = {k: v for k, v in driving.items() if v not in ("truth", None)}
     pipe, vae = None, None
@@ -158,7 +163,7 @@ def predict_split(
             record["driving"] = driving
         if decoder != "vae":  # recorded only when not the default, so that existing records still resume
             record["decoder"] = decoder
-    claim(out, record, [clip.id for clip in clips], overwrite)
+    claim(out, record, [clip.id for clip in clips], overwrite, names)
     for k, clip in enumerate(tqdm(clips, desc=f"predict {split_dir.name}", unit="clip", disable=not progress)):
         target = out / clip.id
         if target.exists() and not overwrite:
@@ -200,7 +205,9 @@ SHOWN = 3  # bad clips that check_inputs names in its one line; the others are c
 MODES = ("reference", "frames", "poses")  # what a prediction reads: copy-reference, the VAE round trip, a model
 
 
-def check_inputs(split_dir: Path, clips: list, out: Path, *, mode: str, driver: str = "truth") -> dict:
+def check_inputs(
+    split_dir: Path, clips: list, out: Path, *, mode: str, driver: str = "truth", what: str = "out"
+) -> dict:
     """Refuse, before anything is loaded or written, a split that ``predict_split`` would stop on midway or predict
     wrongly. ``out`` must be a folder (or not exist yet) under a writable folder. Every clip's video must exist,
     its reference ``references/<id>.png`` open as an image, and its keypoints ``poses/<id>.npz`` (the truth, which
@@ -211,7 +218,7 @@ def check_inputs(split_dir: Path, clips: list, out: Path, *, mode: str, driver: 
 
     One ValueError (FileNotFoundError when every problem is a missing file) lists the first :data:`SHOWN` bad clips,
     each with its files and problems, counts the others, and says how to restore them. Returns ``{clip id: the
-    driving keypoints cut to num_frames}`` for ``"poses"``, else ``{}``.
+    driving keypoints cut to num_frames}`` for ``"poses"``, else ``{}``. ``what``: the caller's name for ``out``.
     """
     from PIL import Image
 
@@ -220,7 +227,7 @@ def check_inputs(split_dir: Path, clips: list, out: Path, *, mode: str, driver: 
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    check_out(out)
+    check_out(out, what)
     problems: dict[str, list[str]] = {}
     missing_only = True
     skeletons = {}
@@ -278,10 +285,11 @@ def check_inputs(split_dir: Path, clips: list, out: Path, *, mode: str, driver: 
     )
 
 
-def check_out(out: Path) -> None:
-    """ValueError unless ``out`` is a folder, or can be made one, in a writable folder (``atomic.check_writable``)."""
+def check_out(out: Path, what: str = "out") -> None:
+    """ValueError unless ``out`` is a folder, or can be made one, in a writable folder (``atomic.check_writable``),
+    naming it as ``what`` (the caller's name for it: a command's flag)."""
     try:
-        check_writable(out, f"--out {out}", "give a folder for the predictions")
+        check_writable(out, f"{what} {out}", "give a folder for the predictions")
     except OSError as exc:
         raise ValueError(str(exc)) from None
 
@@ -304,7 +312,7 @@ def restore_hint(split_dir: Path, damaged: bool = True) -> str:
     rerun = (
         f"`{command}`"
         if command
-        else f"`animate-anyone synthetic make --out {split_dir.parent}` with the settings in {config}"
+        else f"`animate-anyone synthetic make` (make_dataset) into {split_dir.parent} with the settings in {config}"
     )
     first = "delete the damaged or short files, then " if damaged else ""
     return f"fix: {first}rerun {rerun} (it rewrites every clip that lacks a file)"

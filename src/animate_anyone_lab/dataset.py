@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ def make_dataset(
     progress: bool = False,
     train_pool: int | None = None,
     long_frames: int = LONG_FRAMES,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the benchmark (module doc) and return ``out``.
 
@@ -85,7 +87,8 @@ def make_dataset(
     splits pair with, see ``splits``) has as many members as there are train clips (``clips`` itself when
     ``train`` is not written, unless ``train_pool`` says). ``size = (width, height)``; ``video``: 'mp4' or 'png'.
     The world splits (``splits.WORLD_SPLITS``) are written only when ``clips`` names them; ``long`` clips have
-    ``long_frames`` frames (>= 10 x ``frames``), the others ``frames``.
+    ``long_frames`` frames (>= 10 x ``frames``), the others ``frames``. ``names``: the caller's names for the
+    parameters in messages (a command's flags).
     """
     from tqdm.auto import tqdm
 
@@ -119,8 +122,8 @@ def make_dataset(
     old = out / CONFIG_NAME
     if old.is_file() and json.loads(old.read_text()) != config and not overwrite:
         raise FileExistsError(
-            f"{out}: holds a synthetic dataset made with other settings ({old}); use a new folder "
-            "or overwrite=True (--overwrite)"
+            f"{out}: holds a synthetic dataset made with other settings ({old}); use a new folder or pass "
+            f"{(names or {}).get('overwrite', 'overwrite')}"
         )
     write_json(old, config)
     bar = tqdm(total=sum(counts.values()), desc="synthetic clips", unit="clip", disable=not progress)

@@ -80,7 +80,7 @@ def run_demo(
             raise SettingError(name, value, f"must be between 1 and {high}")
     if index < 0:
         raise SettingError("index", index, "must be 0 or more")
-    check_video_output(out, "--out", overwrite)
+    check_video_output(out, "out", overwrite)
     directory = ModelDirectory(model or packaged_model()).check()
     defaults = ModelDefaults.of_directory(directory)
     settings = benchmark_request(sampling, defaults.distilled).resolve(defaults)  # checked before the model loads

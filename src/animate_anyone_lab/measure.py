@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from animate_anyone.config import SettingError
+
 from .world_metrics import WORLD_METRICS
 
 PathLike = str | os.PathLike[str]
@@ -86,8 +88,8 @@ def measure_split(
         if fresh_dir is not None:
             inputs["fresh"] = _frames(_clip(videos, folders, "fresh", clip.id))
             if inputs["fresh"].shape != gt.shape:
-                raise ValueError(
-                    f"--fresh {fresh_dir}: {clip.id} has {inputs['fresh'].shape} frames, the truth {gt.shape}"
+                raise SettingError(
+                    "fresh_dir", fresh_dir, f"{clip.id} has {inputs['fresh'].shape} frames, the truth {gt.shape}"
                 )
         masks = split_dir / "masks" / f"{clip.id}.npz"
         if masks.is_file():
@@ -121,10 +123,10 @@ def measure_split(
 
 
 def check_fresh(record: dict | None, fresh: dict | None, fresh_dir: PathLike) -> None:
-    """ValueError unless ``fresh`` (the record of ``--fresh``) is the prediction's model, sampling and seed cut into
-    pieces of its window length (``synthetic predict --chunk``)."""
+    """``SettingError`` (``fresh_dir``) unless ``fresh`` (its record) is the prediction's model, sampling and seed cut
+    into pieces of its window length (``synthetic predict --chunk``)."""
     if record is None or fresh is None:
-        raise ValueError(f"--fresh {fresh_dir}: both folders need the predict.json that synthetic predict writes")
+        raise SettingError("fresh_dir", fresh_dir, "both folders need the predict.json that synthetic predict writes")
     wanted = {
         "model": record.get("model"),
         "sampling": record.get("sampling"),
@@ -140,10 +142,12 @@ def check_fresh(record: dict | None, fresh: dict | None, fresh_dir: PathLike) ->
             entry[key] = {k: v for k, v in (entry[key] or {}).items() if k not in ("path", "preset", "overrides")}
     differ = [k for k in wanted if wanted[k] != given[k]]
     if differ:
-        raise ValueError(
-            f"--fresh {fresh_dir} was not made as fresh clips of this prediction ({', '.join(differ)} differ: "
-            f"{', '.join(f'{k} {given[k]!r} instead of {wanted[k]!r}' for k in differ)}); make it with synthetic "
-            "predict --chunk <context frames> and the same model, settings and seed"
+        raise SettingError(
+            "fresh_dir",
+            fresh_dir,
+            f"not made as fresh clips of this prediction ({', '.join(differ)} differ: "
+            f"{', '.join(f'{k} {given[k]!r} instead of {wanted[k]!r}' for k in differ)}); predict it with chunk "
+            "set to the context frames and the same model, settings and seed (`synthetic predict --chunk N`)",
         )
 
 

@@ -6,6 +6,7 @@ generator's exact keypoints, and its ceiling (PCK on the true frames of held-out
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -105,16 +106,19 @@ def train_regressor(
     progress: bool = True,
     resume: bool = False,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Train a ``KeypointRegressor`` on the frames and exact keypoints of ``data_dirs``; save it at ``out``.
     ``resume``: continue from the checkpoint in ``OUT.checkpoints`` (written every ``checkpoint_every`` steps,
-    ``animate_anyone.training.small_loop``)."""
+    ``animate_anyone.training.small_loop``). ``names``: the caller's names for ``out``, ``resume`` and ``overwrite``
+    in messages (a command's flags)."""
     from animate_anyone.atomic import atomic_directory, refuse_existing
 
     data = [str(Path(d).resolve()) for d in data_dirs]
     settings = dict(data=data, size=size, batch_size=batch_size, lr=lr, seed=seed)
-    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite)
-    refuse_existing(out, overwrite)
+    names = names or {}
+    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite, names=names)
+    refuse_existing(out, overwrite, names.get("out", "out"), names.get("overwrite"))
     torch.manual_seed(seed)
     frames, points = load_keypoint_data(data_dirs, size)
     generator = torch.Generator().manual_seed(seed)

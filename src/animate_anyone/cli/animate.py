@@ -7,6 +7,7 @@ shortcuts for its most common keys.
 from __future__ import annotations
 
 from ..devices import DEVICE_HELP, DTYPE_HELP
+from .flags import SAMPLING_FLAGS
 
 # flag destination -> AnimateConfig key (flags left out keep the config's value); the sampling flags are
 # generated from the settings' fields (cli/flags.py) and --size is the output size of every command
@@ -24,8 +25,11 @@ SHORTCUTS = {
     "person": "pose.person",
     "fit": "pose.fit",
 }
-# AnimateConfig key -> the flag that sets it, for messages (keys without a flag are named "key=")
-FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in SHORTCUTS.items()} | {"size": "--size"}
+# The library's names (AnimateConfig keys, animate()'s parameters, the pose library's person and fit) -> this
+# command's flags, for messages: the one place the command renames (keys without a flag are named "key=")
+FLAGS = {key: "--" + dest.replace("_", "-") for dest, key in SHORTCUTS.items()} | SAMPLING_FLAGS
+FLAGS |= {name: "--" + name.replace("_", "-") for name in ("size", "person", "fit", "out", "side_by_side")}
+FLAGS |= {name: "--" + name for name in ("overwrite", "pose", "driver")}
 MEMORY_ADVICE = "out of memory; use a smaller --size, fewer --frames or a shorter --context-frames"
 
 
@@ -104,6 +108,7 @@ def run(args) -> None:
             progress=not args.quiet,
             overwrite=args.overwrite,
             launch=launch,
+            names=FLAGS,
         )
     except SettingError as error:  # the rule's own words, under this command's name for the value
         raise renamed(error, FLAGS) from None

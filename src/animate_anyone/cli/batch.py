@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 RAY_FLAGS = ("address", "workers", "cpus_per_job", "gpus_per_job", "max_attempts")
+# The batch functions' parameters (RaySettings' fields, job_file.check_out's out) -> this command's flags
+FLAGS = {"out": "--out", **{name: "--" + name.replace("_", "-") for name in RAY_FLAGS}}
 
 
 def register(subparsers) -> None:
@@ -51,9 +53,10 @@ MEMORY_ADVICE = (
 
 
 def run(args) -> int:
-    from ..config import load_config
+    from ..config import SettingError, load_config
     from ..jobs.animate_config import AnimateConfig
-    from .flags import sampling_values
+    from ..jobs.job_file import check_out
+    from .flags import renamed, sampling_values
 
     values = ({"model": args.model} if args.model else {}) | sampling_values(args)
     config = load_config(AnimateConfig, args.config, args.overrides, values)
@@ -62,6 +65,7 @@ def run(args) -> int:
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise ValueError(f"{flags} belong to the Ray engine; add --engine ray")
+        check_out(args.out, FLAGS["out"])  # in this command's words, before the engine's own check
         return _torchrun(args, config)
     try:
         import ray  # noqa: F401
@@ -72,8 +76,13 @@ def run(args) -> int:
     from ..distributed import Launch
     from ..jobs.batch_ray import RaySettings, run_batch_ray
 
+    try:
+        settings = RaySettings(**given)
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, FLAGS) from None
+    check_out(args.out, FLAGS["out"])
     launch = Launch.from_env()
-    summary = run_batch_ray(args.jobs, args.out, config, RaySettings(**given), launch=launch, progress=not args.quiet)
+    summary = run_batch_ray(args.jobs, args.out, config, settings, launch=launch, progress=not args.quiet)
     counts = summary["counts"]
     if summary.get("nothing_to_do"):
         print(f"{summary['jobs']} jobs: every video is already in {args.out}/videos; nothing to do")

@@ -8,6 +8,15 @@ import sys
 SD15_HELP = "Stable Diffusion 1.5: a diffusers folder (vae/, unet/config.json, ...) or an original .safetensors/.ckpt"
 VAE_HELP = "VAE folder (sd-vae-ft-mse: config.json + weights); default: the VAE of --sd15"
 ENCODER_HELP = "sd-image-variations-diffusers folder (image_encoder/ + feature_extractor/) or its image_encoder/"
+NETWORKS_ONLY_NOTE = (
+    "note: wrote the three networks only; the pipeline also needs the VAE and the image encoder: "
+    "pass --image-encoder and --vae or --sd15 (or add them later with `animate-anyone convert assemble`)"
+)
+# convert_moore's and assemble's parameters (convert/release.py names them in messages) -> this command's flags:
+# here each flag is its parameter's name with dashes
+PARAMETERS = ("denoising_unet", "reference_unet", "pose_guider", "motion_module", "unet_config")
+PARAMETERS += ("unet_additional_kwargs", "sd15", "vae", "image_encoder", "networks", "out", "overwrite")
+FLAGS = {name: "--" + name.replace("_", "-") for name in PARAMETERS}
 
 
 def register(subparsers) -> None:
@@ -46,7 +55,7 @@ def _register_assemble(sources) -> None:
 
 
 def run_moore(args) -> None:
-    from ..convert.release import NETWORKS_ONLY_NOTE, convert_moore
+    from ..convert.release import convert_moore
 
     out, complete = convert_moore(
         args.out,
@@ -60,6 +69,7 @@ def run_moore(args) -> None:
         vae=args.vae,
         image_encoder=args.image_encoder,
         overwrite=args.overwrite,
+        names=FLAGS,
     )
     if not complete:
         print(NETWORKS_ONLY_NOTE, file=sys.stderr)
@@ -69,5 +79,7 @@ def run_moore(args) -> None:
 def run_assemble(args) -> None:
     from ..convert.release import assemble
 
-    out = assemble(args.out, args.networks, args.vae or args.sd15, args.image_encoder, overwrite=args.overwrite)
+    vae, vae_name = (args.vae, FLAGS["vae"]) if args.vae else (args.sd15, FLAGS["sd15"])  # the flag that gave it
+    names = {**FLAGS, "vae": vae_name}
+    out = assemble(args.out, args.networks, vae, args.image_encoder, overwrite=args.overwrite, names=names)
     print(f"wrote {out}")

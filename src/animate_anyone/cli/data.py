@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import argparse
 
+# The dataset functions' parameters (data/prepare.py, data/inspect.py, pose/track.py name them in messages) -> flags.
+FLAGS = {
+    "out": "--out",
+    "min_frames": "--min-frames",
+    "min_size": "--min-size",
+    "fps_range": "--fps-range",
+    "max_gap": "--max-gap",
+    "person": "--person",
+    "frames": "--frames",
+    "stride": "--stride",
+    "count": "--count",
+    "size": "--size",
+}
+
 
 def register(subparsers) -> None:
     from ..pose.track import PERSON_HELP
@@ -82,39 +96,53 @@ def _fps_range(text: str) -> tuple[float, float]:
 
 
 def run_prepare(args) -> None:
+    from ..config import SettingError
     from ..data.prepare import prepare_dataset
+    from .flags import renamed
 
-    report = prepare_dataset(
-        args.video_dir,
-        args.out,
-        min_frames=args.min_frames,
-        min_size=args.min_size,
-        fps_range=args.fps_range,
-        backend=args.backend,
-        overwrite=args.overwrite,
-        absolute_paths=args.absolute_paths,
-        det_model=args.dwpose_det,
-        pose_model=args.dwpose_pose,
-        max_gap=args.max_gap,
-        person=args.person,
-        allow_switches=args.allow_person_switch,
-        allow_several=args.allow_several_people,
-        progress=not args.quiet,
-    )
+    try:
+        report = prepare_dataset(
+            args.video_dir,
+            args.out,
+            min_frames=args.min_frames,
+            min_size=args.min_size,
+            fps_range=args.fps_range,
+            backend=args.backend,
+            overwrite=args.overwrite,
+            absolute_paths=args.absolute_paths,
+            det_model=args.dwpose_det,
+            pose_model=args.dwpose_pose,
+            max_gap=args.max_gap,
+            person=args.person,
+            allow_switches=args.allow_person_switch,
+            allow_several=args.allow_several_people,
+            progress=not args.quiet,
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, FLAGS) from None
     print(report.summary())
 
 
 def run_check(args) -> None:
+    from ..config import SettingError
     from ..data.inspect import summarize
+    from .flags import renamed
 
-    print(summarize(args.data_dir, args.frames, args.stride))
+    try:
+        print(summarize(args.data_dir, args.frames, args.stride))
+    except SettingError as error:
+        raise renamed(error, FLAGS) from None
 
 
 def run_preview(args) -> None:
     from ..atomic import refuse_existing
+    from ..config import SettingError
     from ..data.inspect import preview
+    from .flags import renamed
 
-    refuse_existing(args.out, args.overwrite)
-
-    out = preview(args.data_dir, args.out, args.count, args.size, args.seed, augment=not args.no_augment)
+    refuse_existing(args.out, args.overwrite, FLAGS["out"])
+    try:
+        out = preview(args.data_dir, args.out, args.count, args.size, args.seed, augment=not args.no_augment)
+    except SettingError as error:
+        raise renamed(error, FLAGS) from None
     print(f"wrote {out} ({args.count} samples: frame | pose | overlay | reference)")

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from ..devices import DEVICE_HELP
 
+# evaluate()'s parameters (evaluation/* name them in messages and in the reasons of skipped metrics) -> flags.
+FLAGS = {
+    "out": "--out",
+    "clip_length": "--clip-length",
+    "lpips_weights": "--lpips-weights",
+    "inception_weights": "--inception-weights",
+    "i3d_weights": "--i3d-weights",
+    "resnet3d_weights": "--resnet3d-weights",
+    "device": "--device",
+}
+
 
 def register(subparsers) -> None:
     from ..evaluation.evaluate import ALL_METRICS, CLIP_LENGTH
@@ -64,28 +75,33 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
+    from ..config import SettingError
     from ..evaluation.evaluate import evaluate, format_table, write_results
     from ..evaluation.output import check_results_output
+    from .flags import renamed
 
-    check_results_output(args.out, args.overwrite)
-
-    results = evaluate(
-        args.pred,
-        args.gt,
-        args.metrics,
-        pose_dir=args.pose_dir,
-        lpips_weights=args.lpips_weights,
-        lpips_net=args.lpips_net,
-        inception_weights=args.inception_weights,
-        i3d_weights=args.i3d_weights,
-        resnet3d_weights=args.resnet3d_weights,
-        clip_length=args.clip_length,
-        fvd_samples=args.fvd_samples,
-        pose_backend=args.pose_backend,
-        pose_model=args.pose_model,
-        device=args.device,
-        progress=not args.quiet,
-    )
+    check_results_output(args.out, args.overwrite, FLAGS["out"])
+    try:
+        results = evaluate(
+            args.pred,
+            args.gt,
+            args.metrics,
+            pose_dir=args.pose_dir,
+            lpips_weights=args.lpips_weights,
+            lpips_net=args.lpips_net,
+            inception_weights=args.inception_weights,
+            i3d_weights=args.i3d_weights,
+            resnet3d_weights=args.resnet3d_weights,
+            clip_length=args.clip_length,
+            fvd_samples=args.fvd_samples,
+            pose_backend=args.pose_backend,
+            pose_model=args.pose_model,
+            device=args.device,
+            progress=not args.quiet,
+            weight_names=FLAGS,
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, FLAGS) from None
     json_path, csv_path = write_results(results, args.out)
     print(format_table(results))
     print(f"wrote {json_path} and {csv_path}")

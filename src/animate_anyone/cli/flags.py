@@ -79,11 +79,11 @@ def sampling_request(args: argparse.Namespace, base: SamplingRequest | None = No
     return load_config(SamplingRequest, None, getattr(args, "overrides", ()), {**start, **sampling_values(args)})
 
 
-def renamed(error: SettingError, names: typing.Mapping[str, str] | None = None) -> SettingError:
-    """The library's error under the command line's name for the setting: its flag (``--steps``), a name of
-    ``names`` (a command's own flags), else ``key=`` (a setting without a flag)."""
-    table = {**SAMPLING_FLAGS, **(names or {})}
-    return error.named({error.field: table.get(error.field, f"{error.field}=")})
+def renamed(error: SettingError, names: typing.Mapping[str, str] = SAMPLING_FLAGS) -> SettingError:
+    """The library's error under the command line's name for the setting: its flag in ``names`` (the command's
+    whole table, ``SAMPLING_FLAGS`` among them where the command samples; a word means one thing per command, so
+    a trainer's ``steps`` is ``--max-steps``), else ``key=`` (a setting without a flag)."""
+    return error.named({error.field: names.get(error.field, f"{error.field}=")})
 
 
 SIZE_HELP = "WIDTHxHEIGHT in pixels, or N for N x N"
@@ -131,6 +131,26 @@ def add_architecture_argument(parser, default: str = "tiny") -> None:
         default=default,
         help=f"the model's shape: tiny (tests), mini (the synthetic benchmark's 64 px model) or sd15 "
         f"(default {default})",
+    )
+
+
+# The small trainers' words (training.small_loop.SmallLoop's settings) -> their flags: a trainer's steps are
+# optimizer steps, --max-steps as in TrainConfig (--steps are denoising steps)
+TRAINER_FLAGS = {"steps": "--max-steps", "resume": "--resume", "checkpoint_every": "--checkpoint-every"}
+
+
+def add_trainer_arguments(parser, steps: int, checkpoints: str) -> None:
+    """The flags every small trainer (``SmallLoop``) takes: ``--max-steps`` (default ``steps``), ``--resume`` (from the
+    checkpoint in ``checkpoints``, as the help says where) and ``--checkpoint-every``."""
+    parser.add_argument("--max-steps", type=int, default=steps, help=f"optimizer steps (default {steps})")
+    retire(parser, "--steps", "a trainer's optimizer steps are --max-steps (--steps: denoising steps)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue the interrupted run from its checkpoint in {checkpoints} (same settings)",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500; 0: off)"
     )
 
 

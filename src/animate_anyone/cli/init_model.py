@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+FLAGS = {"out": "--out", "vae": "--vae"}  # init_model's parameters (named in its messages) -> this command's flags
+
 
 def register(subparsers) -> None:
     from .flags import add_architecture_argument, retire
@@ -18,10 +20,18 @@ def register(subparsers) -> None:
 
 
 def run(args) -> None:
+    from ..atomic import refuse_existing
+    from ..config import SettingError
     from ..devices import DTYPES
     from ..jobs.init_model import init_model
+    from .flags import renamed
 
-    path = init_model(
-        args.architecture, args.out, seed=args.seed, dtype=DTYPES[args.dtype], overwrite=args.overwrite, vae=args.vae
-    )
+    refuse_existing(args.out, args.overwrite, FLAGS["out"])  # in this command's words, before init_model's own check
+    dtype = DTYPES[args.dtype]
+    try:
+        path = init_model(
+            args.architecture, args.out, seed=args.seed, dtype=dtype, overwrite=args.overwrite, vae=args.vae
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, FLAGS) from None
     print(f"wrote {args.architecture} model to {path}")

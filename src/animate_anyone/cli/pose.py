@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+# The pose jobs' parameters (pose/sequences.py, pose/track.py name them in messages) -> this command's flags.
+FLAGS = {
+    "out": "--out",
+    "overlay_out": "--overlay",
+    "video": "--video",
+    "fps": "--fps",
+    "size": "--size",
+    "smoothing": "--smoothing",
+    "person": "--person",
+}
+
 
 def register(subparsers) -> None:
     from ..pose.track import PERSON_HELP
@@ -52,52 +63,73 @@ def _backend_arguments(parser) -> None:
 
 
 def run_extract(args) -> None:
-    from ..pose.sequences import extract_file
+    from ..config import SettingError
+    from ..pose.sequences import check_keypoint_output, extract_file
+    from .flags import renamed
 
     if args.max_gap < 0:
         raise ValueError(f"--max-gap {args.max_gap}: must be 0 or more frames")
-
-    out, report = extract_file(
-        args.source,
-        args.out,
-        backend=args.backend,
-        det_model=args.dwpose_det,
-        pose_model=args.dwpose_pose,
-        max_gap=args.max_gap,
-        person=args.person,
-        overwrite=args.overwrite,
-    )
+    check_keypoint_output(args.out, FLAGS["out"], args.overwrite)  # in this command's words, before the job's own check
+    try:
+        out, report = extract_file(
+            args.source,
+            args.out,
+            backend=args.backend,
+            det_model=args.dwpose_det,
+            pose_model=args.dwpose_pose,
+            max_gap=args.max_gap,
+            person=args.person,
+            overwrite=args.overwrite,
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, FLAGS) from None
     print(f"wrote {out}; {report}")
 
 
 def run_render(args) -> None:
+    from ..config import SettingError
+    from ..media import check_video_output
     from ..pose.sequences import render_file
+    from .flags import renamed
 
-    out = render_file(
-        args.poses,
-        args.out,
-        size=args.size,
-        fps=args.fps,
-        hands=not args.no_hands,
-        face=not args.no_face,
-        overwrite=args.overwrite,
-    )
+    check_video_output(args.out, FLAGS["out"], args.overwrite)
+    try:
+        out = render_file(
+            args.poses,
+            args.out,
+            size=args.size,
+            fps=args.fps,
+            hands=not args.no_hands,
+            face=not args.no_face,
+            overwrite=args.overwrite,
+        )
+    except SettingError as error:
+        raise renamed(error, FLAGS) from None
     print(f"wrote {out}")
 
 
 def run_align(args) -> None:
-    from ..pose.sequences import align_file
+    from ..config import SettingError
+    from ..media import check_video_output
+    from ..pose.sequences import align_file, check_keypoint_output
+    from .flags import renamed
 
-    out = align_file(
-        args.reference,
-        args.driver,
-        args.out,
-        backend=args.backend,
-        smoothing=args.smoothing,
-        overlay_out=args.overlay,
-        video=args.video,
-        det_model=args.dwpose_det,
-        pose_model=args.dwpose_pose,
-        overwrite=args.overwrite,
-    )
+    check_keypoint_output(args.out, FLAGS["out"], args.overwrite)
+    if args.overlay is not None:
+        check_video_output(args.overlay, FLAGS["overlay_out"], args.overwrite)
+    try:
+        out = align_file(
+            args.reference,
+            args.driver,
+            args.out,
+            backend=args.backend,
+            smoothing=args.smoothing,
+            overlay_out=args.overlay,
+            video=args.video,
+            det_model=args.dwpose_det,
+            pose_model=args.dwpose_pose,
+            overwrite=args.overwrite,
+        )
+    except SettingError as error:
+        raise renamed(error, FLAGS) from None
     print(f"wrote {out}" + (f" and {args.overlay}" if args.overlay else ""))

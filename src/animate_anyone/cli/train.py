@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from .flags import TRAINER_FLAGS
+
+# The trainers' parameters (training/loop.py, preflight.py, light_decoder.py, small_loop.py name them in messages)
+# -> the flags of ``train STAGE`` and of ``train light-decoder``.
+FLAGS = {"resume": "--resume", "overwrite": "--overwrite"}
+LIGHT_DECODER_FLAGS = {
+    **FLAGS,
+    **TRAINER_FLAGS,
+    "model": "--model",
+    "size": "--size",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+}
+
 
 def register(subparsers) -> None:
-    from .flags import add_size_argument, retire
+    from .flags import add_size_argument, add_trainer_arguments
 
     p = subparsers.add_parser(
         "train", help="train stage 1 (image level), stage 2 (temporal layers) or distil a few-step student"
@@ -44,44 +58,41 @@ def register(subparsers) -> None:
         "--data", nargs="+", required=True, help="dataset directories (manifest.jsonl) to take frames from"
     )
     add_size_argument(light, square=True, note="of the training frames (default: the model's resolution, <= 256)")
-    light.add_argument("--max-steps", type=int, default=3000, help="optimizer steps (default 3000; TrainConfig's word)")
-    retire(light, "--steps", "a trainer's optimizer steps are --max-steps (--steps: denoising steps)")
+    add_trainer_arguments(light, steps=3000, checkpoints="MODEL/light_decoder.checkpoints")
     light.add_argument("--batch-size", type=int, default=8, help="frames per step (default 8)")
     light.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, one-cycle (default 1e-3)")
     light.add_argument("--channels", type=int, default=64, help="channels of every level (default 64, TAESD's)")
     light.add_argument("--blocks", type=int, default=3, help="residual blocks per level (default 3, TAESD's)")
     light.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the frame draws (default 0)")
     light.add_argument("--overwrite", action="store_true", help="replace the model's light decoder")
-    light.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the interrupted run from its checkpoint in MODEL/light_decoder.checkpoints (same settings)",
-    )
-    light.add_argument(
-        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500; 0: off)"
-    )
     light.add_argument("--quiet", action="store_true", help="no progress bar")
     light.set_defaults(run=run_light_decoder)
 
 
 def run_light_decoder(args) -> None:
+    from ..config import SettingError
     from ..training.light_decoder import train_light_decoder
+    from .flags import renamed
 
-    report = train_light_decoder(
-        args.model,
-        args.data,
-        size=args.size,
-        steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        channels=args.channels,
-        blocks=args.blocks,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        resume=args.resume,
-        checkpoint_every=args.checkpoint_every,
-    )
+    try:
+        report = train_light_decoder(
+            args.model,
+            args.data,
+            size=args.size,
+            steps=args.max_steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            channels=args.channels,
+            blocks=args.blocks,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+            names=LIGHT_DECODER_FLAGS,
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, LIGHT_DECODER_FLAGS) from None
     print(
         f"wrote {report['light_decoder']} ({report['parameters'] / 1e6:.2f} M parameters): "
         f"{report['psnr_vs_vae_decode']:.2f} dB PSNR against the VAE's decode on a held batch"
@@ -92,10 +103,11 @@ def run(args) -> int | None:
     import sys
     from pathlib import Path
 
-    from ..config import load_config
+    from ..config import SettingError, load_config
     from ..distributed import Launch
     from ..training.config import TrainConfig
     from ..training.loop import TrainingStopped, train
+    from .flags import renamed
 
     resume, overrides = args.resume, list(args.overrides)
     if resume not in (None, "auto") and "=" in resume and not Path(resume).exists():
@@ -108,11 +120,15 @@ def run(args) -> int | None:
         raise ValueError("--json goes with --estimate-memory")
     launch = Launch.from_env()  # under torchrun / accelerate launch: this process's place (accelerate joins them)
     try:
-        result = train(config, resume=resume, progress=not args.quiet, overwrite=args.overwrite, launch=launch)
+        result = train(
+            config, resume=resume, progress=not args.quiet, overwrite=args.overwrite, launch=launch, names=FLAGS
+        )
     except TrainingStopped as stopped:
         if launch.main:
             print(f"animate-anyone train {args.stage}: {stopped}", file=sys.stderr)
         return 128 + stopped.signum  # 143 after SIGTERM, 130 after Ctrl-C: a scheduler sees it did not finish
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, FLAGS) from None
 
     if launch.main:  # under a launcher the main process alone says it
         print(f"wrote {result}")

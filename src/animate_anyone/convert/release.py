@@ -7,7 +7,7 @@ together) is checked before any weights are read, and the model directory is wri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +25,21 @@ from .moore import (
     sd15_unet_config,
 )
 
-NETWORKS_ONLY_NOTE = (
-    "note: wrote the three networks only; the pipeline also needs the VAE and the image encoder: "
-    "pass --image-encoder and --vae or --sd15 (or add them later with `animate-anyone convert assemble`)"
-)
 
-
-def require_paths(paths: dict[str, str | Path | Sequence[str | Path] | None]) -> None:
-    """FileNotFoundError naming the flag of the first given path that does not exist (``None``: not given)."""
-    for flag, value in paths.items():
+def require_paths(
+    paths: dict[str, str | Path | Sequence[str | Path] | None], names: Mapping[str, str] | None = None
+) -> None:
+    """FileNotFoundError naming the parameter of the first given path that does not exist (``None``: not given),
+    under the caller's name for it in ``names`` (a command's flag) when it has one."""
+    for key, value in paths.items():
         for path in value if isinstance(value, (list, tuple)) else [value]:
             if path is not None and not Path(path).exists():
-                raise FileNotFoundError(f"{flag}: {path} does not exist")
+                raise FileNotFoundError(f"{(names or {}).get(key, key)}: {path} does not exist")
 
 
-def _json_file(path: str | Path | None, flag: str, default: Any) -> tuple[Any, str]:
+def _json_file(path: str | Path | None, what: str, default: Any) -> tuple[Any, str]:
     if path is None:
-        return default, f"the default {flag}"
+        return default, f"the default {what}"
     return read_json(Path(path)), str(path)
 
 
@@ -49,7 +47,7 @@ def moore_unet_config(unet_config: str | Path | None, sd15: str | Path | None) -
     """The SD-1.5 style UNet config (and where it came from): ``unet_config``, else ``sd15``'s unet/config.json,
     else SD-1.5's own."""
     if unet_config is not None:
-        return _json_file(unet_config, "--unet-config", None)
+        return _json_file(unet_config, "unet_config", None)
     from_sd15 = c.unet_config_from_sd15(sd15) if sd15 else None
     if from_sd15 is not None:
         return from_sd15, str(Path(sd15) / "unet" / "config.json")
@@ -69,33 +67,38 @@ def convert_moore(
     vae: str | Path | None = None,
     image_encoder: str | Path | None = None,
     overwrite: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[Path, bool]:
     """Moore-AnimateAnyone release files (+ an AnimateDiff motion module) -> a model directory at ``out``.
 
     With ``image_encoder`` and a VAE (``vae``, else ``sd15``'s) the directory is complete; otherwise it holds the
-    three networks only. Returns (``out``, whether it is complete).
+    three networks only (the pipeline also needs the VAE and the image encoder: ``assemble`` adds them). Returns
+    (``out``, whether it is complete). ``names``: the caller's names for the parameters in messages (a command's
+    flags; default the parameters' own).
     """
     require_paths(
         {
-            "--denoising-unet": list(denoising_unet),
-            "--reference-unet": reference_unet,
-            "--pose-guider": pose_guider,
-            "--motion-module": motion_module,
-            "--unet-config": unet_config,
-            "--unet-additional-kwargs": unet_additional_kwargs,
-            "--sd15": sd15,
-            "--vae": vae,
-            "--image-encoder": image_encoder,
-        }
+            "denoising_unet": list(denoising_unet),
+            "reference_unet": reference_unet,
+            "pose_guider": pose_guider,
+            "motion_module": motion_module,
+            "unet_config": unet_config,
+            "unet_additional_kwargs": unet_additional_kwargs,
+            "sd15": sd15,
+            "vae": vae,
+            "image_encoder": image_encoder,
+        },
+        names,
     )
-    refuse_existing(out, overwrite)
+    names = names or {}
+    refuse_existing(out, overwrite, names.get("out", "out"), names.get("overwrite"))
     # 1. Configs first: everything that can fail without reading weights.
     unet = moore_unet_config(unet_config, sd15)
     vae = vae or sd15
     complete = image_encoder is not None and vae is not None
     if complete:
         c.check_compatible(unet, c.read_vae_config(vae), c.read_image_encoder_config(image_encoder))
-    extra, _ = _json_file(unet_additional_kwargs, "--unet-additional-kwargs", INFERENCE_V2_TEMPORAL)
+    extra, _ = _json_file(unet_additional_kwargs, "unet_additional_kwargs", INFERENCE_V2_TEMPORAL)
     # 2. The networks, strictly.
     guider = read_state_dict(pose_guider)
     configs = configs_from_moore(unet[0], extra, pose_guider_config_from_weights(guider))
@@ -108,7 +111,7 @@ def convert_moore(
     )
     # 3. The directory.
     if complete:
-        return assemble(out, model, vae, image_encoder, overwrite=overwrite), True
+        return assemble(out, model, vae, image_encoder, overwrite=overwrite, names=names), True
     return write_model_directory(out, model, overwrite=overwrite), False
 
 
@@ -119,6 +122,7 @@ def assemble(
     image_encoder,
     feature_extractor=None,
     overwrite: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """A complete model directory: the three networks, VAE, image encoder + processor and the DDIM scheduler of
     Moore's inference_v2; returns its path.
@@ -126,19 +130,22 @@ def assemble(
     ``networks``: an ``AnimateAnyone`` or a folder with the three networks (copied as they are); ``vae``: an
     ``AutoencoderKL`` or a path for ``components.load_vae``; ``image_encoder``: a ``CLIPVisionModelWithProjection``
     or a path for ``components.load_image_encoder``; ``feature_extractor``: default: the one found with the image
-    encoder, else CLIP's. Compatibility is checked from the config files before any weights are read.
+    encoder, else CLIP's. Compatibility is checked from the config files before any weights are read. ``names``: the
+    caller's names for the parameters in messages (a command's flags; default the parameters' own).
     """
     from torch import nn
 
     if not isinstance(networks, AnimateAnyone):
-        require_paths({"--networks": networks})
+        require_paths({"networks": networks}, names)
     require_paths(
         {
-            "--vae": None if isinstance(vae, nn.Module) else vae,
-            "--image-encoder": None if isinstance(image_encoder, nn.Module) else image_encoder,
-        }
+            "vae": None if isinstance(vae, nn.Module) else vae,
+            "image_encoder": None if isinstance(image_encoder, nn.Module) else image_encoder,
+        },
+        names,
     )
-    refuse_existing(out, overwrite)
+    names = names or {}
+    refuse_existing(out, overwrite, names.get("out", "out"), names.get("overwrite"))
     c.check_compatible(*c.unet_sources(networks, vae, image_encoder))
     if not isinstance(vae, nn.Module):
         vae = c.load_vae(vae)

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path
+from ..config import SettingError
 from .manifest import manifest_path, read_manifest, read_quarantine
 
 
 def summarize(data_dir: str | Path, frames: int = 1, stride: int = 1) -> str:
     """Clips, frames, pose kinds, clips usable with ``frames`` frames at ``stride``, and quarantined videos."""
-    if frames < 1 or stride < 1:
-        raise ValueError(f"--frames and --stride must be >= 1, got {frames} and {stride}")
+    for name, value in (("frames", frames), ("stride", stride)):
+        if value < 1:
+            raise SettingError(name, value, "must be at least 1")
     clips = read_manifest(data_dir)
     span = (frames - 1) * stride + 1
     usable = sum(c.num_frames >= span for c in clips)
@@ -46,7 +48,7 @@ def preview(
     from .dataset import VideoPoseDataset, epoch_keys
 
     if count < 1:
-        raise ValueError(f"--count must be >= 1, got {count}")
+        raise SettingError("count", count, "must be at least 1")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         dataset = VideoPoseDataset(data_dir, frames=1, resolution=size, augment=augment)

@@ -97,7 +97,7 @@ def read_manifest(data_dir_or_manifest: PathLike, *, check_files: bool = True) -
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no such manifest; a dataset directory holds {MANIFEST_NAME} "
-            "(make one with `animate-anyone data prepare VIDEO_DIR --out DATA_DIR`)"
+            "(make one from a folder of videos with `animate-anyone data prepare` or data.prepare_dataset)"
         )
     base = path.parent.resolve()
     clips: list[Clip] = []

@@ -35,6 +35,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import SettingError
 from ..jsonl import write_jsonl
 from ..media import VIDEO_SUFFIXES, MediaError, probe_frames
 from ..pose.keypoints import PoseSequence, load_pose
@@ -148,15 +149,16 @@ def prepare_dataset(
     root, out = Path(video_dir), Path(out)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder of videos")
-    if min_frames < 1 or min_size < 1:
-        raise ValueError(f"--min-frames and --min-size must be >= 1, got {min_frames} and {min_size}")
+    for name, value in (("min_frames", min_frames), ("min_size", min_size)):
+        if value < 1:
+            raise SettingError(name, value, "must be at least 1")
     if max_gap < 0:
-        raise ValueError(f"--max-gap must be >= 0, got {max_gap}")
+        raise SettingError("max_gap", max_gap, "must be 0 or more frames")
     if backend not in ("mediapipe", "dwpose"):
         raise ValueError(f"unknown pose backend {backend!r}; choose mediapipe or dwpose")
     low, high = (float(v) for v in fps_range)
     if not 0 <= low <= high:
-        raise ValueError(f"--fps-range must be LOW,HIGH with 0 <= LOW <= HIGH, got {low:g},{high:g}")
+        raise SettingError("fps_range", f"{low:g},{high:g}", "must be LOW,HIGH with 0 <= LOW <= HIGH")
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
     videos = find_videos(root, exclude=out)

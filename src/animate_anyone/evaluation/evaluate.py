@@ -30,8 +30,9 @@ public names of all of them are importable from here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from ..config import SettingError
 from ..devices import resolve_device
 from .learned import LearnedMetrics, load_feature_networks
 from .output import format_table, from_json_value, results_csv, to_json_value, write_results
@@ -91,6 +92,7 @@ def evaluate(
     pose_model=None,
     device: str = "auto",
     progress: bool = True,
+    weight_names: Mapping[str, str] | None = None,
 ) -> dict:
     """Score every video of ``pred_dir`` against the one of the same name in ``gt_dir``; see the module doc.
 
@@ -104,6 +106,8 @@ def evaluate(
     ``<name>.npz`` / ``<name>.json`` for PCK; without it the driving pose is extracted from the ground truth.
     ``pose_backend``: the extractor PCK re-extracts poses with (``mediapipe``, ``dwpose``, or ``regressor``: the
     synthetic world's keypoint regressor, from the folder ``pose_model``, default the packaged one).
+    ``weight_names``: the caller's names for the weight keywords in the reasons of ``skipped`` (a command's flags);
+    a bad setting is a ``SettingError``.
     """
     names = parse_metrics(metrics)
     settings = _settings(names, lpips_net, clip_length, fvd_samples)
@@ -116,7 +120,8 @@ def evaluate(
         "i3d_weights": i3d_weights,
         "resnet3d_weights": resnet3d_weights,
     }
-    learned = LearnedMetrics(load_feature_networks(names, weights, settings, device, skipped), settings, device)
+    networks = load_feature_networks(names, weights, settings, device, skipped, weight_names)
+    learned = LearnedMetrics(networks, settings, device)
     pose_source = PoseSource(pose_backend, None if pose_model is None else str(pose_model))
     keypoint_names = usable_keypoint_metrics(names, pose_source, skipped)
     poses = pose_files(pose_dir, [pair.name for pair in pairs]) if keypoint_names else {}
@@ -150,9 +155,9 @@ def _settings(names: list[str], lpips_net: str, clip_length: int, fvd_samples: s
     for metric in (METRICS[n] for n in names):
         if clip_length < metric.min_clip:
             what = metric.network.describe(settings)
-            raise ValueError(
-                f"{metric.name}: {what} needs clips of at least {metric.min_clip} frames, got clip_length={clip_length}"
+            raise SettingError(
+                "clip_length", clip_length, f"{metric.name} ({what}) needs clips of at least {metric.min_clip} frames"
             )
     if clip_length < 1:
-        raise ValueError(f"clip_length must be >= 1, got {clip_length}")
+        raise SettingError("clip_length", clip_length, "must be at least 1")
     return settings

@@ -7,6 +7,8 @@ live in :mod:`.features`, imported only when a learned metric is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
@@ -14,13 +16,19 @@ from .registry import METRICS, Kind, Metric, Settings, of_kind
 
 
 def load_feature_networks(
-    names, weights: dict, settings: Settings, device: torch.device, skipped: dict[str, str]
+    names,
+    weights: dict,
+    settings: Settings,
+    device: torch.device,
+    skipped: dict[str, str],
+    weight_names: Mapping[str, str] | None = None,
 ) -> dict:
     """``{metric name: network}`` for the requested metrics that need one; what cannot be had goes to ``skipped``.
 
     ``weights``: ``evaluate()``'s weight keywords (``{"i3d_weights": path or None, ...}``). A path given that
     fails to load is an error; without a path the features module's default weights are tried when the network
-    has some, else the metric is skipped with the option that gives them.
+    has some, else the metric is skipped with the keyword that gives them (under the caller's name for it in
+    ``weight_names``: a command's flag).
     """
     wanted = [METRICS[n] for n in names if METRICS[n].network is not None]
     if not wanted:
@@ -33,25 +41,27 @@ def load_feature_networks(
         return {}
     models = {}
     for metric in wanted:
-        model = _load(metric, features, weights.get(metric.network.weights), settings, skipped)
+        keyword = metric.network.weights
+        name = (weight_names or {}).get(keyword, keyword)
+        model = _load(metric, features, weights.get(keyword), settings, skipped, name)
         if model is not None:
             models[metric.name] = model
     return {n: model.to(device).eval() for n, model in models.items()}
 
 
-def _load(metric: Metric, features, weights, settings: Settings, skipped: dict[str, str]):
-    """The network of ``metric``, or None (with the reason in ``skipped``)."""
+def _load(metric: Metric, features, weights, settings: Settings, skipped: dict[str, str], name: str):
+    """The network of ``metric``, or None (with the reason in ``skipped``, naming its weights' keyword ``name``)."""
     network = metric.network
     what = network.describe(settings)
     if weights is not None:
         return network.load(features, weights, settings)  # given explicitly: a bad file is an error
     if not network.has_default:
-        skipped[metric.name] = f"needs {what} weights ({network.flag})"
+        skipped[metric.name] = f"needs {what} weights ({name})"
         return None
     try:  # the features module's default weights, if it can find or convert them
         return network.load(features, None, settings)
     except (ImportError, OSError, RuntimeError, ValueError) as exc:
-        skipped[metric.name] = f"no {what} weights found; pass {network.flag} ({type(exc).__name__}: {exc})"
+        skipped[metric.name] = f"no {what} weights found; pass {name} ({type(exc).__name__}: {exc})"
         return None
 
 

@@ -81,14 +81,15 @@ def _cell(value) -> str:
     return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
 
 
-def check_results_output(out_json: str | os.PathLike[str], overwrite: bool = False, flag: str = "--out") -> None:
-    """Before any work: results go to a ``.json`` file (the CSV beside it), replaced only with ``overwrite``."""
+def check_results_output(out_json: str | os.PathLike[str], overwrite: bool = False, what: str = "out") -> None:
+    """Before any work: results go to a ``.json`` file (the CSV beside it), replaced only with ``overwrite``.
+    ``what``: the caller's name for the path (a command's flag), in messages."""
     from ..atomic import refuse_existing
 
     path = Path(out_json)
     if path.suffix.lower() != ".json":
-        raise ValueError(f"{flag} {path}: results are written as JSON; use a .json name (the CSV goes beside it)")
-    refuse_existing(path, overwrite, flag)
+        raise ValueError(f"{what} {path}: results are written as JSON; use a .json name (the CSV goes beside it)")
+    refuse_existing(path, overwrite, what)
 
 
 def write_results(results: dict, out_json: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 PathLike = str | os.PathLike[str]
 
 RECORD_FILE = "predict.json"
+REDO = "`animate-anyone synthetic predict ... --overwrite`"  # the command that (re)writes a prediction folder
 WRITTEN_BY = "animate-anyone synthetic predict"
 SEED_RULE = "clip k of the manifest (0-based) is sampled with torch.Generator().manual_seed(seed + k)"
 INFORMATIONAL = (
@@ -128,12 +130,10 @@ def read_record(folder: PathLike) -> dict[str, Any] | None:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{path}: not valid JSON ({exc}); redo the folder with synthetic predict --overwrite"
-        ) from None
+        raise ValueError(f"{path}: not valid JSON ({exc}); redo its predictions with overwrite ({REDO})") from None
     if not isinstance(value, dict):
         raise ValueError(
-            f"{path}: expected a JSON object, got {type(value).__name__}; redo the folder with --overwrite"
+            f"{path}: expected a JSON object, got {type(value).__name__}; redo its predictions with overwrite ({REDO})"
         )
     return value
 
@@ -145,17 +145,21 @@ def differing_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [k for k in keys if not _informational(k) and a.get(k, _MISSING) != b.get(k, _MISSING)]
 
 
-def claim(out: PathLike, record: dict[str, Any], clip_ids: list[str], overwrite: bool) -> None:
+def claim(
+    out: PathLike, record: dict[str, Any], clip_ids: list[str], overwrite: bool, names: Mapping[str, str] | None = None
+) -> None:
     """Make ``out`` a folder of predictions made as ``record`` says, before any clip is written.
 
     A folder whose record differs (or that holds clips of the manifest but no record) is refused unless
     ``overwrite``, which deletes those clips (so an interrupted redo never mixes settings) and writes ``record``.
+    ``names``: the caller's names for ``out`` and ``overwrite`` in messages (a command's flags).
     """
     import shutil
 
     from ..atomic import write_text
 
-    out = Path(out)
+    out, names = Path(out), names or {}
+    overwrite_name, out_name = names.get("overwrite", "overwrite"), names.get("out", "out")
     existing = [out / i for i in clip_ids if (out / i).exists()]
     old = read_record(out) if out.is_dir() else None
     if old is not None:
@@ -166,13 +170,13 @@ def claim(out: PathLike, record: dict[str, Any], clip_ids: list[str], overwrite:
             a, b = _flat(old), _flat(record)
             changes = "; ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys)
             raise ValueError(
-                f"{out} holds predictions made with other settings ({changes}); "
-                "pass --overwrite to redo every clip, or choose another --out"
+                f"{out} holds predictions made with other settings ({changes}); pass {overwrite_name} to redo every "
+                f"clip, or choose another {out_name}"
             )
     elif existing and not overwrite:
         raise ValueError(
             f"{out} holds {len(existing)} predicted clip(s) but no {RECORD_FILE} (their settings are unknown); "
-            "pass --overwrite to redo them, or choose another --out"
+            f"pass {overwrite_name} to redo them, or choose another {out_name}"
         )
     if old is None or differing_keys(old, record):
         for folder in existing:

@@ -85,11 +85,6 @@ class Network:
     load_options: tuple[tuple[str, str], ...] = ()
     feature_options: tuple[tuple[str, str], ...] = ()
 
-    @property
-    def flag(self) -> str:
-        """The command-line option that gives the weight file: ``--inception-weights``."""
-        return "--" + self.weights.replace("_", "-")
-
     def describe(self, settings: Settings) -> str:
         """The network in words, for messages: ``LPIPS (alex)``."""
         return self.what.format_map(settings.placeholders())

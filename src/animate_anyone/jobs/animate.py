@@ -7,6 +7,7 @@ complete (the writer renames a temporary file on success).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ class CheckedJob:
     frames: int
 
 
-def check_job(config: AnimateConfig, reference, pose, driver) -> CheckedJob:
+def check_job(config: AnimateConfig, reference, pose, driver, names: Mapping[str, str] | None = None) -> CheckedJob:
     """Everything about one animation that can be checked before the model loads or any frame is decoded: the motion
     given once, the config's values, the model directory, the sampling settings (resolved once, for this model),
     the reference image, the output size, and the frame count against the motion's (read from its header). Raises a
@@ -71,12 +72,14 @@ def check_job(config: AnimateConfig, reference, pose, driver) -> CheckedJob:
     from ..pipelines.pipeline_animate_anyone import default_size
     from ..pipelines.settings import ModelDefaults
 
+    name = (names or {}).get
     if (pose is None) == (driver is None):
         raise ValueError(
-            "give exactly one of --pose (skeleton frames or a keypoint file) and --driver (a video of a person)"
+            f"give exactly one of {name('pose', 'pose')} (skeleton frames or a keypoint file) and "
+            f"{name('driver', 'driver')} (a video of a person)"
         )
     if not config.model:
-        raise ValueError("no model: pass --model DIR (or model: DIR in the --config file)")
+        raise ValueError(f"no model: give {name('model', 'model')} a model directory")
     config.check()
     image = load_image(reference)
     directory = ModelDirectory(config.model).check()
@@ -109,6 +112,7 @@ def animate(
     overwrite: bool = False,
     device_lock=None,
     launch: Launch | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Animate the character in ``reference`` with the model and settings of ``config`` and write ``out``
     (.mp4, .gif or a folder of PNGs).
@@ -124,17 +128,21 @@ def animate(
     frames are written (callers that share ``pipe`` between threads; the checks and pose extraction run outside).
     ``launch``: what the launcher told this process (``distributed.Launch.from_env``, passed by the ``animate`` command
     only): under torchrun its processes join one group and share each step's windows, and the main one writes.
-    Without it (or with ``pipe``) this process works alone, whatever process group exists.
+    Without it (or with ``pipe``) this process works alone, whatever process group exists. ``names``: the caller's
+    names for the values its messages name (``out``, ``side_by_side``, ``overwrite``, ``pose``, ``driver``,
+    ``model``: a command's flags; default these parameter names).
     """
     from ..media import VideoWriter, check_video_output
     from ..pipelines.loading import load_pipeline
 
     launch = launch or Launch()
     # 1. Check everything that can be checked before loading the model.
-    job = check_job(config, reference, pose, driver)
-    check_video_output(out, "--out", overwrite)
+    job = check_job(config, reference, pose, driver, names)
+    name = (names or {}).get
+    switch = name("overwrite", "overwrite")
+    check_video_output(out, name("out", "out"), overwrite, switch)
     if side_by_side is not None:
-        check_video_output(side_by_side, "--side-by-side", overwrite)
+        check_video_output(side_by_side, name("side_by_side", "side_by_side"), overwrite, switch)
     directory, settings, image = job.directory, job.settings, job.image
     width, height, frames = job.width, job.height, job.frames
     warn_if_untrained(directory)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import write_text
+from ..config import SettingError
 from ..distributed import Launch
 from .batch import PipelineCache, count, job_record, render_job
 from .job_file import Job, check_jobs, check_out, output_path
@@ -45,15 +46,20 @@ class RaySettings:
     max_attempts: int = 3  # tries per job when workers die under it
 
     def __post_init__(self) -> None:
+        """``SettingError`` naming the field (a front end renames it: ``batch`` to its flag)."""
         if self.workers is not None and self.workers < 1:
-            raise ValueError(f"--workers {self.workers}: give at least 1 (or leave it out: the cluster's size)")
-        if self.cpus_per_job < 0 or self.gpus_per_job < 0 or self.cpus_per_job + self.gpus_per_job == 0:
-            raise ValueError(
-                f"--cpus-per-job {self.cpus_per_job} --gpus-per-job {self.gpus_per_job}: each must be >= 0 and one "
-                "of them > 0 (e.g. --gpus-per-job 1 on GPU nodes)"
+            raise SettingError("workers", self.workers, "give at least 1 (or leave it out: the cluster's size)")
+        for name in ("cpus_per_job", "gpus_per_job"):
+            if getattr(self, name) < 0:
+                raise SettingError(name, getattr(self, name), "must be >= 0")
+        if self.cpus_per_job + self.gpus_per_job == 0:
+            raise SettingError(
+                "cpus_per_job",
+                self.cpus_per_job,
+                "a worker must reserve some CPU or GPU; give it more than 0, or 1 GPU per job on GPU nodes",
             )
         if self.max_attempts < 1:
-            raise ValueError(f"--max-attempts {self.max_attempts}: give at least 1")
+            raise SettingError("max_attempts", self.max_attempts, "give at least 1")
 
 
 class BatchWorker:
@@ -84,7 +90,7 @@ def run_batch_ray(
     there was nothing to do: then ``summary["nothing_to_do"]`` is true and the folder is left as it was).
     ``launch``: what a launcher told this process (the ``batch`` command passes it): Ray's driver is one process."""
     if launch is not None and launch.launched:
-        raise ValueError("--engine ray runs from one process; start it without torchrun/accelerate")
+        raise ValueError("the Ray engine runs from one process; start it without torchrun/accelerate")
     out = check_out(out).absolute()
     # The whole file, as the workers will run it, before Ray starts or anything is written; the jobs' paths are
     # absolute: workers may run in other folders, on other nodes.
@@ -143,7 +149,7 @@ def run_batch_ray(
                     continue
                 records[job.id].update(
                     status="failed",
-                    error=f"its worker died {attempts[job.id]} times (--max-attempts {settings.max_attempts})",
+                    error=f"its worker died {attempts[job.id]} times (max_attempts {settings.max_attempts})",
                     attempts=attempts[job.id],
                 )
             if job.id in lost:
@@ -203,7 +209,7 @@ def _worker_count(resources: dict, settings: RaySettings, jobs: int) -> int:
     if min(fits) < 1:
         raise ValueError(
             f"the Ray cluster has {resources.get('CPU', 0)} CPUs and {resources.get('GPU', 0)} GPUs: not enough "
-            f"for one worker of --cpus-per-job {settings.cpus_per_job} --gpus-per-job {settings.gpus_per_job}"
+            f"for one worker of {settings.cpus_per_job} CPUs and {settings.gpus_per_job} GPUs"
         )
     return min(min(fits), jobs)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import refuse_existing
+from ..config import SettingError
 from ..model_dir import vae_scale_factor, write_model_directory
 from ..models.sizes import build_components, build_networks, get_size
 
@@ -21,13 +22,14 @@ def init_model(
 ) -> Path:
     """Write the model directory of preset ``size`` with random weights; returns its path. ``vae``: a trained VAE
     folder (diffusers ``AutoencoderKL``, e.g. from ``synthetic autoencoder``) to use instead of a random one; its
-    downsampling factor and latent channels must match the networks (the Pose Guider's strides, the UNet's input)."""
+    downsampling factor and latent channels must match the networks (the Pose Guider's strides, the UNet's input);
+    a ``vae`` that is missing or does not fit is a ``SettingError``."""
     from diffusers import AutoencoderKL
 
     preset = get_size(size)
     refuse_existing(out, overwrite)
     if vae is not None and not Path(vae).is_dir():
-        raise FileNotFoundError(f"--vae {vae}: not found; expected a diffusers AutoencoderKL folder")
+        raise SettingError("vae", vae, "not found; expected a diffusers AutoencoderKL folder")
     torch.manual_seed(seed)
     configs = preset.networks()
     model = build_networks(configs).to(dtype)
@@ -42,14 +44,17 @@ def init_model(
 
 
 def check_vae(vae, configs: dict, path) -> None:
-    """ValueError unless the VAE downsamples as much as the Pose Guider and has the UNet's latent channels."""
+    """``SettingError`` (``vae``) unless the VAE downsamples as much as the Pose Guider and has the UNet's latent
+    channels."""
     factor = vae_scale_factor(vae.config)
     guider = configs["pose_guider"]
     strides = guider.get("block_strides") or (2,) * (len(guider["block_out_channels"]) - 1)
     guider_factor = int(torch.tensor(strides).prod())
     channels = configs["denoising_unet"]["in_channels"]
     if factor != guider_factor or vae.config.latent_channels != channels:
-        raise ValueError(
-            f"--vae {path}: downsamples {factor}x with {vae.config.latent_channels} latent channels, but this model "
-            f"size's Pose Guider downsamples {guider_factor}x and its UNet takes {channels} channels"
+        raise SettingError(
+            "vae",
+            path,
+            f"downsamples {factor}x with {vae.config.latent_channels} latent channels, but this model size's Pose "
+            f"Guider downsamples {guider_factor}x and its UNet takes {channels} channels",
         )

@@ -91,16 +91,16 @@ def job_config(job: Job, base_config):
     return load_config(AnimateConfig, None, [], {**dotted(base_config), **job.settings})
 
 
-def check_out(out: str | Path) -> Path:
+def check_out(out: str | Path, what: str = "out") -> Path:
     """``out`` as a batch's output folder, checked before any work and without writing anything: a folder, or one
     that can be made, that this user can write, with no file where ``videos`` and ``truth`` go. Raises one line
-    naming it."""
+    naming it (as ``what``: the caller's name for it, a command's flag)."""
     out = Path(out)
-    check_writable(out, f"--out {out}", "choose a folder (new or existing)")
+    check_writable(out, f"{what} {out}", "choose a folder (new or existing)")
     for folder in (out / "videos", out / "truth"):
         if folder.exists() and not folder.is_dir():
             raise NotADirectoryError(
-                f"--out {out}: {folder} is a file, not a folder; choose a folder (new or existing)"
+                f"{what} {out}: {folder} is a file, not a folder; choose a folder (new or existing)"
             )
     return out
 

@@ -89,7 +89,7 @@ class RegressorExtractor:
         if not (path / "config.json").is_file():
             raise FileNotFoundError(
                 f"keypoint regressor not found at {path} (a folder with config.json; "
-                "train one with: animate-anyone synthetic oracle --data DIR/train --out DIR)"
+                "train one on a synthetic dataset's train split with `animate-anyone synthetic oracle`)"
             )
         self.model = KeypointRegressor.from_pretrained(path).eval().to(device)
         self.device = device

@@ -13,17 +13,19 @@ from pathlib import Path
 import numpy as np
 import PIL.Image
 
+from ..config import SettingError
 from ..shapes import frames_range
 from .keypoints import PoseSequence, is_pose_file, load_pose
 
 
-def check_keypoint_output(path, flag: str = "--out", overwrite: bool = False) -> None:
-    """Before any work: a keypoint file suffix, and no silent replacement of an existing file."""
+def check_keypoint_output(path, what: str = "out", overwrite: bool = False, switch: str | None = None) -> None:
+    """Before any work: a keypoint file suffix, and no silent replacement of an existing file. ``what`` / ``switch``:
+    the caller's names for the path and for ``overwrite`` (``atomic.refuse_existing``)."""
     from ..atomic import refuse_existing
 
     if not is_pose_file(path):
-        raise ValueError(f"{flag} {path}: keypoint files are .npz or .json")
-    refuse_existing(path, overwrite, flag)
+        raise ValueError(f"{what} {path}: keypoint files are .npz or .json")
+    refuse_existing(path, overwrite, what, switch)
 
 
 def extract_file(
@@ -41,7 +43,7 @@ def extract_file(
     """Extract keypoints from a video, image folder or image and save them; returns (path, report)."""
     from .extract import extract_poses
 
-    check_keypoint_output(out, "--out", overwrite)
+    check_keypoint_output(out, "out", overwrite)
     if not Path(source).exists():
         raise FileNotFoundError(f"{source}: no such video, image or folder")
 
@@ -63,16 +65,18 @@ def render_file(
     overwrite: bool = False,
 ) -> Path:
     """Render a keypoint file as OpenPose-style skeleton video (or GIF / PNG folder)."""
-    from ..capacity import check_memory
+    from ..capacity import memory_shortfall
     from ..media import check_video_output
     from .draw import render_video
 
-    check_video_output(out, "--out", overwrite)
+    check_video_output(out, "out", overwrite)
     if fps is not None and not (np.isfinite(fps) and fps > 0):
-        raise ValueError(f"--fps {fps}: must be a positive number of frames per second")
+        raise SettingError("fps", fps, "must be a positive number of frames per second")
     pose = load_pose(poses)
     width, height = size or (pose.width, pose.height)
-    check_memory(6 * width * height, f"--size {width}x{height}", "use a smaller --size")  # a frame + its encoding
+    shortfall = memory_shortfall(6 * width * height)  # a frame + its encoding
+    if shortfall is not None:
+        raise SettingError("size", f"{width}x{height}", f"{shortfall}; use a smaller one")
     return render_video(pose, out, size=size, fps=fps, progress=progress, hands=hands, face=face)
 
 
@@ -104,11 +108,11 @@ def align_file(
     from ..media import VideoWriter, check_video_output, load_image
     from .align import retarget
 
-    check_keypoint_output(out, "--out", overwrite)
+    check_keypoint_output(out, "out", overwrite)
     if overlay_out is not None:
-        check_video_output(overlay_out, "--overlay", overwrite)
+        check_video_output(overlay_out, "overlay_out", overwrite)
     if not (np.isfinite(smoothing) and smoothing >= 0):
-        raise ValueError(f"--smoothing {smoothing}: must be 0 (off) or a positive Gaussian sigma in frames")
+        raise SettingError("smoothing", smoothing, "must be 0 (off) or a positive Gaussian sigma in frames")
     image = load_image(reference)
     drv = load_pose(driver)
     aligned = retarget(
@@ -135,7 +139,7 @@ def before_after(
     if video is not None:
         info = probe_frames(video)
         if info.num_frames < driver.num_frames:
-            raise ValueError(f"--video {video}: {info.num_frames} frames, the keypoints have {driver.num_frames}")
+            raise SettingError("video", video, f"{info.num_frames} frames, the keypoints have {driver.num_frames}")
     frames = iter_frames(video, size=(width, height)) if video is not None else None
     for i in range(driver.num_frames):
         before = draw_pose(driver, i, (width, height), scale="auto")
@@ -167,7 +171,7 @@ def animation_sequence(
     """The keypoints that drive an animation: loaded from a keypoint file or extracted from a raw driving video,
     cut to ``frames`` and, unless ``align=False``, retargeted to the reference's body."""
     if person == "all":
-        raise ValueError("--person all: an animation follows one person; choose largest, center, N or a box")
+        raise SettingError("person", person, "an animation follows one person; choose largest, center, N or a box")
     # The reference's pose first: a reference without a person is said before the driver is read.
     target = reference_pose(reference, backend=backend, det_model=det_model, pose_model=pose_model) if align else None
     if is_pose_file(source):
@@ -183,7 +187,7 @@ def animation_sequence(
     if not (pose.body[..., 2] > 0).any():
         raise ValueError(
             f"no person was found in {source}: every body keypoint is missing; the motion needs a visible person "
-            "(or give rendered skeletons as --pose)"
+            "(or give rendered skeletons as the pose)"
         )
     if frames is not None:
         if not 1 <= frames <= pose.num_frames:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import SettingError
+
 PERSON_HELP = (
     "whom to follow when several people are seen: largest (default), center, N (the N-th from the left, from 0), "
     "or a box x0,y0,x1,y1 in pixels of the first frame; pose extract also takes all (everyone, one skeleton each)"
@@ -26,7 +28,7 @@ JUMP = 0.5  # a detection continues the tracked person when their keypoints move
 
 
 def parse_person(value: str | int | None) -> str | int | tuple[float, float, float, float]:
-    """``--person``: "largest", "center", an index, or a box "x0,y0,x1,y1"; ValueError naming the value."""
+    """``person``: "largest", "center", an index, or a box "x0,y0,x1,y1"; ``SettingError`` naming the value."""
     if value is None:
         return "largest"
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
@@ -39,7 +41,7 @@ def parse_person(value: str | int | None) -> str | int | tuple[float, float, flo
     except ValueError:
         box = ()
     if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
-        raise ValueError(f"--person {value}: {PERSON_HELP}")
+        raise SettingError("person", value, PERSON_HELP)
     return box
 
 
@@ -113,8 +115,8 @@ class PersonTracker:
         if isinstance(self.person, int):
             by_x = sorted(people, key=lambda i: (boxes[i][0] + boxes[i][2]) / 2)
             if self.person >= len(by_x):
-                raise ValueError(
-                    f"--person {self.person}: the first frame with people shows {len(by_x)}; use 0 to {len(by_x) - 1}"
+                raise SettingError(
+                    "person", self.person, f"the first frame with people shows {len(by_x)}; use 0 to {len(by_x) - 1}"
                 )
             return by_x[self.person]
         return max(people, key=lambda i: _iou(boxes[i], self.person))

@@ -80,8 +80,11 @@ def latest_complete_checkpoint(output_dir: str | Path) -> tuple[Path | None, lis
     return None, skipped
 
 
-def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2, extra: dict | None = None) -> Path:
-    """Everything needed to continue bit for bit; the newest ``keep`` checkpoints are kept.
+def save_checkpoint(
+    accelerator, output_dir, step: int, ema=None, keep: int = 2, extra: dict | None = None, resume_name: str = "resume"
+) -> Path:
+    """Everything needed to continue bit for bit; the newest ``keep`` checkpoints are kept. ``resume_name``: the
+    caller's name for resuming (a command's flag), in the message when the disk is full.
 
     All processes write into ``step-N.partial`` (accelerate saves each process's RNG state); the main
     process renames it to ``step-N`` once everyone is done, so a crash never leaves a checkpoint that looks
@@ -107,7 +110,8 @@ def save_checkpoint(accelerator, output_dir, step: int, ema=None, keep: int = 2,
         shutil.rmtree(tmp, ignore_errors=True)
         previous = latest_checkpoint(output_dir)
         kept = f"the previous checkpoint {previous} is intact" if previous else "there is no earlier checkpoint"
-        raise OSError(f"no space left for checkpoint {out} ({kept}); free space, then continue with --resume") from None
+        fix = f"free space, then continue with {resume_name}"
+        raise OSError(f"no space left for checkpoint {out} ({kept}); {fix}") from None
     if accelerator.is_main_process:
         replace(tmp, out)
         for old in sorted(out.parent.glob("step-*[0-9]"))[:-keep]:

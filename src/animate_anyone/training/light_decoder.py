@@ -9,10 +9,12 @@ what the VAE would have drawn from the same latents, not the frames. The VAE sta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from ..config import SettingError
 from .small_loop import CHECKPOINT_EVERY, SmallLoop
 
 
@@ -31,13 +33,15 @@ def train_light_decoder(
     progress: bool = True,
     resume: bool = False,
     checkpoint_every: int = CHECKPOINT_EVERY,
+    names: Mapping[str, str] | None = None,
 ) -> dict:
     """Train a light decoder for the model directory ``model`` on the frames of the datasets ``data_dirs`` and
     write it to ``model/light_decoder`` (model_index.json lists it). ``size``: the square training frames' side
     (default: the model's resolution, at most 256; the decoder is convolutional, any output size works).
     ``resume``: continue from the checkpoint in ``model/light_decoder.checkpoints`` (written every
     ``checkpoint_every`` steps, ``small_loop.SmallLoop``). Returns a report: the final loss and the PSNR of the light
-    decoder against the VAE's decode on a held batch."""
+    decoder against the VAE's decode on a held batch. ``names``: the caller's names for ``model``, ``resume`` and
+    ``overwrite`` in messages (a command's flags; default the parameters'); a bad value is a ``SettingError``."""
     import json
 
     from ..atomic import atomic_directory, check_writable, write_text
@@ -47,19 +51,27 @@ def train_light_decoder(
 
     directory = ModelDirectory(model).check()
     out = directory.path / "light_decoder"
-    if steps < 1 or batch_size < 1 or lr <= 0:
-        raise ValueError(f"steps={steps}, batch_size={batch_size} must be >= 1 and lr={lr} > 0")
+    for name, value, ok, rule in (
+        ("steps", steps, steps >= 1, "must be at least 1"),
+        ("batch_size", batch_size, batch_size >= 1, "must be at least 1"),
+        ("lr", lr, lr > 0, "must be > 0"),
+    ):
+        if not ok:
+            raise SettingError(name, value, rule)
+    names = names or {}
     size = size or min(256, directory.default_short_side())
     data = [str(Path(d).resolve()) for d in data_dirs]
     settings = dict(data=data, size=size, batch_size=batch_size, lr=lr, channels=channels, blocks=blocks, seed=seed)
-    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite)
+    loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite, names=names)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; add --overwrite to train a new one in its place")
-    check_writable(directory.path, f"--model {directory.path}", "copy the model directory where you may write")
+        overwrite_name = names.get("overwrite", "overwrite")
+        raise FileExistsError(f"{out} exists; pass {overwrite_name} to train a new one in its place")
+    model_name = names.get("model", "model")
+    check_writable(directory.path, f"{model_name} {directory.path}", "copy the model directory where you may write")
     vae = directory.load_component("vae").eval().requires_grad_(False)
     factor, scale = vae_scale_factor(vae.config), vae.config.scaling_factor
     if size % factor:
-        raise ValueError(f"size={size} must be a multiple of the VAE's downsampling factor {factor}")
+        raise SettingError("size", size, f"must be a multiple of the VAE's downsampling factor {factor}")
     torch.manual_seed(seed)
     pool = load_frames(data_dirs, size)  # (N, 3, size, size) uint8
     generator = torch.Generator().manual_seed(seed)

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -81,12 +82,13 @@ def _sample_latents(vae, images: Tensor, generators: list[torch.Generator]) -> T
 
 
 class TrainingStopped(Exception):
-    """A run stopped by SIGINT/SIGTERM after writing its checkpoint; ``--resume`` continues it exactly."""
+    """A run stopped by SIGINT/SIGTERM after writing its checkpoint; ``resume`` continues it exactly (``resume_name``:
+    the caller's name for it, a command's flag)."""
 
-    def __init__(self, checkpoint: Path, signum: int):
+    def __init__(self, checkpoint: Path, signum: int, resume_name: str = "resume"):
         self.checkpoint, self.signum = checkpoint, signum
         name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name}; saved {checkpoint}; continue with --resume (the same command)")
+        super().__init__(f"stopped by {name}; saved {checkpoint}; continue with {resume_name} and the same config")
 
 
 class _StopRequest:
@@ -117,20 +119,30 @@ def train(
     progress: bool = True,
     overwrite: bool = False,
     launch: Launch | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Path:
     """Run (or continue) a training stage; returns the exported model directory (``output_dir/final``).
     Stopped by SIGINT/SIGTERM, it writes a checkpoint and raises :class:`TrainingStopped`. ``launch``: what the
     launcher told this process (``distributed.Launch.from_env``, from the ``train`` command); accelerate joins the
-    launch's processes, with ``config.collective_timeout`` for every collective."""
-    launch = launch or Launch()
+    launch's processes, with ``config.collective_timeout`` for every collective. ``names``: the caller's names for
+    ``resume`` and ``overwrite`` in messages (a command's flags; default the parameters')."""
+    launch, names = launch or Launch(), names or {}
     # 0. Everything checkable, before anything loads or is written.
-    dataset = preflight(config, resume, overwrite)
+    dataset = preflight(config, resume, overwrite, names)
     warn_about_restarts(launch)
     with peers(launch, config.collective_timeout):
-        return _train(config, dataset, resume, progress, overwrite, launch)
+        return _train(config, dataset, resume, progress, overwrite, launch, names)
 
 
-def _train(config: TrainConfig, dataset, resume: str | None, progress: bool, overwrite: bool, launch: Launch) -> Path:
+def _train(
+    config: TrainConfig,
+    dataset,
+    resume: str | None,
+    progress: bool,
+    overwrite: bool,
+    launch: Launch,
+    names: Mapping[str, str],
+) -> Path:
     from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
     from diffusers.optimization import get_scheduler
 
@@ -138,6 +150,7 @@ def _train(config: TrainConfig, dataset, resume: str | None, progress: bool, ove
     from ..devices import resolve_device
 
     out = Path(config.output_dir)
+    resume_name = names.get("resume", "resume")  # in messages
     timeout = InitProcessGroupKwargs(timeout=timedelta(seconds=config.collective_timeout))
     accelerator = Accelerator(
         # Without an accelerator, say so: accelerate then joins torchrun's processes with gloo (MULTI_CPU).
@@ -193,9 +206,9 @@ def _train(config: TrainConfig, dataset, resume: str | None, progress: bool, ove
             path, skipped = broadcast_object_list(found)[0] if accelerator.num_processes > 1 else found[0]
         if accelerator.is_main_process:
             for line in skipped:
-                print(f"--resume: {line}", file=sys.stderr)
+                print(f"{resume_name}: {line}", file=sys.stderr)
         if path is None and accelerator.is_main_process:
-            print(f"--resume: no checkpoint in {out / 'checkpoints'} yet; starting at step 0", file=sys.stderr)
+            print(f"{resume_name}: no checkpoint in {out / 'checkpoints'} yet; starting at step 0", file=sys.stderr)
         if path is not None:
             step = load_checkpoint(accelerator, path, ema)
             logger.info("resumed from %s at step %d", path, step)
@@ -261,11 +274,12 @@ def _train(config: TrainConfig, dataset, resume: str | None, progress: bool, ove
                 window.clear()
             stopping = _agreed(accelerator, stop.requested)  # every process stops at the same step
             if stopping or step % config.checkpoint_every == 0:
-                save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})
+                extra = {"config": to_dict(config)}
+                save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, extra, resume_name=resume_name)
             if stopping:
                 bar.close()
                 accelerator.end_training()
-                raise TrainingStopped(latest_checkpoint(out), stop.signum)
+                raise TrainingStopped(latest_checkpoint(out), stop.signum, resume_name)
             if config.validate_every and step % config.validate_every == 0:
                 sampler_of_run = scheduler if distill is None else distill.student_scheduler
                 networks = accelerator.unwrap_model(model)
@@ -274,7 +288,8 @@ def _train(config: TrainConfig, dataset, resume: str | None, progress: bool, ove
                 _validate(accelerator, launch, config, networks, encoders, sampler_of_run, dataset, video)
     bar.close()
     # 5. Final checkpoint and export (EMA weights when EMA is on).
-    save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, {"config": to_dict(config)})
+    extra = {"config": to_dict(config)}
+    save_checkpoint(accelerator, out, step, ema, config.checkpoints_kept, extra, resume_name=resume_name)
     final = out / "final"
     if accelerator.is_main_process:
         networks = accelerator.unwrap_model(model)

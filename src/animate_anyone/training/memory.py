@@ -112,7 +112,7 @@ def estimate_training_memory(config: TrainConfig, size: str) -> dict[str, Any]:
     from .setup import apply_stage
 
     if config.stage == 1:
-        raise ValueError("--estimate-memory counts stage 2 and distill (stage 1 checks weights that meta lacks)")
+        raise ValueError("the memory estimate counts stage 2 and distill (stage 1 checks weights that meta lacks)")
     preset = get_size(size)
     meta = torch.device("meta")
     model = build_networks(preset.networks(), device=meta)

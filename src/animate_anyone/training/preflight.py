@@ -9,9 +9,11 @@ import importlib.util
 import json
 import shutil
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..atomic import check_writable
+from ..config import SettingError
 from .config import TrainConfig
 from .setup import model_directory, pretrained_directory
 
@@ -19,17 +21,18 @@ from .setup import model_directory, pretrained_directory
 LOG_FILE = "train_log.jsonl"
 
 
-def preflight(config: TrainConfig, resume: str | None, overwrite: bool):
-    """Check ``config`` and the files it names; returns the training dataset (read once, here)."""
+def preflight(config: TrainConfig, resume: str | None, overwrite: bool, names: Mapping[str, str] | None = None):
+    """Check ``config`` and the files it names; returns the training dataset (read once, here). ``names``: the
+    caller's names for ``resume`` and ``overwrite`` in messages (a command's flags; default the parameters')."""
     from ..data.dataset import VideoPoseDataset
     from .checkpoint import checkpoint_damage
 
     config.check()
-    check_output_dir(Path(config.output_dir), resume, overwrite)
+    check_output_dir(Path(config.output_dir), resume, overwrite, names)
     if resume not in (None, "auto"):
         damage = checkpoint_damage(Path(resume)) if Path(resume).is_dir() else "not a folder"
         if damage is not None:
-            raise FileNotFoundError(f"--resume {resume}: not a usable training checkpoint ({damage})")
+            raise SettingError("resume", resume, f"not a usable training checkpoint ({damage})")
     directory = pretrained_directory(config)
     for key in ("sd15_unet", "motion_module"):
         path = getattr(config.model, key)
@@ -69,7 +72,7 @@ def preflight(config: TrainConfig, resume: str | None, overwrite: bool):
             f"all {len(dataset.skipped)} are shorter than the {dataset.span} frames a sample spans (data.frames="
             f"{d.frames} at data.stride={d.stride}); lower data.frames or data.stride, or add longer clips"
             if dataset.skipped
-            else "its manifest.jsonl lists none; add clips with `animate-anyone data prepare VIDEOS --out DIR`"
+            else "its manifest.jsonl lists none; add clips with `animate-anyone data prepare` (data.prepare_dataset)"
         )
         raise ValueError(f"data.root={d.root}: no usable clips: {why}")
     for warning in said:
@@ -77,15 +80,17 @@ def preflight(config: TrainConfig, resume: str | None, overwrite: bool):
     return dataset
 
 
-def check_output_dir(out: Path, resume: str | None, overwrite: bool) -> None:
-    """``out`` is a folder (or can be made) that this process may write, and a used one is continued (``--resume``)
-    or replaced (``--overwrite``), never silently mixed."""
+def check_output_dir(out: Path, resume: str | None, overwrite: bool, names: Mapping[str, str] | None = None) -> None:
+    """``out`` is a folder (or can be made) that this process may write, and a used one is continued (``resume``)
+    or replaced (``overwrite``), never silently mixed. ``names``: the caller's names for those two."""
     check_writable(out, f"output_dir={out}", "choose another output_dir=...")
     used = used_outputs(out)
     if used and resume is None and not overwrite:
+        names = names or {}
         raise FileExistsError(
-            f"output_dir {out} holds an earlier run ({', '.join(p.name for p in used)}); continue it with --resume, "
-            "start over with --overwrite, or choose another output_dir=..."
+            f"output_dir {out} holds an earlier run ({', '.join(p.name for p in used)}); continue it with "
+            f"{names.get('resume', 'resume')}, start over with {names.get('overwrite', 'overwrite')}, or choose "
+            "another output_dir=..."
         )
 
 
@@ -94,6 +99,6 @@ def used_outputs(out: Path) -> list[Path]:
 
 
 def remove_earlier_run(out: Path) -> None:
-    """``--overwrite``: the earlier run's checkpoints, export and log (the main process does it)."""
+    """``overwrite``: the earlier run's checkpoints, export and log (the main process does it)."""
     for p in used_outputs(out):
         shutil.rmtree(p) if p.is_dir() else p.unlink()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -33,6 +33,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
+from ..config import SettingError
 
 CHECKPOINT_EVERY = 500  # steps between checkpoints unless the caller says otherwise
 
@@ -51,7 +52,8 @@ class SmallLoop:
     Checked here, before any work (one-line errors naming the checkpoint folder): ``resume`` with a checkpoint of
     other settings (ValueError), ``resume`` of a finished run (its output exists, no checkpoint left:
     FileExistsError unless ``overwrite``), and a fresh start over an unfinished run's checkpoints (FileExistsError
-    unless ``overwrite``, which then deletes them). ``start``: the step the run continues from."""
+    unless ``overwrite``, which then deletes them). ``start``: the step the run continues from. ``names``: the
+    caller's names for ``resume`` and ``overwrite`` in those messages (a command's flags; default the parameters')."""
 
     def __init__(
         self,
@@ -62,9 +64,12 @@ class SmallLoop:
         every: int = CHECKPOINT_EVERY,
         resume: bool = False,
         overwrite: bool = False,
+        names: Mapping[str, str] | None = None,
     ):
         if every < 0:
-            raise ValueError(f"checkpoint_every={every} must be >= 0 (0: no checkpoints)")
+            raise SettingError("checkpoint_every", every, "must be 0 or more (0: no checkpoints)")
+        names = names or {}
+        self.resume_name, overwrite_name = names.get("resume", "resume"), names.get("overwrite", "overwrite")
         self.out, self.folder, self.steps, self.every = Path(out), checkpoints_beside(out), steps, every
         self.settings = json.loads(json.dumps({"steps": steps, **settings}))  # as a checkpoint gives them back
         self.overwrite, self.checkpoint = overwrite, _newest(self.folder)
@@ -72,7 +77,8 @@ class SmallLoop:
         if self.checkpoint is not None and not resume:
             if not overwrite:
                 raise FileExistsError(
-                    f"{self.folder} holds an unfinished run; continue it with --resume or start over with --overwrite"
+                    f"{self.folder} holds an unfinished run; pass {self.resume_name} to continue it or "
+                    f"{overwrite_name} to start over"
                 )
             self.checkpoint = None  # removed when the run starts
         elif self.checkpoint is not None:
@@ -81,18 +87,18 @@ class SmallLoop:
             if theirs != self.settings:
                 key = next(k for k in sorted({*theirs, *self.settings}) if theirs.get(k) != self.settings.get(k))
                 raise ValueError(
-                    f"--resume: {self.checkpoint} is another run's checkpoint ({key}={theirs.get(key)!r} there, "
-                    f"{self.settings.get(key)!r} here); resume with its settings, or start over with --overwrite "
-                    "(without --resume)"
+                    f"{self.resume_name}: {self.checkpoint} is another run's checkpoint ({key}={theirs.get(key)!r} "
+                    f"there, {self.settings.get(key)!r} here); resume with its settings, or start over with "
+                    f"{overwrite_name} (without {self.resume_name})"
                 )
             self.start = int(saved["step"])
         elif resume and self.out.exists() and not overwrite:
             raise FileExistsError(
-                f"--resume: {self.out} is finished (no checkpoint left in {self.folder}); nothing to resume, "
-                "pass --overwrite to train it again"
+                f"{self.resume_name}: {self.out} is finished (no checkpoint left in {self.folder}); nothing to resume, "
+                f"pass {overwrite_name} to train it again"
             )
         elif resume:
-            print(f"--resume: no checkpoint in {self.folder} yet; starting at step 0", file=sys.stderr)
+            print(f"{self.resume_name}: no checkpoint in {self.folder} yet; starting at step 0", file=sys.stderr)
 
     def run(
         self,
@@ -112,7 +118,7 @@ class SmallLoop:
         if self.checkpoint is not None:
             last = self._restore(updates, modules, generators)
         elif self.overwrite and self.folder.exists():
-            shutil.rmtree(self.folder)  # the unfinished run given up with --overwrite
+            shutil.rmtree(self.folder)  # the unfinished run given up with overwrite
         bar = tqdm(total=self.steps, initial=self.start, desc=desc, disable=not progress)
         try:
             for i in range(self.start, self.steps):
@@ -134,7 +140,7 @@ class SmallLoop:
         except BaseException as exc:
             saved = _newest(self.folder)
             if saved is not None and not isinstance(exc, Exception):  # Ctrl-C, SIGTERM: say what is kept
-                print(f"{desc}: stopped; {saved} keeps the run, continue with --resume", file=sys.stderr)
+                print(f"{desc}: stopped; {saved} keeps the run, continue with {self.resume_name}", file=sys.stderr)
             raise
         finally:
             bar.close()

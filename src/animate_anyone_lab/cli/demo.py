@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from animate_anyone.cli.flags import add_overrides_argument, add_sampling_arguments
+from animate_anyone.cli.flags import SAMPLING_FLAGS, add_overrides_argument, add_sampling_arguments
 from animate_anyone.devices import DEVICE_HELP, DTYPE_HELP
 
-FLAGS = {"frames": "--frames", "scale": "--scale", "index": "--character"}  # run_demo's settings -> flags
+# run_demo's parameters (named in its messages) -> this command's flags, the sampling ones among them
+FLAGS = {
+    **SAMPLING_FLAGS,
+    "frames": "--frames",
+    "scale": "--scale",
+    "index": "--character",
+    "out": "--out",
+    "device": "--device",
+    "dtype": "--dtype",
+}
 
 
 def register(subparsers) -> None:
@@ -37,9 +46,11 @@ def register(subparsers) -> None:
 
 def run(args) -> None:
     from animate_anyone.cli.flags import renamed, sampling_request
+    from animate_anyone.media import check_video_output
     from animate_anyone.pipelines.settings import SettingError
     from animate_anyone_lab.demo import run_demo
 
+    check_video_output(args.out, FLAGS["out"], args.overwrite)  # in this command's words, before run_demo's own check
     try:
         result = run_demo(
             args.out,

@@ -2,8 +2,30 @@
 
 from __future__ import annotations
 
-from animate_anyone.cli.flags import add_overrides_argument, add_sampling_arguments, add_size_argument, retire
+from animate_anyone.cli.flags import (
+    SAMPLING_FLAGS,
+    TRAINER_FLAGS,
+    add_overrides_argument,
+    add_sampling_arguments,
+    add_size_argument,
+    add_trainer_arguments,
+    retire,
+)
 from animate_anyone.devices import DEVICE_HELP, DTYPE_HELP
+
+# The lab's parameters (make_dataset, predict_split, measure_split, the small trainers and SmallLoop name them in
+# messages) -> the flags of these commands; a word means one thing per command: the trainers' steps are optimizer
+# steps (--max-steps), predict's denoising steps (--steps).
+FLAGS = {
+    "out": "--out",
+    "overwrite": "--overwrite",
+    "decoder": "--decoder",
+    "fresh_dir": "--fresh",
+    "device": "--device",
+    "dtype": "--dtype",
+}
+TRAINING_FLAGS = {**FLAGS, **TRAINER_FLAGS}  # synthetic autoencoder, synthetic oracle
+PREDICT_FLAGS = {**FLAGS, **SAMPLING_FLAGS}  # synthetic predict
 
 
 def register(subparsers) -> None:
@@ -149,8 +171,7 @@ def register(subparsers) -> None:
     ae.add_argument("--data", required=True, nargs="+", help="dataset folder(s) with manifest.jsonl (e.g. DIR/train)")
     ae.add_argument("--out", "-o", required=True, help="folder to write the VAE to")
     add_size_argument(ae, default="64", square=True, note="of the training frames")
-    ae.add_argument("--max-steps", type=int, default=6000, help="optimizer steps (default 6000; TrainConfig's word)")
-    retire(ae, "--steps", "a trainer's optimizer steps are --max-steps (--steps: denoising steps)")
+    add_trainer_arguments(ae, steps=6000, checkpoints="OUT.checkpoints")
     ae.add_argument("--batch-size", type=int, default=8, help="frames per step (default 8)")
     ae.add_argument(
         "--lr", type=float, default=5e-4, help="peak learning rate of the one-cycle schedule (default 5e-4)"
@@ -187,14 +208,6 @@ def register(subparsers) -> None:
         help="step from which the adversarial loss reaches the VAE; the discriminator trains from step 0 (default 500)",
     )
     ae.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    ae.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the interrupted run from its checkpoint in OUT.checkpoints (same settings)",
-    )
-    ae.add_argument(
-        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500; 0: off)"
-    )
     ae.add_argument("--quiet", action="store_true", help="no progress bar")
     ae.set_defaults(run=run_autoencoder)
 
@@ -211,20 +224,11 @@ def register(subparsers) -> None:
     )
     oc.add_argument("--out", "-o", required=True, help="folder to write the regressor to")
     add_size_argument(oc, default="64", square=True, note="of the regressor's input")
-    oc.add_argument("--max-steps", type=int, default=3000, help="optimizer steps (default 3000; TrainConfig's word)")
-    retire(oc, "--steps", "a trainer's optimizer steps are --max-steps (--steps: denoising steps)")
+    add_trainer_arguments(oc, steps=3000, checkpoints="OUT.checkpoints")
     oc.add_argument("--batch-size", type=int, default=64, help="frames per step (default 64)")
     oc.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
     oc.add_argument("--seed", type=int, default=0, help="seed of the weights and the batches (default 0)")
     oc.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    oc.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the interrupted run from its checkpoint in OUT.checkpoints (same settings)",
-    )
-    oc.add_argument(
-        "--checkpoint-every", type=int, default=500, metavar="N", help="steps between checkpoints (default 500; 0: off)"
-    )
     oc.add_argument("--quiet", action="store_true", help="no progress bar")
     oc.set_defaults(run=run_oracle)
 
@@ -254,6 +258,7 @@ def run_make(args) -> None:
         progress=not args.quiet,
         train_pool=args.clips,
         long_frames=args.long_frames,
+        names=FLAGS,
     )
     long = f" ({args.long_frames} in long clips)" if "long" in splits else ""
     print(
@@ -266,7 +271,7 @@ def run_preview(args) -> None:
     from animate_anyone.atomic import refuse_existing
     from animate_anyone_lab import preview
 
-    refuse_existing(args.out, args.overwrite)
+    refuse_existing(args.out, args.overwrite, FLAGS["out"])
 
     path = preview(args.out, args.seed, characters=args.characters, frames=args.frames, size=args.size)
     print(f"wrote {path} ({args.characters} characters: reference | {args.frames} frames | their poses)")
@@ -276,7 +281,7 @@ def run_sheet(args) -> None:
     from animate_anyone.atomic import refuse_existing
     from animate_anyone_lab.benchmark import results_sheet
 
-    refuse_existing(args.out, args.overwrite)
+    refuse_existing(args.out, args.overwrite, FLAGS["out"])
     predictions = {}
     for entry in args.pred:
         name, sep, folder = entry.partition("=")
@@ -294,47 +299,59 @@ def run_sheet(args) -> None:
 
 
 def run_autoencoder(args) -> None:
+    from animate_anyone.cli.flags import renamed
+    from animate_anyone.config import SettingError
     from animate_anyone_lab.autoencoder import train_and_report
 
-    out, report = train_and_report(
-        args.data,
-        args.out,
-        size=args.size,
-        steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        init=args.init,
-        decoder_only=args.decoder_only,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        perceptual_weight=args.perceptual_weight,
-        perceptual_net=args.perceptual_net,
-        adversarial_weight=args.adversarial_weight,
-        adversarial_start=args.adversarial_start,
-        resume=args.resume,
-        checkpoint_every=args.checkpoint_every,
-    )
+    try:
+        out, report = train_and_report(
+            args.data,
+            args.out,
+            size=args.size,
+            steps=args.max_steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            init=args.init,
+            decoder_only=args.decoder_only,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            perceptual_weight=args.perceptual_weight,
+            perceptual_net=args.perceptual_net,
+            adversarial_weight=args.adversarial_weight,
+            adversarial_start=args.adversarial_start,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+            names=TRAINING_FLAGS,
+        )
+    except SettingError as error:  # the rule's own words, under this command's flag
+        raise renamed(error, TRAINING_FLAGS) from None
     print(f"wrote {out}: {report}")
 
 
 def run_oracle(args) -> None:
+    from animate_anyone.cli.flags import renamed
+    from animate_anyone.config import SettingError
     from animate_anyone_lab.oracle import train_and_report
 
-    out, report = train_and_report(
-        args.data,
-        args.out,
-        args.heldout,
-        size=args.size,
-        steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        resume=args.resume,
-        checkpoint_every=args.checkpoint_every,
-    )
+    try:
+        out, report = train_and_report(
+            args.data,
+            args.out,
+            args.heldout,
+            size=args.size,
+            steps=args.max_steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+            names=TRAINING_FLAGS,
+        )
+    except SettingError as error:
+        raise renamed(error, TRAINING_FLAGS) from None
     print(f"wrote {out}: {report}")
 
 
@@ -358,9 +375,10 @@ def run_predict(args) -> None:
             vae_roundtrip=args.vae_roundtrip is not None,
             chunk=args.chunk,
             decoder=args.decoder,
+            names=PREDICT_FLAGS,
         )
     except SettingError as error:  # the rule's own words, under this command's flag
-        raise renamed(error) from None
+        raise renamed(error, PREDICT_FLAGS) from None
     print(f"wrote predictions to {out}")
 
 
@@ -368,10 +386,15 @@ def run_measure(args) -> None:
     import json
 
     from animate_anyone.atomic import refuse_existing, write_text
+    from animate_anyone.cli.flags import renamed
+    from animate_anyone.config import SettingError
     from animate_anyone_lab.measure import measure_split
 
-    refuse_existing(args.out, args.overwrite)
-    result = measure_split(args.data, args.pred, fresh_dir=args.fresh, progress=not args.quiet)
+    refuse_existing(args.out, args.overwrite, FLAGS["out"])
+    try:
+        result = measure_split(args.data, args.pred, fresh_dir=args.fresh, progress=not args.quiet)
+    except SettingError as error:
+        raise renamed(error, FLAGS) from None
     write_text(args.out, json.dumps(result, indent=1) + "\n")
     means = ", ".join(f"{k} {v['mean']:.4g}" for k, v in result["metrics"].items() if v["mean"] is not None)
     print(f"wrote {args.out}: {means}")
@@ -381,7 +404,7 @@ def run_report(args) -> None:
     if args.out:
         from animate_anyone.atomic import refuse_existing
 
-        refuse_existing(args.out, args.overwrite)
+        refuse_existing(args.out, args.overwrite, FLAGS["out"])
     from animate_anyone.atomic import write_text
     from animate_anyone_lab.benchmark import markdown_table, summarize
 
