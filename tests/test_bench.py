@@ -219,6 +219,7 @@ def test_cli_writes_json(tmp_path, capsys):
     assert "seconds per denoising step" in printed and f"wrote {out}" in printed
 
 
+@pytest.mark.integration  # 12 s of timing: the fast tier stays under 5 min (docs/performance_results/fast_tier.json)
 def test_compare_reports_every_switch():
     windows = SamplingRequest(steps=2, context_frames=4, context_overlap=2)
     report = run_comparison("tiny", device="cpu", **{**SMALL, "frames": 6, "sampling": windows})
@@ -233,6 +234,7 @@ def test_compare_reports_every_switch():
     json.dumps(report)
 
 
+@pytest.mark.integration  # 11 s of timing (the rows each preset runs are also checked by test_video_work_* here)
 def test_compare_presets_counts_unet_rows_and_speed():
     """Quality against fast and student on one pipeline: each runs its own steps, solver, guidance interval and
     cache. The rows are checked against numbers written out from the presets' definitions and against the rows the

@@ -126,7 +126,7 @@ def test_distill_trains_the_unet_and_exports_a_student_that_animate_runs(tmp_pat
 @pytest.mark.parametrize(
     "terms",
     [
-        [],
+        pytest.param([], marks=pytest.mark.integration),  # 10 s; the phased run below covers every piece of it
         ["distill.phases=2", "distill.motion_weight=1", "distill.temporal_weight=1", "distill.real_temporal_weight=1"],
     ],
     ids=["plain", "phased-with-every-term"],
