@@ -4,8 +4,8 @@ taskset -c 0 python scripts/generator_speed.py
 
 import time
 
-from animate_anyone_lab import clip_spec, render_clip
-from animate_anyone_lab.render import pose_images
+from animate_anyone_lab.render import pose_images, render_clip
+from animate_anyone_lab.splits import clip_spec
 
 n, frames = 10, 24
 specs = [clip_spec(0, "train", i, 400, (128, 128), 2.0) for i in range(n)]

@@ -74,7 +74,7 @@ vae="$W/vae-$DN"
 if [ ! -f "$vae/config.json" ]; then
   log "decoder fine-tune $DN ($DECODER_STEPS steps)"
   $AA synthetic autoencoder --data "$DATA/train" --init "$START/vae" --decoder-only --out "$vae" \
-    --steps "$DECODER_STEPS" --lr 2e-4 "${DECODER_ARGS[@]}" --adversarial-start 500 --quiet
+    --max-steps "$DECODER_STEPS" --lr 2e-4 "${DECODER_ARGS[@]}" --adversarial-start 500 --resume --quiet
 fi
 score previous "$START"
 score vae-previous "$START" --vae-roundtrip

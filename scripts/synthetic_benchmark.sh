@@ -25,13 +25,14 @@ log "data"
 $AA synthetic make --out "$W/data" --clips 400 --heldout-clips 16 --size 64 --frames 24 --quiet
 if [ ! -f "$W/vae/config.json" ]; then
   log "autoencoder"
-  $AA synthetic autoencoder --data "$W/data/train" --out "$W/vae" --max-steps 6000 --quiet
+  $AA synthetic autoencoder --data "$W/data/train" --out "$W/vae" --max-steps 6000 --resume --quiet
 fi
+# (--resume: a run cut short continues from its checkpoint; a first run starts at step 0.)
 # A longer decoder-only fine-tune: the encoder (so every latent the models train on) stays bit for bit the same,
 # and the reconstruction gains about 1.5 dB (docs/benchmark.md, "VAE ceiling").
 if [ ! -f "$W/vae-dec/config.json" ]; then
   log "autoencoder decoder fine-tune"
-  $AA synthetic autoencoder --data "$W/data/train" --init "$W/vae" --decoder-only --out "$W/vae-dec" --max-steps 12000 --quiet
+  $AA synthetic autoencoder --data "$W/data/train" --init "$W/vae" --decoder-only --out "$W/vae-dec" --max-steps 12000 --resume --quiet
 fi
 
 train() {  # train VARIANT SEED STAGE EXTRA...

@@ -19,7 +19,7 @@
 #               validation split (val-distill-NAME, the variants of PHASED_CHOICE); the chosen 2- and 4-step phased
 #               students (PHASED2_ARGS, PHASED4_ARGS) and the plain one on the held-out splits (phased2-SPLIT,
 #               phased4-SPLIT, plain4-SPLIT); a light decoder trained into a copy of the 2-step student
-#               (phased2-light-SPLIT; LIGHT_ARGS, default "--steps 1000 --channels 32 --blocks 2")
+#               (phased2-light-SPLIT; LIGHT_ARGS, default "--max-steps 1000 --channels 32 --blocks 2")
 #   timing      after phased: one timed run of its rows and the teacher's on heldout_character ($W/timing.txt)
 #   sampling    "Choosing the fast preset": sampling variants on the validation split with the curve's step-3000
 #               export (or PROBE, e.g. the packaged model): val-sampling-{quality25,ddim20,ddim12,fast-allguided,
@@ -181,7 +181,7 @@ if want phased; then
     rm -rf "$light" && cp -r "$W/runs/phased2/final" "$light"
     log "train light-decoder"
     start=$SECONDS
-    read -r -a light_args <<< "${LIGHT_ARGS:---steps 1000 --channels 32 --blocks 2}"  # a CPU-sized decoder
+    read -r -a light_args <<< "${LIGHT_ARGS:---max-steps 1000 --channels 32 --blocks 2}"  # a CPU-sized decoder
     $AA train light-decoder --model "$light" --data "$W/data/train" "${light_args[@]}" --quiet
     echo "light-decoder $((SECONDS - start)) s" >> "$W/row_times.txt"
   fi

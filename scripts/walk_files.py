@@ -30,10 +30,10 @@ def hook(frame, event, arg):
             key = path.relative_to(src).as_posix()
             seen[key] = seen.get(key, 0) + 1
 
-from animate_anyone.cli.main import main
 argv = ["animate", "--model", sys.argv[2], "--reference", sys.argv[3], "--pose", sys.argv[4], "--out", sys.argv[5],
         "--frames", "4", "--steps", "1", "--quiet"]
-sys.setprofile(hook)
+sys.setprofile(hook)  # before the command's own import: what importing it runs counts too
+from animate_anyone.cli.main import main
 code = main(argv)
 sys.setprofile(None)
 print(json.dumps({"exit": code, "files": seen}))

@@ -25,7 +25,7 @@ import torch
 from diffusers import AutoencoderKL
 
 from animate_anyone.data.manifest import read_manifest
-from animate_anyone.evaluation import world
+from animate_anyone_lab import world_metrics as world
 from animate_anyone.media import iter_frames
 from animate_anyone.assets import packaged_model
 

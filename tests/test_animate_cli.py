@@ -73,9 +73,9 @@ def test_bad_inputs_fail_in_one_line_and_write_nothing(tiny_model_dir, files, tm
         "empty pose": (dict(pose=tmp_path / "empty.mp4"), [], "empty.mp4"),
         "corrupt pose": (dict(pose=tmp_path / "garbage.mp4"), [], "garbage.mp4"),
         "bad reference": (dict(ref=tmp_path / "not_an_image.png"), [], "not_an_image.png"),
-        "size": ({}, ["--size", "100x64"], "multiple of 8"),
+        "size": ({}, ["--size", "100x64"], "--size 100x64: width 100 is not a positive multiple of 8"),
         "window": ({}, ["--context-frames", "40"], "positional-encoding limit of 32"),
-        "frames": ({}, ["--frames", "9"], "has 5 frames"),
+        "frames": ({}, ["--frames", "9"], "--frames 9: the pose sequence"),
         "component": ({"model": broken}, [], "missing the image_encoder component"),
     }
     for name, (override, extra, message) in cases.items():

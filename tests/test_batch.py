@@ -98,7 +98,7 @@ def test_bad_values_and_inputs_are_found_before_the_first_job(inputs, tmp_path, 
     message = str(refused.value)
     assert message.startswith(f"5 bad lines in {jobs}, no job was run: {jobs} line 1: steps -1: ")
     # a job line's words: its keys (size, frames), not the command's flags
-    assert f"; {jobs} line 2: size must look like WIDTHxHEIGHT (e.g. 512x768) or N for a square, got 'abc'; " in message
+    assert f"; {jobs} line 2: size abc: must look like WIDTHxHEIGHT (e.g. 512x768) or N for a square; " in message
     assert f"; {jobs} line 3: frames 100000000: the pose sequence {inputs / 'pose.mp4'} has 3 frames" in message
     assert "memory" not in message and "line 4" not in message
     assert f"; {jobs} line 5: truth {inputs / 'no-truth.mp4'}: no such file or folder" in message

@@ -281,12 +281,13 @@ def test_compare_presets_counts_unet_rows_and_speed():
     assert student["speedup_per_video"] > fast["speedup_per_video"]
     assert "speedup/video" in format_preset_comparison(report)
     json.dumps(report)
-    with pytest.raises(ValueError, match="steps 2: the preset comparison runs each preset with its own"):
+    with pytest.raises(ValueError, match="steps 2: the preset comparison runs each preset with its own settings"):
         run_preset_comparison("tiny", device="cpu", **SMALL)
     with pytest.raises(ValueError, match="preset turbo: must be one of quality, fast, student"):
         run_benchmark("tiny", sampling=SamplingRequest(preset="turbo"))
 
 
+@pytest.mark.integration  # 12 s: the fast tier stays under 5 min; test_meta_count_equals_a_real_call stays in it
 @torch.no_grad()
 def test_video_work_equals_the_flops_of_a_real_video():
     """The per-video FLOPs counted on the meta device (every stage, from the step plan) against FlopCounterMode over

@@ -140,7 +140,7 @@ def test_predict_evaluate_and_report(tmp_path, mini_model_dir, synthetic_data):
     ]
     assert main(argv) == 0
     clips = ["heldout_character-00000", "heldout_character-00001"]
-    assert sorted(p.name for p in pred.iterdir()) == [*clips, "predict.json"]  # predict.json: synthetic.record
+    assert sorted(p.name for p in pred.iterdir()) == [*clips, "predict.json"]  # predict.json: evaluation.record
     assert probe_frames(pred / "heldout_character-00000").num_frames == 4
     stamp = (pred / "heldout_character-00000" / "000000.png").stat().st_mtime_ns
     assert main(argv) == 0  # resumes: finished clips are kept

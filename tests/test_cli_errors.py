@@ -89,7 +89,10 @@ CASES = {
     "pose align: empty .npz": (["pose", "align", "empty.npz", "--reference", "ref.png", "-o", "a.npz"], ["empty.npz"]),
     "animate: empty .npz": (animate(pose="empty.npz"), ["empty.npz"]),
     "animate: --device tpu": ([*ANIMATE, "--device", "tpu"], ["--device tpu"]),
-    "animate: huge --size": ([*ANIMATE, "--size", "20000x20000"], ["size 20000x20000", "GiB"]),
+    "animate: huge --size": (
+        [*ANIMATE, "--size", "20000x20000"],
+        ["--size 20000x20000 with", "GiB", "use a smaller --size"],
+    ),
     "pose render: huge --size": (
         ["pose", "render", "pose.npz", "-o", "r.mp4", "--size", "100000x100000"],
         ["--size 100000x100000", "GiB"],

@@ -92,7 +92,7 @@ def test_size_is_the_output_resolution_in_every_command():
     "argv, said",
     [
         (["init-model", "--size", "tiny", "-o", "m"], "--size was retired: a model's shape is --architecture"),
-        (["bench", "--size", "sd15"], "sd15 is a model's shape: use --architecture sd15"),
+        (["bench", "--size", "sd15"], "take it as --architecture sd15"),
         (["bench", "--width", "64"], "--width was retired: give the output size as --size WIDTHxHEIGHT"),
         (["bench", "--no-guidance"], "--no-guidance was retired: give --guidance 1"),
         (["synthetic", "predict", "--model", "m", "--data", "d", "-o", "o", "--sampling", "steps=3"], "key=value"),

@@ -49,10 +49,14 @@ LAYERS = [
     ("training", ["animate_anyone.training"]),
     ("jobs", ["animate_anyone.jobs", "animate_anyone.speed"]),
     ("front ends", ["animate_anyone.app"]),
+    ("lab", ["animate_anyone_lab"]),  # the world, oracle, autoencoder, world metrics, benchmark, demo
     ("commands", ["animate_anyone.cli"]),
-    ("lab", ["animate_anyone_lab"]),
+    ("lab commands", ["animate_anyone_lab.cli"]),
     ("front door", ["animate_anyone.cli.main"]),
 ]
+# The layers above do not say that the product's commands may not use the lab (the lab sits below them so that its
+# library never imports a command); this second rule does: no product module imports the lab but the front door.
+FRONT_DOOR = "animate_anyone.cli.main"
 
 
 def _modules(root_dir: Path, packages: tuple[str, ...]) -> tuple[dict[str, Path], set[str]]:
@@ -190,6 +194,17 @@ def layer_of(module: str, packages: tuple[str, ...], layers) -> list[int]:
     return sorted({i for n, i in matches if n == longest})
 
 
+def check_product_apart(root_dir: Path, packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """Every import of the lab (``packages[1]``) by a product module (``packages[0]``) other than the front door."""
+    _, edges = collect_imports(root_dir, packages)
+    product, lab = packages[0], packages[1]
+    return [
+        f"{importer} -> {imported} at {_where(root_dir, path, line)}: the product never imports the lab"
+        for importer, imported, path, line in edges
+        if importer.split(".")[0] == product and imported.split(".")[0] == lab and importer != FRONT_DOOR
+    ]
+
+
 def check_layers(root_dir: Path, packages: tuple[str, ...], layers) -> list[str]:
     """Modules placed in no layer (or several), and every import of a higher layer than the importer's."""
     files, edges = collect_imports(root_dir, packages)
@@ -210,6 +225,11 @@ def check_layers(root_dir: Path, packages: tuple[str, ...], layers) -> list[str]
 def test_no_import_cycles():
     cycles = check_cycles(SRC, PACKAGES)
     assert not cycles, f"{len(cycles)} import cycle(s):\n" + "\n".join(cycles)
+
+
+def test_no_product_module_imports_the_lab():
+    violations = check_product_apart(SRC)
+    assert not violations, f"{len(violations)} import(s) of the lab:\n" + "\n".join(violations)
 
 
 def test_layering():
@@ -245,32 +265,42 @@ def _layer_name(module: str) -> str:
     return LAYERS[index][0]
 
 
-def test_the_lab_sits_above_the_product_and_below_the_front_door_alone():
-    """Every product module is below the lab, except the front door (the command table) above it."""
+def test_the_lab_library_sits_below_every_command_and_the_front_door_on_top():
     files, _ = collect_imports(SRC, PACKAGES)
-    lab = next(i for i, (name, _) in enumerate(LAYERS) if name == "lab")
-    above = {m for m in files if m.startswith(f"{PRODUCT}.") and layer_of(m, PACKAGES, LAYERS)[0] >= lab}
-    assert above == {"animate_anyone.cli.main"}
-    assert _layer_name("animate_anyone.cli.animate") == "commands" and _layer_name("animate_anyone_lab.cli") == "lab"
+    assert _layer_name("animate_anyone_lab.benchmark") == "lab"
+    assert _layer_name("animate_anyone.cli.animate") == "commands"
+    assert _layer_name("animate_anyone_lab.cli.synthetic") == "lab commands"
+    assert _layer_name(FRONT_DOOR) == "front door"
     assert any(m.startswith(f"{LAB}.") for m in files) and len(files) > 100  # both packages were read
 
 
 def test_a_product_module_importing_the_lab_is_refused(tmp_path):
-    """The real tree copied, one import of the lab planted in a product module (inside a function, relative paths
-    unused), and in the packaged ``assets``: both named as upward imports, and nothing else."""
+    """The real tree copied, an import of the lab planted in product modules (inside a function; in the packaged
+    ``assets``; in a command) and one of a command in the lab's library: each named, and nothing else."""
     import shutil
 
     for package in PACKAGES:
         shutil.copytree(
             SRC / package, tmp_path / package, ignore=shutil.ignore_patterns("*.safetensors", "__pycache__")
         )
-    assert check_layers(tmp_path, PACKAGES, LAYERS) == []
+    assert check_layers(tmp_path, PACKAGES, LAYERS) == [] == check_product_apart(tmp_path)
     planted = tmp_path / PRODUCT / "jobs" / "animate.py"
     planted.write_text(planted.read_text() + "\n\ndef _planted():\n    from animate_anyone_lab.demo import demo_clip\n")
     assets = tmp_path / PRODUCT / "assets" / "__init__.py"
     assets.write_text(assets.read_text() + "\nimport animate_anyone_lab.world_metrics\n")
+    command = tmp_path / PRODUCT / "cli" / "evaluate.py"
+    command.write_text(command.read_text() + "\nfrom animate_anyone_lab.measure import measure_split\n")
+    library = tmp_path / LAB / "measure.py"
+    library.write_text(library.read_text() + "\nfrom animate_anyone.cli.flags import renamed\n")
     collect_imports.cache_clear()  # the same folder, read again
     violations = check_layers(tmp_path, PACKAGES, LAYERS)
-    assert len(violations) == 2, violations
+    assert len(violations) == 3, violations
     assert violations[0].startswith("animate_anyone.assets (foundation) -> animate_anyone_lab.world_metrics (lab)")
     assert violations[1].startswith("animate_anyone.jobs.animate (jobs) -> animate_anyone_lab.demo (lab)")
+    assert violations[2].startswith("animate_anyone_lab.measure (lab) -> animate_anyone.cli.flags (commands)")
+    apart = check_product_apart(tmp_path)
+    assert [v.split(" at ")[0] for v in apart] == [
+        "animate_anyone.assets -> animate_anyone_lab.world_metrics",
+        "animate_anyone.cli.evaluate -> animate_anyone_lab.measure",
+        "animate_anyone.jobs.animate -> animate_anyone_lab.demo",
+    ], apart

@@ -48,6 +48,7 @@ def test_window_frames_per_frame_counts_overlaps():
     assert window_frames_per_frame([window_schedule("shifted", 10, 24, 4, 0)], 10) == 1.0
 
 
+@pytest.mark.integration  # 9 s (SD-1.5 configs, 2 million frames); in the fast tier: test_cli_errors "huge --size"
 def test_animate_refuses_a_video_that_cannot_fit_before_loading(tmp_path):
     """A model directory with SD-1.5's configs (no weights needed: the check reads configs) and a day of video at
     512x768: refused in one line naming the size and the frames."""

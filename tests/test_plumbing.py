@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from animate_anyone.atomic import atomic_directory, atomic_path, refuse_existing, write_text
+from animate_anyone.config import SettingError
 from animate_anyone.devices import resolve_device, resolve_dtype
 from animate_anyone.shapes import check_size, parse_size
 from animate_anyone.weights import WeightsError, load_strict, read_state_dict
@@ -103,10 +104,11 @@ def test_device_and_dtype_policy():
 
 def test_size_checks():
     assert parse_size("512x768") == (512, 768) and parse_size(None) is None
-    with pytest.raises(ValueError, match="width 100 is not a positive multiple of 8; try 96"):
-        parse_size("100x64")
-    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+    with pytest.raises(SettingError, match="^size 100x64: width 100 is not a positive multiple of 8; try 96$"):
+        parse_size("100x64")  # named by the setting: a command renames it (--size), a job line keeps it
+    with pytest.raises(SettingError, match="^size big: must look like WIDTHxHEIGHT"):
         parse_size("big")
+    assert parse_size("64") == (64, 64)
     assert check_size(60, 64, "mini", multiple=4) == (60, 64)
     with pytest.raises(ValueError, match="height 0"):
         check_size(64, 0)

@@ -10,20 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from animate_anyone_lab import (
-    KINDS,
-    Character,
-    Motion,
-    Stage,
-    clip_spec,
-    make_dataset,
-    pose,
-    preview,
-    render_clip,
-)
-from animate_anyone_lab.character import Style, Texture
-from animate_anyone_lab.kinematics import PART_NAMES
-from animate_anyone_lab.splits import HELDOUT_TEMPO, SPLITS, TRAIN_TEMPO
+from animate_anyone_lab.character import Character, Style, Texture
+from animate_anyone_lab.dataset import make_dataset, preview
+from animate_anyone_lab.kinematics import PART_NAMES, pose
+from animate_anyone_lab.motion import KINDS, Motion
+from animate_anyone_lab.render import Stage, render_clip
+from animate_anyone_lab.splits import HELDOUT_TEMPO, SPLITS, TRAIN_TEMPO, clip_spec
 
 SIZE, FPS = (128, 128), 12.0
 RIGID = ((2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (11, 12), (12, 13))  # COCO-18 limb segments

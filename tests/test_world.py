@@ -11,8 +11,8 @@ import pytest
 
 from animate_anyone.evaluation.evaluate import ALL_METRICS
 from animate_anyone.evaluation.registry import METRICS, Kind
-from animate_anyone_lab import make_dataset
 from animate_anyone_lab import world_metrics as W
+from animate_anyone_lab.dataset import make_dataset
 from animate_anyone_lab.render import background
 from animate_anyone_lab.splits import GAPS, clip_spec, long_motion, proportion_gap
 

@@ -9,27 +9,10 @@
 * :mod:`.dataset`: ``make_dataset`` (the training data format, one directory per split) and ``preview``.
 
 Everything is a pure function of its seeds (numpy ``default_rng`` seeded with ``[seed, stream, index]``).
+
+The lab around the world: :mod:`.world_metrics` (what only the world can measure), :mod:`.oracle` (the pose
+oracle's training), :mod:`.autoencoder` (the miniature model's VAE), :mod:`.benchmark` and :mod:`.measure` (the
+quality benchmark), :mod:`.demo`, and :mod:`.cli` (the ``synthetic`` and ``demo`` commands). The lab imports the
+product (``animate_anyone``); the product never imports it. Nothing is imported here: a command that only builds
+its parser (``animate-anyone --help``) does not load the world.
 """
-
-from .character import Character
-from .dataset import make_dataset, preview
-from .kinematics import Rig, pose
-from .motion import KINDS, Motion
-from .render import Stage, pose_images, reference_image, render_clip
-from .splits import SPLITS, clip_spec
-
-__all__ = [
-    "Character",
-    "KINDS",
-    "Motion",
-    "Rig",
-    "SPLITS",
-    "Stage",
-    "clip_spec",
-    "make_dataset",
-    "pose",
-    "pose_images",
-    "preview",
-    "reference_image",
-    "render_clip",
-]

@@ -9,7 +9,6 @@ docs/benchmark.md (mean over seeds, with the spread as the population std over s
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -26,6 +25,7 @@ from animate_anyone.config import SettingError
 from animate_anyone.evaluation.registry import METRICS as PRODUCT_METRICS
 from animate_anyone.pipelines.settings import SamplingRequest
 
+from .settings import benchmark_request
 from .world_metrics import WORLD_METRICS
 
 PathLike = str | os.PathLike[str]
@@ -39,19 +39,7 @@ TABLE_METRICS = (
     "pck@0.05",
     "pck@0.1",
 )  # the columns; directions: the registry
-# The benchmark's own sampling (docs/benchmark.md) for a model that is not a distilled student
-BENCHMARK_SAMPLING = SamplingRequest(steps=20, guidance=2.0, context_frames=24, context_overlap=4)
 DRIVERS = ("truth", "raw", "aligned")  # which skeleton drives a cross-body clip (see predict_split)
-
-
-def benchmark_request(request: SamplingRequest | None, distilled: bool) -> SamplingRequest:
-    """The request the benchmark and the demo sample with: without a preset, ``BENCHMARK_SAMPLING`` with the
-    request's fields over it, unless the model is a distilled student (its own default preset); with a preset,
-    the request as it is."""
-    request = request or SamplingRequest()
-    if request.preset is None and not distilled:
-        return dataclasses.replace(BENCHMARK_SAMPLING, **request.given())
-    return request
 
 
 def predict_split(

@@ -73,7 +73,7 @@ def run_demo(
     from animate_anyone.pipelines.loading import load_pipeline
     from animate_anyone.pipelines.settings import ModelDefaults, SettingError
 
-    from .benchmark import benchmark_request
+    from .settings import benchmark_request
 
     for name, value, high in (("frames", frames, 240), ("scale", scale, 16)):
         if not 1 <= value <= high:

@@ -39,6 +39,11 @@ def run(args) -> None:
 
         raise ValueError(f"the app needs Gradio: {install_hint('app')}") from None
     from ..app.ui import AppSettings, launch
+    from ..config import SettingError
+    from .flags import renamed
 
     settings = AppSettings(concurrency=args.concurrency, max_queue=args.max_queue, keep_results=args.keep_results)
-    launch(args.model, host=args.host, port=args.port, device=args.device, dtype=args.dtype, settings=settings)
+    try:
+        launch(args.model, host=args.host, port=args.port, device=args.device, dtype=args.dtype, settings=settings)
+    except SettingError as error:  # the model's device and dtype, under this command's flags
+        raise renamed(error, {"device": "--device", "dtype": "--dtype"}) from None

@@ -79,7 +79,7 @@ def register(subparsers) -> None:
         )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
-    add_sampling_arguments(p)
+    add_sampling_arguments(p, "without --preset or --steps: the architecture's steps (tiny 4, mini 20, sd15 20)")
     add_overrides_argument(p, "sampling settings")
     p.set_defaults(run=run, memory_advice="out of memory; use a smaller --size, fewer --frames or --architecture tiny")
 
@@ -110,6 +110,17 @@ def switches_from_args(args) -> dict[str, bool]:
 
 
 def run(args) -> None:
+    from ..config import SettingError
+    from .flags import SAMPLING_FLAGS, renamed
+
+    try:
+        _run(args)
+    except SettingError as error:  # the rule's own words, under this command's flag
+        words = {"size": "--size", "frames": "--frames", "device": "--device", "dtype": "--dtype"}
+        raise renamed(error, {**SAMPLING_FLAGS, **words}) from None
+
+
+def _run(args) -> None:
     import dataclasses
     import json
     import sys

@@ -48,12 +48,12 @@ def _argument_type(hint) -> typing.Callable[[str], typing.Any]:
     return kind
 
 
-def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    """The sampling flags, one per ``SamplingRequest`` field, in a group of their own (default None: the preset's)."""
+def add_sampling_arguments(parser: argparse.ArgumentParser, defaults: str = "") -> None:
+    """The sampling flags, one per ``SamplingRequest`` field, in a group of their own (default None: the preset's);
+    ``defaults``: what this command samples with when no preset is named, said once in the group's description."""
     hints = typing.get_type_hints(SamplingRequest)
-    group = parser.add_argument_group(
-        "sampling", "the sampling settings (also as key=value after the options, e.g. cache_interval=1)"
-    )
+    words = "the sampling settings (also as key=value after the options, e.g. cache_interval=1)"
+    group = parser.add_argument_group("sampling", f"{words}; {defaults}" if defaults else words)
     for f in dataclasses.fields(SamplingRequest):
         kind = _argument_type(hints[f.name])
         metavar = {_interval: "START,END", int: "N", float: "X"}.get(kind, "NAME")
@@ -107,7 +107,10 @@ def _size(text: str) -> tuple[int, int]:
     from ..models.sizes import SIZES
 
     if text in SIZES:  # the old spelling of bench and init-model
-        raise argparse.ArgumentTypeError(f"{text} is a model's shape: use --architecture {text}")
+        raise argparse.ArgumentTypeError(
+            f"{text} is a model's shape, not an output size (WIDTHxHEIGHT); bench and init-model take it as "
+            f"--architecture {text}"
+        )
     try:
         return parse_size(text, multiple=1)
     except ValueError as error:

@@ -40,8 +40,8 @@ def register(subparsers) -> None:
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.add_argument(
             "--estimate-memory",
-            metavar="SIZE",
-            help="print the memory one training process needs with the networks of model size SIZE (e.g. sd15), "
+            metavar="ARCHITECTURE",
+            help="print the memory one training process needs with the networks of ARCHITECTURE (tiny, mini, sd15), "
             "counted on the meta device; nothing trains (--json FILE: also write it)",
         )
         s.add_argument("--json", help="with --estimate-memory: write the estimate to this JSON file")

@@ -1,10 +1,10 @@
 """The record of how a prediction folder was made: ``OUT/predict.json``, which ``evaluate`` copies into its results.
 
-``synthetic predict`` (:func:`.benchmark.predict_split`) writes it before the first clip and checks it on every
-rerun, so a folder never mixes clips made with different settings. It holds the model directory (path and
-``ModelDirectory.fingerprint``) or the baseline, the sampling settings as the pipeline resolves them
-(``pipelines.settings``: the resolved step fields, and the scheduler class that runs), the
-window settings, the seed rule, dtype, device, the clips' size, frames and count, and the package version::
+``synthetic predict`` (``animate_anyone_lab.benchmark.predict_split``, the benchmark lab) writes it before the
+first clip and checks it on every rerun, so a folder never mixes clips made with different settings. It holds the
+model directory (path and ``ModelDirectory.fingerprint``) or the baseline, the sampling settings as the pipeline
+resolves them (``pipelines.settings``: the resolved step fields, and the scheduler class that runs), the window
+settings, the seed rule, dtype, device, the clips' size, frames and count, and the package version::
 
     {"written_by": "animate-anyone synthetic predict", "version": "0.1.0", "model": {"path", "fingerprint"},
      "baseline": null, "sampling": {"preset", "overrides", "steps", "guidance", "scheduler", "scheduler_class",

@@ -79,7 +79,7 @@ def check_job(config: AnimateConfig, reference, pose, driver, names: Mapping[str
             f"{name('driver', 'driver')} (a video of a person)"
         )
     if not config.model:
-        raise ValueError(f"no model: give {name('model', 'model')} a model directory")
+        raise ValueError(f"no model: name a model directory ({name('model', 'model')})")
     config.check()
     image = load_image(reference)
     directory = ModelDirectory(config.model).check()
@@ -153,7 +153,7 @@ def animate(
             ranks, device = distributed.join(launch, resolve_device(config.device), config.collective_timeout)
     # A device shared with other threads' jobs (device_lock) is measured when none of them holds it.
     with device_lock if device_lock is not None and device.type != "cpu" else nullcontext():
-        _check_memory(directory, config, settings, width, height, frames, device, launch.local_world)
+        _check_memory(directory, config, settings, width, height, frames, device, launch.local_world, names)
     # 2. Pose frames at the output size (uint8: 3 bytes a pixel, the only per-frame input kept in memory).
     pose_frames, pose_fps, keypoints = _pose_frames(
         pose, driver, image, (width, height), config.frames, config.pose, progress
@@ -243,7 +243,15 @@ def _frame_count(pose, driver) -> int:
 
 
 def _check_memory(
-    directory: ModelDirectory, config: AnimateConfig, settings, width, height, frames, device, local_world: int = 1
+    directory: ModelDirectory,
+    config: AnimateConfig,
+    settings,
+    width,
+    height,
+    frames,
+    device,
+    local_world: int = 1,
+    names: Mapping[str, str] | None = None,
 ) -> None:
     """Before anything loads: what the video keeps per frame (``pipelines.memory``: the denoising loop's latents on
     the device; the pose frames and any kept deep features on the host) for all its frames, plus one frame through
@@ -267,8 +275,9 @@ def _check_memory(
     # Under torchrun the ``local_world`` processes of a machine each hold the pose frames, and each its own windows'
     # features.
     host = (each.pose * local_world + each.cache) * frames
-    what = f"size {width}x{height} with {frames} frames"
-    fix = "use a smaller size (e.g. 512x768) or fewer frames (animate a long video in parts)"
+    size, frames_name = (names or {}).get("size", "size"), (names or {}).get("frames", "frames")  # the caller's words
+    what = f"{size} {width}x{height} with {frames} frames"
+    fix = f"use a smaller {size} (e.g. 512x768) or fewer {frames_name} (animate a long video in parts)"
     if device.type == "cpu":  # one memory
         check_memory(each.device * frames + host + decoder, what, fix, device)
     else:

@@ -118,7 +118,9 @@ def run_preset_comparison(
     request = kwargs.pop("sampling", None) or SamplingRequest()
     for key in ("steps", "guidance", "preset"):
         if getattr(request, key) is not None:
-            raise SettingError(key, getattr(request, key), "the preset comparison runs each preset with its own")
+            raise SettingError(
+                key, getattr(request, key), "the preset comparison runs each preset with its own settings; leave it out"
+            )
     names = presets if presets is not None else [p for p in PRESETS if p != "quality"]
     unknown = sorted(set(names) - set(PRESETS))
     if unknown:

@@ -18,6 +18,8 @@ FLAGS = {
 
 
 def register(subparsers) -> None:
+    from . import benchmark_defaults
+
     p = subparsers.add_parser(
         "demo",
         help="animate a held-out synthetic character with the packaged miniature model",
@@ -39,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_sampling_arguments(p)
+    add_sampling_arguments(p, benchmark_defaults())
     add_overrides_argument(p, "sampling settings (without a preset: the benchmark's, 20 steps at guidance 2)")
     p.set_defaults(run=run)
 

@@ -29,6 +29,8 @@ PREDICT_FLAGS = {**FLAGS, **SAMPLING_FLAGS}  # synthetic predict
 
 
 def register(subparsers) -> None:
+    from . import benchmark_defaults
+
     p = subparsers.add_parser("synthetic", help="generate the synthetic benchmark (2D characters, exact keypoints)")
     jobs = p.add_subparsers(dest="job", required=True)
 
@@ -113,7 +115,7 @@ def register(subparsers) -> None:
         "--overwrite", action="store_true", help="redo clips already predicted (also those made with other settings)"
     )
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_sampling_arguments(pr)
+    add_sampling_arguments(pr, benchmark_defaults())
     retire(
         pr, "--sampling", "give the sampling settings as flags or key=value after the options, e.g. cache_interval=1"
     )
@@ -234,7 +236,7 @@ def register(subparsers) -> None:
 
 
 def run_make(args) -> None:
-    from animate_anyone_lab import make_dataset
+    from animate_anyone_lab.dataset import make_dataset
     from animate_anyone_lab.splits import ALL_SPLITS
 
     splits = tuple(s.strip() for s in args.splits.split(",") if s.strip())
@@ -269,7 +271,7 @@ def run_make(args) -> None:
 
 def run_preview(args) -> None:
     from animate_anyone.atomic import refuse_existing
-    from animate_anyone_lab import preview
+    from animate_anyone_lab.dataset import preview
 
     refuse_existing(args.out, args.overwrite, FLAGS["out"])
 
