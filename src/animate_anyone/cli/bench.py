@@ -163,8 +163,8 @@ def _run(args) -> None:
         for name in ("steps", "guidance", "scheduler", "guidance_interval", "cache_interval", "cache_depth"):
             if getattr(request, name) is not None and (not request.preset or name not in ("steps", "guidance")):
                 raise ValueError(
-                    f"--work counts each preset with its own settings (a named preset's steps and guidance may "
-                    f"change); drop {SAMPLING_FLAGS[name]}"
+                    f"--work counts each preset with its own settings; drop {SAMPLING_FLAGS[name]} (with --preset, "
+                    "only --steps and --guidance may change that preset's)"
                 )
         result = count_presets_work(
             args.architecture,
