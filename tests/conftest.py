@@ -197,3 +197,19 @@ def golden_convert_args(tmp_path, out, unet_config=True) -> list[str]:
         (tmp_path / "unet.json").write_text(json.dumps(spec["denoising_unet_config_3d"]))
         args += ["--unet-config", str(tmp_path / "unet.json")]
     return args
+
+
+@pytest.fixture
+def sampler(monkeypatch):
+    """What reaches the sampler: the ``SamplingSettings`` of each pipeline call. The sampler is replaced by this
+    recorder (it returns the noise), so a call costs everything before the denoising steps and none of them."""
+    from animate_anyone.pipelines import pipeline_animate_anyone
+
+    seen = []
+
+    def record(model, scheduler, noise, image_embeds, pose_features, reference, settings, **kwargs):
+        seen.append(settings)
+        return noise * scheduler.init_noise_sigma
+
+    monkeypatch.setattr(pipeline_animate_anyone, "sample_video", record)
+    return seen

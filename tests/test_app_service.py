@@ -94,6 +94,31 @@ def test_the_page_shows_a_bad_setting_under_its_own_label(service, inputs):
     assert _message(ValueError("plain")) == "plain"  # not a setting: its own words
 
 
+def test_the_decoder_reaches_the_job(service, inputs, tiny_model_dir, tmp_path_factory):
+    """The page's Decoder: on a model without a light decoder, "light" stops the job before it loads, in the one line
+    naming the fix (the page shows it as it is); on a model given TAESD by `convert light-decoder` the video is the
+    light decoder's, not the VAE's."""
+    from animate_anyone.app.ui import LABELS, _message
+    from animate_anyone.media import iter_frames
+    from taesd_model import model_with_taesd
+
+    with pytest.raises(ValueError) as refused:
+        service.animate(inputs / "ref.png", inputs / "pose", "pose video", steps=1, decoder="light")
+    assert "decoder=light: this model has no light_decoder; convert the public TAESD" in _message(refused.value)
+    assert LABELS["decoder"] == "Decoder"
+    root = tmp_path_factory.mktemp("taesd")
+    model, _ = model_with_taesd(root, tiny_model_dir)
+    light_service = AnimateService(model, workdir=root / "app")
+    settings = dict(steps=2, size="48x64", side_by_side=False)
+    results = [
+        light_service.animate(inputs / "ref.png", inputs / "pose", "pose video", decoder=decoder, **settings)
+        for decoder in ("vae", "light")
+    ]
+    vae, light = (np.stack(list(iter_frames(r.video))).astype(int) for r in results)
+    assert vae.shape == light.shape == (4, 64, 48, 3) and np.abs(vae - light).mean() > 5
+    light_service.close()
+
+
 def test_cancel_stops_a_running_job(service, inputs):
     done = threading.Event()
 

@@ -323,9 +323,11 @@ def test_ray_workers_get_absolute_paths_and_the_cpu_when_they_reserve_no_gpu(inp
     from animate_anyone.jobs.batch_ray import RaySettings, _for_workers, _worker_count, run_batch_ray
 
     monkeypatch.chdir(tmp_path)
-    base = load_config(AnimateConfig, None, [], {"model": "models/m"})
+    base = load_config(AnimateConfig, None, [], {"model": "./models/m"})
     cpu = _for_workers(base, RaySettings())
     assert cpu.model == str(tmp_path / "models" / "m") and cpu.device == "cpu"
+    hub = load_config(AnimateConfig, None, [], {"model": "org/name"})  # no such folder: a Hub id, for the workers too
+    assert _for_workers(hub, RaySettings()).model == "org/name"
     assert _for_workers(base, RaySettings(gpus_per_job=1)).device == "auto"
     explicit = load_config(AnimateConfig, None, [], {"model": "/m", "device": "cuda"})
     assert _for_workers(explicit, RaySettings()).device == "cuda"  # an explicit device is the user's

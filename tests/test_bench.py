@@ -369,6 +369,7 @@ def test_work_command_models_each_preset_without_running(tmp_path, capsys):
         assert "--work counts each preset with its own settings" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # 9 s; the fast tier stays under 5 min (test_work_command_models_each_preset_... stays)
 def test_work_command_counts_one_preset_with_other_steps(tmp_path):
     """`bench --work --preset student --steps 2` (a 2-step student): 2 rows per window; quality, the reference of
     the ratio, keeps its own 25 guided steps."""
@@ -390,6 +391,7 @@ def test_work_command_counts_one_preset_with_other_steps(tmp_path):
     assert ratio == pytest.approx(four["work"]["student"]["flops"]["total"] / work["student"]["flops"]["total"])
 
 
+@pytest.mark.integration  # 9 s; the light decoder's work is also counted by test_timed_runs_... (integration)
 def test_work_command_counts_the_light_decoder(tmp_path):
     """`bench --work --decoder light`: each frame's decode costs what the light decoder's convolutions do, counted
     by hand (2 x in x out x 3 x 3 per output pixel); quality, the reference, keeps the VAE's decode."""
@@ -413,4 +415,32 @@ def test_work_command_counts_the_light_decoder(tmp_path):
     assert (h, w) == (48, 64) and light["vae_decode_per_frame"] == expected
     assert light["flops"]["vae_decode"] == 12 * expected and light["decoder"] == "light"
     assert vae["vae_decode_per_frame"] != expected and vae["flops"]["unet_whole"] == light["flops"]["unet_whole"]
-    assert main(["bench", "--decoder", "light", "--quiet"]) == 2  # timed runs: the VAE only
+
+
+@pytest.mark.integration  # 15 s of timing; tests/test_light_decoder.py runs the pipeline with it in the fast tier
+def test_timed_runs_decode_with_the_light_decoder(tmp_path):
+    """`bench --decoder light` times a video whose frames a light decoder of TAESD's size draws (the random model
+    gets one): the same latents as the VAE's run, other frames, the decode stage's work the light decoder's; the
+    JSON records the decoder."""
+    from animate_anyone.speed import BenchConfig
+    from animate_anyone.speed.flops import count_video_work_meta
+
+    bench = Bench("tiny", "cpu", "float32")
+    assert bench.pipe.light_decoder.config.channels == 64 and bench.pipe.light_decoder.config.blocks == 3
+    cfgs = [BenchConfig("tiny", **SMALL, decoder=decoder) for decoder in ("vae", "light")]
+    vae, light = bench.run_interleaved(cfgs, keep_outputs=True)
+    (vae_out, light_out) = (r.pop("_outputs") for r in (vae, light))
+    assert torch.equal(vae_out["latents"], light_out["latents"])
+    assert vae_out["frames"].shape == light_out["frames"].shape == (4, 48, 64, 3)
+    assert abs(vae_out["frames"].astype(int) - light_out["frames"]).mean() > 1
+    assert (vae["config"]["decoder"], light["config"]["decoder"]) == ("vae", "light")
+    assert light["stages"]["vae_decode"]["seconds"] > 0
+    work = count_video_work_meta("tiny", 64, 48, 4, bench.sampling(bench.resolve(cfgs[1])), decoder="light")
+    assert light["flops_per_video"] == work["flops"] and work["vae_decode_per_frame"] * 4 == work["flops"]["vae_decode"]
+    assert light["flops_per_video"]["vae_decode"] != vae["flops_per_video"]["vae_decode"]  # (tiny's VAE is narrower)
+    out = tmp_path / "light.json"
+    args = ["--size", "64x48", "--frames", "4", "--steps", "2", "--warmup", "0", "--repeats", "1", "--quiet"]
+    assert main(["bench", *args, "--decoder", "light", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["config"]["decoder"] == "light"
+    with pytest.raises(ValueError, match="decoder='taesd': choose one of vae, light"):
+        BenchConfig("tiny", decoder="taesd").resolved()

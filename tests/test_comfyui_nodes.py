@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import COMFYUI_PACK as PACK
 
@@ -55,6 +56,41 @@ def test_load_and_animate_image_batches(nodes, tiny_model_dir):
     assert small.shape == (5, 40, 32, 3)
     with pytest.raises(ValueError, match="IMAGE batch"):
         animate.animate(pipe, reference[0], poses, width=0, height=0, **kw)
+
+
+def test_animate_takes_the_decoder(nodes, tiny_model_dir, tmp_path):
+    """The node's decoder combo (vae, light) goes to the pipeline: on a model given TAESD by `convert light-decoder`,
+    "light" gives the light decoder's frames; on one without a light decoder it stops in the pipeline's one line."""
+    from taesd_model import model_with_taesd
+
+    spec = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneAnimate"].INPUT_TYPES()["required"]["decoder"]
+    assert spec[0] == ["vae", "light"] and spec[1]["default"] == "vae"
+    model, _ = model_with_taesd(tmp_path, tiny_model_dir)
+    load = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneLoadModel"]().load
+    animate = nodes.NODE_CLASS_MAPPINGS["AnimateAnyoneAnimate"]().animate
+    rng = np.random.default_rng(0)
+    reference = torch.from_numpy(rng.random((1, 64, 48, 3), dtype=np.float32))
+    poses = torch.from_numpy(rng.random((3, 64, 48, 3), dtype=np.float32))
+    kw = dict(seed=3, preset="model default", steps=2, guidance=-1.0, context_frames=24, context_overlap=4)
+    (pipe,) = load(str(model), "float32")
+    (vae,) = animate(pipe, reference, poses, width=48, height=64, decoder="vae", **kw)
+    (light,) = animate(pipe, reference, poses, width=48, height=64, decoder="light", **kw)
+    latents = pipe(
+        Image.fromarray(nodes.nodes.to_uint8(reference)[0]),
+        nodes.nodes.to_uint8(poses),
+        {"steps": 2},
+        height=64,
+        width=48,
+        generator=torch.Generator().manual_seed(3),
+        output_type="latent",
+    ).frames
+    with torch.no_grad():
+        images = pipe.light_decoder(latents[0].transpose(0, 1))  # (frames, 3, 64, 48) in [-1, 1]
+    expected = ((images / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(nodes.nodes.to_uint8(light), expected) and not torch.equal(vae, light)
+    (plain,) = load(str(tiny_model_dir), "float32")
+    with pytest.raises(ValueError, match="decoder='light': this model has no light_decoder"):
+        animate(plain, reference, poses, width=48, height=64, decoder="light", **kw)
 
 
 def test_extract_and_retarget_poses(nodes):

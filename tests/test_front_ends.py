@@ -87,19 +87,6 @@ def world(tiny_model_dir, nodes, tmp_path_factory):
     }
 
 
-@pytest.fixture
-def sampler(monkeypatch):
-    """What reaches the sampler: the settings of each call."""
-    seen: list[SamplingSettings] = []
-
-    def record(model, scheduler, noise, image_embeds, pose_features, reference, settings, **kwargs):
-        seen.append(settings)
-        return noise * scheduler.init_noise_sigma
-
-    monkeypatch.setattr(pipeline_animate_anyone, "sample_video", record)
-    return seen
-
-
 def yaml_value(value) -> str:
     return "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, tuple) else str(value)
 
@@ -185,11 +172,19 @@ def test_the_node_markers_mean_the_default(world, sampler, tmp_path):
 def test_the_app_page_maps_its_markers_and_nothing_else():
     from animate_anyone.app.ui import _settings
 
-    page = _settings("model default", 0, -1, None, 0, " ", None, None)
+    page = _settings("model default", 0, -1, None, 0, " ", None, None, None)
     assert page == dict.fromkeys(page)  # every marker and empty widget: the default
-    kept = _settings("fast", 3, -0.5, 2, 5, "48x64", 0, 4)  # a bad value goes on, to be refused by the rule
+    kept = _settings("fast", 3, -0.5, 2, 5, "48x64", 0, 4, "light")  # a bad value goes on, to be refused by the rule
     assert kept == dict(
-        preset="fast", steps=3, guidance=-0.5, seed=2, frames=5, size="48x64", context_frames=0, context_overlap=4
+        preset="fast",
+        steps=3,
+        guidance=-0.5,
+        seed=2,
+        frames=5,
+        size="48x64",
+        context_frames=0,
+        context_overlap=4,
+        decoder="light",
     )
 
 
@@ -207,3 +202,71 @@ def test_resolved_once_and_passed_whole(world, sampler, tmp_path, monkeypatch, f
     monkeypatch.setattr(SamplingRequest, "resolve", counted)
     assert through(front_end, world, {"steps": 3, "context_frames": 24, "context_overlap": 4}, tmp_path) is None
     assert len(made) == 1 and len(sampler) == 1 and sampler[0] is made[0]
+
+
+# -- the decoder: not a sampling setting, a choice of the call that every front end passes on -------------------
+
+
+@pytest.fixture(scope="module")
+def taesd_world(world, tiny_model_dir, tmp_path_factory):
+    """The world's front ends on a copy of the tiny model given a light decoder (TAESD, `convert light-decoder`)."""
+    from animate_anyone.app.service import AnimateService
+    from animate_anyone.pipelines.loading import load_pipeline
+    from taesd_model import model_with_taesd
+
+    root = tmp_path_factory.mktemp("front_ends_taesd")
+    model, _ = model_with_taesd(root, tiny_model_dir)
+    pipe = load_pipeline(model, "cpu", "float32", progress=False)
+    return {**world, "model": model, "pipe": pipe, "service": AnimateService(model, device="cpu", workdir=root / "app")}
+
+
+def decode_through(front_end: str, world: dict, decoder: str, tmp_path) -> str | None:
+    """Run one front end with ``decoder``; its error message, or None when it ran."""
+    if front_end == "cli":
+        return _cli(world, {"decoder": decoder}, tmp_path)
+    try:
+        if front_end == "python":
+            world["pipe"](Image.fromarray(world["reference"]), world["poses"], decoder=decoder)
+        elif front_end == "app":
+            folder = world["folder"]
+            world["service"].animate(folder / "ref.png", folder / "pose", "pose video", False, decoder=decoder)
+        else:
+            images = torch.from_numpy(world["poses"]).float() / 255
+            reference = torch.from_numpy(world["reference"][None]).float() / 255
+            widgets = {**NODE_UNSET, "context_frames": 24, "context_overlap": 4}
+            world["node"].animate(
+                world["pipe"], reference, images, seed=0, width=0, height=0, decoder=decoder, **widgets
+            )
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+@pytest.fixture
+def decoders(monkeypatch):
+    """The decoder each decode of the final latents used."""
+    used: list[str] = []
+    decode = pipeline_animate_anyone.AnimateAnyonePipeline.decode_latents
+
+    def spy(self, latents, chunk_size=8, decoder="vae"):
+        used.append(decoder)
+        return decode(self, latents, chunk_size, decoder)
+
+    monkeypatch.setattr(pipeline_animate_anyone.AnimateAnyonePipeline, "decode_latents", spy)
+    return used
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_every_front_end_passes_the_decoder_on(world, taesd_world, sampler, decoders, tmp_path, front_end):
+    """decoder light reaches the decode on every road of a model with a light decoder; on one without, or an unknown
+    decoder, every front end refuses it in one line naming it, before anything is sampled."""
+    for decoder in ("vae", "light"):
+        decoders.clear()
+        assert decode_through(front_end, taesd_world, decoder, tmp_path) is None, (front_end, decoder)
+        assert decoders and set(decoders) == {decoder}, (front_end, decoders)
+    sampler.clear()
+    message = decode_through(front_end, world, "light", tmp_path)
+    assert message is not None and "this model has no light_decoder" in message, (front_end, message)
+    message = decode_through(front_end, taesd_world, "fast", tmp_path)
+    assert message is not None and "decoder" in message and "fast" in message, (front_end, message)
+    assert sampler == [], f"{front_end} sampled with a refused decoder"

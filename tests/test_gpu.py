@@ -101,3 +101,38 @@ def test_fast_preset_on_cuda_keeps_device_memory_flat_in_length():
     a = cpu(PIL.Image.fromarray(reference), poses[:24], "fast", **kw).frames.astype(int)
     b = pipe(PIL.Image.fromarray(reference), poses[:24], "fast", **kw).frames.astype(int)
     assert np.abs(a - b).mean() < 6  # bf16 against float32: a few levels on average
+
+
+@pytest.mark.parametrize("offload", ["none", "model"])
+def test_the_memory_estimate_holds_on_cuda_at_full_size(offload):
+    """The SD-1.5-size pipeline (uninitialised weights: memory does not depend on the values) at 512x768, 24 frames,
+    bfloat16: the peak CUDA memory of a call is within 10 % of ``estimate_call_memory``'s count, without offloading
+    and with diffusers' model CPU offload (docs/performance.md, "Inference memory before the run")."""
+    import numpy as np
+    import PIL.Image
+
+    from animate_anyone.pipelines.peak_memory import estimate_call_memory, meta_pipeline
+
+    sampling = {"steps": 2}
+    estimate = estimate_call_memory(
+        "sd15",
+        width=512,
+        height=768,
+        num_frames=24,
+        sampling=sampling,
+        dtype=torch.bfloat16,
+        optimisations={"offload": offload},
+    )
+    pipe = meta_pipeline("sd15", torch.bfloat16)
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            component.to_empty(device="cuda" if offload == "none" else "cpu")
+    if offload != "none":
+        pipe.set_offload(offload, "cuda")
+    pipe.set_progress_bar_config(disable=True)
+    torch.cuda.reset_peak_memory_stats()
+    reference = PIL.Image.new("RGB", (512, 768), "tan")
+    poses = np.zeros((24, 768, 512, 3), np.uint8)
+    pipe(reference, poses, sampling, height=768, width=512, frame_sink=lambda frame: None)
+    peak = torch.cuda.max_memory_allocated()
+    assert abs(estimate["peak_bytes"] - peak) <= 0.10 * peak, (estimate["peak_bytes"], peak, estimate["stage_bytes"])

@@ -39,6 +39,8 @@ LAYERS = [
             "animate_anyone.distributed",
             "animate_anyone.extras",
             "animate_anyone.assets",
+            "animate_anyone.hub",  # the Hugging Face Hub: Hub ids, the public sources, model cards
+            "animate_anyone.meta_count",  # counting memory on the meta device
         ],
     ),
     ("models", ["animate_anyone.models", "animate_anyone.convert", "animate_anyone.model_dir"]),

@@ -2,13 +2,11 @@
 
 ComfyUI conventions: IMAGE is a float tensor (batch, height, width, channels) in [0, 1]; a video is a batch
 of frames. Our own types: ``AA_PIPELINE`` (a loaded ``AnimateAnyonePipeline``) and ``AA_POSES`` (a
-``PoseSequence`` of keypoints). ComfyUI's modules (device, progress bar, interrupt) are imported inside the
-functions, so the nodes also run, and are tested, without ComfyUI.
+``PoseSequence`` of keypoints). ComfyUI's modules (device, progress bar with previews, interrupt) are imported
+inside the functions, so the nodes also run, and are tested, without ComfyUI.
 """
 
 from __future__ import annotations
-
-import contextlib
 
 import numpy as np
 import torch
@@ -17,6 +15,10 @@ CATEGORY = "Animate Anyone"
 # A widget always holds a value: these say "the default" (None), as the tooltips tell. Every other value goes on
 # as it is, checked by the rules every front end shares (animate_anyone.pipelines.settings).
 UNSET = {"preset": "model default", "steps": 0, "guidance": -1.0}
+DECODER_TOOLTIP = (
+    "vae: the model's VAE; light: its light decoder (from `animate-anyone train light-decoder` or TAESD by "
+    "`animate-anyone convert light-decoder`), a fraction of the decode's work, not exact"
+)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -46,8 +48,10 @@ def _device():
         return resolve_device("auto")
 
 
-class _ComfyHooks:
-    """PipelineHooks that move ComfyUI's progress bar and stop at ComfyUI's interrupt between steps."""
+class _ComfyStep:
+    """The pipeline's ``callback_on_step_end`` inside ComfyUI: stops at ComfyUI's interrupt between steps and moves
+    its progress bar, with a preview of the middle frame by ComfyUI's own previewer for SD-1.5 latents (its
+    ``--preview-method``: none, latent -> RGB, or TAESD). Outside ComfyUI it does nothing."""
 
     def __init__(self, steps: int):
         try:
@@ -56,11 +60,9 @@ class _ComfyHooks:
             self.bar = comfy.utils.ProgressBar(steps)
         except ImportError:
             self.bar = None
+        self.steps, self.previewer = steps, None
 
-    def stage(self, name):  # as PipelineHooks: the stages themselves are not shown
-        return contextlib.nullcontext()
-
-    def step_end(self, step, latents) -> None:
+    def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
         try:
             import comfy.model_management as mm
 
@@ -68,7 +70,20 @@ class _ComfyHooks:
         except ImportError:
             pass
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update_absolute(step + 1, self.steps, self.preview(pipe, tensors["latents"]))
+        return tensors
+
+    def preview(self, pipe, latents: torch.Tensor):
+        """("JPEG", image, size) of the middle frame of ``latents`` (1, 4, frames, h, w), or None (previews off)."""
+        if self.previewer is None:
+            import latent_preview
+            from comfy.latent_formats import SD15
+
+            self.previewer = latent_preview.get_previewer(pipe.device, SD15()) or False
+        if not self.previewer:
+            return None
+        frame = latents[:, :, latents.shape[2] // 2]  # (1, 4, h, w): scaled latents, as ComfyUI's own
+        return self.previewer.decode_latent_to_preview_image("JPEG", frame.float())
 
 
 class AnimateAnyoneLoadModel:
@@ -164,6 +179,7 @@ class AnimateAnyoneAnimate:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from animate_anyone.pipelines.pipeline_animate_anyone import DECODERS
         from animate_anyone.pipelines.settings import PRESETS
 
         return {
@@ -179,6 +195,7 @@ class AnimateAnyoneAnimate:
                 "context_overlap": ("INT", {"default": 4, "min": 0, "max": 31}),
                 "width": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 8, "tooltip": "0: from the reference"}),
                 "height": ("INT", {"default": 0, "min": 0, "max": 4096, "step": 8, "tooltip": "0: from the reference"}),
+                "decoder": (list(DECODERS), {"default": "vae", "tooltip": DECODER_TOOLTIP}),
             }
         }
 
@@ -195,6 +212,7 @@ class AnimateAnyoneAnimate:
         context_overlap,
         width,
         height,
+        decoder="vae",
     ):
         from PIL import Image
 
@@ -212,7 +230,8 @@ class AnimateAnyoneAnimate:
             width=width or None,
             generator=torch.Generator().manual_seed(int(seed)),
             output_type="np",
-            hooks=_ComfyHooks(settings.steps),
+            decoder=decoder,
+            callback_on_step_end=_ComfyStep(settings.steps),
         )
         return (to_image(out.frames),)
 

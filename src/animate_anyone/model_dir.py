@@ -5,11 +5,14 @@
     DIR/denoising_unet/      AnimateAnyoneUNet     (config.json = a diffusers UNetMotionModel config)
     DIR/pose_guider/         PoseGuider
     DIR/vae/, image_encoder/, feature_extractor/, scheduler/   (stock diffusers / transformers components)
+    DIR/README.md            the model card (Hub metadata: license, base models, pipeline tag; ``hub``)
 
 Reading: :class:`ModelDirectory` checks a directory (naming what is missing before anything heavy loads) and
 loads its networks or components. Writing: :func:`write_model_directory` is used by ``init-model``,
-``convert moore|assemble`` and the training export; the directory is written to a temporary sibling and
-renamed into place, so a crash never leaves a half-written model.
+``convert moore|public|assemble`` and the training export; the directory is written to a temporary sibling and
+renamed into place, so a crash never leaves a half-written model. Every directory written carries a model card,
+README.md (``hub.write_model_card``), so that one pushed to the Hugging Face Hub describes itself; a directory on the
+Hub is read through ``hub.resolve_model``, which gives its local snapshot.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_directory, write_text
+from .hub import Card, write_model_card
 from .models import NETWORKS, AnimateAnyone
 from .weights import PRETRAINED_SUFFIXES
 
@@ -50,8 +54,8 @@ LIBRARY = {  # the default (library, class) of each component in model_index.jso
 }
 WEIGHTED = ("vae", "image_encoder", "reference_net", "denoising_unet", "pose_guider", "light_decoder")
 FIX = (
-    "create one with `animate-anyone convert moore` (the public weights, with a VAE and an image encoder) or "
-    "`animate-anyone init-model`"
+    "create one with `animate-anyone convert public` (the public weights, downloaded and converted), `convert moore` "
+    "(the same files, downloaded by hand) or `init-model`, or name a Hugging Face Hub id (org/name) of one"
 )
 
 
@@ -228,6 +232,7 @@ def write_model_directory(
     random_weights: bool = False,
     student_steps: int | None = None,
     overwrite: bool = False,
+    card: Card | None = None,
 ) -> Path:
     """Write a model directory and return its path.
 
@@ -240,7 +245,9 @@ def write_model_directory(
     (``pipelines.settings``; "student" for a distilled model); None: not recorded (the pipeline's "quality");
     ``student_steps``: the steps the student was distilled for (a phased student; the ``student`` preset takes
     them). ``random_weights``: the networks were never trained (``init-model``); recorded as
-    ``"weights": "random"`` so that ``animate`` can say so.
+    ``"weights": "random"`` so that ``animate`` can say so. ``card``: what its model card, README.md, says
+    (``hub.Card``: what it is and the public repositories its parts come from; ``hub.write_model_card`` adds the Hub
+    metadata, so that a pushed directory describes itself); None: a card without sources.
     """
     components = dict(components or {})
     unknown = sorted(set(components) - set(AUXILIARY) - set(OPTIONAL))
@@ -272,4 +279,11 @@ def write_model_directory(
         if random_weights:
             index["weights"] = "random"
         write_text(tmp / "model_index.json", json.dumps(index, indent=2) + "\n")
+        write_model_card(tmp, card or Card(_summary(random_weights)))
     return Path(out)
+
+
+def _summary(random_weights: bool) -> str:
+    if random_weights:
+        return "Randomly initialised networks (`animate-anyone init-model`): until trained, the video is noise."
+    return "A model directory written by animate-anyone."

@@ -43,7 +43,8 @@ class AppResult:
 
 
 class _Cancellable(PipelineHooks):
-    """Stops the job when it reaches the device, or at the step after ``flag`` is set; counts the steps run."""
+    """Stops the job when it reaches the device (a ``PipelineHooks`` stage), or at the step after ``flag`` is set
+    (the pipeline's ``callback_on_step_end``); counts the steps run."""
 
     def __init__(self, flag: threading.Event):
         self.flag, self.steps = flag, 0
@@ -53,22 +54,24 @@ class _Cancellable(PipelineHooks):
             raise JobCancelled("cancelled before it started")
         return super().stage(name)
 
-    def step_end(self, step, latents) -> None:
+    def __call__(self, pipe, step: int, timestep, tensors: dict) -> dict:
         self.steps += 1
         if self.flag.is_set():
             raise JobCancelled("cancelled")
+        return tensors
 
 
 class AnimateService:
-    """``model``: a model directory (default: the packaged miniature model). The pipeline loads on first use
-    and stays loaded; jobs write into ``workdir`` (default: a new temporary folder, removed by ``close``), one
-    sub-folder each."""
+    """``model``: a model directory or a Hugging Face Hub id (default: the packaged miniature model). The pipeline
+    loads on first use and stays loaded; jobs write into ``workdir`` (default: a new temporary folder, removed by
+    ``close``), one sub-folder each."""
 
     def __init__(self, model=None, device: str = "auto", dtype: str = "auto", workdir=None):
         from ..assets import packaged_model
+        from ..hub import resolve_model
         from ..model_dir import ModelDirectory
 
-        self.model = Path(model) if model else packaged_model()
+        self.model = resolve_model(model) if model else packaged_model()  # a Hub id: its local snapshot
         self.directory = ModelDirectory(self.model).check()  # a wrong path fails at start-up, not at first use
         self.device, self.dtype = device, dtype
         self._own_workdir = workdir is None
@@ -155,6 +158,7 @@ class AnimateService:
                 progress=True,
                 pipe=self.pipeline(),
                 hooks=hooks,
+                callback_on_step_end=hooks,
                 device_lock=self._device_lock,
             )
             if cancelled.is_set():  # cancelled after its last step: nobody takes the result

@@ -54,10 +54,15 @@ LABELS = {
     "size": "Size",
     "context_frames": "Window length",
     "context_overlap": "Window overlap",
+    "decoder": "Decoder",
 }
+DECODER_INFO = (
+    "vae: the model's VAE; light: its light decoder (from `animate-anyone train light-decoder` or TAESD by "
+    "`animate-anyone convert light-decoder`), a fraction of the decode's work, not exact"
+)
 
 
-def _settings(preset, steps, guidance, seed, frames, size, context_frames, context_overlap) -> dict:
+def _settings(preset, steps, guidance, seed, frames, size, context_frames, context_overlap, decoder) -> dict:
     """Page values -> AnimateConfig fields (``UNSET`` and empty widgets -> None)."""
     from ..pipelines.settings import unset_markers
 
@@ -70,6 +75,7 @@ def _settings(preset, steps, guidance, seed, frames, size, context_frames, conte
         size=size.strip() if isinstance(size, str) else size,
         context_frames=context_frames,
         context_overlap=context_overlap,
+        decoder=decoder,
     )
     return unset_markers(page, UNSET)
 
@@ -78,6 +84,7 @@ def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  
     """The page as a ``gradio.Blocks`` (not launched)."""
     import gradio as gr
 
+    from ..pipelines.pipeline_animate_anyone import DECODERS
     from ..pipelines.settings import PRESETS
 
     async def job(reference, motion, kind, side_by_side, page_settings):
@@ -103,10 +110,11 @@ def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  
         size,
         context,
         overlap,
+        decoder,
         side_by_side,
         progress=gr.Progress(track_tqdm=True),  # noqa: B008  (Gradio's way: shows the pipeline's steps x windows bar)
     ):
-        page_settings = _settings(preset, steps, guidance, seed, frames, size, context, overlap)
+        page_settings = _settings(preset, steps, guidance, seed, frames, size, context, overlap, decoder)
         try:
             result = await job(reference, motion, kind, side_by_side, page_settings)
         except JobCancelled:
@@ -125,8 +133,10 @@ def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  
         finally:
             service.release(result)
 
-    async def run_api(reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap):
-        args = (reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, False)
+    async def run_api(
+        reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, decoder="vae"
+    ):
+        args = (reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, decoder, False)
         async for outputs in run(*args):
             yield outputs[0]
 
@@ -163,6 +173,9 @@ def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  
                     size = gr.Textbox("", label=f"{LABELS['size']} WIDTHxHEIGHT (empty: the reference's aspect ratio)")
                     context = gr.Number(24, precision=0, label=f"{LABELS['context_frames']} (frames)")
                     overlap = gr.Number(4, precision=0, label=f"{LABELS['context_overlap']} (frames)")
+                    decoder = gr.Dropdown(
+                        list(DECODERS), value="vae", label=LABELS["decoder"], info=DECODER_INFO, elem_id="decoder"
+                    )
                     side_by_side = gr.Checkbox(True, label="Also write reference | pose | result")
                 with gr.Row():
                     show = gr.Button("Preview skeleton", elem_id="preview-button")
@@ -176,7 +189,7 @@ def build_app(service: AnimateService, settings: AppSettings = AppSettings()):  
                 panel = gr.Video(label="Reference | pose | result", interactive=False, elem_id="side-by-side")
                 keypoints = gr.File(label="Driving keypoints", interactive=False, elem_id="keypoints")
                 status = gr.Markdown(elem_id="status")
-        inputs = [reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap]
+        inputs = [reference, motion, kind, preset, steps, guidance, seed, frames, size, context, overlap, decoder]
         show.click(preview, [reference, motion, kind], skeleton, api_visibility="private")
         limit = settings.concurrency
         animation = go.click(

@@ -10,9 +10,12 @@ def register(subparsers) -> None:
         "app",
         help="serve the Gradio page: reference image + motion -> video, in the browser",
         description="Serves a local page (and a /animate endpoint for gradio_client). The default model is the "
-        "packaged miniature model, so it runs offline on a CPU; --model takes any model directory.",
+        "packaged miniature model, so it runs offline on a CPU; --model takes any model directory or Hub id.",
     )
-    p.add_argument("--model", help="model directory (default: the packaged miniature model)")
+    p.add_argument(
+        "--model",
+        help="model directory, or the Hugging Face Hub id org/name of one (default: the packaged miniature model)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)

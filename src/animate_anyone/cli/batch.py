@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("jobs", help="JOBS.jsonl")
     p.add_argument("--out", "-o", required=True, help="output folder")
     p.add_argument("--config", help="YAML instance of AnimateConfig: the settings every job starts from")
-    p.add_argument("--model", help="model directory for jobs that name none")
+    p.add_argument("--model", help="model directory (or Hub id org/name; revision=REV) for jobs that name none")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--engine",

@@ -60,7 +60,9 @@ def register(subparsers) -> None:
         "--decoder",
         choices=["vae", "light"],
         default="vae",
-        help="with --work: count the decode with a light decoder of TAESD's size (quality keeps the VAE's)",
+        help="what decodes the final latents: vae (default) or light, a light decoder of TAESD's size (random "
+        "weights, as the rest); timed and counted as the stage vae_decode (--work, --compare-presets: quality, the "
+        "reference, keeps the VAE's)",
     )
     p.add_argument("--dtype", default="auto", help=DTYPE_HELP)
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -152,9 +154,8 @@ def _run(args) -> None:
         warmup=args.warmup,
         repeats=args.repeats,
         seed=args.seed,
+        decoder=args.decoder,
     )
-    if args.decoder != "vae" and not args.work:
-        raise ValueError("--decoder light is counted with --work only (the timed runs decode with the VAE)")
     if args.work:
         from ..speed.compare import count_presets_work
         from ..speed.report import format_work

@@ -1,5 +1,5 @@
-"""``animate-anyone convert``: public release files (``moore``) or this project's trained networks (``assemble``)
--> a model directory of this project."""
+"""``animate-anyone convert``: public release files (``moore``; ``public`` downloads them from the Hugging Face Hub
+first) or this project's trained networks (``assemble``) -> a model directory of this project."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ NETWORKS_ONLY_NOTE = (
 # convert_moore's and assemble's parameters (convert/release.py names them in messages) -> this command's flags:
 # here each flag is its parameter's name with dashes
 PARAMETERS = ("denoising_unet", "reference_unet", "pose_guider", "motion_module", "unet_config")
-PARAMETERS += ("unet_additional_kwargs", "sd15", "vae", "image_encoder", "networks", "out", "overwrite")
+PARAMETERS += ("unet_additional_kwargs", "sd15", "vae", "image_encoder", "networks", "out", "overwrite", "cache_dir")
 FLAGS = {name: "--" + name.replace("_", "-") for name in PARAMETERS}
 
 
@@ -23,7 +23,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("convert", help="convert public checkpoints into this project's format")
     sources = p.add_subparsers(dest="source", required=True)
     _register_moore(sources)
+    _register_public(sources)
     _register_assemble(sources)
+    _register_light_decoder(sources)
 
 
 def _register_moore(sources) -> None:
@@ -40,6 +42,26 @@ def _register_moore(sources) -> None:
     m.add_argument("--out", "-o", required=True, help="model directory to create")
     m.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     m.set_defaults(run=run_moore)
+
+
+def _register_public(sources) -> None:
+    from ..hub import PUBLIC_SOURCES
+
+    repos = ", ".join(source.repo for source in PUBLIC_SOURCES)
+    u = sources.add_parser(
+        "public",
+        help="download the public weights from the Hugging Face Hub and convert them (convert moore), in one command",
+        description=f"Fetches only the files needed from {repos} at pinned revisions into the Hugging Face cache "
+        "(a rerun downloads nothing again; an interrupted download resumes; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE "
+        "apply), then converts them into a complete model directory whose README.md names each source's commit and "
+        "license.",
+    )
+    u.add_argument("--out", "-o", required=True, help="model directory to create")
+    u.add_argument("--cache-dir", help="Hugging Face cache to download into (default: HF_HUB_CACHE, else HF_HOME/hub)")
+    u.add_argument("--unet-config", help="SD-1.5 style unet/config.json (default: SD-1.5's)")
+    u.add_argument("--unet-additional-kwargs", help="JSON of Moore's unet_additional_kwargs (default: inference_v2)")
+    u.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    u.set_defaults(run=run_public)
 
 
 def _register_assemble(sources) -> None:
@@ -76,6 +98,20 @@ def run_moore(args) -> None:
     print(f"wrote {out}")
 
 
+def run_public(args) -> None:
+    from ..convert.release import convert_public
+
+    out = convert_public(
+        args.out,
+        cache_dir=args.cache_dir,
+        unet_config=args.unet_config,
+        unet_additional_kwargs=args.unet_additional_kwargs,
+        overwrite=args.overwrite,
+        names=FLAGS,
+    )
+    print(f"wrote {out}")
+
+
 def run_assemble(args) -> None:
     from ..convert.release import assemble
 
@@ -83,3 +119,32 @@ def run_assemble(args) -> None:
     names = {**FLAGS, "vae": vae_name}
     out = assemble(args.out, args.networks, vae, args.image_encoder, overwrite=args.overwrite, names=names)
     print(f"wrote {out}")
+
+
+# convert_light_decoder's parameters (jobs/light_decoder.py names them in messages) -> this sub-command's flags
+LIGHT_DECODER_FLAGS = {"taesd": "--taesd", "model": "--model", "overwrite": "--overwrite"}
+
+
+def _register_light_decoder(sources) -> None:
+    d = sources.add_parser(
+        "light-decoder",
+        help="TAESD's public decoder (SD-1.x latents) -> a model directory's light decoder (decoder=light)",
+    )
+    d.add_argument(
+        "--taesd",
+        required=True,
+        help="TAESD for SD-1.x: the madebyollin/taesd folder (config.json + diffusion_pytorch_model.safetensors) "
+        "or taesd_decoder.pth / .safetensors",
+    )
+    d.add_argument(
+        "--model", required=True, help="model directory (an SD-1.5 VAE); its light_decoder/ is written there"
+    )
+    d.add_argument("--overwrite", action="store_true", help="replace the model's light decoder")
+    d.set_defaults(run=run_light_decoder)
+
+
+def run_light_decoder(args) -> None:
+    from ..jobs.light_decoder import convert_light_decoder
+
+    report = convert_light_decoder(args.taesd, args.model, overwrite=args.overwrite, names=LIGHT_DECODER_FLAGS)
+    print(f"wrote {report['light_decoder']} ({report['parameters'] / 1e6:.2f} M parameters, {report['layout']} layout)")

@@ -21,7 +21,9 @@ from .. import distributed
 from ..capacity import check_memory
 from ..devices import resolve_device, resolve_dtype
 from ..distributed import Launch
+from ..hub import resolve_model
 from ..model_dir import ModelDirectory
+from ..models.light_decoder import HOW_TO_GET_ONE
 from ..pipelines.settings import SamplingSettings
 from ..shapes import frames_range, parse_size
 from .animate_config import AnimateConfig, PoseOptions
@@ -79,14 +81,14 @@ def check_job(config: AnimateConfig, reference, pose, driver, names: Mapping[str
             f"{name('driver', 'driver')} (a video of a person)"
         )
     if not config.model:
-        raise ValueError(f"no model: name a model directory ({name('model', 'model')})")
+        raise ValueError(f"no model: name a model directory or a Hub id ({name('model', 'model')})")
     config.check()
     image = load_image(reference)
-    directory = ModelDirectory(config.model).check()
+    directory = ModelDirectory(resolve_model(config.model, config.revision)).check()  # a Hub id: its snapshot
     if config.decoder == "light" and not (directory.path / "light_decoder").is_dir():
         raise ValueError(
-            f"decoder=light: this model has no light_decoder; train one into {directory.path} with "
-            "`animate-anyone train light-decoder --model DIR --data DATASET`, or use decoder=vae"
+            f"decoder=light: this model has no light_decoder; {HOW_TO_GET_ONE} (its DIR: {directory.path}), or use "
+            "decoder=vae"
         )
     # The sampling settings, resolved and checked once, before the model loads; they go whole to the pipeline.
     settings = config.sampling.resolve(ModelDefaults.of_directory(directory))
@@ -95,6 +97,45 @@ def check_job(config: AnimateConfig, reference, pose, driver, names: Mapping[str
     if config.frames is not None and config.frames > available:  # before any count that grows with the frames
         raise frames_range(config.frames, driver if driver is not None else pose, available)
     return CheckedJob(directory, settings, image, width, height, config.frames or available)
+
+
+def estimate_memory(
+    config: AnimateConfig, reference=None, pose=None, driver=None, names: Mapping[str, str] | None = None
+) -> dict:
+    """``animate --estimate-memory``: the peak device memory of the call ``animate`` would make with ``config``
+    (``pipelines.peak_memory``), counted from the model's configs on the meta device; nothing loads or runs. The size
+    is ``config.size`` or the reference's default, the frame count ``config.frames`` or the motion's; the dtype is
+    ``config.dtype`` on ``config.device`` (give ``dtype`` to count a GPU run on another machine)."""
+    from ..media import load_image
+    from ..pipelines.peak_memory import estimate_call_memory
+    from ..pipelines.pipeline_animate_anyone import default_size
+    from ..pipelines.settings import ModelDefaults
+
+    name = (names or {}).get
+    if not config.model:
+        raise ValueError(f"no model: name a model directory or a Hub id ({name('model', 'model')})")
+    config.check()
+    directory = ModelDirectory(resolve_model(config.model, config.revision)).check()
+    settings = config.sampling.resolve(ModelDefaults.of_directory(directory))
+    size = parse_size(config.size)
+    if size is None and reference is None:
+        raise ValueError(f"the estimate needs the output size: give {name('size', 'size')} (or the reference image)")
+    width, height = size or default_size(load_image(reference), directory.default_short_side())
+    frames = config.frames
+    if frames is None and pose is None and driver is None:
+        raise ValueError(f"the estimate needs the frame count: give {name('frames', 'frames')} (or the motion)")
+    frames = frames or _frame_count(pose, driver)
+    dtype = resolve_dtype(config.dtype, resolve_device(config.device))
+    return estimate_call_memory(
+        directory.path,
+        width=width,
+        height=height,
+        num_frames=frames,
+        sampling=settings,
+        dtype=dtype,
+        optimisations=config.optimisations,
+        decoder=config.decoder,
+    )
 
 
 def animate(
@@ -109,6 +150,7 @@ def animate(
     progress: bool = True,
     pipe=None,
     hooks=None,
+    callback_on_step_end=None,
     overwrite: bool = False,
     device_lock=None,
     launch: Launch | None = None,
@@ -123,8 +165,9 @@ def animate(
 
     ``keypoints_out``: also save the driving keypoints (aligned; .npz or .json) when the motion came as keypoints
     or a driving video. ``pipe``: an already loaded pipeline to use instead of loading ``config.model`` (the
-    app keeps one); ``hooks``: ``PipelineHooks`` that see the call (progress, cancellation). An existing ``out``
-    or ``side_by_side`` is replaced only with ``overwrite``. ``device_lock``: held while the pipeline runs and the
+    app keeps one); ``hooks``: ``PipelineHooks`` that see the call's stages; ``callback_on_step_end``: the
+    pipeline's (diffusers') step callback (progress, cancellation). An existing ``out`` or ``side_by_side`` is
+    replaced only with ``overwrite``. ``device_lock``: held while the pipeline runs and the
     frames are written (callers that share ``pipe`` between threads; the checks and pose extraction run outside).
     ``launch``: what the launcher told this process (``distributed.Launch.from_env``, passed by the ``animate`` command
     only): under torchrun its processes join one group and share each step's windows, and the main one writes.
@@ -151,6 +194,7 @@ def animate(
     else:  # under a launcher the processes join one group and share the video's windows
         with distributed.peers(launch, config.collective_timeout, "the other processes to join the group"):
             ranks, device = distributed.join(launch, resolve_device(config.device), config.collective_timeout)
+    config.optimisations.check_device(device)
     # A device shared with other threads' jobs (device_lock) is measured when none of them holds it.
     with device_lock if device_lock is not None and device.type != "cpu" else nullcontext():
         _check_memory(directory, config, settings, width, height, frames, device, launch.local_world, names)
@@ -165,7 +209,7 @@ def animate(
     main = ranks.main  # under a launcher every rank samples; the main one alone writes
     if pipe is None:
         options = config.optimisations
-        pipe = load_pipeline(config.model, device, config.dtype, progress=progress and main, optimisations=options)
+        pipe = load_pipeline(directory.path, device, config.dtype, progress=progress and main, optimisations=options)
     # 4. Generate, streaming decoded frames to the writer(s).
     fps = config.fps or pose_fps
     generator = torch.Generator("cpu").manual_seed(config.seed)
@@ -194,6 +238,7 @@ def animate(
             generator=generator,
             frame_sink=sink,
             hooks=hooks,
+            callback_on_step_end=callback_on_step_end,
             decoder=config.decoder,
             ranks=ranks,
         )

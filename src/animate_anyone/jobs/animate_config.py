@@ -37,8 +37,9 @@ class AnimateConfig:
     cache_depth, context_frames, context_overlap and window_mode, are written at this level: ``steps: 30``), then
     the job's own fields."""
 
-    model: str = ""  # model directory (convert moore, init-model, a training export)
+    model: str = ""  # model directory (convert, init-model, a training export), or a Hugging Face Hub id org/name
     sampling: SamplingRequest = inline(SamplingRequest)
+    revision: str | None = None  # with a Hub id as model: its branch, tag or commit (None: its main branch)
     seed: int = 0
     frames: int | None = None  # None: every pose frame
     size: str | None = None  # WIDTHxHEIGHT; None: the reference's aspect ratio, shorter side = the model's resolution

@@ -48,7 +48,8 @@ from .job_file import Job, check_jobs, check_out, job_config, output_name, outpu
 
 
 class PipelineCache:
-    """One loaded pipeline per (model, device, dtype), kept for the jobs that follow; ``loads`` counts the loads."""
+    """One loaded pipeline per (model, revision, device, dtype), kept for the jobs that follow; ``loads`` counts the
+    loads."""
 
     def __init__(self, launch: Launch | None = None) -> None:
         self.pipes: dict[tuple, object] = {}
@@ -59,11 +60,11 @@ class PipelineCache:
         from ..jobs.animate import process_device
         from ..pipelines.loading import load_pipeline
 
-        key = (config.model, config.device, config.dtype)
+        key = (config.model, config.revision, config.device, config.dtype)
         if key not in self.pipes:  # one job, one process: the processes do not share videos
             device = process_device(config, self.launch)
-            options = config.optimisations
-            self.pipes[key] = load_pipeline(config.model, device, config.dtype, progress=False, optimisations=options)
+            options = dict(progress=False, optimisations=config.optimisations, revision=config.revision)
+            self.pipes[key] = load_pipeline(config.model, device, config.dtype, **options)
             self.loads += 1
         pipe = self.pipes[key]
         if pipe.optimisations != config.optimisations:  # each job's own, whichever job loaded the pipeline

@@ -179,10 +179,13 @@ def run_batch_ray(
 
 
 def _for_workers(config, settings: RaySettings):
-    """The config the workers get: its model path absolute (workers run elsewhere), and, where the jobs reserve
-    no GPU, the CPU for ``device: auto`` (Ray hides no GPU from a worker that reserved none, so every such worker
-    would pick the first GPU)."""
-    changes = {"model": str(Path(config.model).absolute())} if config.model else {}
+    """The config the workers get: its model path absolute (workers run elsewhere; a Hub id stays as it is), and,
+    where the jobs reserve no GPU, the CPU for ``device: auto`` (Ray hides no GPU from a worker that reserved none,
+    so every such worker would pick the first GPU)."""
+    from ..hub import hub_id
+
+    local = config.model and hub_id(config.model) is None
+    changes = {"model": str(Path(config.model).absolute())} if local else {}
     if settings.gpus_per_job == 0 and config.device == "auto":
         changes["device"] = "cpu"
     return dataclasses.replace(config, **changes)

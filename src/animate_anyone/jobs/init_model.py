@@ -8,6 +8,7 @@ import torch
 
 from ..atomic import refuse_existing
 from ..config import SettingError
+from ..hub import Card
 from ..model_dir import vae_scale_factor, write_model_directory
 from ..models.sizes import build_components, build_networks, get_size
 
@@ -40,7 +41,11 @@ def init_model(
     for name, component in components.items():
         if isinstance(component, torch.nn.Module) and dtype != torch.float32:
             components[name] = component.to(dtype)
-    return write_model_directory(out, model, components, random_weights=True, overwrite=overwrite)
+    card = Card(
+        f"Randomly initialised `{size}` networks (`animate-anyone init-model`), for tests, demos and as a training "
+        "base: until trained, the video is noise."
+    )
+    return write_model_directory(out, model, components, random_weights=True, overwrite=overwrite, card=card)
 
 
 def check_vae(vae, configs: dict, path) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import check_writable
+from ..hub import hub_id
 from ..jsonl import jsonl_lines
 
 JOB_KEYS = {"id", "reference", "pose", "driver", "truth", "format"}
@@ -142,7 +143,7 @@ def _paths_from(base: Path, settings: dict) -> dict:
         holder = out.get(section) if section and isinstance(out.get(section), dict) else out
         field = name if holder is not out else key
         value = holder.get(field)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and not (key == "model" and hub_id(value, base)):  # org/name: the Hub's
             path = Path(value).expanduser()  # "~/models/x": the user's, as on the command line
             holder[field] = str(path if path.is_absolute() else base / path)
     return out

@@ -1,8 +1,9 @@
 """A light decoder: latents -> frames at a fraction of the VAE decoder's cost (TAESD's design, Bohan 2023).
 
 diffusers' ``DecoderTiny`` (the TAESD decoder: 3x3 convolutions and nearest upsampling, no attention, no group
-norm) on the latents the denoiser produces (already multiplied by the VAE's ``scaling_factor``), trained by
-``animate-anyone train light-decoder`` to reproduce the model's own VAE decoder on its training frames
+norm) on the latents the denoiser produces (already multiplied by the VAE's ``scaling_factor``): the public TAESD
+decoder for SD-1.x latents converted by ``animate-anyone convert light-decoder`` (``convert/light_decoder.py``), or
+one trained by ``animate-anyone train light-decoder`` to reproduce the model's own VAE decoder on its training frames
 (``training/light_decoder.py``). A model directory may carry one as its ``light_decoder`` component; a call chooses
 it with ``decoder="light"`` (not exact: its quality cost is measured in docs/benchmark.md).
 """
@@ -15,6 +16,12 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.autoencoders.vae import DecoderTiny
 from torch import Tensor
+
+# How a model directory gets one, for the messages that find none.
+HOW_TO_GET_ONE = (
+    "convert the public TAESD decoder into it (`animate-anyone convert light-decoder --taesd DIR --model DIR`) "
+    "or train one (`animate-anyone train light-decoder --model DIR --data DATASET`)"
+)
 
 
 class LightDecoder(ModelMixin, ConfigMixin):

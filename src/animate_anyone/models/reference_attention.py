@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..meta_count import fused_kernels
+
 # ---------------------------------------------------------------------------------------------------------
 # Attention kernels
 # ---------------------------------------------------------------------------------------------------------
@@ -37,7 +39,7 @@ from torch import Tensor
 
 def has_lse_kernel(device: torch.device) -> bool:
     """Whether :func:`attention_with_lse` has a fused kernel for this device (else it falls back to math)."""
-    return device.type in ("cpu", "cuda")
+    return device.type in ("cpu", "cuda") or (device.type == "meta" and fused_kernels())
 
 
 def attention_with_lse(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[Tensor, Tensor]:
@@ -46,6 +48,8 @@ def attention_with_lse(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[T
     Shapes: q (batch, heads, Lq, dim), k/v (batch, heads, Lk, dim) -> out like q, lse (batch, heads, Lq) fp32.
     Uses PyTorch's fused kernels (which compute the LSE anyway); no gradient flows through the LSE.
     """
+    if q.device.type == "meta":  # inside meta_count.fused_attention: the fused kernels' outputs, for counting memory
+        return q.new_empty((*q.shape[:-1], v.shape[-1])), q.new_empty(q.shape[:-1], dtype=torch.float32)
     if q.device.type == "cpu":
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False, scale=scale)
         return out, lse

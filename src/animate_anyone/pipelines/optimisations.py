@@ -8,6 +8,13 @@ at most 1.3e-5 in the latents, 1 level in the decoded frames). Module-level swit
 ``channels_last``, ``compile``) change the networks in place and are undone by switching them off again;
 call-level switches (``ref_kv_cache``, ``decode_chunk_size``, ``window_batch``) are read by each call.
 
+Memory, not speed: ``offload`` is diffusers' CPU offloading ("model": ``enable_model_cpu_offload``, one network on
+the accelerator at a time along ``model_cpu_offload_seq``; "sequential": ``enable_sequential_cpu_offload``, one
+layer at a time, much slower), and ``vae_tiling`` decodes each frame in overlapping tiles (diffusers'
+``AutoencoderKL.enable_tiling``; not exact at the tiles' seams, for outputs larger than the VAE's tile, 512 px for
+SD-1.5). A ``decode_chunk_size`` of 1 is diffusers' VAE slicing. Their effect on the peak is counted by
+``pipelines.peak_memory`` (``animate --estimate-memory``).
+
 Defaults: what was measured faster, or is exact and saves memory, on the machines we could measure
 (docs/performance.md): the reference K/V cache, diffusers' SDPA processor and chunked VAE decoding are on;
 fused QKV (+2-4% per step on CPU, within run-to-run noise, for a second copy of the projection weights),
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import SettingError
+
 SWITCHES: dict[str, str] = {
     "ref_kv_cache": "reference keys/values projected once per video (off: at every UNet call)",
     "sdpa": "F.scaled_dot_product_attention for cross/temporal attention (off: diffusers' AttnProcessor)",
@@ -31,6 +40,7 @@ SWITCHES: dict[str, str] = {
     "channels_last": "channels-last memory format for the UNets, pose guider and VAE",
     "chunked_decode": "VAE decodes decode_chunk_size frames per call (off: all frames in one call)",
 }
+OFFLOADS = ("none", "model", "sequential")  # diffusers' CPU offloading (module doc)
 
 
 @dataclass(frozen=True)
@@ -44,14 +54,28 @@ class Optimisations:
     decode_chunk_size: int | None = 8
     window_batch: int = 1
     compile: bool = False
+    offload: str = "none"  # OFFLOADS
+    vae_tiling: bool = False
 
     def __post_init__(self):
+        if self.offload not in OFFLOADS:
+            raise SettingError("offload", self.offload, f"must be one of {', '.join(OFFLOADS)}")
         if self.decode_chunk_size is not None and self.decode_chunk_size < 1:
             raise ValueError(
                 f"decode_chunk_size must be >= 1 (or None: all frames at once), got {self.decode_chunk_size}"
             )
         if self.window_batch < 1:
             raise ValueError(f"window_batch must be >= 1, got {self.window_batch}")
+
+    def check_device(self, device: torch.device) -> None:
+        """``offload`` needs an accelerator to offload to (``SettingError`` on the CPU, before anything loads)."""
+        if self.offload != "none" and device.type == "cpu":
+            raise SettingError(
+                "offload",
+                self.offload,
+                "moves the networks to an accelerator as they run; on the CPU they are in host memory already: "
+                "use none",
+            )
 
     def switches(self) -> dict[str, bool]:
         """The on/off view used by the benchmark (``chunked_decode`` = a chunk size is set)."""
@@ -182,6 +206,16 @@ def compiled(module: torch.nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def vae_tiling(vae) -> Iterator[None]:
+    """diffusers' tiled VAE decoding, undone on exit."""
+    vae.enable_tiling()
+    try:
+        yield
+    finally:
+        vae.disable_tiling()
+
+
+@contextlib.contextmanager
 def applied(model, vae, options: Optimisations) -> Iterator[Optimisations]:
     """The module-level switches of ``options`` on an ``AnimateAnyone`` model (and its VAE), for a ``with`` block."""
     unets = [model.reference_net, model.denoising_unet]
@@ -194,4 +228,6 @@ def applied(model, vae, options: Optimisations) -> Iterator[Optimisations]:
             stack.enter_context(channels_last(*unets, model.pose_guider, *([vae] if vae is not None else [])))
         if options.compile:
             stack.enter_context(compiled(model.denoising_unet))
+        if options.vae_tiling and vae is not None:
+            stack.enter_context(vae_tiling(vae))
         yield options

@@ -3,6 +3,7 @@
     pipe = AnimateAnyonePipeline.from_pretrained("models/animate-anyone", dtype=torch.float16).to("cuda")
     video = pipe(Image.open("ref.png"), pose_frames).frames              # the model's own preset (quality)
     video = pipe(Image.open("ref.png"), pose_frames, {"preset": "fast", "steps": 10}).frames   # pipelines.settings
+    video = pipe(Image.open("ref.png"), pose_frames, num_inference_steps=20, guidance_scale=3.5).frames  # diffusers'
 
 The pipeline only orchestrates; the networks' forward lives in ``models.AnimateAnyone``, the windowed
 denoising loop in ``pipelines.sampling`` and the inference optimisations in ``pipelines.optimisations``
@@ -12,11 +13,16 @@ preset and the fields a caller changes (``SamplingRequest``) and passed whole to
 diffusers scheduler can also replace the model's own (``pipe.scheduler = ...from_config(pipe.scheduler.config)``,
 used by the presets whose ``scheduler`` is "model"). ``hooks`` (a
 ``PipelineHooks``) see the stages of a call: the benchmark times the real ``__call__`` through them.
+
+diffusers' call conventions hold too: ``num_inference_steps`` and ``guidance_scale`` (folded into the one sampling
+request: ``settings.with_diffusers_names``), ``output_type`` ("np", "pil", "pt", "latent"), ``return_dict``,
+``callback_on_step_end`` with ``callback_on_step_end_tensor_inputs`` and ``pipe.interrupt``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -30,23 +36,34 @@ from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from torch import Tensor
 
+from ..config import SettingError
 from ..distributed import Ranks
 from ..model_dir import COMPONENTS, ModelDirectory, default_short_side, vae_scale_factor
 from ..models import AnimateAnyone
+from ..models.light_decoder import HOW_TO_GET_ONE
 from ..shapes import check_size
 from .optimisations import Optimisations, applied, as_optimisations
 from .sampling import sample_video, step_schedules
-from .settings import ModelDefaults, SamplingRequest, SamplingSettings, SettingsWarning, make_scheduler
+from .settings import (
+    DIFFUSERS_NAMES,
+    ModelDefaults,
+    SamplingRequest,
+    SamplingSettings,
+    SettingsWarning,
+    make_scheduler,
+    with_diffusers_names,
+)
 
-OUTPUT_TYPES = ("np", "pil", "latent")
+OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 STAGES = ("reference", "pose_guider", "denoising", "vae_decode")
 DECODERS = ("vae", "light")  # what turns the final latents into frames: the VAE's decoder, or the light decoder
 
 
 @dataclass
 class AnimateAnyonePipelineOutput(BaseOutput):
-    """``frames``: (frames, H, W, 3) uint8 for ``"np"``, a list of PIL images for ``"pil"``, the final latents
-    (1, 4, frames, H/8, W/8) for ``"latent"``; None when the frames were handed to ``frame_sink`` instead."""
+    """``frames``: (frames, H, W, 3) uint8 for ``"np"``, a list of PIL images for ``"pil"``, a float32 tensor
+    (frames, 3, H, W) in [0, 1] for ``"pt"``, the final latents (1, 4, frames, H/8, W/8) for ``"latent"``; None
+    when the frames were handed to ``frame_sink`` instead."""
 
     frames: np.ndarray | list[PIL.Image.Image] | Tensor | None
     stats: dict | None = None  # "full_rows", "shallow_rows" (UNet rows x windows run), "sampling" (SamplingSettings)
@@ -76,8 +93,9 @@ class PipelineHooks:
 
 
 class AnimateAnyonePipeline(DiffusionPipeline):
-    model_cpu_offload_seq = "image_encoder->reference_net->pose_guider->denoising_unet->vae"
+    model_cpu_offload_seq = "image_encoder->reference_net->pose_guider->denoising_unet->light_decoder->vae"
     _optional_components = ["light_decoder"]
+    _callback_tensor_inputs = ["latents"]  # what callback_on_step_end may read and replace
 
     def __init__(
         self,
@@ -116,14 +134,37 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         self.vae_scale_factor = vae_scale_factor(vae.config)
         self.optimisations = Optimisations()
         self._applied = contextlib.ExitStack()  # the module-level optimisations in force; close() undoes them
+        self._interrupt, self._num_timesteps = False, 0
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        """Load every component from a local model directory (nothing is downloaded)."""
+        """Load every component from a model directory: a local folder, or the id of one on the Hugging Face Hub
+        (``"org/name"``: its snapshot, fetched once into the Hugging Face cache by ``hub.resolve_model``, with
+        ``revision``, ``cache_dir``, ``token`` and ``local_files_only`` as in diffusers; ``HF_HUB_OFFLINE=1`` reads
+        the cache only). An existing local path always wins."""
+        from ..hub import resolve_model
+
+        path = resolve_model(
+            pretrained_model_name_or_path,
+            kwargs.pop("revision", None),
+            cache_dir=kwargs.pop("cache_dir", None),
+            token=kwargs.pop("token", None),
+            local_files_only=kwargs.pop("local_files_only", False),
+        )
         if not kwargs.keys() & set(COMPONENTS):  # components passed in by the caller need not be on disk
-            ModelDirectory(pretrained_model_name_or_path).check()
-        kwargs.setdefault("local_files_only", True)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            ModelDirectory(path).check()
+        return super().from_pretrained(path, local_files_only=True, **kwargs)
+
+    @property
+    def interrupt(self) -> bool:
+        """diffusers' stop: a ``callback_on_step_end`` sets ``pipe._interrupt = True`` and the call decodes the
+        latents of the steps run so far. Reset at the start of every call."""
+        return self._interrupt
+
+    @property
+    def num_timesteps(self) -> int:
+        """The denoising steps of the latest call (its resolved ``steps``)."""
+        return self._num_timesteps
 
     @property
     def model(self) -> AnimateAnyone:
@@ -135,21 +176,43 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         ones undone first. Returns the options in force."""
         new = as_optimisations(options, self.optimisations if options is None else None)
         new = as_optimisations(changes, new) if changes else new
+        if new.offload != self.optimisations.offload:
+            self.set_offload(new.offload)
         self._applied.close()
         self._applied.enter_context(applied(self.model, self.vae, new))
         self.optimisations = new
         return new
 
+    def set_offload(self, offload: str, device: torch.device | str | None = None) -> None:
+        """diffusers' CPU offloading (``Optimisations.offload``: "model", "sequential", or "none" to end it) onto
+        ``device``, the accelerator the networks run on (default: where the pipeline runs now). The weights wait in
+        host memory; ``load_pipeline`` calls this before anything is moved to the device."""
+        device = torch.device(device) if device is not None else self._execution_device
+        self.remove_all_hooks()
+        if offload == "model":
+            self.enable_model_cpu_offload(device=device)
+        elif offload == "sequential":
+            self.enable_sequential_cpu_offload(device=device)
+        else:
+            self.to(device)
+        self.optimisations = dataclasses.replace(self.optimisations, offload=offload)
+
     # -- the pieces __call__ is made of ---------------------------------------------------------------------
-    def check_inputs(self, height, width, num_frames, available_frames, output_type, decoder="vae"):
+    def check_inputs(
+        self, height, width, num_frames, available_frames, output_type, decoder="vae", tensor_inputs=("latents",)
+    ):
         """The call's own values (the sampling settings are checked where they are resolved)."""
+        unknown = [name for name in tensor_inputs if name not in self._callback_tensor_inputs]
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs {unknown}: a callback may read {self._callback_tensor_inputs}"
+            )
         check_size(width, height, "output size", self.vae_scale_factor)
         if decoder not in DECODERS:
             raise ValueError(f"decoder={decoder!r}: choose one of {', '.join(DECODERS)}")
         if decoder == "light" and self.light_decoder is None:
             raise ValueError(
-                "decoder='light': this model has no light_decoder; train one into its directory with "
-                "`animate-anyone train light-decoder --model DIR --data DATASET`, or use decoder='vae'"
+                f"decoder='light': this model has no light_decoder; {HOW_TO_GET_ONE}, or use decoder='vae'"
             )
         if not 1 <= num_frames <= available_frames:
             raise ValueError(f"num_frames={num_frames}: the pose sequence has {available_frames} frames; use 1 to that")
@@ -171,12 +234,16 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         frames = latents.shape[2]
         for start in range(0, frames, chunk_size):
             chunk = latents[0, :, start : start + chunk_size].transpose(0, 1)  # (f, 4, h, w)
-            if decoder == "light":
-                images = self.light_decoder(chunk.to(self.light_decoder.dtype))  # (f, 3, H, W) in [-1, 1]
-            else:
-                images = self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
-            images = ((images.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
-            yield from images.permute(0, 2, 3, 1).cpu().numpy()  # (H, W, 3) each
+            yield from self.decode_chunk(chunk, decoder).cpu().numpy()  # (H, W, 3) each
+
+    def decode_chunk(self, chunk: Tensor, decoder: str = "vae") -> Tensor:
+        """Latents (f, 4, h, w) -> frames (f, H, W, 3) uint8 where the latents are (the device)."""
+        if decoder == "light":
+            images = self.light_decoder(chunk.to(self.light_decoder.dtype))  # (f, 3, H, W) in [-1, 1]
+        else:
+            images = self.vae.decode(chunk.to(self.vae.dtype) / self.vae.config.scaling_factor).sample
+        images = ((images.float() / 2 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+        return images.permute(0, 2, 3, 1)  # (f, H, W, 3)
 
     def decode_across_ranks(
         self, latents: Tensor, chunk_size: int = 8, decoder: str = "vae", ranks: Ranks = Ranks()
@@ -226,11 +293,24 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         """This model's default preset and limits, what a ``SamplingRequest`` is resolved against."""
         return ModelDefaults.read(self.config, self.denoising_unet.config)
 
-    def sampling_settings(self, sampling: SamplingSettings | SamplingRequest | str | dict | None = None):
-        """``sampling`` resolved for this model (``SamplingRequest.resolve``); ``SamplingSettings`` pass as given."""
+    def sampling_settings(
+        self,
+        sampling: SamplingSettings | SamplingRequest | str | dict | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+    ) -> SamplingSettings:
+        """``sampling`` resolved for this model (``SamplingRequest.resolve``), with diffusers' names for the steps
+        and the guidance folded in (``with_diffusers_names``; a broken rule names the keyword the caller used);
+        ``SamplingSettings`` pass as given."""
+        keywords = {"num_inference_steps": num_inference_steps, "guidance_scale": guidance_scale}
+        sampling = with_diffusers_names(sampling, **keywords)
         if isinstance(sampling, SamplingSettings):
             return sampling
-        return SamplingRequest.of(sampling).resolve(self.model_defaults)
+        try:
+            return SamplingRequest.of(sampling).resolve(self.model_defaults)
+        except SettingError as error:
+            used = {DIFFUSERS_NAMES[name]: name for name, value in keywords.items() if value is not None}
+            raise error.named(used) from None
 
     @torch.no_grad()
     def __call__(
@@ -242,24 +322,30 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         generator: torch.Generator | None = None,
         eta: float = 0.0,
         output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: Callable[..., dict] | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         frame_sink: Callable[[np.ndarray], None] | None = None,
         hooks: PipelineHooks | None = None,
         latents: Tensor | None = None,
         decoder: str = "vae",
         ranks: Ranks | None = None,
-    ) -> AnimateAnyonePipelineOutput:
+    ) -> AnimateAnyonePipelineOutput | tuple:
         """Animate ``reference_image`` (any PIL mode) with ``pose_frames`` (rendered skeletons: PIL images,
         uint8 array (frames, H, W, 3), or float tensor (frames, 3, H, W) in [0, 1]).
 
         ``sampling``: the steps, guidance, solver, guidance interval, feature caching and temporal windows
         (``pipelines.settings``): a preset name, a ``SamplingRequest`` (or a dict of its fields) resolved against
         this model's default preset (``model_defaults``: "quality" unless it is a distilled student), or
-        ``SamplingSettings`` already resolved (``sampling_settings``), used as they are. Settings that do not suit
-        the model (guidance on a distilled student, the student preset on a model that was not distilled) raise a
-        ``SettingsWarning`` of one line when resolved.
+        ``SamplingSettings`` already resolved (``sampling_settings``), used as they are. diffusers' names
+        ``num_inference_steps`` and ``guidance_scale`` set the request's ``steps`` and ``guidance`` (a value given
+        both ways is an error naming both). Settings that do not suit the model (guidance on a distilled student,
+        the student preset on a model that was not distilled) raise a ``SettingsWarning`` of one line when resolved.
 
         Size defaults to the reference's aspect ratio with the shorter side the model's own resolution
         (``model_dir.default_short_side``: 512 for SD-1.5 models); ``num_frames`` defaults to all pose frames. The
@@ -269,6 +355,14 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         uint8 frames are handed over one by one as they are decoded and not kept, so memory does not grow with the
         video's length. The optimisations in force (``set_optimisations``) set the decode chunk size, window batching
         and the reference K/V cache; ``hooks`` see the stages (``PipelineHooks``).
+
+        ``output_type``: "np" (uint8 frames), "pil", "pt" (float tensor in [0, 1]) or "latent"
+        (``AnimateAnyonePipelineOutput``); ``return_dict=False`` returns the tuple ``(frames,)`` instead.
+        ``callback_on_step_end(pipe, step, timestep, tensors)``, as in diffusers: called after every scheduler step
+        with ``tensors`` holding the names of ``callback_on_step_end_tensor_inputs`` ("latents": the whole video's,
+        (1, 4, frames, h, w)); a "latents" it returns replaces them, and setting ``pipe._interrupt = True`` stops
+        the loop there and decodes the latents so far (``interrupt``). A diffusers ``PipelineCallback`` brings its
+        own tensor inputs. Handed several ``ranks``, every process runs it.
 
         ``latents``: the initial noise (unit variance, ``initial_noise``'s shape) instead of drawing it from
         ``generator``; e.g. a slice of a longer video's noise, to animate its frames as a fresh short clip.
@@ -283,7 +377,8 @@ class AnimateAnyonePipeline(DiffusionPipeline):
         device, dtype = self._execution_device, self.denoising_unet.dtype
         opts, hooks = self.optimisations, hooks or PipelineHooks()
         # 1. Inputs.
-        settings = self.sampling_settings(sampling)
+        settings = self.sampling_settings(sampling, num_inference_steps, guidance_scale)
+        tensor_inputs = getattr(callback_on_step_end, "tensor_inputs", callback_on_step_end_tensor_inputs)
         if opts.compile and any(not step.refresh for step in settings.plan):
             warnings.warn(
                 f"feature caching (cache_interval {settings.cache_interval}) runs the denoising UNet uncompiled: "
@@ -298,7 +393,8 @@ class AnimateAnyonePipeline(DiffusionPipeline):
             width, height = width or w, height or h
         pose = _pose_tensor(pose_frames)  # (F, 3, Hp, Wp) uint8
         num_frames = pose.shape[0] if num_frames is None else num_frames
-        self.check_inputs(height, width, num_frames, pose.shape[0], output_type, decoder)
+        self.check_inputs(height, width, num_frames, pose.shape[0], output_type, decoder, tensor_inputs)
+        self._interrupt, self._num_timesteps = False, settings.steps
         pose = _resize(pose[:num_frames], height, width)  # (F, 3, H, W) uint8, where it came (the host)
         # 2. Reference: CLIP embedding and one ReferenceNet pass (its bank serves every step and window).
         model = self.model
@@ -322,7 +418,16 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                     f"latents must have shape {tuple(noise.shape)} for this call, got {tuple(latents.shape)}"
                 )
             noise = latents.to(device=device, dtype=dtype)
+
         # 5. Denoising loop over windows, with a progress bar of steps x windows.
+        def step_end(step: int, timestep: Tensor, latents: Tensor) -> Tensor | None:
+            hooks.step_end(step, latents)
+            if callback_on_step_end is None:
+                return None
+            tensors = {name: {"latents": latents}[name] for name in tensor_inputs}
+            returned = callback_on_step_end(self, step, timestep, tensors) or {}
+            return returned.get("latents")
+
         ranks = ranks or Ranks()  # handed several processes, this one runs (and counts) its own windows
         schedules = step_schedules(settings.plan, settings, num_frames)
         total = sum(len(ranks.mine(len(schedule))) for schedule in schedules)
@@ -340,13 +445,14 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 eta=eta,
                 callback=lambda step, window: bar.update(),
                 window_batch=opts.window_batch,
-                on_step_end=hooks.step_end,
+                on_step_end=step_end,
+                interrupted=lambda: self.interrupt,
                 stats=stats,
                 ranks=ranks,
             )
         stats["sampling"] = settings
         if output_type == "latent":
-            return AnimateAnyonePipelineOutput(frames=latents, stats=stats)
+            return self._output(latents, stats, return_dict)
         # 6. Decode in chunks; stream to the sink or collect.
         # Shared by several processes, the chunks are decoded across them and only the main one gets frames.
         decoded = self.decode_across_ranks(latents, opts.decode_chunk_size or num_frames, decoder, ranks)
@@ -360,8 +466,13 @@ class AnimateAnyonePipeline(DiffusionPipeline):
                 frames = np.stack(collected) if collected else None
         if output_type == "pil" and frames is not None:
             frames = [PIL.Image.fromarray(f) for f in frames]
-        self.maybe_free_model_hooks()
-        return AnimateAnyonePipelineOutput(frames=frames, stats=stats)
+        if output_type == "pt" and frames is not None:
+            frames = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255  # (F, 3, H, W) in [0, 1]
+        return self._output(frames, stats, return_dict)
+
+    def _output(self, frames, stats: dict, return_dict: bool) -> AnimateAnyonePipelineOutput | tuple:
+        self.maybe_free_model_hooks()  # offloaded models (enable_model_cpu_offload) go back to the host
+        return AnimateAnyonePipelineOutput(frames=frames, stats=stats) if return_dict else (frames,)
 
 
 def _rgb(image: PIL.Image.Image) -> PIL.Image.Image:

@@ -30,7 +30,8 @@ def sample_video(
     eta: float = 0.0,
     callback: Callable[[int, int], None] | None = None,
     window_batch: int = 1,
-    on_step_end: Callable[[int, Tensor], None] | None = None,
+    on_step_end: Callable[[int, Tensor, Tensor], Tensor | None] | None = None,
+    interrupted: Callable[[], bool] | None = None,
     stats: dict[str, int] | None = None,
     ranks: Ranks = Ranks(),
 ) -> Tensor:
@@ -41,8 +42,9 @@ def sample_video(
 
     At every step each window is predicted (guided rows [uncond, cond]), predictions are averaged per frame
     with the windows' blend weights, then one scheduler step is taken on the whole video. ``callback(step,
-    window)`` is called after every window (for progress bars), ``on_step_end(step, latents)`` after every
-    scheduler step.
+    window)`` is called after every window (for progress bars), ``on_step_end(step, timestep, latents)`` after every
+    scheduler step; the latents it returns (None: the same) are the ones the next step takes. ``interrupted()`` is
+    asked before every step: True ends the loop there, and the latents so far are returned.
 
     ``pose_features`` is either the whole video's (b, C0, frames, h, w) or a function from a window's frame
     indices to that window's features; the pipeline passes a function so that long videos never hold pose
@@ -82,6 +84,8 @@ def sample_video(
     total = torch.empty_like(latents, dtype=torch.float32)  # (b, 4, F, h, w): the weighted sum of the predictions
     weight = torch.empty(num_frames, device=latents.device, dtype=torch.float32)  # (F,): their weights
     for step_index, (t, step, schedule) in enumerate(zip(scheduler.timesteps, plan, schedules)):
+        if interrupted is not None and interrupted():
+            break
         # 1. Windows of this step (on its refresh step's grid) and their blend weights; the sums start at zero.
         total.zero_(), weight.zero_()
         model_input = scheduler.scale_model_input(latents, t)
@@ -116,7 +120,8 @@ def sample_video(
         # 3. One scheduler step on the whole video.
         latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
         if on_step_end is not None:
-            on_step_end(step_index, latents)
+            changed = on_step_end(step_index, t, latents)
+            latents = latents if changed is None else changed
     if stats is not None:
         stats.update(counts)
     return latents

@@ -310,6 +310,39 @@ class SamplingRequest:
         return settings
 
 
+# diffusers' call keywords for the settings every diffusers pipeline names -> the field they set
+DIFFUSERS_NAMES = {"num_inference_steps": "steps", "guidance_scale": "guidance"}
+
+
+def with_diffusers_names(
+    sampling: SamplingSettings | SamplingRequest | str | Mapping[str, Any] | None, **keywords: Any
+) -> SamplingSettings | SamplingRequest | str | Mapping[str, Any] | None:
+    """``sampling`` with diffusers' keywords (``DIFFUSERS_NAMES``; None: not given) folded in as the request's fields:
+    the one request a ``__call__`` resolves, whichever names a caller used. A value given both ways (or with
+    ``SamplingSettings``, already resolved) is an error naming both."""
+    given = {name: value for name, value in keywords.items() if value is not None}
+    if not given:
+        return sampling
+    unknown = sorted(set(given) - set(DIFFUSERS_NAMES))
+    if unknown:
+        raise TypeError(f"unknown diffusers keyword(s) {unknown}; known: {sorted(DIFFUSERS_NAMES)}")
+    if isinstance(sampling, SamplingSettings):
+        name, value = next(iter(given.items()))
+        raise ValueError(
+            f"{name}={value} and sampling (SamplingSettings, already resolved: {DIFFUSERS_NAMES[name]}="
+            f"{getattr(sampling, DIFFUSERS_NAMES[name])}) both set the {DIFFUSERS_NAMES[name]}: give a preset or a "
+            f"SamplingRequest with {name}, or the settings alone"
+        )
+    request = SamplingRequest.of(sampling)
+    for name, value in given.items():
+        twice = getattr(request, DIFFUSERS_NAMES[name])
+        if twice is not None:
+            raise ValueError(
+                f"{name}={value} and sampling {DIFFUSERS_NAMES[name]}={twice} set the same value: give one of them"
+            )
+    return dataclasses.replace(request, **{DIFFUSERS_NAMES[name]: value for name, value in given.items()})
+
+
 def unset_markers(values: Mapping[str, Any], unset: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` of a UI whose widgets always hold something, with its markers for "the default" (``unset``:
     field -> the widget value that means it, e.g. steps 0) and empty widgets made None: the one mapping such a

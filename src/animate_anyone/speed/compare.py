@@ -109,7 +109,8 @@ def run_preset_comparison(
     preset's, and its UNet rows. With random weights the ``student`` row prices a distilled model's sampling (4
     unguided steps cost the same whatever the weights); its quality is measured in docs/benchmark.md.
     A preset, ``steps`` or ``guidance`` in the request (``kwargs["sampling"]``) would override every preset alike,
-    so they are refused; its windows apply to all."""
+    so they are refused; its windows apply to all, and its ``decoder`` to every preset but quality, the reference,
+    which keeps the VAE's decode (as ``count_presets_work``)."""
     from ..pipelines.settings import PRESETS, SamplingRequest, SettingError
 
     if threads:
@@ -125,7 +126,8 @@ def run_preset_comparison(
     unknown = sorted(set(names) - set(PRESETS))
     if unknown:
         raise ValueError(f"unknown preset(s) {unknown}; known: {', '.join(PRESETS)}")
-    cfg = BenchConfig(size=size, sampling=dataclasses.replace(request, preset="quality"), **kwargs).resolved()
+    quality = {**kwargs, "decoder": "vae"}
+    cfg = BenchConfig(size=size, sampling=dataclasses.replace(request, preset="quality"), **quality).resolved()
     bench = Bench(size, cfg.device, cfg.dtype, cfg.seed)
     plan = [BenchConfig(size, dataclasses.replace(request, preset=name), **kwargs).resolved() for name in names]
     results = bench.run_interleaved([cfg, *plan], log=log)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..pipelines.optimisations import Optimisations
+from ..pipelines.pipeline_animate_anyone import DECODERS
 from ..pipelines.settings import STEP_FIELDS, WINDOW_FIELDS, SamplingRequest
 
 
@@ -18,13 +19,16 @@ from ..pipelines.settings import STEP_FIELDS, WINDOW_FIELDS, SamplingRequest
 class BenchConfig:
     """The model's architecture (``size``: a name of ``models.sizes.SIZES``), the sampling request (None fields:
     the preset's, or the default window), then the workload: ``width``, ``height``, ``frames`` (None: the
-    architecture's benchmark workload, ``ModelSize.bench``; so are the steps when no preset is named)."""
+    architecture's benchmark workload, ``ModelSize.bench``; so are the steps when no preset is named) and the
+    ``decoder`` of the final latents ("vae", or "light": a light decoder of TAESD's size, ``models.LightDecoder``;
+    the stage keeps the name ``vae_decode``)."""
 
     size: str = "tiny"
     sampling: SamplingRequest = field(default_factory=SamplingRequest)
     width: int | None = None
     height: int | None = None
     frames: int | None = None
+    decoder: str = "vae"
     optimisations: Optimisations = field(default_factory=Optimisations)  # the pipeline's defaults: what animate runs
     dtype: str = "auto"
     device: str = "auto"
@@ -60,6 +64,8 @@ class BenchConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
         if cfg.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {cfg.warmup}")
+        if cfg.decoder not in DECODERS:
+            raise ValueError(f"decoder={cfg.decoder!r}: choose one of {', '.join(DECODERS)}")
         return cfg
 
     def record(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def format_result(result: dict[str, Any]) -> str:
         f"guidance {c['guidance'] if c['guidance'] > 1 else 'off'}, "
         f"windows {c['context_frames']}/{c['context_overlap']} "
         f"({_fmt(result['windows_per_step'])} per step, window_batch {c['window_batch']}), "
-        f"{c['dtype']} on {env['device']} "
+        f"decoder {c.get('decoder', 'vae')}, {c['dtype']} on {env['device']} "
         f"({env['device_name']}, {env['torch_threads']} threads), compile {c['compile']}",
         f"switches on: {', '.join(on) or 'none'}",
         "",

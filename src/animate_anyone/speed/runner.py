@@ -114,7 +114,8 @@ class Bench:
         self, size: str = "tiny", device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", seed: int = 0
     ):
         from ..devices import resolve_device, resolve_dtype
-        from ..models import NETWORKS
+        from ..model_dir import vae_scale_factor
+        from ..models import NETWORKS, LightDecoder
         from ..models.sizes import build_components, build_networks, get_size
         from ..pipelines.loading import load_pipeline
 
@@ -133,6 +134,9 @@ class Bench:
                 component.to(self.device).eval()
                 if component.dtype != self.dtype:
                     component.to(self.dtype)
+        # a light decoder of TAESD's size (models.LightDecoder's defaults), for the runs with decoder="light"
+        factor = vae_scale_factor(self.preset.vae)
+        components["light_decoder"] = LightDecoder(self.preset.vae["latent_channels"], 3, factor).to(self.device).eval()
         networks = {name: getattr(model, name) for name in NETWORKS}
         self.pipe = load_pipeline({**networks, **components}, self.device, self.dtype, progress=False)
         self.build_seconds = time.perf_counter() - t0
@@ -161,9 +165,11 @@ class Bench:
         """FLOPs of one video of ``cfg`` by stage, from the rows its sampling settings run, counted on the meta
         device (``count_video_work_meta``; cached per workload)."""
         settings = self.sampling(cfg)
-        key = (settings, cfg.width, cfg.height, cfg.frames, cfg.optimisations.ref_kv_cache)
+        key = (settings, cfg.width, cfg.height, cfg.frames, cfg.optimisations.ref_kv_cache, cfg.decoder)
         if key not in self._work:
-            self._work[key] = count_video_work_meta(self.size, cfg.width, cfg.height, cfg.frames, settings, key[4])
+            self._work[key] = count_video_work_meta(
+                self.size, cfg.width, cfg.height, cfg.frames, settings, key[4], decoder=cfg.decoder
+            )
         return self._work[key]
 
     def _inputs(self, cfg: BenchConfig):
@@ -204,6 +210,7 @@ class Bench:
             generator=torch.Generator().manual_seed(cfg.seed),
             frame_sink=sink,
             hooks=timer,
+            decoder=cfg.decoder,
         )
 
     # -- measuring -------------------------------------------------------------------------------------------

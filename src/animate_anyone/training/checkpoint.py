@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import replace
+from ..hub import Card, card_sources
 from ..model_dir import write_model_directory
 
 
@@ -165,7 +166,7 @@ def export_model(
     """Write a complete model directory from the trained networks, the starting directory's VAE, image encoder
     and processor (and light decoder, if it has one), and the training scheduler (``use_reference_net=False``:
     the ablation's setting; ``default_preset``: "student" for a distilled model; ``student_steps``: a phased
-    student's steps)."""
+    student's steps). Its model card lists the starting directory's sources (``hub.card_sources``)."""
     pretrained = Path(pretrained)
     parts = {name: pretrained / name for name in ("vae", "image_encoder", "feature_extractor")}
     if (pretrained / "light_decoder").is_dir():  # the same VAE, so its light decoder still fits
@@ -178,4 +179,7 @@ def export_model(
         default_preset=default_preset,
         student_steps=student_steps,
         overwrite=True,
+        card=Card(
+            "Trained with `animate-anyone train`, from a model directory of these sources.", card_sources(pretrained)
+        ),
     )

@@ -42,11 +42,8 @@ def train_light_decoder(
     ``checkpoint_every`` steps, ``small_loop.SmallLoop``). Returns a report: the final loss and the PSNR of the light
     decoder against the VAE's decode on a held batch. ``names``: the caller's names for ``model``, ``resume`` and
     ``overwrite`` in messages (a command's flags; default the parameters'); a bad value is a ``SettingError``."""
-    import json
-
-    from ..atomic import atomic_directory, check_writable, write_text
     from ..data.frames import load_frames, random_frames
-    from ..model_dir import ModelDirectory, read_json, vae_scale_factor
+    from ..model_dir import ModelDirectory, vae_scale_factor
     from ..models import LightDecoder
 
     directory = ModelDirectory(model).check()
@@ -63,11 +60,7 @@ def train_light_decoder(
     data = [str(Path(d).resolve()) for d in data_dirs]
     settings = dict(data=data, size=size, batch_size=batch_size, lr=lr, channels=channels, blocks=blocks, seed=seed)
     loop = SmallLoop(out, settings, steps, every=checkpoint_every, resume=resume, overwrite=overwrite, names=names)
-    if out.exists() and not overwrite:
-        overwrite_name = names.get("overwrite", "overwrite")
-        raise FileExistsError(f"{out} exists; pass {overwrite_name} to train a new one in its place")
-    model_name = names.get("model", "model")
-    check_writable(directory.path, f"{model_name} {directory.path}", "copy the model directory where you may write")
+    refuse_light_decoder(directory, overwrite, names, "train a new one in its place")
     vae = directory.load_component("vae").eval().requires_grad_(False)
     factor, scale = vae_scale_factor(vae.config), vae.config.scaling_factor
     if size % factor:
@@ -95,11 +88,7 @@ def train_light_decoder(
     decoder.eval()
     with torch.no_grad():
         mse = ((decoder(held[0]).clamp(-1, 1) - held[1]) / 2).pow(2).mean()  # on [0, 1]
-    with atomic_directory(out, overwrite=overwrite) as tmp:
-        decoder.save_pretrained(tmp, safe_serialization=True)
-    index = read_json(directory.path / "model_index.json")
-    index["light_decoder"] = ["animate_anyone.models", "LightDecoder"]
-    write_text(directory.path / "model_index.json", json.dumps(index, indent=2) + "\n")
+    write_light_decoder(directory, decoder, overwrite)
     loop.finish()
     return {
         "light_decoder": str(out),
@@ -108,3 +97,37 @@ def train_light_decoder(
         "psnr_vs_vae_decode": float(10 * torch.log10(1 / mse)),
         "parameters": sum(p.numel() for p in decoder.parameters()),
     }
+
+
+def refuse_light_decoder(directory, overwrite: bool, names: Mapping[str, str] | None = None, doing: str = "") -> Path:
+    """Before any work: the path of the model directory's ``light_decoder`` (a ``ModelDirectory``), which may be
+    written: ``FileExistsError`` when it exists and ``overwrite`` is false (``doing``: what ``overwrite`` would do,
+    in the message), an ``OSError`` when the directory cannot be written. ``names``: the caller's names for ``model``
+    and ``overwrite`` (a command's flags)."""
+    from ..atomic import check_writable
+
+    names = names or {}
+    out = directory.path / "light_decoder"
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass {names.get('overwrite', 'overwrite')} to {doing or 'replace it'}")
+    model_name = names.get("model", "model")
+    check_writable(directory.path, f"{model_name} {directory.path}", "copy the model directory where you may write")
+    return out
+
+
+def write_light_decoder(directory, decoder, overwrite: bool = False) -> Path:
+    """Write ``decoder`` (a ``LightDecoder``) as the ``light_decoder`` component of the model directory ``directory``
+    (a ``ModelDirectory``; atomically) and list it in model_index.json: the one writer of that component, behind
+    ``train light-decoder`` and ``convert light-decoder``. Returns the component's folder."""
+    import json
+
+    from ..atomic import atomic_directory, write_text
+    from ..model_dir import read_json
+
+    out = directory.path / "light_decoder"
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        decoder.save_pretrained(tmp, safe_serialization=True)
+    index = read_json(directory.path / "model_index.json")
+    index["light_decoder"] = ["animate_anyone.models", "LightDecoder"]
+    write_text(directory.path / "model_index.json", json.dumps(index, indent=2) + "\n")
+    return out

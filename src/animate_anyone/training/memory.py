@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..meta_count import fused_attention
 from .config import TrainConfig
 
 GIB = 2**30
@@ -61,40 +62,6 @@ def counting(saved: SavedTensors):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         yield saved
-
-
-class FusedAttention(torch.autograd.Function):
-    """Scaled dot-product attention as a fused kernel keeps it for the backward: q, k, v, the output, the
-    log-sum-exp per query (float32) and the mask, if any (a causal one is not a tensor). Meta tensors only."""
-
-    @staticmethod
-    def forward(ctx, q, k, v, mask):
-        out = q.new_empty((*q.shape[:-1], v.shape[-1]))  # (..., L_q, d_v)
-        logsumexp = q.new_empty(q.shape[:-1], dtype=torch.float32)  # (..., L_q)
-        ctx.save_for_backward(q, k, v, out, logsumexp, *([] if mask is None else [mask]))
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        q, k, v, *_ = ctx.saved_tensors
-        return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), None
-
-
-@contextlib.contextmanager
-def fused_attention():
-    """``F.scaled_dot_product_attention`` as ``FusedAttention`` for the duration (the meta device's own SDPA is the
-    math path, which would count the attention matrix: 270 GiB at SD-1.5 512x768x24)."""
-    functional = torch.nn.functional
-    original = functional.scaled_dot_product_attention
-
-    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
-        return FusedAttention.apply(q, k, v, attn_mask)
-
-    functional.scaled_dot_product_attention = sdpa
-    try:
-        yield
-    finally:
-        functional.scaled_dot_product_attention = original
 
 
 def parameter_bytes(module: torch.nn.Module) -> int:
