@@ -211,6 +211,7 @@ def test_chunked_decode_keeps_the_frames(tiny):
     assert max_diff(whole, chunked) <= TOL
 
 
+@pytest.mark.integration  # 9 s of tracing with torch.compile's tools: the fast tier stays under 5 min
 def test_guided_step_traces_as_one_graph(tiny):
     """torch.compile sees the whole guided step (both CFG rows, reference attention in every block) as one graph:
     the reference rows are a static slice, not a tensor mask whose count would have to be read."""

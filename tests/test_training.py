@@ -221,6 +221,7 @@ def test_gradient_checkpointing_recomputes_the_temporal_layers(tiny_model_dir, t
     assert worst < 1e-5, worst
 
 
+@pytest.mark.integration  # 11 s; in the fast tier test_distill's phased SIGTERM-resume test covers the same road
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_model_dir, toy):
     steps = 8
     common = [f"max_steps={steps}", "checkpoint_every=100", "optim.lr=1e-3"]
@@ -337,7 +338,9 @@ def _damage(folder: Path, how: str) -> str:
     return target.relative_to(folder).as_posix()
 
 
-@pytest.mark.parametrize("how", ["truncated", "missing", "changed"])
+@pytest.mark.parametrize(  # 6-7 s each: one in the fast tier, the other two in the integration tier
+    "how", ["truncated", *(pytest.param(how, marks=pytest.mark.integration) for how in ("missing", "changed"))]
+)
 def test_a_damaged_latest_checkpoint_is_passed_over(tmp_path, tiny_model_dir, toy, capfd, how):
     """Checkpoints at steps 2 and 4; the step-4 one damaged (half a file, a file gone, one byte changed): `--resume`
     says so in one line, continues from step 2, and ends bit-identical to an uninterrupted 6-step run."""
