@@ -68,6 +68,9 @@ def test_a_collective_that_waits_too_long_or_loses_its_peer_is_one_line():
     assert "\n" not in message and isinstance(caught.value, OSError)  # the CLI's one line, exit 2
     assert "rank 1 of 2 waited collective_timeout=90 s for the main process's validation video" in message
     assert "Timed out waiting 1800000ms" in message  # torch's own words kept
+    with pytest.raises(PeerTimeout, match="rank 1 of 2 waited collective_timeout=90 s"):  # in DDP's backward
+        with peers(launch, 90):
+            raise RuntimeError("Application timeout caused pair closure")
     with pytest.raises(PeerLost, match="rank 1 of 2: another process left the group"):
         with peers(launch, 90):
             raise RuntimeError(GLOO_LOST)

@@ -168,8 +168,10 @@ def peer_failure(exc: BaseException) -> str | None:
     if not isinstance(exc, RuntimeError):
         return None
     text = str(exc).lower()
+    # gloo's own words in a collective that DDP runs inside the backward pass name no library: "Application
+    # timeout caused pair closure" (its TCP pair, closed when the collective's timeout passed)
     distributed = isinstance(exc, torch.distributed.DistError) or any(
-        word in text for word in ("gloo", "nccl", "c10d", "processgroup")
+        word in text for word in ("gloo", "nccl", "c10d", "processgroup", "pair closure")
     )
     if not distributed:
         return None
