@@ -144,3 +144,27 @@ def test_unknown_callback_tensor_inputs_are_refused(pipe, inputs, sampler):
     with pytest.raises(ValueError, match="output_type"):
         pipe(*inputs, output_type="tensor")
     assert sampler == []
+
+
+def test_a_diffusers_pipeline_callback_brings_its_own_tensor_inputs(pipe, inputs):
+    """A ``diffusers.callbacks.PipelineCallback`` (diffusers' callback objects) runs with its own ``tensor_inputs``;
+    one that asks for a tensor this pipeline does not hand out is refused before any step."""
+    from diffusers.callbacks import PipelineCallback
+
+    class Watch(PipelineCallback):
+        tensor_inputs = ["latents"]
+
+        def callback_fn(self, pipeline, step_index, timestep, callback_kwargs):
+            self.seen.append((step_index, tuple(callback_kwargs)))
+            return callback_kwargs
+
+    watch = Watch()
+    watch.seen = []
+    pipe(*inputs, num_inference_steps=2, output_type="latent", callback_on_step_end=watch)
+    assert watch.seen == [(0, ("latents",)), (1, ("latents",))]
+
+    class Prompts(Watch):
+        tensor_inputs = ["prompt_embeds"]
+
+    with pytest.raises(ValueError, match=r"callback_on_step_end_tensor_inputs \['prompt_embeds'\]"):
+        pipe(*inputs, num_inference_steps=2, callback_on_step_end=Prompts())
