@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import PIL.Image
+import pytest
 import torch
 
 from animate_anyone.pipelines.loading import load_pipeline
@@ -62,6 +63,8 @@ def test_offloading_and_the_decode_chunk_lower_the_counted_peak(tiny_model_dir):
     assert held["denoising"] < weights["denoising"] and held["decode"] < held["denoising"]
     assert max(p["weights"] for p in sequential["stages"].values()) < min(held.values())
     assert whole["peak_bytes"] > model["peak_bytes"] > sequential["peak_bytes"]
+    with pytest.raises(ValueError, match="counts on the meta device, and this pipeline is on cpu"):
+        estimate_call_memory(load_pipeline(tiny_model_dir, "cpu", progress=False), width=64, height=64, num_frames=2)
     small_chunks = peak(decode_chunk_size=2)["stages"]["decode"]["decode chunk"]
     assert small_chunks < 0.5 * whole["stages"]["decode"]["decode chunk"]  # a quarter of the frames per VAE call
 

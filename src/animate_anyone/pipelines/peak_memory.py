@@ -132,6 +132,11 @@ def estimate_call_memory(
     bytes, by stage and part (module doc). ``model``: a model directory, a model size name, or a pipeline already on
     the meta device (``meta_pipeline``)."""
     pipe = model if not isinstance(model, (str, os.PathLike)) else meta_pipeline(model, dtype)
+    if pipe.device.type != "meta":
+        raise ValueError(
+            f"estimate_call_memory counts on the meta device, and this pipeline is on {pipe.device}: pass its model "
+            "directory, a model size name, or meta_pipeline(model)"
+        )
     opts = as_optimisations(optimisations)
     settings = pipe.sampling_settings(sampling)
     pipe.check_inputs(height, width, num_frames, num_frames, "np", decoder)
