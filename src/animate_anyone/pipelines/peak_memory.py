@@ -26,6 +26,7 @@ from the reference encode until the call ends); "sequential" holds one layer's w
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -83,7 +84,7 @@ def _directory_components(path) -> tuple[dict[str, Any], dict[str, Any]]:
                 config = transformers.CLIPVisionConfig.from_pretrained(directory.path / name)
                 components[name] = transformers.CLIPVisionModelWithProjection(config)
             else:
-                module = __import__(library, fromlist=[class_name])
+                module = importlib.import_module(library)
                 components[name] = getattr(module, class_name).from_config(directory.config(name))
     for name in ("feature_extractor", "scheduler"):
         components[name] = directory.load_component(name)

@@ -323,9 +323,6 @@ def with_diffusers_names(
     given = {name: value for name, value in keywords.items() if value is not None}
     if not given:
         return sampling
-    unknown = sorted(set(given) - set(DIFFUSERS_NAMES))
-    if unknown:
-        raise TypeError(f"unknown diffusers keyword(s) {unknown}; known: {sorted(DIFFUSERS_NAMES)}")
     if isinstance(sampling, SamplingSettings):
         name, value = next(iter(given.items()))
         raise ValueError(
