@@ -91,3 +91,13 @@ def test_the_animate_command_estimates_before_anything_loads(tiny_model_dir, tmp
     assert "give --size (or the reference image)" in capsys.readouterr().err
     assert main(argv[:6]) == 2
     assert "give --frames (or the motion)" in capsys.readouterr().err
+
+
+def test_a_hub_id_is_counted_from_its_snapshot_and_refused_offline_in_one_line(monkeypatch):
+    """``estimate_call_memory`` resolves a Hub id as every loader does (``hub.resolve_model``): uncached and offline,
+    the Hub's one line, not a missing-folder error."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ValueError, match="'nosuchorg/nosuchmodel' is not in the Hugging Face cache"):
+        estimate_call_memory("nosuchorg/nosuchmodel", width=64, height=64, num_frames=2)

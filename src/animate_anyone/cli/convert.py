@@ -35,7 +35,9 @@ def _register_moore(sources) -> None:
     m.add_argument("--pose-guider", required=True, help="pose_guider.pth")
     m.add_argument("--motion-module", help="motion_module.pth, or AnimateDiff's mm_sd_v15_v2.ckpt (same naming)")
     m.add_argument("--unet-config", help="SD-1.5 style unet/config.json (default: --sd15's, else SD-1.5)")
-    m.add_argument("--unet-additional-kwargs", help="JSON of Moore's unet_additional_kwargs (default: inference_v2)")
+    m.add_argument(
+        "--unet-additional-kwargs", help="a JSON file of Moore's unet_additional_kwargs (default: inference_v2's)"
+    )
     m.add_argument("--sd15", help=SD15_HELP)
     m.add_argument("--vae", help=VAE_HELP)
     m.add_argument("--image-encoder", help=ENCODER_HELP)
@@ -51,7 +53,8 @@ def _register_public(sources) -> None:
     u = sources.add_parser(
         "public",
         help="download the public weights from the Hugging Face Hub and convert them (convert moore), in one command",
-        description=f"Fetches only the files needed from {repos} at pinned revisions into the Hugging Face cache "
+        description=f"Fetches only the files needed from {repos} at the revisions of hub.PUBLIC_SOURCES (a commit "
+        "where one could be verified, else main) into the Hugging Face cache "
         "(a rerun downloads nothing again; an interrupted download resumes; HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE "
         "apply), then converts them into a complete model directory whose README.md names each source's commit and "
         "license.",
@@ -59,7 +62,9 @@ def _register_public(sources) -> None:
     u.add_argument("--out", "-o", required=True, help="model directory to create")
     u.add_argument("--cache-dir", help="Hugging Face cache to download into (default: HF_HUB_CACHE, else HF_HOME/hub)")
     u.add_argument("--unet-config", help="SD-1.5 style unet/config.json (default: SD-1.5's)")
-    u.add_argument("--unet-additional-kwargs", help="JSON of Moore's unet_additional_kwargs (default: inference_v2)")
+    u.add_argument(
+        "--unet-additional-kwargs", help="a JSON file of Moore's unet_additional_kwargs (default: inference_v2's)"
+    )
     u.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     u.set_defaults(run=run_public)
 

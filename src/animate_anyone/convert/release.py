@@ -143,7 +143,7 @@ def convert_public(
     names: Mapping[str, str] | None = None,
 ) -> Path:
     """The public release (``hub.PUBLIC_SOURCES``: the Moore-AnimateAnyone networks, sd-vae-ft-mse and the
-    sd-image-variations image encoder, at their pinned revisions, only the files needed) fetched into the Hugging
+    sd-image-variations image encoder, at the revisions of that table, only the files needed) fetched into the Hugging
     Face cache (``cache_dir``, default huggingface_hub's: a rerun downloads nothing again and an interrupted download
     resumes), then converted by ``convert_moore`` into a complete model directory at ``out``, whose model card names
     the commit of each source. ``unet_config`` / ``unet_additional_kwargs``: as ``convert_moore``'s (default SD-1.5's

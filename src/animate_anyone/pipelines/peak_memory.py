@@ -34,6 +34,7 @@ from typing import Any
 import PIL.Image
 import torch
 
+from ..hub import resolve_model
 from ..meta_count import LiveBytes, fused_attention
 from .memory import per_frame_bytes
 from .optimisations import Optimisations, as_optimisations
@@ -49,7 +50,10 @@ def meta_pipeline(model: str | os.PathLike[str], dtype: torch.dtype = torch.floa
     from ..models.sizes import SIZES
     from .pipeline_animate_anyone import AnimateAnyonePipeline
 
-    components, config = _size_components(SIZES[model]) if str(model) in SIZES else _directory_components(model)
+    if str(model) in SIZES:
+        components, config = _size_components(SIZES[model])
+    else:  # a model directory, or the Hub id of one (its local snapshot)
+        components, config = _directory_components(resolve_model(model))
     for component in components.values():
         if isinstance(component, torch.nn.Module):
             torch.nn.Module.to(component, dtype=dtype)  # (diffusers' own .to warns about float32 modules on every cast)

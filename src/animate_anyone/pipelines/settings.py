@@ -335,7 +335,7 @@ def with_diffusers_names(
         twice = getattr(request, DIFFUSERS_NAMES[name])
         if twice is not None:
             raise ValueError(
-                f"{name}={value} and sampling {DIFFUSERS_NAMES[name]}={twice} set the same value: give one of them"
+                f"{name}={value} and sampling {DIFFUSERS_NAMES[name]}={twice} set the same setting: give one of them"
             )
     return dataclasses.replace(request, **{DIFFUSERS_NAMES[name]: value for name, value in given.items()})
 
